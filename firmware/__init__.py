@@ -1,0 +1,1 @@
+"""Composition root: CLI, web UI, app wiring."""

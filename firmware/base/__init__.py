@@ -1,0 +1,1 @@
+"""Project-independent basics: errors, atomic writes, logging. Imports nothing of the project."""

@@ -1,0 +1,1 @@
+"""Network configuration of the bridge and netfilter (issue: live appliance). Not built yet."""

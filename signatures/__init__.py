@@ -1,0 +1,1 @@
+"""Rule model, parser and compiled bundles (issue: signature engine). Not built yet."""

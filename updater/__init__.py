@@ -1,0 +1,1 @@
+"""Firmware and definitions updates (TUF trust, A/B install). Not built yet."""

@@ -1,0 +1,1 @@
+"""Wi-Fi (hostapd) configuration for the two SSIDs. Not built yet."""
