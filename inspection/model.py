@@ -99,6 +99,7 @@ class Packet:
     l4_ok: bool = False
     checksum_ok: bool = True            # False only when validation ran and failed
     reassembled: bool = False           # built from IP fragments
+    fragment: object | None = None      # inspection.decode.defrag.Fragment while not yet reassembled
     anomalies: list[Anomaly] = field(default_factory=list)
 
 

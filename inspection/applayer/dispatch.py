@@ -1,0 +1,104 @@
+"""Application-protocol detection by content, and feeding the chosen parser.
+
+TCP flows are recognised from their first bytes in either direction (HTTP
+request or response, TLS handshake, DNS on its TCP ports), not from port
+numbers; bytes seen before a decision are kept (bounded) and replayed to the
+parser in arrival order. UDP DNS is picked by port, as Suricata does.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
+from inspection.applayer.http1 import Http1Parser, probe_http
+from inspection.applayer.tls import TlsParser, probe_tls
+from inspection.model import AppOutput, AppParser, Direction
+
+FAILED = "failed"
+
+
+class AppState:
+    """Per-flow application-layer state: detection, then one parser."""
+
+    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done")
+
+    def __init__(self) -> None:
+        self.proto: str | None = None
+        self.parser: AppParser | None = None
+        self.pending: list[tuple[Direction, bytes]] = []
+        self.pending_len = 0
+        self.dir_failed = [False, False]
+        self.done = False
+
+
+class TcpDetector:
+    """Chooses a parser for a TCP flow from its first payload bytes."""
+
+    def __init__(self, *, dns_ports: frozenset[int], limit: int, http_body_limit: int) -> None:
+        self._dns_ports = dns_ports
+        self._limit = limit
+        self._http_body_limit = http_body_limit
+
+    def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
+        if app.parser is not None:
+            return app.parser.feed(d, data, ts)
+        if app.proto is not None:  # failed
+            return []
+        app.pending.append((d, data))
+        app.pending_len += len(data)
+        buf = b"".join(b for dd, b in app.pending if dd == d)
+        found = self._probe(d, buf, ports)
+        if found is None and app.pending_len <= self._limit:
+            return []
+        if not found:
+            app.dir_failed[d] = True
+            if app.dir_failed[d.other] or app.pending_len > self._limit:
+                app.proto = FAILED
+                app.pending = []
+                app.done = True
+            return []
+        proto, factory = found
+        app.proto = proto
+        app.parser = factory()
+        out: list[AppOutput] = []
+        for dd, chunk in app.pending:
+            out.extend(app.parser.feed(dd, chunk, ts))
+        app.pending = []
+        app.pending_len = 0
+        return out
+
+    def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int]
+               ) -> tuple[str, Callable[[], AppParser]] | None | bool:
+        undecided = False
+        for proto, probe, factory in self._candidates(ports):
+            r = probe(buf, d)
+            if r:
+                return proto, factory
+            if r is None:
+                undecided = True
+        return None if undecided else False
+
+    def _candidates(self, ports: tuple[int, int]):
+        yield "tls", probe_tls, TlsParser
+        yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit)
+        if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
+            yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
+
+    @staticmethod
+    def gap(app: AppState, d: Direction, length: int, ts: float) -> list[AppOutput]:
+        if app.parser is not None:
+            return app.parser.gap(d, length, ts)
+        if app.proto is None:
+            # a hole before detection: what was kept for this direction is useless
+            app.pending = [(dd, b) for dd, b in app.pending if dd != d]
+            app.dir_failed[d] = True
+            if app.dir_failed[d.other]:
+                app.proto = FAILED
+                app.done = True
+        return []
+
+
+def udp_parser_for(ports: tuple[int, int], dns_ports: frozenset[int]) -> tuple[str, AppParser] | None:
+    if ports[0] in dns_ports or ports[1] in dns_ports:
+        return "dns", DnsUdpParser()
+    return None

@@ -1,0 +1,156 @@
+"""Engine configuration and Suricata-style ``--set KEY=VALUE`` overrides.
+
+Known keys are validated (a bad value is a `ConfigError` naming the key);
+unknown keys are returned to the caller, which warns once and carries on,
+as Suricata users expect.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from inspection.errors import ConfigError
+
+
+class ChecksumMode(enum.Enum):
+    AUTO = "auto"   # validate, but stop when most packets fail (checksum offload in the capture)
+    ALL = "all"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    checksum: ChecksumMode = ChecksumMode.AUTO
+    midstream: bool = False
+    async_oneside: bool = False
+    stream_depth: int = 1 << 20
+    stream_memcap: int = 64 << 20
+    flow_memcap: int = 256 << 20
+    tcp_timeouts: tuple[float, float, float] = (60.0, 600.0, 60.0)
+    udp_timeouts: tuple[float, float, float] = (30.0, 300.0, 0.0)
+    other_timeouts: tuple[float, float, float] = (30.0, 300.0, 0.0)
+    defrag_timeout: float = 60.0
+    defrag_memcap: int = 32 << 20
+    defrag_policy: str = "bsd"
+    http_body_limit: int = 1 << 20
+    http_log_headers: bool = False
+    dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
+    dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
+    app_detect_limit: int = 4096
+
+    @classmethod
+    def from_sets(cls, sets: list[str], base: "EngineConfig | None" = None) -> tuple["EngineConfig", list[str]]:
+        """Apply ``KEY=VALUE`` strings; return the config and the unknown keys."""
+        cfg = base or cls()
+        unknown: list[str] = []
+        for item in sets:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ConfigError(item, "expected KEY=VALUE")
+            setter = _SETTERS.get(key)
+            if setter is None:
+                unknown.append(key)
+                continue
+            cfg = setter(cfg, key, value.strip())
+        return cfg, unknown
+
+
+def parse_bool(key: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "yes", "true", "on"):
+        return True
+    if v in ("0", "no", "false", "off"):
+        return False
+    raise ConfigError(key, f"expected a boolean, got {value!r}")
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(key: str, value: str) -> int:
+    m = _SIZE.match(value)
+    if not m:
+        raise ConfigError(key, f"expected a size like 1mb, got {value!r}")
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
+def parse_seconds(key: str, value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise ConfigError(key, f"expected seconds, got {value!r}") from None
+    if v < 0:
+        raise ConfigError(key, "must not be negative")
+    return v
+
+
+def parse_ports(key: str, value: str) -> frozenset[int]:
+    ports: set[int] = set()
+    for part in value.strip("[] ").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ConfigError(key, f"expected ports, got {value!r}") from None
+        if not (0 <= a <= b <= 65535):
+            raise ConfigError(key, f"port out of range in {value!r}")
+        ports.update(range(a, b + 1))
+    if not ports:
+        raise ConfigError(key, "no ports given")
+    return frozenset(ports)
+
+
+def _field(name: str, conv: Callable[[str, str], object]) -> Callable[[EngineConfig, str, str], EngineConfig]:
+    return lambda cfg, key, value: replace(cfg, **{name: conv(key, value)})
+
+
+def _timeout(name: str, idx: int) -> Callable[[EngineConfig, str, str], EngineConfig]:
+    def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+        t = list(getattr(cfg, name))
+        t[idx] = parse_seconds(key, value)
+        return replace(cfg, **{name: tuple(t)})
+    return set_
+
+
+def _policy(key: str, value: str) -> str:
+    v = value.lower()
+    if v not in ("first", "last", "bsd", "linux", "windows", "solaris", "bsd-right"):
+        raise ConfigError(key, f"unknown defrag policy {value!r}")
+    return v
+
+
+def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+    p = parse_ports(key, value)
+    return replace(cfg, dns_udp_ports=p, dns_tcp_ports=p)
+
+
+_SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
+    "stream.midstream": _field("midstream", parse_bool),
+    "stream.async-oneside": _field("async_oneside", parse_bool),
+    "stream.reassembly.depth": _field("stream_depth", parse_size),
+    "stream.reassembly.memcap": _field("stream_memcap", parse_size),
+    "stream.memcap": _field("stream_memcap", parse_size),
+    "flow.memcap": _field("flow_memcap", parse_size),
+    "defrag.timeout": _field("defrag_timeout", parse_seconds),
+    "defrag.memcap": _field("defrag_memcap", parse_size),
+    "defrag.policy": _field("defrag_policy", _policy),
+    "app-layer.protocols.http.libhtp.default-config.response-body-limit": _field("http_body_limit", parse_size),
+    "app-layer.protocols.http.libhtp.default-config.request-body-limit": _field("http_body_limit", parse_size),
+    "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
+    "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,
+    "app-layer.protocols.dns.udp.detection-ports.dp": _field("dns_udp_ports", parse_ports),
+    "app-layer.protocols.dns.tcp.detection-ports.dp": _field("dns_tcp_ports", parse_ports),
+}
+for _i, _state in enumerate(("new", "established", "closed")):
+    _SETTERS[f"flow-timeouts.tcp.{_state}"] = _timeout("tcp_timeouts", _i)
+    _SETTERS[f"flow-timeouts.udp.{_state}"] = _timeout("udp_timeouts", _i)
+    _SETTERS[f"flow-timeouts.default.{_state}"] = _timeout("other_timeouts", _i)
+    _SETTERS[f"flow-timeouts.icmp.{_state}"] = _timeout("other_timeouts", _i)
+
+KNOWN_KEYS = frozenset(_SETTERS)

@@ -1,0 +1,269 @@
+"""The offline/inline inspection pipeline for one worker: decode, defragment,
+track flows, reassemble TCP, detect and parse application protocols.
+
+Sans-IO: frames and their timestamps come in through `process`, events go out
+through the `emit` callable; the clock is the packet timestamp.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from inspection.applayer.dispatch import AppState, TcpDetector, udp_parser_for
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.decode import decode_frame
+from inspection.decode.defrag import Defragmenter, OverlapPolicy
+from inspection.decode.transport import decode_l4
+from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
+from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
+                              BodyChunk, Direction, Packet)
+from inspection.stream.tcp import DATA, StreamConfig, StreamCounters, TcpSession, TcpState
+
+AUTO_CHECKSUM_SAMPLE = 1000     # packets looked at before `auto` decides
+AUTO_CHECKSUM_BAD_SHARE = 0.1   # more bad checksums than this: the capture was offloaded
+
+
+@dataclass(slots=True)
+class EngineEvent:
+    """Something to log. `direction` orients src/dest relative to `flow`."""
+
+    event_type: str
+    ts: float
+    pcap_cnt: int | None
+    flow: Flow | None
+    direction: Direction
+    body: object
+    packet: Packet | None = None
+
+
+@dataclass(slots=True)
+class EngineStats:
+    packets: int = 0
+    bytes: int = 0
+    decoded: int = 0
+    not_ip: int = 0
+    bad_checksum: int = 0
+    fragments: int = 0
+    reassembled: int = 0
+    app_records: dict[str, int] = field(default_factory=dict)
+    body_bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float = 0.0
+    checksum_auto_disabled: bool = False
+
+
+class Engine:
+    def __init__(self, cfg: EngineConfig, emit: Callable[[EngineEvent], None]) -> None:
+        self.cfg = cfg
+        self._emit = emit
+        self.stats = EngineStats()
+        self._validate = cfg.checksum is not ChecksumMode.NONE
+        self._checked = 0
+        self._checked_bad = 0
+        self.flows = FlowTable(self._flow_ended, memcap=cfg.flow_memcap, timeouts={
+            IPPROTO_TCP: Timeouts(*cfg.tcp_timeouts),
+            IPPROTO_UDP: Timeouts(*cfg.udp_timeouts),
+            0: Timeouts(*cfg.other_timeouts),
+        })
+        self.stream_cfg = StreamConfig(depth=cfg.stream_depth, midstream=cfg.midstream,
+                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap)
+        self.stream_counters = StreamCounters()
+        self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
+                                   policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
+                                                        else "bsd"))
+        self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
+                                     http_body_limit=cfg.http_body_limit)
+        self._next_expire = 0.0
+        self._cur: Packet | None = None
+
+    # -- input ---------------------------------------------------------------------------------
+    def process(self, linktype: int, data: bytes, ts: float, wire_len: int) -> None:
+        st = self.stats
+        st.packets += 1
+        st.bytes += wire_len
+        if st.first_ts is None:
+            st.first_ts = ts
+        if ts > st.last_ts:
+            st.last_ts = ts
+        pkt = decode_frame(linktype, data, ts, st.packets, wire_len, self._validate)
+        self._cur = pkt
+        if ts >= self._next_expire:
+            self._next_expire = ts + 1.0
+            self.flows.expire(ts)
+            for a in self.defrag.expire(ts):
+                self._anomaly(a, None, pkt)
+        if pkt.fragment is not None:
+            st.fragments += 1
+            done, anomalies = self.defrag.add(pkt.fragment)  # type: ignore[arg-type]
+            for a in anomalies:
+                self._anomaly(a, None, pkt)
+            if done is None:
+                return
+            st.reassembled += 1
+            pkt.fragment = None
+            pkt.reassembled = True
+            decode_l4(pkt, done.proto, done.data, self._validate)
+        if pkt.anomalies:
+            self._decode_anomalies(pkt)
+        if not pkt.l4_ok:
+            if not pkt.family:
+                st.not_ip += 1
+            return
+        st.decoded += 1
+        if self._validate and self.cfg.checksum is ChecksumMode.AUTO and self._checked < AUTO_CHECKSUM_SAMPLE:
+            self._auto_checksum(pkt)
+        self._flow_packet(pkt)
+
+    def _decode_anomalies(self, pkt: Packet) -> None:
+        for a in pkt.anomalies:
+            if a.event.endswith("invalid_checksum"):
+                self.stats.bad_checksum += 1
+            self._anomaly(a, None, pkt)
+
+    def _auto_checksum(self, pkt: Packet) -> None:
+        self._checked += 1
+        if not pkt.checksum_ok:
+            self._checked_bad += 1
+        if self._checked == AUTO_CHECKSUM_SAMPLE and self._checked_bad > AUTO_CHECKSUM_BAD_SHARE * self._checked:
+            self._validate = False
+            self.stats.checksum_auto_disabled = True
+
+    # -- flows ---------------------------------------------------------------------------------
+    def _flow_packet(self, pkt: Packet) -> None:
+        key = flow_key(pkt)
+        flows = self.flows
+        flow = flows.get(key)
+        if flow is None:
+            flow = flows.create(key, pkt, self._starts_reversed(pkt))
+        d = flow.direction_of(pkt)
+        flow.pkts[d] += 1
+        flow.bytes[d] += pkt.wire_len
+        flow.last = pkt.ts
+        if not pkt.checksum_ok and self._validate:
+            return
+        proto = pkt.proto
+        if proto == IPPROTO_TCP:
+            flow.tcp_flags[d] |= pkt.tcp_flags
+            self._tcp(flow, pkt, d)
+        elif proto == IPPROTO_UDP:
+            if flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
+                flow.state = FlowState.ESTABLISHED
+            if pkt.payload:
+                self._udp(flow, pkt, d)
+        elif flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
+            flow.state = FlowState.ESTABLISHED
+
+    def _starts_reversed(self, pkt: Packet) -> bool:
+        if pkt.proto == IPPROTO_TCP:
+            return pkt.tcp_flags & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK)
+        if pkt.proto == IPPROTO_UDP:
+            dns = self.cfg.dns_udp_ports
+            return pkt.sport in dns and pkt.dport not in dns
+        if pkt.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            return pkt.icmp_type in (0, 129)  # echo reply first
+        return False
+
+    def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
+        sess = flow.tcp
+        if sess is None:
+            sess = flow.tcp = TcpSession(self.stream_cfg, self.stream_counters)
+        out = sess.packet(pkt, d)
+        if sess.anomalies:
+            for a in sess.anomalies:
+                self._anomaly(a, flow, pkt)
+            sess.anomalies.clear()
+        st = sess.state
+        if st >= TcpState.CLOSED:
+            flow.state = FlowState.CLOSED
+        elif st >= TcpState.ESTABLISHED:
+            flow.state = FlowState.ESTABLISHED
+        if out:
+            self._stream_out(flow, out, pkt.ts)
+
+    def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
+        app = flow.app
+        if app is None:
+            app = flow.app = AppState()
+        if app.done:
+            return
+        det = self._detector
+        ports = (flow.cport, flow.sport)
+        for kind, dd, x in out:
+            if kind == DATA:
+                res = det.feed(app, dd, x, ts, ports)
+            else:
+                res = det.gap(app, dd, x, ts)
+            if res:
+                self._app_outputs(flow, res)
+            if app.done:
+                break
+        parser = app.parser
+        if app.done or (parser is not None and getattr(parser, "done", False)):
+            app.done = True
+            if flow.tcp is not None:
+                flow.tcp.stop(Direction.TO_SERVER)
+                flow.tcp.stop(Direction.TO_CLIENT)
+
+    def _udp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
+        app = flow.app
+        if app is None:
+            app = flow.app = AppState()
+            found = udp_parser_for((flow.cport, flow.sport), self.cfg.dns_udp_ports)
+            if found is None:
+                app.done = True
+                return
+            app.proto, app.parser = found
+        if app.parser is None or app.done:
+            return
+        res = app.parser.feed(d, pkt.payload, pkt.ts)
+        if res:
+            self._app_outputs(flow, res)
+
+    def _app_outputs(self, flow: Flow, outputs: list) -> None:
+        pkt = self._cur
+        st = self.stats
+        for r in outputs:
+            if isinstance(r, Anomaly):
+                self._anomaly(r, flow, pkt)
+            elif isinstance(r, BodyChunk):
+                st.body_bytes += len(r.data)
+            else:
+                et = r.event_type
+                st.app_records[et] = st.app_records.get(et, 0) + 1
+                self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                                       flow, r.direction, r))
+
+    def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
+        if a.direction is not None:
+            d = a.direction
+        elif flow is not None and pkt is not None and pkt.l4_ok:
+            d = flow.direction_of(pkt)
+        else:
+            d = Direction.TO_SERVER
+        ts = pkt.ts if pkt is not None else (flow.last if flow is not None else self.stats.last_ts)
+        self._emit(EngineEvent("anomaly", ts, pkt.pcap_cnt if pkt else None, flow, d, a, pkt))
+
+    def _flow_ended(self, flow: Flow, reason: EndReason) -> None:
+        cur, self._cur = self._cur, None  # events of an ending flow belong to no packet
+        try:
+            self._end_flow(flow, reason)
+        finally:
+            self._cur = cur
+
+    def _end_flow(self, flow: Flow, reason: EndReason) -> None:
+        app = flow.app
+        if flow.tcp is not None and app is not None and not app.done:
+            out = flow.tcp.flush()
+            if out:
+                self._stream_out(flow, out, flow.last)
+        if app is not None and app.parser is not None:
+            res = app.parser.close(flow.last)
+            if res:
+                self._app_outputs(flow, res)
+        self._emit(EngineEvent("flow", flow.last, None, flow, Direction.TO_SERVER, reason))
+
+    # -- end -----------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """End of input: every remaining flow ends with reason `shutdown`."""
+        self._cur = None
+        self.flows.shutdown()

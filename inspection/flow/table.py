@@ -1,0 +1,225 @@
+"""Bidirectional flow table with per-state timeouts, a memory cap and
+emergency pruning.
+
+Time is the packet timestamp handed in; the table never reads a clock.
+Expiry uses a lazy heap: each flow has one entry holding the earliest moment
+it could time out; when that moment passes the entry is re-checked against
+the flow's real last-seen time and either expires the flow or is pushed back.
+Packets therefore only touch their own flow, never the heap.
+"""
+from __future__ import annotations
+
+import enum
+import heapq
+import zlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
+
+
+class FlowState(enum.IntEnum):
+    NEW = 0
+    ESTABLISHED = 1
+    CLOSED = 2
+
+    @property
+    def eve_name(self) -> str:
+        return self.name.lower()
+
+
+class EndReason(enum.Enum):
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+    MEMCAP = "memcap"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds of inactivity after which a flow in each state ends."""
+
+    new: float
+    established: float
+    closed: float
+
+    def of(self, state: FlowState) -> float:
+        return (self.new, self.established, self.closed)[state]
+
+
+# Suricata's defaults (flow-timeouts in suricata.yaml).
+DEFAULT_TIMEOUTS = {
+    IPPROTO_TCP: Timeouts(60, 600, 60),
+    IPPROTO_UDP: Timeouts(30, 300, 0),
+    0: Timeouts(30, 300, 0),
+}
+EMERGENCY_TIMEOUTS = {
+    IPPROTO_TCP: Timeouts(10, 100, 5),
+    IPPROTO_UDP: Timeouts(10, 100, 0),
+    0: Timeouts(10, 100, 0),
+}
+
+# Estimated bytes per tracked flow for the memory cap (object, key, table slot);
+# stream and parser buffers are added on top by their owners.
+FLOW_COST = 1024
+
+
+class Flow:
+    """One bidirectional conversation. The client is the side that opened it."""
+
+    __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
+                 "pkts", "bytes", "state", "tcp", "app", "alerted", "tcp_flags", "extra_mem", "ended")
+
+    def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
+        self.flow_id = flow_id
+        self.key = key
+        self.proto = pkt.proto
+        self.family = pkt.family
+        if swap:
+            self.cli, self.srv, self.cport, self.sport = pkt.dst, pkt.src, pkt.dport, pkt.sport
+        else:
+            self.cli, self.srv, self.cport, self.sport = pkt.src, pkt.dst, pkt.sport, pkt.dport
+        self.vlan = pkt.vlan
+        self.start = pkt.ts
+        self.last = pkt.ts
+        self.pkts = [0, 0]
+        self.bytes = [0, 0]
+        self.state = FlowState.NEW
+        self.tcp = None          # inspection.stream.tcp.TcpSession, created lazily
+        self.app = None          # inspection.applayer.dispatch.AppState, created on first payload
+        self.alerted = False
+        self.tcp_flags = [0, 0]
+        self.extra_mem = 0
+        self.ended = False
+
+    def direction_of(self, pkt: Packet) -> Direction:
+        if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):
+            return Direction.TO_SERVER
+        return Direction.TO_CLIENT
+
+    def swap(self) -> None:
+        """Reverse client and server (the first packet came from the server)."""
+        self.cli, self.srv, self.cport, self.sport = self.srv, self.cli, self.sport, self.cport
+        self.pkts.reverse()
+        self.bytes.reverse()
+        self.tcp_flags.reverse()
+
+
+@dataclass(slots=True)
+class FlowCounters:
+    created: int = 0
+    timeouts: int = 0
+    memcap_prunes: int = 0
+    emergency_entered: int = 0
+    active_peak: int = 0
+
+
+def flow_key(pkt: Packet) -> tuple:
+    """Direction-independent key: protocol, ordered endpoint pair, VLAN ids."""
+    a = (pkt.src, pkt.sport)
+    b = (pkt.dst, pkt.dport)
+    if a <= b:
+        return (pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.vlan)
+    return (pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.vlan)
+
+
+class FlowTable:
+    """Flows by key; `lookup` creates, `expire` and `prune` end them.
+
+    Ended flows are handed to `on_end(flow, reason)` so that the engine can
+    flush their parsers and log them.
+    """
+
+    def __init__(self, on_end: Callable[[Flow, EndReason], None], *, memcap: int = 256 << 20,
+                 timeouts: dict[int, Timeouts] | None = None, emergency_recovery: float = 0.3) -> None:
+        self._flows: dict[tuple, Flow] = {}
+        self._heap: list[tuple[float, int, Flow]] = []
+        self._on_end = on_end
+        self._memcap = memcap
+        self._timeouts = timeouts or DEFAULT_TIMEOUTS
+        self._emergency = False
+        self._recovery = emergency_recovery
+        self._next_id = 1
+        self.counters = FlowCounters()
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def __iter__(self) -> Iterator[Flow]:
+        return iter(list(self._flows.values()))
+
+    @property
+    def memuse(self) -> int:
+        return len(self._flows) * FLOW_COST + sum(f.extra_mem for f in self._flows.values())
+
+    def timeout_of(self, flow: Flow) -> float:
+        table = EMERGENCY_TIMEOUTS if self._emergency else self._timeouts
+        t = table.get(flow.proto) or table[0]
+        return t.of(flow.state)
+
+    def get(self, key: tuple) -> Flow | None:
+        return self._flows.get(key)
+
+    def create(self, key: tuple, pkt: Packet, swap: bool) -> Flow:
+        if (len(self._flows) + 1) * FLOW_COST > self._memcap:
+            self._prune(pkt.ts)
+        flow = Flow(self._flow_id(pkt), key, pkt, swap)
+        self._flows[key] = flow
+        c = self.counters
+        c.created += 1
+        if len(self._flows) > c.active_peak:
+            c.active_peak = len(self._flows)
+        heapq.heappush(self._heap, (pkt.ts + self.timeout_of(flow), flow.flow_id, flow))
+        return flow
+
+    def _flow_id(self, pkt: Packet) -> int:
+        # A positive 51-bit id (exact in JSON doubles), unique per flow in a run
+        # and stable across runs of the same input.
+        n = self._next_id
+        self._next_id += 1
+        h = zlib.crc32(pkt.src + pkt.dst + pkt.sport.to_bytes(2, "big") + pkt.dport.to_bytes(2, "big"))
+        return ((h & 0xFFFFF) << 31 | n) & ((1 << 51) - 1)
+
+    def expire(self, now: float) -> None:
+        """End every flow idle for longer than its state's timeout."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, fid, flow = heapq.heappop(heap)
+            if flow.ended:
+                continue
+            deadline = flow.last + self.timeout_of(flow)
+            if deadline <= now:
+                self._end(flow, EndReason.TIMEOUT)
+                self.counters.timeouts += 1
+            else:
+                heapq.heappush(heap, (deadline, fid, flow))
+        if self._emergency and len(self._flows) * FLOW_COST < self._memcap * (1 - self._recovery):
+            self._emergency = False
+
+    def _prune(self, now: float) -> None:
+        """Memory cap reached: emergency timeouts, then drop the oldest idle flows."""
+        if not self._emergency:
+            self._emergency = True
+            self.counters.emergency_entered += 1
+        self.expire(now)
+        if (len(self._flows) + 1) * FLOW_COST <= self._memcap:
+            return
+        victims = sorted(self._flows.values(), key=lambda f: f.last)
+        n = max(1, len(victims) // 20)
+        for flow in victims[:n]:
+            self._end(flow, EndReason.MEMCAP)
+            self.counters.memcap_prunes += 1
+
+    def _end(self, flow: Flow, reason: EndReason) -> None:
+        flow.ended = True
+        del self._flows[flow.key]
+        self._on_end(flow, reason)
+
+    def end(self, flow: Flow, reason: EndReason) -> None:
+        if not flow.ended:
+            self._end(flow, reason)
+
+    def shutdown(self) -> None:
+        """End every remaining flow (end of input), oldest first."""
+        for flow in sorted(self._flows.values(), key=lambda f: f.start):
+            self._end(flow, EndReason.SHUTDOWN)
+        self._heap.clear()

@@ -1,0 +1,294 @@
+"""TCP session tracking and per-direction reassembly.
+
+`TcpSession.packet` takes one decoded segment and returns what became
+deliverable in order: data chunks and gaps, per direction. Policies:
+
+- first data wins: bytes already delivered are never replaced; a
+  retransmission whose overlapping bytes differ raises
+  ``stream.reassembly_overlap_different_data``;
+- out-of-order segments wait in a bounded per-session store;
+- a gap is declared when the peer acknowledges bytes that were never seen,
+  or when the flow ends with segments still waiting (the parser resyncs);
+- each direction is reassembled up to `depth` bytes, after which the
+  direction is only tracked, never buffered.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from inspection.model import TH_ACK, TH_FIN, TH_RST, TH_SYN, Anomaly, AnomalyKind, Direction, Packet
+
+MASK = 0xFFFFFFFF
+HALF = 0x80000000
+TAIL_KEEP = 16 * 1024           # delivered bytes kept to compare retransmissions against
+DATA, GAP = 0, 1                # kinds of reassembly output
+
+
+class TcpState(enum.IntEnum):
+    NONE = 0            # no handshake seen and midstream pickup off: not reassembled
+    SYN_SENT = 1
+    SYN_RECV = 2
+    ESTABLISHED = 3
+    CLOSING = 4         # one FIN seen
+    CLOSED = 5          # both FINs or a RST
+
+
+@dataclass(slots=True)
+class StreamConfig:
+    depth: int = 1 << 20
+    midstream: bool = False
+    async_oneside: bool = False
+    memcap: int = 64 << 20
+    max_ooo_segments: int = 2048
+
+
+@dataclass(slots=True)
+class StreamCounters:
+    segments: int = 0
+    ooo_segments: int = 0
+    retransmissions: int = 0
+    overlaps_different: int = 0
+    gaps: int = 0
+    depth_reached: int = 0
+    memcap_drops: int = 0
+    memuse: int = 0          # bytes held in out-of-order stores right now
+
+
+class Stream:
+    """One direction: what was delivered, what waits, where it ends."""
+
+    __slots__ = ("base", "next", "ooo", "tail", "fin", "depth_hit", "reassemble")
+
+    def __init__(self) -> None:
+        self.base: int | None = None     # absolute sequence number of relative offset 0
+        self.next = 0                    # relative offset of the next byte to deliver
+        self.ooo: dict[int, bytes] | None = None
+        self.tail = b""
+        self.fin: int | None = None      # relative offset of the FIN
+        self.depth_hit = False
+        self.reassemble = True
+
+    def rel(self, seq: int) -> int:
+        """Relative offset of `seq`, unwrapped around `next` (may be negative)."""
+        d = (seq - self.base - self.next) & MASK  # type: ignore[operator]
+        if d >= HALF:
+            d -= 1 << 32
+        return self.next + d
+
+
+class TcpSession:
+    """Both directions of one TCP connection plus the handshake state."""
+
+    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies")
+
+    def __init__(self, cfg: StreamConfig, counters: StreamCounters) -> None:
+        self.state = TcpState.NONE
+        self.streams = (Stream(), Stream())
+        self.cfg = cfg
+        self.counters = counters
+        self.out: list[tuple[int, Direction, object]] = []
+        self.anomalies: list[Anomaly] = []
+
+    # -- packets -------------------------------------------------------------------------------
+    def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
+        """Process one segment; return (kind, direction, bytes-or-gap-length) items in order."""
+        self.out = out = []
+        flags = pkt.tcp_flags
+        s = self.streams[d]
+        st = self.state
+        if flags & TH_RST:
+            if st != TcpState.NONE and s.base is not None and pkt.payload:
+                self._data(s, d, pkt.seq, pkt.payload)
+            self.state = TcpState.CLOSED
+            return out
+        if flags & TH_SYN:
+            self._syn(pkt, d, s)
+            return out
+        if st == TcpState.NONE:
+            if not self.cfg.midstream:
+                return out
+            self.state = st = TcpState.ESTABLISHED
+        if s.base is None:
+            if st == TcpState.SYN_SENT and not self.cfg.async_oneside and d == Direction.TO_SERVER:
+                return out
+            s.base = pkt.seq
+            s.next = 0
+        if st in (TcpState.SYN_SENT, TcpState.SYN_RECV) and (flags & TH_ACK or pkt.payload):
+            if st == TcpState.SYN_RECV or self.cfg.async_oneside:
+                self.state = TcpState.ESTABLISHED
+        if flags & TH_ACK:
+            self._ack(d.other, pkt.ack)
+        if pkt.payload:
+            self._data(s, d, pkt.seq, pkt.payload)
+        if flags & TH_FIN:
+            rel = s.rel(pkt.seq) + len(pkt.payload)
+            if s.fin is None:
+                s.fin = rel
+            other = self.streams[d.other]
+            self.state = TcpState.CLOSED if other.fin is not None else TcpState.CLOSING
+        return out
+
+    def _syn(self, pkt: Packet, d: Direction, s: Stream) -> None:
+        isn1 = (pkt.seq + 1) & MASK
+        if pkt.tcp_flags & TH_ACK:  # SYN/ACK from the server
+            if s.base is None or s.next == 0:
+                s.base, s.next = isn1, 0
+            if self.state in (TcpState.NONE, TcpState.SYN_SENT):
+                self.state = TcpState.SYN_RECV
+        else:
+            if s.base is None or (s.next == 0 and self.state <= TcpState.SYN_SENT):
+                s.base, s.next = isn1, 0
+            if self.state == TcpState.NONE:
+                self.state = TcpState.SYN_SENT
+        if pkt.payload:  # TCP Fast Open or data on SYN
+            self._data(s, d, isn1, pkt.payload)
+
+    def _ack(self, d: Direction, ack: int) -> None:
+        """The peer acknowledged up to `ack` in direction `d`: bytes missing below it are a gap."""
+        s = self.streams[d]
+        if s.base is None or s.depth_hit or not s.reassemble:
+            return
+        rel = s.rel(ack)
+        limit = rel
+        if s.fin is not None and rel >= s.fin:
+            limit = s.fin
+        if limit <= s.next or limit - s.next > HALF:
+            return
+        if s.ooo:
+            first = min(s.ooo)
+            if first < limit:
+                limit = first
+        if limit > s.next:
+            self._gap(s, d, limit - s.next)
+
+    # -- data ----------------------------------------------------------------------------------
+    def _data(self, s: Stream, d: Direction, seq: int, data: bytes) -> None:
+        c = self.counters
+        c.segments += 1
+        if s.depth_hit or not s.reassemble:
+            return
+        rel = s.rel(seq)
+        end = rel + len(data)
+        nxt = s.next
+        if end <= nxt:
+            c.retransmissions += 1
+            self._compare(s, rel, data)
+            return
+        if rel > nxt:
+            self._store(s, rel, data)
+            return
+        if rel < nxt:
+            c.retransmissions += 1
+            self._compare(s, rel, data[:nxt - rel])
+            data = data[nxt - rel:]
+        self._deliver(s, d, data)
+        if s.ooo:
+            self._drain(s, d)
+
+    def _deliver(self, s: Stream, d: Direction, data: bytes) -> None:
+        room = self.cfg.depth - s.next
+        if len(data) >= room:
+            data = data[:room]
+            s.depth_hit = True
+            self.counters.depth_reached += 1
+            self._drop_ooo(s)
+        s.next += len(data)
+        if data:
+            if len(data) >= TAIL_KEEP:
+                s.tail = data[-TAIL_KEEP:]
+            else:
+                s.tail = (s.tail + data)[-TAIL_KEEP:]
+            self.out.append((DATA, d, data))
+
+    def _compare(self, s: Stream, rel: int, data: bytes) -> None:
+        """Overlapping bytes must match what was delivered (first data wins)."""
+        tail_start = s.next - len(s.tail)
+        lo = max(rel, tail_start)
+        hi = min(rel + len(data), s.next)
+        if hi <= lo:
+            return
+        if data[lo - rel:hi - rel] != s.tail[lo - tail_start:hi - tail_start]:
+            self.counters.overlaps_different += 1
+            self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data",
+                                          direction=Direction(self.streams.index(s))))
+
+    def _store(self, s: Stream, rel: int, data: bytes) -> None:
+        c = self.counters
+        if s.ooo is None:
+            s.ooo = {}
+        old = s.ooo.get(rel)
+        if old is not None:
+            if len(old) >= len(data):
+                if old[:len(data)] != data:
+                    c.overlaps_different += 1
+                    self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data"))
+                return
+            c.memuse -= len(old)
+        elif c.memuse + len(data) > self.cfg.memcap or len(s.ooo) >= self.cfg.max_ooo_segments:
+            c.memcap_drops += 1
+            self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_memcap"))
+            return
+        c.ooo_segments += 1
+        c.memuse += len(data)
+        s.ooo[rel] = data
+
+    def _drain(self, s: Stream, d: Direction) -> None:
+        ooo = s.ooo
+        while ooo and not s.depth_hit:
+            first = min(ooo)
+            if first > s.next:
+                return
+            data = ooo.pop(first)
+            self.counters.memuse -= len(data)
+            end = first + len(data)
+            if end <= s.next:
+                self._compare(s, first, data)
+                continue
+            if first < s.next:
+                self._compare(s, first, data[:s.next - first])
+                data = data[s.next - first:]
+            self._deliver(s, d, data)
+
+    def _gap(self, s: Stream, d: Direction, length: int) -> None:
+        self.counters.gaps += 1
+        self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_seq_gap", direction=d))
+        s.next += length
+        s.tail = b""
+        self.out.append((GAP, d, length))
+        if s.next >= self.cfg.depth:
+            s.depth_hit = True
+            self._drop_ooo(s)
+        elif s.ooo:
+            self._drain(s, d)
+
+    def _drop_ooo(self, s: Stream) -> None:
+        if s.ooo:
+            self.counters.memuse -= sum(len(v) for v in s.ooo.values())
+            s.ooo = None
+
+    # -- end of flow ---------------------------------------------------------------------------
+    def flush(self) -> list[tuple[int, Direction, object]]:
+        """Flow ends: deliver what waits behind holes, declaring the holes as gaps."""
+        self.out = []
+        for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            s = self.streams[d]
+            while s.ooo and not s.depth_hit:
+                first = min(s.ooo)
+                if first > s.next:
+                    self._gap(s, d, first - s.next)
+                else:
+                    self._drain(s, d)
+            self._drop_ooo(s)
+        return self.out
+
+    def stop(self, d: Direction) -> None:
+        """Nothing more to learn in direction `d` (parser done): track only."""
+        s = self.streams[d]
+        s.reassemble = False
+        s.tail = b""
+        self._drop_ooo(s)
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(s.tail) + (sum(map(len, s.ooo.values())) if s.ooo else 0) for s in self.streams)

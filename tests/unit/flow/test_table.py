@@ -1,0 +1,74 @@
+"""Flow table: direction, per-state timeouts, memcap pruning, shutdown."""
+from __future__ import annotations
+
+from inspection.flow.table import FLOW_COST, EndReason, FlowState, FlowTable, Timeouts, flow_key
+from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
+
+
+def udp(ts: float, sport: int, dport: int = 53, src: bytes = b"\xc0\x00\x02\x01", dst: bytes = b"\xc6\x33\x64\x01"):
+    p = Packet(ts, 0, 80)
+    p.family, p.proto, p.src, p.dst, p.sport, p.dport, p.l4_ok = 4, IPPROTO_UDP, src, dst, sport, dport, True
+    return p
+
+
+def reverse(p: Packet) -> Packet:
+    r = udp(p.ts, p.dport, p.sport, p.dst, p.src)
+    return r
+
+
+def table(**kw):
+    ended = []
+    t = FlowTable(lambda f, r: ended.append((f, r)), timeouts={IPPROTO_UDP: Timeouts(30, 300, 0),
+                                                               IPPROTO_TCP: Timeouts(60, 600, 60),
+                                                               0: Timeouts(30, 300, 0)}, **kw)
+    return t, ended
+
+
+def test_both_directions_share_one_flow_and_know_their_direction():
+    t, _ = table()
+    a = udp(1.0, 40000)
+    f = t.create(flow_key(a), a, swap=False)
+    b = reverse(a)
+    assert t.get(flow_key(b)) is f
+    assert f.direction_of(a) == Direction.TO_SERVER
+    assert f.direction_of(b) == Direction.TO_CLIENT
+
+
+def test_idle_flows_time_out_by_state_and_active_ones_stay():
+    t, ended = table()
+    a, b = udp(0.0, 1111), udp(0.0, 2222)
+    fa, fb = t.create(flow_key(a), a, False), t.create(flow_key(b), b, False)
+    fb.state = FlowState.ESTABLISHED
+    fa.last = 0.0
+    t.expire(29.0)
+    assert ended == []
+    fb.last = 25.0
+    t.expire(31.0)           # a (new, 30 s) ends; b (established, 300 s) stays
+    assert [(f is fa, r) for f, r in ended] == [(True, EndReason.TIMEOUT)]
+    t.expire(324.0)
+    assert len(ended) == 1
+    t.expire(326.0)
+    assert len(ended) == 2 and t.counters.timeouts == 2
+
+
+def test_memcap_prunes_the_oldest_idle_flows_and_counts_them():
+    t, ended = table(memcap=FLOW_COST * 100)
+    for i in range(150):
+        p = udp(float(i) * 0.01, 10000 + i)
+        f = t.create(flow_key(p), p, False)
+        f.last = p.ts
+    assert len(t) <= 100
+    assert t.counters.memcap_prunes == len(ended) >= 50
+    assert all(r == EndReason.MEMCAP for _, r in ended)
+    oldest = min(f.last for f in t)
+    assert all(f.last <= oldest for f, _ in ended)
+
+
+def test_shutdown_ends_everything():
+    t, ended = table()
+    for i in range(5):
+        p = udp(float(i), 20000 + i)
+        t.create(flow_key(p), p, False)
+    t.shutdown()
+    assert len(ended) == 5 and len(t) == 0
+    assert {r for _, r in ended} == {EndReason.SHUTDOWN}
