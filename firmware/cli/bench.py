@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--seed", type=int, default=None, help="synthesizer seed (default 1)")
     p.add_argument("--utm", default=None, metavar="PATH",
                    help="engine command to measure (default: the utm next to this Python)")
-    p.set_defaults(func=run)
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

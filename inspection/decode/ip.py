@@ -87,7 +87,7 @@ def decode_ipv6(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
     if n < 40:
         _bad(pkt, "decoder.ipv6.pkt_too_small")
         return
-    vtc, _flow, plen, nxt, hlim, src, dst = _IP6.unpack_from(data, off)
+    vtc, plen, nxt, hlim, src, dst = _IP6.unpack_from(data, off)
     if vtc >> 28 != 6:
         _bad(pkt, "decoder.ipv6.wrong_ip_version")
         return

@@ -1,0 +1,1 @@
+"""`utm bench`: synthetic captures and an engine-vs-tshark benchmark."""
