@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from inspection.applayer.dispatch import AppState, TcpDetector, udp_parser_for
+from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy
@@ -150,8 +150,13 @@ class Engine:
                 flow.state = FlowState.ESTABLISHED
             if pkt.payload:
                 self._udp(flow, pkt, d)
-        elif flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
-            flow.state = FlowState.ESTABLISHED
+        else:
+            if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and flow.pkts[d] == 1:
+                icmp = flow.icmp or [None, None, None, None]
+                icmp[2 * d], icmp[2 * d + 1] = pkt.icmp_type, pkt.icmp_code
+                flow.icmp = icmp
+            if flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
+                flow.state = FlowState.ESTABLISHED
 
     def _starts_reversed(self, pkt: Packet) -> bool:
         if pkt.proto == IPPROTO_TCP:
@@ -159,8 +164,6 @@ class Engine:
         if pkt.proto == IPPROTO_UDP:
             dns = self.cfg.dns_udp_ports
             return pkt.sport in dns and pkt.dport not in dns
-        if pkt.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
-            return pkt.icmp_type in (0, 129)  # echo reply first
         return False
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
@@ -210,7 +213,7 @@ class Engine:
             app = flow.app = AppState()
             found = udp_parser_for((flow.cport, flow.sport), self.cfg.dns_udp_ports)
             if found is None:
-                app.done = True
+                app.proto, app.done = FAILED, True
                 return
             app.proto, app.parser = found
         if app.parser is None or app.done:

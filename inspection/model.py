@@ -100,6 +100,7 @@ class Packet:
     checksum_ok: bool = True            # False only when validation ran and failed
     reassembled: bool = False           # built from IP fragments
     fragment: object | None = None      # inspection.decode.defrag.Fragment while not yet reassembled
+    tunnel_depth: int = 0               # GRE/ERSPAN/Teredo layers peeled so far
     anomalies: list[Anomaly] = field(default_factory=list)
 
 

@@ -5,6 +5,7 @@ recorded on the packet as a named anomaly and `pkt.l4_ok` stays False.
 """
 from __future__ import annotations
 
+from inspection.decode import transport, tunnel
 from inspection.decode.ip import decode_ipv4, decode_ipv6
 from inspection.model import Anomaly, AnomalyKind, Packet
 
@@ -160,5 +161,15 @@ def decode_frame(linktype: int, data: bytes, ts: float, pcap_cnt: int, wire_len:
     fn(pkt, data, validate)
     return pkt
 
+
+def _teredo(pkt: Packet, payload: bytes, validate: bool) -> None:
+    if pkt.tunnel_depth < tunnel.MAX_DEPTH and tunnel.looks_like_teredo(payload):
+        pkt.tunnel_depth += 1
+        tunnel.decode_teredo(pkt, payload, validate, decode_ipv6)
+
+
+transport.TUNNELS.gre = lambda pkt, data, validate: tunnel.decode_gre(
+    pkt, data, validate, _ethertype, decode_ipv4, decode_ipv6)
+transport.TUNNELS.teredo = _teredo
 
 __all__ = ["decode_frame", "supported_linktype", "LINK_DECODERS"]

@@ -6,8 +6,10 @@ the packet was fragmented). Checksums are validated only when asked.
 from __future__ import annotations
 
 from struct import Struct
+from typing import Callable
 
 from inspection.decode.checksum import fold, ones_sum, pseudo_header_sum
+from inspection.decode.tunnel import MAX_DEPTH, TEREDO_PORT
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Anomaly, AnomalyKind,
                               Packet)
 
@@ -90,6 +92,8 @@ def _udp(pkt: Packet, data: bytes, validate: bool) -> None:
     pkt.sport, pkt.dport = sport, dport
     pkt.payload = data[8:]
     pkt.l4_ok = True
+    if (sport == TEREDO_PORT or dport == TEREDO_PORT) and TUNNELS.teredo is not None:
+        TUNNELS.teredo(pkt, data[8:], validate)
 
 
 def _icmp(pkt: Packet, data: bytes, validate: bool) -> None:
@@ -116,4 +120,22 @@ def _icmpv6(pkt: Packet, data: bytes, validate: bool) -> None:
     pkt.l4_ok = True
 
 
-_L4 = {IPPROTO_TCP: _tcp, IPPROTO_UDP: _udp, IPPROTO_ICMP: _icmp, IPPROTO_ICMPV6: _icmpv6}
+def _gre(pkt: Packet, data: bytes, validate: bool) -> None:
+    if pkt.tunnel_depth >= MAX_DEPTH or TUNNELS.gre is None:
+        pkt.payload, pkt.l4_ok = data, True
+        return
+    pkt.tunnel_depth += 1
+    TUNNELS.gre(pkt, data, validate)
+
+
+class _Tunnels:
+    """Tunnel decoders, installed by `inspection.decode` (they need the IP and
+    Ethernet decoders, which import this module)."""
+
+    gre: Callable[[Packet, bytes, bool], None] | None = None
+    teredo: Callable[[Packet, bytes, bool], object] | None = None
+
+
+TUNNELS = _Tunnels()
+IPPROTO_GRE = 47
+_L4 = {IPPROTO_TCP: _tcp, IPPROTO_UDP: _udp, IPPROTO_ICMP: _icmp, IPPROTO_ICMPV6: _icmpv6, IPPROTO_GRE: _gre}

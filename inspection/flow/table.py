@@ -67,7 +67,7 @@ class Flow:
     """One bidirectional conversation. The client is the side that opened it."""
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
-                 "pkts", "bytes", "state", "tcp", "app", "alerted", "tcp_flags", "extra_mem", "ended")
+                 "pkts", "bytes", "state", "tcp", "app", "alerted", "tcp_flags", "extra_mem", "ended", "icmp")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -90,6 +90,7 @@ class Flow:
         self.tcp_flags = [0, 0]
         self.extra_mem = 0
         self.ended = False
+        self.icmp: list | None = None   # ICMP type and code seen first each way
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):
@@ -102,6 +103,8 @@ class Flow:
         self.pkts.reverse()
         self.bytes.reverse()
         self.tcp_flags.reverse()
+        if self.icmp is not None:
+            self.icmp = self.icmp[2:] + self.icmp[:2]
 
 
 @dataclass(slots=True)

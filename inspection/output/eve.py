@@ -112,6 +112,13 @@ class EveWriter:
         if flow.proto in (1, 58):
             out.pop("src_port")
             out.pop("dest_port")
+            icmp = flow.icmp
+            if icmp is not None:
+                first = 0 if d == Direction.TO_SERVER else 2
+                for i, name in ((first, "icmp_type"), (first + 1, "icmp_code"),
+                                (2 - first, "response_icmp_type"), (3 - first, "response_icmp_code")):
+                    if icmp[i] is not None:
+                        out[name] = icmp[i]
         app = flow.app
         if app is not None and app.proto is not None:
             out["app_proto"] = app.proto

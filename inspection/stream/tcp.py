@@ -41,6 +41,11 @@ class StreamConfig:
     async_oneside: bool = False
     memcap: int = 64 << 20
     max_ooo_segments: int = 2048
+    # IDS mode (offline): in-order data reaches the parsers once the peer has
+    # acknowledged it, as in Suricata, so events carry the acknowledging packet.
+    # Inline mode hands data over at once.
+    ack_gated: bool = True
+    max_unacked: int = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -58,7 +63,7 @@ class StreamCounters:
 class Stream:
     """One direction: what was delivered, what waits, where it ends."""
 
-    __slots__ = ("base", "next", "ooo", "tail", "fin", "depth_hit", "reassemble")
+    __slots__ = ("base", "next", "ooo", "tail", "fin", "depth_hit", "reassemble", "unacked", "unacked_len")
 
     def __init__(self) -> None:
         self.base: int | None = None     # absolute sequence number of relative offset 0
@@ -68,6 +73,8 @@ class Stream:
         self.fin: int | None = None      # relative offset of the FIN
         self.depth_hit = False
         self.reassemble = True
+        self.unacked: list[bytes] | None = None   # delivered in order, waiting for the peer's ACK
+        self.unacked_len = 0
 
     def rel(self, seq: int) -> int:
         """Relative offset of `seq`, unwrapped around `next` (may be negative)."""
@@ -147,9 +154,13 @@ class TcpSession:
     def _ack(self, d: Direction, ack: int) -> None:
         """The peer acknowledged up to `ack` in direction `d`: bytes missing below it are a gap."""
         s = self.streams[d]
-        if s.base is None or s.depth_hit or not s.reassemble:
+        if s.base is None or not s.reassemble:
             return
         rel = s.rel(ack)
+        if s.unacked:
+            self._release(s, d, rel)
+        if s.depth_hit:
+            return
         limit = rel
         if s.fin is not None and rel >= s.fin:
             limit = s.fin
@@ -199,7 +210,36 @@ class TcpSession:
                 s.tail = data[-TAIL_KEEP:]
             else:
                 s.tail = (s.tail + data)[-TAIL_KEEP:]
-            self.out.append((DATA, d, data))
+            if not self.cfg.ack_gated:
+                self.out.append((DATA, d, data))
+                return
+            if s.unacked is None:
+                s.unacked = []
+            s.unacked.append(data)
+            s.unacked_len += len(data)
+            if s.unacked_len > self.cfg.max_unacked:  # the peer's ACKs are not in the capture
+                self._release(s, d, s.next)
+
+    def _release(self, s: Stream, d: Direction, upto: int) -> None:
+        """Hand over unacknowledged data below relative offset `upto`."""
+        start = s.next - s.unacked_len
+        if upto <= start:
+            return
+        pending = s.unacked
+        out = self.out
+        while pending and start < upto:
+            chunk = pending[0]
+            if start + len(chunk) <= upto:
+                out.append((DATA, d, chunk))
+                pending.pop(0)
+                start += len(chunk)
+                s.unacked_len -= len(chunk)
+            else:
+                k = upto - start
+                out.append((DATA, d, chunk[:k]))
+                pending[0] = chunk[k:]
+                s.unacked_len -= k
+                start = upto
 
     def _compare(self, s: Stream, rel: int, data: bytes) -> None:
         """Overlapping bytes must match what was delivered (first data wins)."""
@@ -251,6 +291,8 @@ class TcpSession:
             self._deliver(s, d, data)
 
     def _gap(self, s: Stream, d: Direction, length: int) -> None:
+        if s.unacked:
+            self._release(s, d, s.next)
         self.counters.gaps += 1
         self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_seq_gap", direction=d))
         s.next += length
@@ -280,6 +322,8 @@ class TcpSession:
                 else:
                     self._drain(s, d)
             self._drop_ooo(s)
+            if s.unacked:
+                self._release(s, d, s.next)
         return self.out
 
     def stop(self, d: Direction) -> None:
@@ -287,8 +331,10 @@ class TcpSession:
         s = self.streams[d]
         s.reassemble = False
         s.tail = b""
+        s.unacked, s.unacked_len = None, 0
         self._drop_ooo(s)
 
     @property
     def buffered(self) -> int:
-        return sum(len(s.tail) + (sum(map(len, s.ooo.values())) if s.ooo else 0) for s in self.streams)
+        return sum(len(s.tail) + s.unacked_len + (sum(map(len, s.ooo.values())) if s.ooo else 0)
+                   for s in self.streams)

@@ -19,6 +19,7 @@ def seg(seq: int, flags: int = TH_PSH, payload: bytes = b"", ack: int = 0) -> Pa
 
 
 def session(**kw) -> TcpSession:
+    kw.setdefault("ack_gated", False)
     return TcpSession(StreamConfig(**kw), StreamCounters())
 
 
@@ -160,3 +161,21 @@ def test_any_segmentation_and_order_reassembles_the_original(data, seed, dup):
     out += s.flush()
     assert collect(out) == data
     assert s.anomalies == []
+
+
+def test_ids_mode_hands_data_over_when_the_peer_acknowledges_it():
+    s = session(ack_gated=True)
+    handshake(s)
+    assert s.packet(seg(ISN_C + 1, payload=b"GET / HTTP/1.0\r\n\r\n"), C) == []
+    out = s.packet(seg(ISN_S + 1, TH_ACK, ack=ISN_C + 11), S)       # half of it acknowledged
+    assert collect(out) == b"GET / HTTP"
+    out = s.packet(seg(ISN_S + 1, TH_ACK, ack=ISN_C + 19), S)
+    assert collect(out) == b"/1.0\r\n\r\n"
+
+
+def test_ids_mode_flushes_unacknowledged_data_at_the_end_and_when_too_much_waits():
+    s = session(ack_gated=True, max_unacked=10)
+    handshake(s)
+    assert collect(s.packet(seg(ISN_C + 1, payload=b"0123456789AB"), C)) == b"0123456789AB"
+    s.packet(seg(ISN_C + 13, payload=b"tail"), C)
+    assert collect(s.flush()) == b"tail"
