@@ -36,7 +36,8 @@ class EngineConfig:
     defrag_policy: str = "bsd"
     http_body_limit: int = 1 << 20
     http_log_headers: bool = False
-    dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
+    # 53, plus mDNS and LLMNR, which use the same message format
+    dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
     app_detect_limit: int = 4096
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from inspection.applayer.dns import probe_dns_is_request
 from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.decode import decode_frame
@@ -163,7 +164,10 @@ class Engine:
             return pkt.tcp_flags & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK)
         if pkt.proto == IPPROTO_UDP:
             dns = self.cfg.dns_udp_ports
-            return pkt.sport in dns and pkt.dport not in dns
+            if pkt.sport in dns:
+                # a response first (mDNS and LLMNR use the same port both ways)
+                return pkt.dport not in dns or probe_dns_is_request(pkt.payload) is False
+            return False
         return False
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:

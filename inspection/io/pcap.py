@@ -7,7 +7,9 @@ keeps what could be read.
 """
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -48,20 +50,35 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 
 def read_frames(path: str | Path) -> Iterator[Frame]:
-    """Yield every frame of a pcap or pcapng file, in file order."""
+    """Yield every frame of a pcap or pcapng file (optionally gzip-compressed), in file order."""
     p = Path(path)
     try:
         fh = p.open("rb")
     except OSError as e:
         raise CaptureError(str(p), 0, e.strerror or str(e), missing=isinstance(e, FileNotFoundError)) from e
+    if fh.read(2) == b"\x1f\x8b":  # gzip-compressed capture, as tshark reads them
+        fh.seek(0)
+        fh = gzip.GzipFile(fileobj=fh)  # type: ignore[assignment]
+    else:
+        fh.seek(0)
     with fh:
-        magic = fh.read(4)
+        try:
+            magic = fh.read(4)
+        except (OSError, EOFError) as e:
+            raise CaptureError(str(p), 0, f"unreadable compressed capture: {e}") from e
         if magic in _PCAP_MAGIC:
-            yield from _read_pcap(p, fh, magic)
+            frames = _read_pcap(p, fh, magic)
         elif magic == _PCAPNG_SHB:
-            yield from _read_pcapng(p, fh, magic)
+            frames = _read_pcapng(p, fh, magic)
         else:
             raise CaptureError(str(p), 0, "not a pcap or pcapng file (unknown magic %s)" % magic.hex())
+        offset = 0
+        try:
+            for frame in frames:
+                offset = frame.offset
+                yield frame
+        except (OSError, EOFError, zlib.error) as e:  # damaged compressed stream
+            raise CaptureError(str(p), offset, f"unreadable after this record (uncompressed offset): {e}") from e
 
 
 def _read_pcap(p: Path, fh: BinaryIO, magic: bytes) -> Iterator[Frame]:

@@ -131,6 +131,9 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
         checks.append(f)
     if not checks:
         return CaseResult(name, False, applicable=False, reason="no applicable checks")
+    if only_types is not None and _dns_v2_layout(y, checks):
+        return CaseResult(name, False, applicable=False,
+                          reason="expects the DNS v2 layout; the engine logs Suricata 8's v3 layout")
     args: list[str] = []
     for s in y.get("args") or []:
         args += shlex.split(str(s))
@@ -150,6 +153,12 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
         if f.get("count") is not None and n != f["count"]:
             bad.append(f"{f.get('match')} want {f['count']} got {n}")
     return CaseResult(name, not bad, reason="; ".join(bad)[:400], checks=len(checks))
+
+
+def _dns_v2_layout(y: dict, checks: list[dict]) -> bool:
+    if str((y.get("env") or {}).get("SURICATA_EVE_DNS_VERSION", "")) == "2":
+        return True
+    return any((f.get("match") or {}).get("dns.type") in ("query", "answer") for f in checks)
 
 
 def suricata_verify(groups: set[str], only_types: frozenset[str] | None = None, workers: int = 2) -> Score:
