@@ -195,9 +195,18 @@ class Engine:
             return
         det = self._detector
         ports = (flow.cport, flow.sport)
+        may_reverse = flow.tcp is not None and flow.tcp.midstream and app.proto is None
+        flip = False
         for kind, dd, x in out:
+            if flip:
+                dd = dd.other
             if kind == DATA:
-                res = det.feed(app, dd, x, ts, ports)
+                res = det.feed(app, dd, x, ts, ports, may_reverse)
+                if app.reversed and may_reverse:
+                    may_reverse, flip = False, True
+                    flow.swap()
+                    if flow.tcp is not None:
+                        flow.tcp.swap()
             else:
                 res = det.gap(app, dd, x, ts)
             if res:

@@ -20,7 +20,7 @@ FAILED = "failed"
 class AppState:
     """Per-flow application-layer state: detection, then one parser."""
 
-    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done")
+    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done", "reversed")
 
     def __init__(self) -> None:
         self.proto: str | None = None
@@ -29,6 +29,7 @@ class AppState:
         self.pending_len = 0
         self.dir_failed = [False, False]
         self.done = False
+        self.reversed = False   # set when detection found the flow's "client" is the server
 
 
 class TcpDetector:
@@ -39,7 +40,11 @@ class TcpDetector:
         self._limit = limit
         self._http_body_limit = http_body_limit
 
-    def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
+    def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int],
+             may_reverse: bool = False) -> list[AppOutput]:
+        """Feed stream data; with `may_reverse` (a flow picked up midstream), a
+        server reply seen as the first client data marks the flow reversed
+        (`app.reversed`) and the parser sees it in its true direction."""
         if app.parser is not None:
             return app.parser.feed(d, data, ts)
         if app.proto is not None:  # failed
@@ -48,6 +53,10 @@ class TcpDetector:
         app.pending_len += len(data)
         buf = b"".join(b for dd, b in app.pending if dd == d)
         found = self._probe(d, buf, ports)
+        if not found and may_reverse and d == Direction.TO_SERVER and self._probe(d.other, buf, ports):
+            found = self._probe(d.other, buf, ports)
+            app.reversed = True
+            app.pending = [(dd.other, b) for dd, b in app.pending]
         if found is None and app.pending_len <= self._limit:
             return []
         if not found:

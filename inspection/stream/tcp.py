@@ -87,7 +87,7 @@ class Stream:
 class TcpSession:
     """Both directions of one TCP connection plus the handshake state."""
 
-    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies")
+    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies", "midstream")
 
     def __init__(self, cfg: StreamConfig, counters: StreamCounters) -> None:
         self.state = TcpState.NONE
@@ -96,6 +96,7 @@ class TcpSession:
         self.counters = counters
         self.out: list[tuple[int, Direction, object]] = []
         self.anomalies: list[Anomaly] = []
+        self.midstream = False   # picked up without seeing the handshake
 
     # -- packets -------------------------------------------------------------------------------
     def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
@@ -116,6 +117,7 @@ class TcpSession:
             if not self.cfg.midstream:
                 return out
             self.state = st = TcpState.ESTABLISHED
+            self.midstream = True
         if s.base is None:
             if st == TcpState.SYN_SENT and not self.cfg.async_oneside and d == Direction.TO_SERVER:
                 return out
@@ -325,6 +327,10 @@ class TcpSession:
             if s.unacked:
                 self._release(s, d, s.next)
         return self.out
+
+    def swap(self) -> None:
+        """The flow's client and server were the wrong way round."""
+        self.streams = (self.streams[1], self.streams[0])
 
     def stop(self, d: Direction) -> None:
         """Nothing more to learn in direction `d` (parser done): track only."""
