@@ -23,7 +23,7 @@ class ChecksumMode(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     checksum: ChecksumMode = ChecksumMode.AUTO
-    midstream: bool = False
+    midstream: bool = True      # unlike Suricata: a restarted engine keeps inspecting open sessions
     async_oneside: bool = False
     stream_depth: int = 1 << 20
     stream_memcap: int = 64 << 20

@@ -20,6 +20,8 @@ from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO
                               BodyChunk, Direction, Packet)
 from inspection.stream.tcp import DATA, StreamConfig, StreamCounters, TcpSession, TcpState
 
+# IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
+FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
 AUTO_CHECKSUM_SAMPLE = 1000     # packets looked at before `auto` decides
 AUTO_CHECKSUM_BAD_SHARE = 0.1   # more bad checksums than this: the capture was offloaded
 
@@ -113,7 +115,8 @@ class Engine:
         st.decoded += 1
         if self._validate and self.cfg.checksum is ChecksumMode.AUTO and self._checked < AUTO_CHECKSUM_SAMPLE:
             self._auto_checksum(pkt)
-        self._flow_packet(pkt)
+        if pkt.proto in FLOW_PROTOS:
+            self._flow_packet(pkt)
 
     def _decode_anomalies(self, pkt: Packet) -> None:
         for a in pkt.anomalies:
@@ -140,9 +143,9 @@ class Engine:
         flow.pkts[d] += 1
         flow.bytes[d] += pkt.wire_len
         flow.last = pkt.ts
-        if not pkt.checksum_ok and self._validate:
-            return
         proto = pkt.proto
+        if not pkt.checksum_ok and self._validate and proto == IPPROTO_TCP:
+            return  # as in Suricata, only TCP stream tracking refuses bad checksums
         if proto == IPPROTO_TCP:
             flow.tcp_flags[d] |= pkt.tcp_flags
             self._tcp(flow, pkt, d)
@@ -267,11 +270,11 @@ class Engine:
             self._cur = cur
 
     def _end_flow(self, flow: Flow, reason: EndReason) -> None:
-        app = flow.app
-        if flow.tcp is not None and app is not None and not app.done:
+        if flow.tcp is not None and (flow.app is None or not flow.app.done):
             out = flow.tcp.flush()
             if out:
                 self._stream_out(flow, out, flow.last)
+        app = flow.app
         if app is not None and app.parser is not None:
             res = app.parser.close(flow.last)
             if res:

@@ -9,8 +9,9 @@ from inspection.decode import transport, tunnel
 from inspection.decode.ip import decode_ipv4, decode_ipv6
 from inspection.model import Anomaly, AnomalyKind, Packet
 
-ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD, ETH_PPPOE_SESS, ETH_MPLS = (
-    0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847)
+ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD, ETH_PPPOE_SESS, ETH_MPLS, ETH_NSH = (
+    0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x894F)
+NSH_NEXT = {1: ETH_IPV4, 2: ETH_IPV6}  # 3 = Ethernet, handled below
 MAX_VLAN_LAYERS = 3
 MAX_MPLS_LABELS = 8
 
@@ -73,6 +74,28 @@ def _ethertype(pkt: Packet, data: bytes, off: int, etype: int, validate: bool) -
             etype = ETH_IPV4 if nib == 4 else ETH_IPV6 if nib == 6 else -1
             if etype < 0:
                 _bad(pkt, "decoder.mpls.unknown_payload_type")
+                return
+            continue
+        if etype == ETH_NSH:  # RFC 8300 network service header
+            if len(data) - off < 8:
+                _bad(pkt, "decoder.nsh.header_too_small")
+                return
+            hlen = (data[off + 1] & 0x3F) * 4
+            nxt = data[off + 3]
+            if hlen < 8 or len(data) - off < hlen:
+                _bad(pkt, "decoder.nsh.bad_header_length")
+                return
+            off += hlen
+            if nxt == 3:
+                if len(data) - off < 14:
+                    _bad(pkt, "decoder.ethernet.pkt_too_small")
+                    return
+                etype = (data[off + 12] << 8) | data[off + 13]
+                off += 14
+                continue
+            etype = NSH_NEXT.get(nxt, -1)
+            if etype < 0:
+                _bad(pkt, "decoder.nsh.unsupported_next_protocol")
                 return
             continue
         return  # ARP, LLDP, ...: not IP, nothing to inspect

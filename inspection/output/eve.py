@@ -83,8 +83,11 @@ class EveWriter:
         out["event_type"] = et
         if flow is not None:
             self._endpoints(out, flow, ev.direction)
+            out["ip_v"] = flow.family
         elif ev.packet is not None:
             self._packet_endpoints(out, ev.packet)
+        if ev.pcap_cnt is not None:
+            out["pkt_src"] = "wire/pcap"
         body = ev.body
         if et == "flow":
             self._flow(out, flow, body)  # type: ignore[arg-type]
@@ -127,6 +130,7 @@ class EveWriter:
         if pkt.vlan:
             out["vlan"] = list(pkt.vlan)
         if pkt.family:
+            out["ip_v"] = pkt.family
             out["src_ip"] = self._ip(pkt.src)
             out["dest_ip"] = self._ip(pkt.dst)
             if pkt.l4_ok and pkt.proto in (6, 17):

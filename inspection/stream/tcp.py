@@ -109,6 +109,10 @@ class TcpSession:
             if st != TcpState.NONE and s.base is not None and pkt.payload:
                 self._data(s, d, pkt.seq, pkt.payload)
             self.state = TcpState.CLOSED
+            for dd in (Direction.TO_SERVER, Direction.TO_CLIENT):  # nothing will be acknowledged now
+                ss = self.streams[dd]
+                if ss.unacked:
+                    self._release(ss, dd, ss.next)
             return out
         if flags & TH_SYN:
             self._syn(pkt, d, s)
