@@ -179,7 +179,7 @@ class ParsedMessage(NamedTuple):
     additionals: tuple[DnsRecord, ...]
     invalid_authorities: bool
     invalid_additionals: bool
-    name_flags: NameFlag
+    name_flags: int
 
 
 def _header(data: bytes) -> _Header:

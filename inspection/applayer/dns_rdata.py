@@ -18,7 +18,6 @@ both derive from `WireError` and never leave the `dns` module's parsers.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Union
 
@@ -39,7 +38,10 @@ class Malformed(WireError):
     """A field holds a value the format does not allow."""
 
 
-class NameFlag(enum.IntFlag):
+class NameFlag:
+    """Bits describing how a name was read. Plain ints, not an IntFlag: names
+    are read several times per message and enum arithmetic is slow."""
+
     NONE = 0
     INFINITE_LOOP = 1
     TRUNCATED = 2
@@ -187,7 +189,7 @@ class WireReader:
             return False
         return offset == cur or memoryview(msg)[offset:] == memoryview(msg)[cur:cur_end]
 
-    def name(self, start: int, end: int) -> tuple[bytes, NameFlag, int]:
+    def name(self, start: int, end: int) -> tuple[bytes, int, int]:
         """Parse a (possibly compressed) name at `start`, bounded by `end`.
 
         Returns (name, flags, position after the name in the original data).

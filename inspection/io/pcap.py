@@ -29,6 +29,7 @@ LINKTYPE_LINUX_SLL2 = 276
 LINKTYPE_RAW_ALIASES = (12, 14)
 
 MAX_FRAME = 256 * 1024  # larger snap lengths exist; larger records are corrupt
+READ_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +89,29 @@ def _read_pcap(p: Path, fh: BinaryIO, magic: bytes) -> Iterator[Frame]:
         raise CaptureError(str(p), 4, "truncated pcap file header")
     _vmaj, _vmin, _tz, _sig, snaplen, linktype = struct.unpack(endian + "HHiIII", hdr)
     linktype &= 0x0FFFFFFF
-    rec = struct.Struct(endian + "IIII")
-    offset = 24
+    unpack = struct.Struct(endian + "IIII").unpack_from
     read = fh.read
+    buf = b""
+    pos = 0
+    base = 24          # file offset of buf[0]
     while True:
-        h = read(16)
-        if not h:
-            return
-        if len(h) < 16:
-            raise CaptureError(str(p), offset, "truncated record header")
-        sec, frac, caplen, wirelen = rec.unpack(h)
+        if len(buf) - pos < 16:
+            buf, base, pos = buf[pos:] + read(READ_BLOCK), base + pos, 0
+            if not buf:
+                return
+            if len(buf) < 16:
+                raise CaptureError(str(p), base, "truncated record header")
+        sec, frac, caplen, wirelen = unpack(buf, pos)
         if caplen > MAX_FRAME:
-            raise CaptureError(str(p), offset, f"record length {caplen} exceeds {MAX_FRAME}")
-        data = read(caplen)
-        if len(data) < caplen:
-            raise CaptureError(str(p), offset, f"truncated record: {len(data)} of {caplen} bytes")
-        yield Frame(sec + frac * tick, linktype, data, max(wirelen, caplen), offset)
-        offset += 16 + caplen
+            raise CaptureError(str(p), base + pos, f"record length {caplen} exceeds {MAX_FRAME}")
+        end = pos + 16 + caplen
+        if end > len(buf):
+            buf, base, pos = buf[pos:] + read(max(READ_BLOCK, caplen + 16)), base + pos, 0
+            end = 16 + caplen
+            if end > len(buf):
+                raise CaptureError(str(p), base, f"truncated record: {len(buf) - 16} of {caplen} bytes")
+        yield Frame(sec + frac * tick, linktype, buf[pos + 16:end], max(wirelen, caplen), base + pos)
+        pos = end
 
 
 def _read_pcapng(p: Path, fh: BinaryIO, first: bytes) -> Iterator[Frame]:

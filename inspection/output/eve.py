@@ -27,9 +27,20 @@ _TCP_STATE_NAMES = {
 }
 
 
-def format_ts(ts: float) -> str:
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+0000"
+def format_ts(ts: float, cache: dict[int, str] | None = None) -> str:
+    """``2017-06-08T15:45:58.525601+0000`` (UTC); `cache` keeps formatted seconds."""
+    sec = int(ts // 1)
+    usec = int(round((ts - sec) * 1e6))
+    if usec >= 1_000_000:
+        sec, usec = sec + 1, usec - 1_000_000
+    head = cache.get(sec) if cache is not None else None
+    if head is None:
+        head = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        if cache is not None:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[sec] = head
+    return f"{head}.{usec:06d}+0000"
 
 
 def format_ip(addr: bytes) -> str:
@@ -48,6 +59,7 @@ class EveWriter:
         self._fh = fh
         self._http_headers = log_http_headers
         self._ipcache: dict[bytes, str] = {}
+        self._tscache: dict[int, str] = {}
         self.counts: dict[str, int] = {}
         self.anomalies: dict[str, int] = {}
         self._app: dict[str, Callable[[object], dict]] = {
@@ -74,7 +86,7 @@ class EveWriter:
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
-        out: dict = {"timestamp": format_ts(ev.ts)}
+        out: dict = {"timestamp": format_ts(ev.ts, self._tscache)}
         flow = ev.flow
         if flow is not None:
             out["flow_id"] = flow.flow_id
@@ -142,7 +154,7 @@ class EveWriter:
         f = {
             "pkts_toserver": flow.pkts[0], "pkts_toclient": flow.pkts[1],
             "bytes_toserver": flow.bytes[0], "bytes_toclient": flow.bytes[1],
-            "start": format_ts(flow.start), "end": format_ts(flow.last),
+            "start": format_ts(flow.start, self._tscache), "end": format_ts(flow.last, self._tscache),
             "age": int(flow.last - flow.start),
             "state": flow.state.eve_name, "reason": reason.value, "alerted": flow.alerted,
         }
