@@ -1,0 +1,53 @@
+"""EVE ``http`` object of an `HttpTransaction`, in Suricata's extended field order.
+
+Absent values are omitted, as Suricata does (no ``protocol`` for HTTP/0.9, no
+``status`` before a response, ``http_port`` only when the Host header or an
+absolute URI named a port); ``length`` is always present, 0 without a body.
+
+One deliberate difference: when the request named a port, ``hostname`` keeps
+it (``example.com:8080``), as the Host header, tshark and Zeek show it; the
+port is also in ``http_port``. Without it two services on one host could not
+be told apart by hostname alone.
+"""
+from __future__ import annotations
+
+from inspection.applayer.http1 import HttpTransaction
+
+# (EVE key, HttpTransaction attribute), in the order Suricata writes them.
+_FIELDS = (
+    ("hostname", "host"),
+    ("http_port", "port"),
+    ("url", "uri"),
+    ("http_user_agent", "user_agent"),
+    ("xff", "xff"),
+    ("http_content_type", "content_type"),
+    ("http_refer", "referer"),
+    ("http_method", "method"),
+    ("protocol", "protocol"),
+    ("status", "status"),
+    ("redirect", "redirect"),
+)
+
+
+def _headers(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in pairs]
+
+
+def http_to_eve(tx: HttpTransaction, *, log_headers: bool = False) -> dict:
+    """The value of the EVE ``http`` key for one transaction.
+
+    `log_headers` adds Suricata's ``request_headers``/``response_headers``
+    (``dump-all-headers: both``) as lists of ``{"name", "value"}``.
+    """
+    eve: dict = {}
+    for key, attr in _FIELDS:
+        value = getattr(tx, attr)
+        if value is not None:
+            eve[key] = value
+    if tx.host is not None and tx.port is not None:
+        eve["hostname"] = f"{tx.host}:{tx.port}"
+    eve["length"] = tx.response_length
+    if log_headers:
+        eve["request_headers"] = _headers(tx.request_headers)
+        eve["response_headers"] = _headers(tx.response_headers)
+    return eve
