@@ -18,7 +18,7 @@ from inspection.decode.transport import decode_l4
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
-from inspection.stream.tcp import DATA, StreamConfig, StreamCounters, TcpSession, TcpState
+from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
 
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
@@ -210,8 +210,11 @@ class Engine:
                     flow.swap()
                     if flow.tcp is not None:
                         flow.tcp.swap()
-            else:
+            elif kind == GAP:
                 res = det.gap(app, dd, x, ts)
+            else:
+                eos = getattr(app.parser, "end_of_stream", None)
+                res = eos(dd, ts) if eos is not None else None
             if res:
                 self._app_outputs(flow, res)
             if app.done:

@@ -7,12 +7,13 @@ parser in arrival order. UDP DNS is picked by port, as Suricata does.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
 from inspection.applayer.tls import TlsParser, probe_tls
-from inspection.model import AppOutput, AppParser, Direction
+from inspection.model import AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
 
@@ -20,7 +21,7 @@ FAILED = "failed"
 class AppState:
     """Per-flow application-layer state: detection, then one parser."""
 
-    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done", "reversed")
+    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done", "reversed", "orig")
 
     def __init__(self) -> None:
         self.proto: str | None = None
@@ -30,6 +31,7 @@ class AppState:
         self.dir_failed = [False, False]
         self.done = False
         self.reversed = False   # set when detection found the flow's "client" is the server
+        self.orig: str | None = None   # protocol before a tunnel (HTTP CONNECT) switched it
 
 
 class TcpDetector:
@@ -46,7 +48,10 @@ class TcpDetector:
         server reply seen as the first client data marks the flow reversed
         (`app.reversed`) and the parser sees it in its true direction."""
         if app.parser is not None:
-            return app.parser.feed(d, data, ts)
+            out = app.parser.feed(d, data, ts)
+            if getattr(app.parser, "tunnel", False):
+                out.extend(self._open_tunnel(app, ts, ports))
+            return out
         if app.proto is not None:  # failed
             return []
         app.pending.append((d, data))
@@ -74,6 +79,16 @@ class TcpDetector:
             out.extend(app.parser.feed(dd, chunk, ts))
         app.pending = []
         app.pending_len = 0
+        return out
+
+    def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
+        """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""
+        leftover = getattr(app.parser, "tunnel_data", [])
+        app.orig, app.proto, app.parser = app.proto, None, None
+        app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]
+        out: list[AppOutput] = []
+        for d, chunk in leftover:
+            out.extend(self.feed(app, d, chunk, ts, ports))
         return out
 
     def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int]
@@ -107,7 +122,41 @@ class TcpDetector:
         return []
 
 
+SSDP_PORT = 1900   # HTTP-formatted discovery (M-SEARCH, NOTIFY) over UDP
+
+
 def udp_parser_for(ports: tuple[int, int], dns_ports: frozenset[int]) -> tuple[str, AppParser] | None:
     if ports[0] in dns_ports or ports[1] in dns_ports:
         return "dns", DnsUdpParser()
+    if SSDP_PORT in ports:
+        return "http", HttpDatagramParser()
     return None
+
+
+class HttpDatagramParser:
+    """HTTP messages that are one UDP datagram each (SSDP): every datagram is
+    parsed on its own, transactions numbered across the flow."""
+
+    app_proto = "http"
+
+    def __init__(self) -> None:
+        self._next_tx = 0
+
+    def feed(self, direction: Direction, data: bytes, ts: float) -> list[AppOutput]:
+        p = Http1Parser(body_limit=0)
+        out = p.feed(direction, data, ts) + p.close(ts)
+        renumbered: list[AppOutput] = []
+        base = self._next_tx
+        for o in out:
+            tx = getattr(o, "tx_id", None)
+            if tx is not None and not isinstance(o, BodyChunk):
+                o = replace(o, tx_id=base + tx)
+                self._next_tx = max(self._next_tx, base + tx + 1)
+            renumbered.append(o)
+        return [o for o in renumbered if not isinstance(o, BodyChunk)]
+
+    def gap(self, direction: Direction, length: int, ts: float) -> list[AppOutput]:
+        return []
+
+    def close(self, ts: float) -> list[AppOutput]:
+        return []

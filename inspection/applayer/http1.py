@@ -254,6 +254,7 @@ class Http1Parser:
         self._out: list[AppOutput] = []
         self._closed = False
         self.tunnel = False
+        self.tunnel_data: list[tuple[Direction, bytes]] = []   # bytes after the tunnel opened
 
     # -- public API ---------------------------------------------------------
 
@@ -285,6 +286,20 @@ class Http1Parser:
         for tx in list(self._txs):
             self._emit(tx, force=True)
         self._closed = True
+        return self._take()
+
+    def end_of_stream(self, direction: Direction, ts: float) -> list[AppOutput]:
+        """The connection closed in `direction` (FIN acknowledged): a body
+        delimited by the close ends here, so its transaction can be logged now
+        rather than when the flow times out."""
+        if self._closed:
+            return []
+        side = self._sides[Direction(direction)]
+        if side.st is _St.AWAIT_09:
+            self._become_09(side)
+        if side.st not in (_St.TUNNEL, _St.DEAD):
+            self._run(side, final=True)
+            self._close_side(side)
         return self._take()
 
     # -- plumbing ---------------------------------------------------------
@@ -682,6 +697,8 @@ class Http1Parser:
         for side in self._sides.values():
             if side.tx is not None and side.tx is not tx:
                 self._abort(side)
+            if side.pos < len(side.buf):  # the tunnel's first bytes, for whoever parses it next
+                self.tunnel_data.append((side.d, bytes(side.buf[side.pos:])))
             side.buf.clear()
             side.pos = 0
             side.tx = None

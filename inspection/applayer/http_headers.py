@@ -490,7 +490,8 @@ def content_disposition_filename(value: bytes) -> bytes | None:
 def resolve_host(method: bytes | None, uri: bytes | None, protocol: bytes | None,
                  host_values: list[bytes] | None, server_port: int | None
                  ) -> tuple[bytes | None, int | None, list[str]]:
-    """Hostname and port of a request: the absolute URI wins, else the Host header."""
+    """Hostname and port of a request: an absolute URI wins, else the Host header
+    (a CONNECT target is the tunnel's far end and is only validated)."""
     events: list[str] = []
     host: bytes | None = None
     port: int | None = None
@@ -498,8 +499,9 @@ def resolve_host(method: bytes | None, uri: bytes | None, protocol: bytes | None
     if uri:
         authority = uri if method == b"CONNECT" else split_absolute_uri(uri)[0]
     if authority is not None:
-        h, port, _, valid = parse_authority(authority)
-        host = h or None
+        h, p, _, valid = parse_authority(authority)
+        if method != b"CONNECT":  # CONNECT names the tunnel's far end, not this request's host
+            host, port = h or None, p
         if not valid:
             events.append("REQUEST_URI_HOST_INVALID")
     if host_values:

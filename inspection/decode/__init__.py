@@ -111,7 +111,12 @@ def _ethernet(pkt: Packet, data: bytes, validate: bool) -> None:
     if len(data) < 14:
         _bad(pkt, "decoder.ethernet.pkt_too_small")
         return
-    _ethertype(pkt, data, 14, (data[12] << 8) | data[13], validate)
+    etype = (data[12] << 8) | data[13]
+    if etype <= 1500:  # IEEE 802.3 length: only LLC/SNAP carries an ethertype
+        if len(data) >= 22 and data[14] == 0xAA and data[15] == 0xAA and data[16] == 0x03:
+            _ethertype(pkt, data, 22, (data[20] << 8) | data[21], validate)
+        return
+    _ethertype(pkt, data, 14, etype, validate)
 
 
 def _raw(pkt: Packet, data: bytes, validate: bool) -> None:

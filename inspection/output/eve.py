@@ -135,8 +135,12 @@ class EveWriter:
                     if icmp[i] is not None:
                         out[name] = icmp[i]
         app = flow.app
-        if app is not None and app.proto is not None:
-            out["app_proto"] = app.proto
+        if app is not None:
+            if app.proto is not None:
+                out["app_proto"] = app.proto
+            elif app.orig is not None:
+                out["app_proto"] = app.orig
+
 
     def _packet_endpoints(self, out: dict, pkt: Packet) -> None:
         if pkt.vlan:
@@ -159,6 +163,8 @@ class EveWriter:
             "state": flow.state.eve_name, "reason": reason.value, "alerted": flow.alerted,
         }
         out["flow"] = f
+        if flow.app is not None and flow.app.orig is not None:
+            out["app_proto_orig"] = flow.app.orig
         if flow.tcp is not None or flow.proto == 6:
             fl = flow.tcp_flags[0] | flow.tcp_flags[1]
             tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.tcp_flags[0]:02x}",

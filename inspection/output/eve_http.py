@@ -44,6 +44,8 @@ def http_to_eve(tx: HttpTransaction, *, log_headers: bool = False) -> dict:
         value = getattr(tx, attr)
         if value is not None:
             eve[key] = value
+    if tx.method is not None and tx.uri is None:
+        eve["url"] = ""  # a request line with a method and no target: logged as empty, as tshark and Zeek do
     if tx.host is not None and tx.port is not None:
         eve["hostname"] = f"{tx.host}:{tx.port}"
     eve["length"] = tx.response_length

@@ -22,7 +22,7 @@ from inspection.model import TH_ACK, TH_FIN, TH_RST, TH_SYN, Anomaly, AnomalyKin
 MASK = 0xFFFFFFFF
 HALF = 0x80000000
 TAIL_KEEP = 16 * 1024           # delivered bytes kept to compare retransmissions against
-DATA, GAP = 0, 1                # kinds of reassembly output
+DATA, GAP, EOF = 0, 1, 2        # kinds of reassembly output (EOF: the direction is closed)
 
 
 class TcpState(enum.IntEnum):
@@ -63,7 +63,8 @@ class StreamCounters:
 class Stream:
     """One direction: what was delivered, what waits, where it ends."""
 
-    __slots__ = ("base", "next", "ooo", "tail", "fin", "depth_hit", "reassemble", "unacked", "unacked_len")
+    __slots__ = ("base", "next", "ooo", "tail", "fin", "fin_acked", "depth_hit", "reassemble", "unacked",
+                 "unacked_len")
 
     def __init__(self) -> None:
         self.base: int | None = None     # absolute sequence number of relative offset 0
@@ -71,6 +72,7 @@ class Stream:
         self.ooo: dict[int, bytes] | None = None
         self.tail = b""
         self.fin: int | None = None      # relative offset of the FIN
+        self.fin_acked = False
         self.depth_hit = False
         self.reassemble = True
         self.unacked: list[bytes] | None = None   # delivered in order, waiting for the peer's ACK
@@ -87,7 +89,7 @@ class Stream:
 class TcpSession:
     """Both directions of one TCP connection plus the handshake state."""
 
-    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies", "midstream")
+    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies", "midstream", "eof_sent")
 
     def __init__(self, cfg: StreamConfig, counters: StreamCounters) -> None:
         self.state = TcpState.NONE
@@ -97,6 +99,7 @@ class TcpSession:
         self.out: list[tuple[int, Direction, object]] = []
         self.anomalies: list[Anomaly] = []
         self.midstream = False   # picked up without seeing the handshake
+        self.eof_sent = False
 
     # -- packets -------------------------------------------------------------------------------
     def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
@@ -109,10 +112,7 @@ class TcpSession:
             if st != TcpState.NONE and s.base is not None and pkt.payload:
                 self._data(s, d, pkt.seq, pkt.payload)
             self.state = TcpState.CLOSED
-            for dd in (Direction.TO_SERVER, Direction.TO_CLIENT):  # nothing will be acknowledged now
-                ss = self.streams[dd]
-                if ss.unacked:
-                    self._release(ss, dd, ss.next)
+            self._eof()  # nothing will be acknowledged now
             return out
         if flags & TH_SYN:
             self._syn(pkt, d, s)
@@ -140,7 +140,21 @@ class TcpSession:
                 s.fin = rel
             other = self.streams[d.other]
             self.state = TcpState.CLOSED if other.fin is not None else TcpState.CLOSING
+        if s.fin_acked and self.streams[d.other].fin_acked and not self.eof_sent:
+            self._eof()
         return out
+
+    def _eof(self) -> None:
+        """Both directions are closed: hand over what waits and say so, once."""
+        if self.eof_sent:
+            return
+        self.eof_sent = True
+        for dd in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            ss = self.streams[dd]
+            if ss.unacked:
+                self._release(ss, dd, ss.next)
+            if ss.base is not None and ss.reassemble:
+                self.out.append((EOF, dd, 0))
 
     def _syn(self, pkt: Packet, d: Direction, s: Stream) -> None:
         isn1 = (pkt.seq + 1) & MASK
@@ -163,6 +177,8 @@ class TcpSession:
         if s.base is None or not s.reassemble:
             return
         rel = s.rel(ack)
+        if s.fin is not None and rel > s.fin:
+            s.fin_acked = True
         if s.unacked:
             self._release(s, d, rel)
         if s.depth_hit:

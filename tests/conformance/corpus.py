@@ -131,9 +131,10 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
         checks.append(f)
     if not checks:
         return CaseResult(name, False, applicable=False, reason="no applicable checks")
-    if only_types is not None and _dns_v2_layout(y, checks):
-        return CaseResult(name, False, applicable=False,
-                          reason="expects the DNS v2 layout; the engine logs Suricata 8's v3 layout")
+    if only_types is not None:
+        why = _not_for_the_core(d, y, checks)
+        if why:
+            return CaseResult(name, False, applicable=False, reason=why)
     args: list[str] = []
     for s in y.get("args") or []:
         args += shlex.split(str(s))
@@ -153,6 +154,21 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
         if f.get("count") is not None and n != f["count"]:
             bad.append(f"{f.get('match')} want {f['count']} got {n}")
     return CaseResult(name, not bad, reason="; ".join(bad)[:400], checks=len(checks))
+
+
+def _not_for_the_core(d: Path, y: dict, checks: list[dict]) -> str:
+    """Why a case cannot measure the parser output of the inspection core ('' if it can)."""
+    if _dns_v2_layout(y, checks):
+        return "expects the DNS v2 layout; the engine logs Suricata 8's v3 layout"
+    if any((f.get("match") or {}).get("flow.alerted") is True for f in checks):
+        return "its flow checks need alerts (flow.alerted), i.e. the signature engine"
+    if any(any(k.endswith(".__len") for k in (f.get("match") or {})) for f in checks):
+        return "uses the __len operator, which the shared checker cannot evaluate"
+    conf = d / "suricata.yaml"
+    if conf.exists() and re.search(r"^\s*-?\s*(requests|responses|custom|formats|types):\s*(no|\[)",
+                                   conf.read_text(errors="replace"), re.M):
+        return "depends on the case's suricata.yaml output filters, which the checker does not pass"
+    return ""
 
 
 def _dns_v2_layout(y: dict, checks: list[dict]) -> bool:

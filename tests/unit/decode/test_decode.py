@@ -47,6 +47,16 @@ def test_vlan_qinq_and_pppoe_are_peeled():
     assert dec(pppoe).l4_ok
 
 
+def test_ieee_802_3_llc_snap_frames_carry_ip():
+    base = tcp_packet(*V4, 1, 2, 0, 0, SYN)
+    ip = _ip_of(base)
+    snap = base[:12] + struct.pack("!H", len(ip) + 8) + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip
+    assert dec(snap).l4_ok
+    llc_only = base[:12] + struct.pack("!H", 3) + b"\x42\x42\x03"  # spanning tree: not IP, not an error
+    p = dec(llc_only)
+    assert not p.l4_ok and not p.anomalies
+
+
 def test_linux_sll_sll2_raw_and_null():
     ip = _ip_of(tcp_packet(*V4, 1, 2, 0, 0, SYN))
     sll = b"\x00\x00\x00\x01\x00\x06" + b"\x00" * 8 + b"\x08\x00" + ip

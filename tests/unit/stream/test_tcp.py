@@ -179,3 +179,15 @@ def test_ids_mode_flushes_unacknowledged_data_at_the_end_and_when_too_much_waits
     assert collect(s.packet(seg(ISN_C + 1, payload=b"0123456789AB"), C)) == b"0123456789AB"
     s.packet(seg(ISN_C + 13, payload=b"tail"), C)
     assert collect(s.flush()) == b"tail"
+
+
+def test_both_fins_acknowledged_close_both_directions_once():
+    from inspection.stream.tcp import EOF
+    s = session(ack_gated=True)
+    handshake(s)
+    s.packet(seg(ISN_S + 1, TH_PSH | TH_ACK | TH_FIN, payload=b"body until close", ack=ISN_C + 1), S)
+    out = s.packet(seg(ISN_C + 1, TH_ACK | TH_FIN, ack=ISN_S + 18), C)     # ACKs data and FIN
+    assert collect(out, S) == b"body until close" and EOF not in [k for k, _, _ in out]
+    out = s.packet(seg(ISN_S + 18, TH_ACK, ack=ISN_C + 2), S)
+    assert [(k, d) for k, d, _ in out] == [(EOF, C), (EOF, S)]
+    assert s.packet(seg(ISN_S + 18, TH_ACK, ack=ISN_C + 2), S) == []
