@@ -140,26 +140,35 @@ class Engine:
         if flow is None:
             flow = flows.create(key, pkt, self._starts_reversed(pkt))
         d = flow.direction_of(pkt)
-        flow.pkts[d] += 1
-        flow.bytes[d] += pkt.wire_len
+        if d:
+            flow.pkts_tc += 1
+            flow.bytes_tc += pkt.wire_len
+            first_this_way = flow.pkts_tc == 1
+        else:
+            flow.pkts_ts += 1
+            flow.bytes_ts += pkt.wire_len
+            first_this_way = flow.pkts_ts == 1
         flow.last = pkt.ts
         proto = pkt.proto
         if not pkt.checksum_ok and self._validate and proto == IPPROTO_TCP:
             return  # as in Suricata, only TCP stream tracking refuses bad checksums
         if proto == IPPROTO_TCP:
-            flow.tcp_flags[d] |= pkt.tcp_flags
+            if d:
+                flow.flags_tc |= pkt.tcp_flags
+            else:
+                flow.flags_ts |= pkt.tcp_flags
             self._tcp(flow, pkt, d)
         elif proto == IPPROTO_UDP:
-            if flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
+            if flow.state == FlowState.NEW and flow.pkts_ts and flow.pkts_tc:
                 flow.state = FlowState.ESTABLISHED
             if pkt.payload:
                 self._udp(flow, pkt, d)
         else:
-            if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and flow.pkts[d] == 1:
+            if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and first_this_way:
                 icmp = flow.icmp or [None, None, None, None]
                 icmp[2 * d], icmp[2 * d + 1] = pkt.icmp_type, pkt.icmp_code
                 flow.icmp = icmp
-            if flow.state == FlowState.NEW and flow.pkts[0] and flow.pkts[1]:
+            if flow.state == FlowState.NEW and flow.pkts_ts and flow.pkts_tc:
                 flow.state = FlowState.ESTABLISHED
 
     def _starts_reversed(self, pkt: Packet) -> bool:
@@ -181,7 +190,7 @@ class Engine:
         if sess.anomalies:
             for a in sess.anomalies:
                 self._anomaly(a, flow, pkt)
-            sess.anomalies.clear()
+            sess.anomalies = ()
         st = sess.state
         if st >= TcpState.CLOSED:
             flow.state = FlowState.CLOSED

@@ -79,6 +79,7 @@ class Throughput:
 class FlowMemory:
     tool: str
     flows: int
+    shape: str
     peak_rss_idle: int
     peak_rss_baseline: int
 
@@ -141,10 +142,11 @@ class BenchReport:
                 label = ""
         if self.flow_memory:
             lines += ["", f"memory per concurrent flow ({self.flow_memory[0].flows:,} idle flows vs 1):",
-                      f"{'':14}{'idle MB':>10}{'1 flow MB':>11}{'bytes/flow':>12}"]
+                      f"{'':14}{'flow shape':>12}{'idle MB':>10}{'1 flow MB':>11}{'bytes/flow':>12}"]
             for m in self.flow_memory:
-                lines.append(f"{m.tool:14}{m.peak_rss_idle / 2**20:10.1f}{m.peak_rss_baseline / 2**20:11.1f}"
-                             f"{m.bytes_per_flow:12,.0f}")
+                lines.append(f"{m.tool:14}{m.shape:>12}{m.peak_rss_idle / 2**20:10.1f}"
+                             f"{m.peak_rss_baseline / 2**20:11.1f}{m.bytes_per_flow:12,.0f}")
+            lines.append("  connected: handshake only; keepalive: one answered HTTP request, connection kept open")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -377,11 +379,13 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
     say(f"capture: {size:g} MB of mixed traffic (seed {seed}) in {workdir}")
     pcap, capture, gen_s = ensure_capture(workdir, f"mixed-{size:g}mb-s{seed}",
                                           lambda p: synth.write_mixed(p, size_mb=size, seed=seed))
-    say(f"capture: {flows:,} idle flows and the 1-flow baseline")
-    idle, _, _ = ensure_capture(workdir, f"idle-{flows}-s{seed}",
-                                lambda p: synth.write_idle_flows(p, flows=flows, seed=seed))
-    base, _, _ = ensure_capture(workdir, f"idle-1-s{seed}",
-                                lambda p: synth.write_idle_flows(p, flows=1, seed=seed))
+    say(f"capture: {flows:,} idle flows of each shape and the 1-flow baselines")
+    idle_caps = {}
+    for shape in synth.IDLE_SHAPES:
+        idle_caps[shape] = tuple(
+            ensure_capture(workdir, f"idle-{shape}-{n}-s{seed}",
+                           lambda p, n=n, shape=shape: synth.write_idle_flows(p, flows=n, seed=seed, shape=shape))[0]
+            for n in (flows, 1))
 
     tshark = getattr(args, "tshark", None) or shutil.which("tshark")
     if tshark is None:
@@ -400,10 +404,13 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
             say("tshark: mixed capture")
             trun, fields = runner.tshark_fields(pcap)
             theirs = _throughput("tshark", trun, capture, {}, fields)
-        say("utm inspect: idle flows")
-        memory = [FlowMemory("utm inspect", flows, runner.engine(idle)[0].peak_rss, runner.engine(base)[0].peak_rss)]
-        if tshark:
-            say("tshark: idle flows")
-            memory.append(FlowMemory("tshark", flows, runner.tshark_fields(idle)[0].peak_rss,
-                                     runner.tshark_fields(base)[0].peak_rss))
+        memory = []
+        for shape, (idle, base) in idle_caps.items():
+            say(f"utm inspect: idle flows ({shape})")
+            memory.append(FlowMemory("utm inspect", flows, shape, runner.engine(idle)[0].peak_rss,
+                                     runner.engine(base)[0].peak_rss))
+            if tshark:
+                say(f"tshark: idle flows ({shape})")
+                memory.append(FlowMemory("tshark", flows, shape, runner.tshark_fields(idle)[0].peak_rss,
+                                         runner.tshark_fields(base)[0].peak_rss))
     return BenchReport(str(pcap), capture, gen_s, ours, theirs, tuple(memory), tuple(notes))

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 from firmware.bench.frames import CLIENT_MAC, MSS, SERVER_MAC, Packet, TcpConversation, udp_packet
 from inspection.io.pcap import PcapWriter
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 DEFAULT_SEED = 1
 EPOCH = 1_700_000_000.0          # fixed start of every capture (no wall clock)
 MB = 1_000_000
@@ -539,10 +539,19 @@ def write_mixed(path: str | Path, *, size_mb: float = 200, seed: int = DEFAULT_S
 
 IDLE_REQUEST = (b"GET /poll HTTP/1.1\r\nHost: idle.example.com\r\nUser-Agent: utm-bench\r\n"
                 b"Accept: */*\r\n\r\n")
+IDLE_RESPONSE = b"HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
 
 
-def idle_packets(flows: int, seed: int = DEFAULT_SEED) -> Iterator[Packet]:
-    """`flows` distinct TCP flows, each: handshake, one small request, its ACK; none closed."""
+IDLE_SHAPES = ("connected", "keepalive")
+
+
+def idle_packets(flows: int, seed: int = DEFAULT_SEED, shape: str = "connected") -> Iterator[Packet]:
+    """`flows` distinct TCP flows that stay open. `shape` "connected": the
+    handshake only (an established connection with nothing sent yet);
+    "keepalive": a keep-alive HTTP connection whose one small request was
+    answered and acknowledged. None is closed."""
+    if shape not in IDLE_SHAPES:
+        raise ValueError(f"shape must be one of {IDLE_SHAPES}")
     if not 1 <= flows <= 1 << 24:
         raise ValueError("flows must be between 1 and 2**24")
     rng = random.Random(seed)
@@ -552,15 +561,18 @@ def idle_packets(flows: int, seed: int = DEFAULT_SEED) -> Iterator[Packet]:
                                start=EPOCH + i * 20e-6, isn_client=rng.getrandbits(32),
                                isn_server=rng.getrandbits(32), rtt=4e-6, segment_gap=2e-6)
         yield from conv.handshake()
-        yield from conv.send(IDLE_REQUEST)
+        if shape == "keepalive":
+            yield from conv.send(IDLE_REQUEST)
+            yield from conv.send(IDLE_RESPONSE, from_client=False)
 
 
-def write_idle_flows(path: str | Path, *, flows: int = 100_000, seed: int = DEFAULT_SEED) -> CaptureSummary:
+def write_idle_flows(path: str | Path, *, flows: int = 100_000, seed: int = DEFAULT_SEED,
+                     shape: str = "connected") -> CaptureSummary:
     """Write `flows` concurrent idle flows (use flows=1 for the baseline capture)."""
-    packets, frame_bytes, file_bytes, duration = write_packets(path, idle_packets(flows, seed))
-    return CaptureSummary(kind="idle", seed=seed, packets=packets, frame_bytes=frame_bytes,
+    packets, frame_bytes, file_bytes, duration = write_packets(path, idle_packets(flows, seed, shape))
+    return CaptureSummary(kind=f"idle-{shape}", seed=seed, packets=packets, frame_bytes=frame_bytes,
                           file_bytes=file_bytes, duration=duration, flows=flows, ipv6_flows=0,
-                          http_requests=flows, tls_sni=0, dns_queries=0)
+                          http_requests=flows if shape == "keepalive" else 0, tls_sni=0, dns_queries=0)
 
 
 def main(argv: list[str] | None = None) -> int:

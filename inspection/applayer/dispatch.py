@@ -16,6 +16,8 @@ from inspection.applayer.tls import TlsParser, probe_tls
 from inspection.model import AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
+_NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
+_NEITHER_FAILED = (False, False)
 
 
 class AppState:
@@ -68,7 +70,7 @@ class TcpDetector:
             app.dir_failed[d] = True
             if app.dir_failed[d.other] or app.pending_len > self._limit:
                 app.proto = FAILED
-                app.pending = []
+                app.pending = _NOTHING_PENDING
                 app.done = True
             return []
         proto, factory = found
@@ -77,15 +79,16 @@ class TcpDetector:
         out: list[AppOutput] = []
         for dd, chunk in app.pending:
             out.extend(app.parser.feed(dd, chunk, ts))
-        app.pending = []
+        app.pending = _NOTHING_PENDING
         app.pending_len = 0
+        app.dir_failed = _NEITHER_FAILED
         return out
 
     def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
         """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""
         leftover = getattr(app.parser, "tunnel_data", [])
         app.orig, app.proto, app.parser = app.proto, None, None
-        app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]
+        app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]  # detection starts again
         out: list[AppOutput] = []
         for d, chunk in leftover:
             out.extend(self.feed(app, d, chunk, ts, ports))

@@ -23,9 +23,10 @@ and every rescan of a growing buffer resumes where the last one stopped.
 from __future__ import annotations
 
 import enum
+import functools
 import re
-from collections import deque
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from inspection.applayer import http_headers as hh
@@ -96,6 +97,11 @@ class HttpTransaction:
     complete: bool = True
 
 
+# Shared, read-only stand-ins for the header structures of a logged transaction.
+_NO_FIELDS: tuple[tuple[bytes, bytes], ...] = ()
+_NO_MAP = MappingProxyType({})
+
+
 class _Tx:
     """Mutable transaction under construction."""
 
@@ -119,7 +125,7 @@ class _Tx:
         self.resp_seen = self.resp_done = self.resp_complete = self.resp_truncated = self.emitted = False
         self.request_seen = True
         self.req_body_len = self.resp_body_len = self.resp_message_len = 0
-        self.events: set[str] = set()
+        self.events: set[str] | None = None   # anomaly names already raised (created on first)
 
     def filename(self, response: bool) -> str | None:
         cd = (self.resp_map if response else self.req_map).get(b"content-disposition")
@@ -216,7 +222,7 @@ class _Side:
         self.crs = 0           # request side: CRs ending buf[:scan], maybe the coming line end
         self.fast = True       # the one-shot fast head split may still be tried
         self.tx: _Tx | None = None
-        self.lines: list[bytes] = []
+        self.lines: list[bytes] | tuple[()] = ()
         self.head_len = self.remaining = self.junk = 0
         self.body: BodyStream | None = None
         self.bol = True
@@ -233,6 +239,12 @@ class _Limits:
     server_port: int | None
 
 
+@functools.lru_cache(maxsize=64)
+def _limits(*args: object) -> _Limits:
+    """One shared (frozen) limits object per configuration, not one per flow."""
+    return _Limits(*args)  # type: ignore[arg-type]
+
+
 class Http1Parser:
     """HTTP/1.x parser bound to one TCP flow (see the module docstring).
 
@@ -245,16 +257,16 @@ class Http1Parser:
     def __init__(self, *, body_limit: int = 1 << 20, decompress_limit: int = 16 << 20,
                  max_header_bytes: int = 64 << 10, max_encoding_layers: int = 3, lzma: bool = False,
                  server_port: int | None = None) -> None:
-        self._lim = _Limits(max(0, body_limit), max(1, decompress_limit), max(256, max_header_bytes),
+        self._lim = _limits(max(0, body_limit), max(1, decompress_limit), max(256, max_header_bytes),
                             max(1, max_encoding_layers), lzma, server_port)
-        self._sides = {_TS: _Side(_TS), _TC: _Side(_TC)}
+        self._sides = (_Side(_TS), _Side(_TC))   # indexed by Direction
         self._txs: list[_Tx] = []             # not yet emitted, in order
-        self._awaiting: deque[_Tx] = deque()  # requests whose response has not started
+        self._awaiting: list[_Tx] = []  # requests whose response has not started (short: a list, not a deque)
         self._next_id = 0
         self._out: list[AppOutput] = []
         self._closed = False
         self.tunnel = False
-        self.tunnel_data: list[tuple[Direction, bytes]] = []   # bytes after the tunnel opened
+        self.tunnel_data: list[tuple[Direction, bytes]] | tuple = ()   # bytes after the tunnel opened
 
     # -- public API ---------------------------------------------------------
 
@@ -277,7 +289,7 @@ class Http1Parser:
     def close(self, ts: float) -> list[AppOutput]:
         if self._closed:
             return []
-        for side in self._sides.values():
+        for side in self._sides:
             if side.st is _St.AWAIT_09:
                 self._become_09(side)
             if side.st not in (_St.TUNNEL, _St.DEAD):
@@ -310,9 +322,12 @@ class Http1Parser:
 
     def _event(self, tx: _Tx | None, d: Direction, name: str) -> None:
         if tx is not None:
-            if name in tx.events:
+            if tx.events is None:
+                tx.events = {name}
+            elif name in tx.events:
                 return
-            tx.events.add(name)
+            else:
+                tx.events.add(name)
         self._out.append(Anomaly(AnomalyKind.APPLAYER, name, APP, d, None if tx is None else tx.tx_id))
 
     def _goto(self, side: _Side, st: _St) -> None:
@@ -334,7 +349,7 @@ class Http1Parser:
         if not tx.req_done:
             tx.req_complete = True
         tx.resp_complete = True
-        for side in self._sides.values():
+        for side in self._sides:
             if side.tx is tx and side.body is not None:
                 if side.d is _TS:
                     tx.req_truncated |= side.body.truncated
@@ -344,6 +359,10 @@ class Http1Parser:
             self._awaiting.remove(tx)
         self._txs.remove(tx)
         self._out.append(tx.record())
+        # The record holds what was learned; an idle keep-alive connection
+        # should not keep the header structures alive until its next request.
+        tx.req_fields = tx.resp_fields = _NO_FIELDS
+        tx.req_map = tx.resp_map = _NO_MAP
 
     def _run(self, side: _Side, final: bool) -> None:
         handlers = _HANDLERS
@@ -358,7 +377,7 @@ class Http1Parser:
 
     def _new_tx(self) -> _Tx:
         if len(self._txs) >= MAX_PENDING_TX:   # flush the oldest one no side is working on
-            busy = {side.tx for side in self._sides.values()}
+            busy = {side.tx for side in self._sides}
             oldest = next((tx for tx in self._txs if tx not in busy), None)
             if oldest is not None:
                 self._emit(oldest, force=True, keep_slot=True)
@@ -379,9 +398,9 @@ class Http1Parser:
         if not keep_slot and tx in self._awaiting:
             self._awaiting.remove(tx)
         while len(self._awaiting) > MAX_AWAITING:
-            self._awaiting.popleft()
+            self._awaiting.pop(0)
         self._txs.remove(tx)
-        for side in self._sides.values():
+        for side in self._sides:
             if side.tx is tx:
                 self._end_body(side, truncated=True)
         self._out.append(tx.record())
@@ -430,7 +449,7 @@ class Http1Parser:
             if hh.is_blank(line):
                 continue
             tx = side.tx = side.tx or self._start_request()
-            side.head_len, side.lines, side.fast = nxt - pos, [], True
+            side.head_len, side.lines, side.fast = nxt - pos, (), True
             method, uri, proto, events = hh.split_request_line(line)
             tx.request_line, tx.method, tx.uri, tx.protocol = line, method, uri, proto
             for name in events:
@@ -506,7 +525,7 @@ class Http1Parser:
                 if self._junk(side, nxt):
                     return True
                 continue
-            side.head_len, side.lines, side.fast = nxt - side.pos, [], True
+            side.head_len, side.lines, side.fast = nxt - side.pos, (), True
             side.pos = nxt
             if self._too_long(side, partial=False):
                 return False
@@ -536,7 +555,7 @@ class Http1Parser:
 
     def _bind_response(self, side: _Side) -> _Tx:
         req = self._sides[_TS]
-        tx = self._awaiting.popleft() if self._awaiting else None
+        tx = self._awaiting.pop(0) if self._awaiting else None
         if tx is not None and tx.emitted:     # its request was flushed early: answer on a fresh record
             tx = self._new_tx()
             tx.req_done, tx.request_seen = True, False
@@ -584,7 +603,10 @@ class Http1Parser:
                 if not follows:
                     return self._head_done(side)
                 continue
-            side.lines.append(line)
+            if side.lines:
+                side.lines.append(line)
+            else:
+                side.lines = [line]   # allocated only while a head is being read line by line
             side.head_len += nxt - pos
             side.pos = nxt
             if self._too_long(side, partial=False):
@@ -618,7 +640,7 @@ class Http1Parser:
             clean = False
         else:
             fields, events, clean = hh.parse_header_block(block, response)
-        side.lines = []
+        side.lines = ()
         if side.st is _St.TRAILERS:
             (tx.resp_fields if response else tx.req_fields).extend(fields)
         else:
@@ -694,11 +716,11 @@ class Http1Parser:
     def _tunnel(self, tx: _Tx) -> None:
         self.tunnel = True
         tx.req_done = tx.resp_done = tx.resp_complete = True
-        for side in self._sides.values():
+        for side in self._sides:
             if side.tx is not None and side.tx is not tx:
                 self._abort(side)
             if side.pos < len(side.buf):  # the tunnel's first bytes, for whoever parses it next
-                self.tunnel_data.append((side.d, bytes(side.buf[side.pos:])))
+                self.tunnel_data = [*self.tunnel_data, (side.d, bytes(side.buf[side.pos:]))]
             side.buf.clear()
             side.pos = 0
             side.tx = None
@@ -787,7 +809,7 @@ class Http1Parser:
         self._wire(side, nxt - pos)
         side.pos = nxt
         if size == 0:
-            side.lines, side.head_len, side.fast = [], 0, True
+            side.lines, side.head_len, side.fast = (), 0, True
             self._goto(side, _St.TRAILERS)
         elif size > 0:
             side.remaining = size

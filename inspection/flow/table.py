@@ -2,15 +2,17 @@
 emergency pruning.
 
 Time is the packet timestamp handed in; the table never reads a clock.
-Expiry uses a lazy heap: each flow has one entry holding the earliest moment
-it could time out; when that moment passes the entry is re-checked against
-the flow's real last-seen time and either expires the flow or is pushed back.
-Packets therefore only touch their own flow, never the heap.
+Expiry uses a lazy timing wheel: each flow sits in the bucket of the whole
+second at which it could first time out; when that second passes, the flow is
+re-checked against its real last-seen time and either ends or moves to a later
+bucket. Packets only touch their own flow, and an idle flow costs one list
+slot in the wheel.
 """
 from __future__ import annotations
 
 import enum
 import heapq
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -67,7 +69,8 @@ class Flow:
     """One bidirectional conversation. The client is the side that opened it."""
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
-                 "pkts", "bytes", "state", "tcp", "app", "alerted", "tcp_flags", "extra_mem", "ended", "icmp")
+                 "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc", "state", "tcp", "app", "alerted", "flags_ts",
+                 "flags_tc", "extra_mem", "ended", "icmp")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -81,13 +84,13 @@ class Flow:
         self.vlan = pkt.vlan
         self.start = pkt.ts
         self.last = pkt.ts
-        self.pkts = [0, 0]
-        self.bytes = [0, 0]
+        # counters per direction as plain slots: idle flows are many, lists cost 72 bytes each
+        self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
         self.state = FlowState.NEW
         self.tcp = None          # inspection.stream.tcp.TcpSession, created lazily
         self.app = None          # inspection.applayer.dispatch.AppState, created on first payload
         self.alerted = False
-        self.tcp_flags = [0, 0]
+        self.flags_ts = self.flags_tc = 0     # TCP flags seen each way
         self.extra_mem = 0
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
@@ -100,9 +103,9 @@ class Flow:
     def swap(self) -> None:
         """Reverse client and server (the first packet came from the server)."""
         self.cli, self.srv, self.cport, self.sport = self.srv, self.cli, self.sport, self.cport
-        self.pkts.reverse()
-        self.bytes.reverse()
-        self.tcp_flags.reverse()
+        self.pkts_ts, self.pkts_tc = self.pkts_tc, self.pkts_ts
+        self.bytes_ts, self.bytes_tc = self.bytes_tc, self.bytes_ts
+        self.flags_ts, self.flags_tc = self.flags_tc, self.flags_ts
         if self.icmp is not None:
             self.icmp = self.icmp[2:] + self.icmp[:2]
 
@@ -135,7 +138,8 @@ class FlowTable:
     def __init__(self, on_end: Callable[[Flow, EndReason], None], *, memcap: int = 256 << 20,
                  timeouts: dict[int, Timeouts] | None = None, emergency_recovery: float = 0.3) -> None:
         self._flows: dict[tuple, Flow] = {}
-        self._heap: list[tuple[float, int, Flow]] = []
+        self._buckets: dict[int, list[Flow]] = {}   # second -> flows that may expire then
+        self._seconds: list[int] = []                # heap of the buckets' seconds
         self._on_end = on_end
         self._memcap = memcap
         self._timeouts = timeouts or DEFAULT_TIMEOUTS
@@ -171,8 +175,17 @@ class FlowTable:
         c.created += 1
         if len(self._flows) > c.active_peak:
             c.active_peak = len(self._flows)
-        heapq.heappush(self._heap, (pkt.ts + self.timeout_of(flow), flow.flow_id, flow))
+        self._schedule(flow, pkt.ts + self.timeout_of(flow), pkt.ts)
         return flow
+
+    def _schedule(self, flow: Flow, deadline: float, now: float) -> None:
+        sec = max(math.floor(deadline), math.floor(now) + 1) if deadline > now else math.floor(deadline)
+        bucket = self._buckets.get(sec)
+        if bucket is None:
+            self._buckets[sec] = [flow]
+            heapq.heappush(self._seconds, sec)
+        else:
+            bucket.append(flow)
 
     def _flow_id(self, pkt: Packet) -> int:
         # A positive 51-bit id (exact in JSON doubles), unique per flow in a run
@@ -184,17 +197,17 @@ class FlowTable:
 
     def expire(self, now: float) -> None:
         """End every flow idle for longer than its state's timeout."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, fid, flow = heapq.heappop(heap)
-            if flow.ended:
-                continue
-            deadline = flow.last + self.timeout_of(flow)
-            if deadline <= now:
-                self._end(flow, EndReason.TIMEOUT)
-                self.counters.timeouts += 1
-            else:
-                heapq.heappush(heap, (deadline, fid, flow))
+        seconds = self._seconds
+        while seconds and seconds[0] <= now:
+            for flow in self._buckets.pop(heapq.heappop(seconds)):
+                if flow.ended:
+                    continue
+                deadline = flow.last + self.timeout_of(flow)
+                if deadline <= now:
+                    self._end(flow, EndReason.TIMEOUT)
+                    self.counters.timeouts += 1
+                else:
+                    self._schedule(flow, deadline, now)
         if self._emergency and len(self._flows) * FLOW_COST < self._memcap * (1 - self._recovery):
             self._emergency = False
 
@@ -225,4 +238,5 @@ class FlowTable:
         """End every remaining flow (end of input), oldest first."""
         for flow in sorted(self._flows.values(), key=lambda f: f.start):
             self._end(flow, EndReason.SHUTDOWN)
-        self._heap.clear()
+        self._buckets.clear()
+        self._seconds.clear()

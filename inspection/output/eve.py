@@ -156,8 +156,8 @@ class EveWriter:
 
     def _flow(self, out: dict, flow: Flow, reason: EndReason) -> None:
         f = {
-            "pkts_toserver": flow.pkts[0], "pkts_toclient": flow.pkts[1],
-            "bytes_toserver": flow.bytes[0], "bytes_toclient": flow.bytes[1],
+            "pkts_toserver": flow.pkts_ts, "pkts_toclient": flow.pkts_tc,
+            "bytes_toserver": flow.bytes_ts, "bytes_toclient": flow.bytes_tc,
             "start": format_ts(flow.start, self._tscache), "end": format_ts(flow.last, self._tscache),
             "age": int(flow.last - flow.start),
             "state": flow.state.eve_name, "reason": reason.value, "alerted": flow.alerted,
@@ -166,9 +166,9 @@ class EveWriter:
         if flow.app is not None and flow.app.orig is not None:
             out["app_proto_orig"] = flow.app.orig
         if flow.tcp is not None or flow.proto == 6:
-            fl = flow.tcp_flags[0] | flow.tcp_flags[1]
-            tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.tcp_flags[0]:02x}",
-                   "tcp_flags_tc": f"{flow.tcp_flags[1]:02x}"}
+            fl = flow.flags_ts | flow.flags_tc
+            tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",
+                   "tcp_flags_tc": f"{flow.flags_tc:02x}"}
             for bit, name in ((0x01, "fin"), (0x02, "syn"), (0x04, "rst"), (0x08, "psh"), (0x10, "ack"),
                               (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr")):
                 if fl & bit:

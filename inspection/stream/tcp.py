@@ -23,6 +23,7 @@ MASK = 0xFFFFFFFF
 HALF = 0x80000000
 TAIL_KEEP = 16 * 1024           # delivered bytes kept to compare retransmissions against
 DATA, GAP, EOF = 0, 1, 2        # kinds of reassembly output (EOF: the direction is closed)
+_NO_OUT: tuple = ()              # placeholder between calls: appending outside a call is a bug
 
 
 class TcpState(enum.IntEnum):
@@ -96,8 +97,8 @@ class TcpSession:
         self.streams = (Stream(), Stream())
         self.cfg = cfg
         self.counters = counters
-        self.out: list[tuple[int, Direction, object]] = []
-        self.anomalies: list[Anomaly] = []
+        self.out: list[tuple[int, Direction, object]] = _NO_OUT
+        self.anomalies: list[Anomaly] | tuple = ()   # the engine takes them after each call
         self.midstream = False   # picked up without seeing the handshake
         self.eof_sent = False
 
@@ -105,6 +106,12 @@ class TcpSession:
     def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
         """Process one segment; return (kind, direction, bytes-or-gap-length) items in order."""
         self.out = out = []
+        try:
+            return self._packet(pkt, d, out)
+        finally:
+            self.out = _NO_OUT  # the caller owns the list; an idle session keeps no data alive
+
+    def _packet(self, pkt: Packet, d: Direction, out: list) -> list[tuple[int, Direction, object]]:
         flags = pkt.tcp_flags
         s = self.streams[d]
         st = self.state
@@ -181,6 +188,14 @@ class TcpSession:
             s.fin_acked = True
         if s.unacked:
             self._release(s, d, rel)
+        if s.tail:
+            # Acknowledged bytes are never retransmitted by a correct sender;
+            # like Suricata, keep for comparison only what is not yet acknowledged.
+            keep = s.next - rel
+            if keep <= 0:
+                s.tail = b""
+            elif keep < len(s.tail):
+                s.tail = s.tail[-keep:]
         if s.depth_hit:
             return
         limit = rel
@@ -256,6 +271,8 @@ class TcpSession:
                 pending.pop(0)
                 start += len(chunk)
                 s.unacked_len -= len(chunk)
+                if not pending:
+                    s.unacked = None  # idle streams hold no list
             else:
                 k = upto - start
                 out.append((DATA, d, chunk[:k]))
@@ -272,7 +289,7 @@ class TcpSession:
             return
         if data[lo - rel:hi - rel] != s.tail[lo - tail_start:hi - tail_start]:
             self.counters.overlaps_different += 1
-            self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data",
+            self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data",
                                           direction=Direction(self.streams.index(s))))
 
     def _store(self, s: Stream, rel: int, data: bytes) -> None:
@@ -284,12 +301,12 @@ class TcpSession:
             if len(old) >= len(data):
                 if old[:len(data)] != data:
                     c.overlaps_different += 1
-                    self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data"))
+                    self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data"))
                 return
             c.memuse -= len(old)
         elif c.memuse + len(data) > self.cfg.memcap or len(s.ooo) >= self.cfg.max_ooo_segments:
             c.memcap_drops += 1
-            self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_memcap"))
+            self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_memcap"))
             return
         c.ooo_segments += 1
         c.memuse += len(data)
@@ -316,7 +333,7 @@ class TcpSession:
         if s.unacked:
             self._release(s, d, s.next)
         self.counters.gaps += 1
-        self.anomalies.append(Anomaly(AnomalyKind.STREAM, "stream.reassembly_seq_gap", direction=d))
+        self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_seq_gap", direction=d))
         s.next += length
         s.tail = b""
         self.out.append((GAP, d, length))
@@ -334,7 +351,14 @@ class TcpSession:
     # -- end of flow ---------------------------------------------------------------------------
     def flush(self) -> list[tuple[int, Direction, object]]:
         """Flow ends: deliver what waits behind holes, declaring the holes as gaps."""
-        self.out = []
+        self.out = out = []
+        try:
+            self._flush()
+        finally:
+            self.out = _NO_OUT
+        return out
+
+    def _flush(self) -> None:
         for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
             s = self.streams[d]
             while s.ooo and not s.depth_hit:
@@ -346,7 +370,12 @@ class TcpSession:
             self._drop_ooo(s)
             if s.unacked:
                 self._release(s, d, s.next)
-        return self.out
+
+    def _anomaly(self, a: Anomaly) -> None:
+        if self.anomalies:
+            self.anomalies.append(a)
+        else:
+            self.anomalies = [a]
 
     def swap(self) -> None:
         """The flow's client and server were the wrong way round."""

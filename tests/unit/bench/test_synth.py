@@ -181,17 +181,20 @@ def test_every_frame_is_valid(small: tuple[Path, synth.CaptureSummary]) -> None:
 
 def test_idle_flows_stay_open(tmp_path: Path) -> None:
     path = tmp_path / "idle.pcap"
-    s = synth.write_idle_flows(path, flows=500)
+    s = synth.write_idle_flows(path, flows=500, shape="keepalive")
     tuples, flags_seen = set(), set()
     for f in read_frames(path):
         _p, src, dst, sport, dport, l4 = check_frame(f.data)
         flags_seen.add(tcp_fields(l4)[2])
         if dport == 80:
             tuples.add((src, sport))
-    assert len(tuples) == 500 and s.packets == 500 * 5
+    # handshake (3), request + ACK (2), response + ACK (2): an answered keep-alive connection
+    assert len(tuples) == 500 and s.packets == 500 * 7
     assert not any(fl & (FIN | 0x04) for fl in flags_seen)
-    base = synth.write_idle_flows(tmp_path / "base.pcap", flows=1)
-    assert base.packets == 5
+    base = synth.write_idle_flows(tmp_path / "base.pcap", flows=1, shape="keepalive")
+    assert base.packets == 7
+    connected = synth.write_idle_flows(tmp_path / "conn.pcap", flows=10)
+    assert connected.packets == 10 * 3 and connected.http_requests == 0
 
 
 # ---------------------------------------------------------------- tshark agrees

@@ -25,10 +25,11 @@ def test_mixed_capture_counts_match_what_was_generated(tmp_path):
 
 
 def test_idle_flows_are_all_held_and_reported_once(tmp_path):
-    truth = write_idle_flows(tmp_path / "idle.pcap", flows=500)
+    truth = write_idle_flows(tmp_path / "idle.pcap", flows=500, shape="keepalive")
     summary = inspect_files([tmp_path / "idle.pcap"], EngineConfig(), tmp_path)
     events = [json.loads(l) for l in (tmp_path / "eve.json").read_text().splitlines()]
     flows = [e for e in events if e["event_type"] == "flow"]
     assert len(flows) == truth.flows == summary.flows
     assert {f["flow"]["reason"] for f in flows} == {"shutdown"}
     assert len({f["flow_id"] for f in flows}) == len(flows)
+    assert sum(1 for e in events if e["event_type"] == "http") == truth.http_requests
