@@ -17,7 +17,7 @@ if not corpus.CORPUS.is_dir():
 
 SV_TOPICAL_GOAL = 90.0
 ORACLE_GOAL = 99.0
-ZEEK_GOAL = 95.0
+ZEEK_GOAL = 85.0
 
 
 def _report(title: str, score: corpus.Score) -> str:
