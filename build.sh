@@ -57,8 +57,10 @@ case "${1:-}" in
         out=$(mktemp -d)
         "$VENV/bin/utm" inspect -r "$ROOT/tests/golden/demo/input.pcap" -l "$out"
         echo
-        echo "First events of $out/eve.json:"
-        head -n 8 "$out/eve.json"
+        echo "A few events of each kind from $out/eve.json:"
+        for t in http tls dns flow anomaly; do
+            grep -m 2 "\"event_type\":\"$t\"" "$out/eve.json" || true
+        done
         ;;
     bench)
         setup

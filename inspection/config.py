@@ -24,7 +24,7 @@ class ChecksumMode(enum.Enum):
 class EngineConfig:
     checksum: ChecksumMode = ChecksumMode.AUTO
     midstream: bool = True      # unlike Suricata: a restarted engine keeps inspecting open sessions
-    async_oneside: bool = False
+    async_oneside: bool = True   # unlike Suricata: one-sided captures (asymmetric routes) still parse
     stream_depth: int = 1 << 20
     stream_memcap: int = 64 << 20
     flow_memcap: int = 256 << 20

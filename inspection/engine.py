@@ -95,6 +95,12 @@ class Engine:
             self.flows.expire(ts)
             for a in self.defrag.expire(ts):
                 self._anomaly(a, None, pkt)
+        self._handle(pkt)
+
+    def _handle(self, pkt: Packet) -> None:
+        """Defragment, then track the packet's flow; then its tunnelled packet, if any."""
+        st = self.stats
+        self._cur = pkt
         if pkt.fragment is not None:
             st.fragments += 1
             done, anomalies = self.defrag.add(pkt.fragment)  # type: ignore[arg-type]
@@ -117,6 +123,8 @@ class Engine:
             self._auto_checksum(pkt)
         if pkt.proto in FLOW_PROTOS:
             self._flow_packet(pkt)
+        if pkt.inner is not None:  # Teredo: the outer UDP flow and the inner IPv6 flow both count
+            self._handle(pkt.inner)
 
     def _decode_anomalies(self, pkt: Packet) -> None:
         for a in pkt.anomalies:

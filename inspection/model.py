@@ -101,6 +101,7 @@ class Packet:
     reassembled: bool = False           # built from IP fragments
     fragment: object | None = None      # inspection.decode.defrag.Fragment while not yet reassembled
     tunnel_depth: int = 0               # GRE/ERSPAN/Teredo layers peeled so far
+    inner: "Packet | None" = None       # a tunnelled packet carried as payload (Teredo)
     anomalies: list[Anomaly] = field(default_factory=list)
 
 

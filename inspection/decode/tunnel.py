@@ -99,6 +99,8 @@ def looks_like_teredo(payload: bytes) -> bool:
 
 
 def decode_teredo(pkt: Packet, payload: bytes, validate: bool, ip6: IpDec) -> bool:
+    """Decode the IPv6 packet inside a Teredo datagram as `pkt.inner`; the
+    outer UDP packet stays what it is (its flow is tracked too, as Suricata does)."""
     if not looks_like_teredo(payload):
         return False
     off = 0
@@ -106,7 +108,8 @@ def decode_teredo(pkt: Packet, payload: bytes, validate: bool, ip6: IpDec) -> bo
         off = 13 + payload[2] + payload[3]
     if payload[off:off + 2] == b"\x00\x00":
         off += 8
-    _reset(pkt)
-    pkt.wire_len = len(payload) - off
-    ip6(pkt, payload, off, validate)
+    inner = Packet(pkt.ts, pkt.pcap_cnt, len(payload) - off)
+    inner.tunnel_depth = pkt.tunnel_depth
+    ip6(inner, payload, off, validate)
+    pkt.inner = inner
     return True

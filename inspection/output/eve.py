@@ -159,7 +159,7 @@ class EveWriter:
             "pkts_toserver": flow.pkts_ts, "pkts_toclient": flow.pkts_tc,
             "bytes_toserver": flow.bytes_ts, "bytes_toclient": flow.bytes_tc,
             "start": format_ts(flow.start, self._tscache), "end": format_ts(flow.last, self._tscache),
-            "age": int(flow.last - flow.start),
+            "age": int(flow.last) - int(flow.start),   # whole seconds between the two, as Suricata counts
             "state": flow.state.eve_name, "reason": reason.value, "alerted": flow.alerted,
         }
         out["flow"] = f

@@ -124,6 +124,8 @@ class TcpSession:
         if flags & TH_SYN:
             self._syn(pkt, d, s)
             return out
+        if st == TcpState.SYN_SENT and not self.cfg.async_oneside:
+            return out  # no SYN/ACK yet: like Suricata, data and FIN from here on are not trusted
         if st == TcpState.NONE:
             if not self.cfg.midstream:
                 return out

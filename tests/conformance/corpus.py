@@ -135,6 +135,9 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
         why = _not_for_the_core(d, y, checks)
         if why:
             return CaseResult(name, False, applicable=False, reason=why)
+        checks, set_aside = _core_checks(checks)
+        if not checks:
+            return CaseResult(name, False, applicable=False, reason="; ".join(sorted(set(set_aside))))
     args: list[str] = []
     for s in y.get("args") or []:
         args += shlex.split(str(s))
@@ -160,15 +163,29 @@ def _not_for_the_core(d: Path, y: dict, checks: list[dict]) -> str:
     """Why a case cannot measure the parser output of the inspection core ('' if it can)."""
     if _dns_v2_layout(y, checks):
         return "expects the DNS v2 layout; the engine logs Suricata 8's v3 layout"
-    if any((f.get("match") or {}).get("flow.alerted") is True for f in checks):
-        return "its flow checks need alerts (flow.alerted), i.e. the signature engine"
-    if any(any(k.endswith(".__len") for k in (f.get("match") or {})) for f in checks):
-        return "uses the __len operator, which the shared checker cannot evaluate"
     conf = d / "suricata.yaml"
-    if conf.exists() and re.search(r"^\s*-?\s*(requests|responses|custom|formats|types):\s*(no|\[)",
-                                   conf.read_text(errors="replace"), re.M):
-        return "depends on the case's suricata.yaml output filters, which the checker does not pass"
+    if conf.exists() and _OUTPUT_FILTER.search(conf.read_text(errors="replace")):
+        return "depends on the case's suricata.yaml DNS output filters, which the checker does not pass"
     return ""
+
+
+# Settings that change which events are written (custom field lists do not matter:
+# the checks only look at the fields they name).
+_OUTPUT_FILTER = re.compile(r"^\s*(requests|responses):\s*no\b|^\s*types:\s*\[", re.M)
+
+
+def _core_checks(checks: list[dict]) -> tuple[list[dict], list[str]]:
+    """Checks of a case that the inspection core answers for, and why others were set aside."""
+    kept, why = [], []
+    for f in checks:
+        m = f.get("match") or {}
+        if m.get("flow.alerted") is True:
+            why.append("flow.alerted needs the signature engine")
+        elif any(k.endswith(".__len") for k in m):
+            why.append("the __len operator is not evaluated by the shared checker")
+        else:
+            kept.append(f)
+    return kept, why
 
 
 def _dns_v2_layout(y: dict, checks: list[dict]) -> bool:
