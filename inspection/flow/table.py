@@ -60,9 +60,11 @@ EMERGENCY_TIMEOUTS = {
     0: Timeouts(10, 100, 0),
 }
 
-# Estimated bytes per tracked flow for the memory cap (object, key, table slot);
-# stream and parser buffers are added on top by their owners.
-FLOW_COST = 1024
+# Bytes charged per tracked flow against flow.memcap: the flow, its TCP session
+# and an idle parser (measured by `utm bench`: about 1.2-2.9 KB RSS per idle
+# flow, rounded down because pymalloc overhead is shared). Stream out-of-order
+# data, defragmentation and parser buffers have their own caps.
+FLOW_COST = 2048
 
 
 class Flow:
@@ -70,7 +72,7 @@ class Flow:
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
                  "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc", "state", "tcp", "app", "alerted", "flags_ts",
-                 "flags_tc", "extra_mem", "ended", "icmp")
+                 "flags_tc", "ended", "icmp")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -91,7 +93,6 @@ class Flow:
         self.app = None          # inspection.applayer.dispatch.AppState, created on first payload
         self.alerted = False
         self.flags_ts = self.flags_tc = 0     # TCP flags seen each way
-        self.extra_mem = 0
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
 
@@ -156,7 +157,7 @@ class FlowTable:
 
     @property
     def memuse(self) -> int:
-        return len(self._flows) * FLOW_COST + sum(f.extra_mem for f in self._flows.values())
+        return len(self._flows) * FLOW_COST
 
     def timeout_of(self, flow: Flow) -> float:
         table = EMERGENCY_TIMEOUTS if self._emergency else self._timeouts
