@@ -9,7 +9,7 @@ from struct import Struct
 
 from inspection.decode.checksum import fold, ones_sum
 from inspection.decode.defrag import Fragment
-from inspection.decode.transport import decode_l4
+from inspection.decode.transport import decode_l4, options_ok
 from inspection.model import Anomaly, AnomalyKind, Packet
 
 _IP4 = Struct("!BBHHHBBH4s4s")
@@ -52,7 +52,7 @@ def decode_ipv4(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
         _bad(pkt, "decoder.ipv4.trunc_pkt")
         return
     pkt.family, pkt.src, pkt.dst, pkt.ttl, pkt.ip_id, pkt.ip_len, pkt.proto = 4, src, dst, ttl, ident, total, proto
-    if hlen > 20 and not _ipv4_options_ok(data, off + 20, off + hlen):
+    if hlen > 20 and not options_ok(data, off + 20, off + hlen):
         _bad(pkt, "decoder.ipv4.opt_invalid_len")
     if validate and fold(ones_sum(data[off:off + hlen])) != 0xFFFF:
         pkt.checksum_ok = False
@@ -63,23 +63,6 @@ def decode_ipv4(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
                                 pkt.ts, pkt.vlan)
         return
     decode_l4(pkt, proto, body, validate)
-
-
-def _ipv4_options_ok(data: bytes, i: int, end: int) -> bool:
-    while i < end:
-        kind = data[i]
-        if kind == 0:
-            return True
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= end:
-            return False
-        olen = data[i + 1]
-        if olen < 2 or i + olen > end:
-            return False
-        i += olen
-    return True
 
 
 def decode_ipv6(pkt: Packet, data: bytes, off: int, validate: bool) -> None:

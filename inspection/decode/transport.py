@@ -44,7 +44,7 @@ def _tcp(pkt: Packet, data: bytes, validate: bool) -> None:
     if hlen > n:
         _bad(pkt, "decoder.tcp.invalid_optlen")
         return
-    if hlen > 20 and not _tcp_options_ok(data, hlen):
+    if hlen > 20 and not options_ok(data, 20, hlen):
         _bad(pkt, "decoder.tcp.opt_invalid_len")
     if validate and fold(ones_sum(data) + pseudo_header_sum(pkt.src, pkt.dst, IPPROTO_TCP, n)) != 0xFFFF:
         pkt.checksum_ok = False
@@ -54,19 +54,20 @@ def _tcp(pkt: Packet, data: bytes, validate: bool) -> None:
     pkt.l4_ok = True
 
 
-def _tcp_options_ok(data: bytes, hlen: int) -> bool:
-    i = 20
-    while i < hlen:
+def options_ok(data: bytes, i: int, end: int) -> bool:
+    """IPv4 and TCP options share one layout: EOL, NOP, or kind-length-value
+    with the length counting itself. False if a length is impossible."""
+    while i < end:
         kind = data[i]
         if kind == 0:
             return True
         if kind == 1:
             i += 1
             continue
-        if i + 1 >= hlen:
+        if i + 1 >= end:
             return False
         olen = data[i + 1]
-        if olen < 2 or i + olen > hlen:
+        if olen < 2 or i + olen > end:
             return False
         i += olen
     return True
