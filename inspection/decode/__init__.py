@@ -161,6 +161,25 @@ def _null(pkt: Packet, data: bytes, validate: bool) -> None:
         _bad(pkt, "decoder.null.unsupported_type")
 
 
+def _ppp(pkt: Packet, data: bytes, validate: bool) -> None:
+    off = 2 if data[:2] == b"\xff\x03" else 0   # HDLC-like framing (RFC 1662) is optional
+    if len(data) < off + 1:
+        _bad(pkt, "decoder.ppp.pkt_too_small")
+        return
+    if data[off] & 1:   # protocol-field compression: a one-byte protocol
+        proto, off = data[off], off + 1
+    elif len(data) < off + 2:
+        _bad(pkt, "decoder.ppp.pkt_too_small")
+        return
+    else:
+        proto, off = (data[off] << 8) | data[off + 1], off + 2
+    if proto == 0x0021:
+        decode_ipv4(pkt, data, off, validate)
+    elif proto == 0x0057:
+        decode_ipv6(pkt, data, off, validate)
+    # LCP, IPCP, CCP ...: control traffic, nothing to inspect
+
+
 def _ipv4_only(pkt: Packet, data: bytes, validate: bool) -> None:
     decode_ipv4(pkt, data, 0, validate)
 
@@ -170,7 +189,7 @@ def _ipv6_only(pkt: Packet, data: bytes, validate: bool) -> None:
 
 
 LINK_DECODERS = {
-    0: _null, 1: _ethernet, 12: _raw, 14: _raw, 101: _raw, 108: _null, 113: _sll,
+    0: _null, 1: _ethernet, 9: _ppp, 12: _raw, 14: _raw, 101: _raw, 108: _null, 113: _sll,
     228: _ipv4_only, 229: _ipv6_only, 276: _sll2,
 }
 

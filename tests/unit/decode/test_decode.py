@@ -66,6 +66,8 @@ def test_linux_sll_sll2_raw_and_null():
     assert dec(ip, 101).l4_ok
     assert dec(ip, 228).l4_ok
     assert dec(b"\x02\x00\x00\x00" + ip, 0).l4_ok
+    assert dec(b"\xff\x03\x00\x21" + ip, 9).l4_ok      # PPP with HDLC framing
+    assert dec(b"\x21" + ip, 9).l4_ok                    # PPP, compressed protocol field
 
 
 def test_ipv4_options_and_ipv6_extension_headers():
