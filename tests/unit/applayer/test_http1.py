@@ -182,6 +182,37 @@ def test_transaction_is_logged_when_its_response_completes_and_stray_lines_join_
     assert collect(p.close(1)).txs == []
 
 
+@pytest.mark.parametrize("response", [b"HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+                                      resp(b"hello", b"Content-Type: text/plain\r\n")])
+def test_idle_keep_alive_parser_holds_no_buffers_lists_or_transaction(response):
+    # ~100k idle keep-alive flows per box: after an answered request only a
+    # stub of the logged transaction may remain (stray lines still join its body).
+    p = Http1Parser()
+    p.feed(C, req("/idle", b"User-Agent: " + b"u" * 300 + b"\r\n"), 0)
+    (tx,) = collect(p.feed(S, response, 0)).txs
+    assert tx.uri == "/idle" and tx.complete
+    assert p._txs == () and p._awaiting == () and p._out == ()
+    for side in p._sides:
+        assert side.buf == b"" and not isinstance(side.buf, bytearray)
+        assert side.lines == () and side.head_len == 0
+        assert side.tx is not None and side.tx.tx_id == tx.tx_id
+        assert not hasattr(side.tx, "request_line") and not hasattr(side.tx, "resp_fields")
+    assert p._sides[C].tx is p._sides[S].tx
+    stray = collect(p.feed(S, b"junk\r\n", 0))
+    assert stray.body(0) == b"junk\r\n" and stray.txs == []
+
+
+def test_bytes_left_unread_are_copied_not_borrowed():
+    p = Http1Parser()
+    data = bytearray(b"GET /a HT")
+    p.feed(C, data, 0)
+    data[:] = b"XXXXXXXXX"
+    p.feed(C, b"TP/1.1\r\nHost: h\r\n", 0)
+    p.feed(C, b"\r\n", 0)
+    (tx,) = collect(p.feed(S, resp(b"ok"), 0)).txs
+    assert (tx.method, tx.uri, tx.host) == ("GET", "/a", "h")
+
+
 def test_pipelining_matches_responses_in_order_and_head_has_no_body():
     r = run(CONVERSATIONS["pipelined"])
     assert [(t.method, t.uri, t.status, t.response_length) for t in r.txs] == [
