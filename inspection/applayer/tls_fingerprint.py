@@ -99,6 +99,15 @@ def _u16_list(data: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(data) // 2}H", data[: len(data) & ~1])
 
 
+def _u16_vector(data: bytes) -> tuple[int, ...]:
+    """A 16-bit-length-prefixed list of 16-bit values (groups, signature algorithms)."""
+    cur = _Cursor(data)
+    size = cur.u16()
+    if size % 2:
+        raise _Short
+    return _u16_list(cur.take(size))
+
+
 def _alpn_list(data: bytes) -> tuple[bytes, ...]:
     cur = _Cursor(data)
     body = _Cursor(cur.take(cur.u16()))
@@ -170,20 +179,12 @@ def _client_extension(etype: int, data: bytes, f: dict, events: list[str]) -> st
         else:
             f["sni"] = name
     elif etype == EXT_GROUPS:
-        cur = _Cursor(data)
-        size = cur.u16()
-        if size % 2:
-            raise _Short
-        f["groups"] = _u16_list(cur.take(size))
+        f["groups"] = _u16_vector(data)
     elif etype == EXT_POINT_FORMATS:
         cur = _Cursor(data)
         f["point_formats"] = tuple(cur.take(cur.u8()))
     elif etype == EXT_SIG_ALGS:
-        cur = _Cursor(data)
-        size = cur.u16()
-        if size % 2:
-            raise _Short
-        f["signature_algorithms"] = _u16_list(cur.take(size))
+        f["signature_algorithms"] = _u16_vector(data)
     elif etype == EXT_ALPN:
         f["alpns"] = _alpn_list(data)
     elif etype == EXT_SUPPORTED_VERSIONS:
