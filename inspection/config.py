@@ -40,6 +40,7 @@ class EngineConfig:
     dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
     app_detect_limit: int = 4096
+    vlan_tracking: bool = True          # VLAN ids are part of the flow key
 
     @classmethod
     def from_sets(cls, sets: list[str], base: "EngineConfig | None" = None) -> tuple["EngineConfig", list[str]]:
@@ -133,6 +134,7 @@ def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
 
 _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "stream.midstream": _field("midstream", parse_bool),
+    "vlan.use-for-tracking": _field("vlan_tracking", parse_bool),
     "stream.async-oneside": _field("async_oneside", parse_bool),
     "stream.reassembly.depth": _field("stream_depth", parse_size),
     "stream.reassembly.memcap": _field("stream_memcap", parse_size),

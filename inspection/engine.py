@@ -142,7 +142,7 @@ class Engine:
 
     # -- flows ---------------------------------------------------------------------------------
     def _flow_packet(self, pkt: Packet) -> None:
-        key = flow_key(pkt)
+        key = flow_key(pkt, self.cfg.vlan_tracking)
         flows = self.flows
         flow = flows.get(key)
         if flow is None:

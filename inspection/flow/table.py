@@ -120,13 +120,15 @@ class FlowCounters:
     active_peak: int = 0
 
 
-def flow_key(pkt: Packet) -> tuple:
-    """Direction-independent key: protocol, ordered endpoint pair, VLAN ids."""
+def flow_key(pkt: Packet, use_vlan: bool = True) -> tuple:
+    """Direction-independent key: protocol, ordered endpoint pair, VLAN ids
+    (unless `use_vlan` is off: a capture point that tags only one direction)."""
+    vlan = pkt.vlan if use_vlan else ()
     a = (pkt.src, pkt.sport)
     b = (pkt.dst, pkt.dport)
     if a <= b:
-        return (pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.vlan)
-    return (pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.vlan)
+        return (pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, vlan)
+    return (pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport, vlan)
 
 
 class FlowTable:
