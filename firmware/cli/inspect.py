@@ -80,6 +80,8 @@ def print_summary(s: RunSummary, eve: Path, out=sys.stdout) -> None:
     hit = {k: v for k, v in s.limits.items() if v and not k.endswith(("timeouts", "gaps"))}
     if hit:
         w("limits hit: " + ", ".join(f"{k}={v}" for k, v in sorted(hit.items())) + "\n")
+    if s.bad_checksums:
+        w(f"bad checksums: {s.bad_checksums} (TCP segments with one are not reassembled; -k all logs each)\n")
     if s.checksum_auto_disabled:
         w("note: most checksums were wrong (offloaded capture?); validation turned off, as with -k none\n")
     w(f"elapsed: {s.elapsed:.3f} s\n")

@@ -28,6 +28,7 @@ class RunSummary:
     anomalies: dict[str, int] = field(default_factory=dict)
     capture_errors: list[CaptureError] = field(default_factory=list)
     checksum_auto_disabled: bool = False
+    bad_checksums: int = 0
     limits: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -106,6 +107,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     summary.events = dict(eve.counts)
     summary.anomalies = dict(eve.anomalies)
     summary.checksum_auto_disabled = st.checksum_auto_disabled
+    summary.bad_checksums = st.bad_checksum
     sc, fc, dc = engine.stream_counters, engine.flows.counters, engine.defrag.counters
     summary.limits = {
         "flow.memcap_prunes": fc.memcap_prunes,
