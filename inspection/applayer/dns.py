@@ -20,6 +20,7 @@ Sans-IO and modelled on Suricata 8 so the EVE "dns" events match its output:
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -160,6 +161,9 @@ class HeaderInvalid(WireError):
     """Internal: the header is implausible; the message is not DNS."""
 
 
+_HEADER = struct.Struct("!6H")
+
+
 class _Header(NamedTuple):
     id: int
     flags: int
@@ -185,7 +189,7 @@ class ParsedMessage(NamedTuple):
 def _header(data: bytes) -> _Header:
     if len(data) < HEADER_LEN:
         raise Incomplete("header")
-    return _Header(*(int.from_bytes(data[i:i + 2], "big") for i in range(0, HEADER_LEN, 2)))
+    return _Header._make(_HEADER.unpack_from(data))
 
 
 def _header_plausible(h: _Header, length: int) -> tuple[bool, bool]:
