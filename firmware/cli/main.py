@@ -5,8 +5,9 @@ import argparse
 import sys
 
 from firmware.cli import inspect as inspect_cmd
+from firmware.cli import rules as rules_cmd
 
-SUBCOMMANDS = [inspect_cmd]
+SUBCOMMANDS = [inspect_cmd, rules_cmd]
 try:  # the benchmark needs only the standard library and the engine
     from firmware.cli import bench as bench_cmd
     SUBCOMMANDS.append(bench_cmd)
