@@ -1,0 +1,54 @@
+"""The detect sub-package's errors, under the inspection tree.
+
+Split by when they happen: a rule item this engine cannot evaluate is found
+while a rule is prepared (`UnsupportedPattern`, `UnsupportedItem`; the
+`Detector` turns them into a skip record, the rule never runs), a prefilter
+database that cannot be built or loaded is an operator/bundle problem
+(`PrefilterError`). Running out of work budget on hostile data is not an error
+at all: it is a result, counted and reported (see `verify.MatchContext`).
+"""
+from __future__ import annotations
+
+from inspection.errors import InspectionError
+
+
+class DetectError(InspectionError):
+    """Base of every error raised by `inspection.detect`."""
+
+
+class UnsupportedRule(DetectError):
+    """A rule uses something the verifier cannot evaluate with Suricata's meaning.
+
+    `keyword` is the rule keyword at fault (``pcre``, ``byte_test``...), so the
+    skip records can be grouped the way the loader groups its own.
+    """
+
+    def __init__(self, keyword: str, reason: str) -> None:
+        super().__init__(f"{keyword}: {reason}")
+        self.keyword = keyword
+        self.reason = reason
+
+
+class UnsupportedPattern(UnsupportedRule):
+    """A PCRE construct Python's `re` cannot express (recursion, \\G, \\p{..}, verbs...).
+
+    `construct` names it; `pattern` is the expression as written in the rule.
+    """
+
+    def __init__(self, pattern: str, construct: str) -> None:
+        super().__init__("pcre", f"{construct} in /{pattern[:80]}/")
+        self.pattern = pattern
+        self.construct = construct
+
+
+class UnsupportedItem(UnsupportedRule):
+    """A payload item form that is not implemented (``dce`` byte options, ...)."""
+
+
+class PrefilterError(DetectError):
+    """A prefilter database cannot be compiled or loaded; `key` names the buffer."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
