@@ -7,7 +7,7 @@ through the `emit` callable; the clock is the packet timestamp.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
 from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
@@ -19,6 +19,9 @@ from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeout
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
+
+if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
+    from inspection.detect.inspector import RuleInspector
 
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
@@ -53,11 +56,14 @@ class EngineStats:
     first_ts: float | None = None
     last_ts: float = 0.0
     checksum_auto_disabled: bool = False
+    alerts: int = 0
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, emit: Callable[[EngineEvent], None]) -> None:
+    def __init__(self, cfg: EngineConfig, emit: Callable[[EngineEvent], None],
+                 inspector: "RuleInspector | None" = None) -> None:
         self.cfg = cfg
+        self.inspector = inspector
         self._emit = emit
         self.stats = EngineStats()
         self._validate = cfg.checksum is not ChecksumMode.NONE
@@ -183,6 +189,8 @@ class Engine:
                 flow.icmp = icmp
             if flow.state == FlowState.NEW and flow.pkts_ts and flow.pkts_tc:
                 flow.state = FlowState.ESTABLISHED
+        if self.inspector is not None and pkt.payload:
+            self._detect_packet(flow, pkt, d)
 
     def _starts_reversed(self, pkt: Packet) -> bool:
         if pkt.proto == IPPROTO_TCP:
@@ -194,6 +202,19 @@ class Engine:
                 return pkt.dport not in dns or probe_dns_is_request(pkt.payload) is False
             return False
         return False
+
+    def _detect_packet(self, flow: Flow, pkt: Packet, d: Direction) -> None:
+        hits = self.inspector.packet(flow, pkt, d)  # type: ignore[union-attr]
+        if hits:
+            self._alerts(flow, hits)
+
+    def _alerts(self, flow: Flow, hits: list) -> None:
+        pkt = self._cur
+        flow.alerted = True
+        for h in hits:
+            self.stats.alerts += 1
+            self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                                   flow, h.direction, h))
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         sess = flow.tcp
@@ -271,11 +292,57 @@ class Engine:
                 self._anomaly(r, flow, pkt)
             elif isinstance(r, BodyChunk):
                 st.body_bytes += len(r.data)
+                if self.inspector is not None:
+                    self._keep_body(flow, r)
             else:
                 et = r.event_type
                 st.app_records[et] = st.app_records.get(et, 0) + 1
                 self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
+                if self.inspector is not None:
+                    self._detect_record(flow, r)
+
+    def _keep_body(self, flow: Flow, chunk: BodyChunk) -> None:
+        """Bodies for file.data / http.request_body rules, up to the body limit per message."""
+        bodies = flow.bodies
+        if bodies is None:
+            bodies = flow.bodies = {}
+        key = (chunk.tx_id, chunk.direction)
+        buf = bodies.get(key)
+        if buf is None:
+            buf = bodies[key] = bytearray()
+        room = self.cfg.http_body_limit - len(buf)
+        if room > 0:
+            buf += chunk.data[:room]
+        if chunk.final:
+            done = bytes(buf)
+            del bodies[key]
+            tx = flow.http_txs.pop(chunk.tx_id, None) if flow.http_txs else None
+            if tx is not None:
+                req, resp = (done, b"") if chunk.direction == Direction.TO_SERVER else (b"", done)
+                hits = self.inspector.body(flow, tx, req, resp)  # type: ignore[union-attr]
+                if hits:
+                    self._alerts(flow, hits)
+            else:
+                flow.done_bodies = (flow.done_bodies or {})
+                flow.done_bodies[key] = done
+
+    def _detect_record(self, flow: Flow, rec: object) -> None:
+        ins = self.inspector
+        hits = ins.record(flow, rec)  # type: ignore[union-attr]
+        if getattr(rec, "event_type", None) == "http":
+            tx_id = rec.tx_id  # type: ignore[attr-defined]
+            done = flow.done_bodies or {}
+            req = done.pop((tx_id, Direction.TO_SERVER), b"")
+            resp = done.pop((tx_id, Direction.TO_CLIENT), b"")
+            if req or resp:
+                hits += ins.body(flow, rec, req, resp)  # type: ignore[arg-type, union-attr]
+            if flow.bodies and any(k[0] == tx_id for k in flow.bodies):
+                if flow.http_txs is None:
+                    flow.http_txs = {}
+                flow.http_txs[tx_id] = rec  # its body is still arriving: inspect it when it ends
+        if hits:
+            self._alerts(flow, hits)
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, inspect_files
+from signatures.errors import RuleFileError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", dest="pcaps", action="append", required=True, metavar="PCAP",
                    help="capture file (pcap or pcapng); repeat for several")
     p.add_argument("-S", dest="rules", action="append", default=[], metavar="RULES",
-                   help="signature file (accepted; matching arrives with the signature engine)")
+                   help="signature file (Suricata rule language); repeat for several")
     p.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="output folder (default: .)")
     p.add_argument("-k", dest="checksum", choices=[m.value for m in ChecksumMode], default="auto",
                    help="checksum validation: auto (default), all, none")
@@ -53,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if args.http_headers:
         from dataclasses import replace
         cfg = replace(cfg, http_log_headers=True)
-    if args.rules:
-        print("utm inspect: note: -S rules are loaded by the signature engine, not yet part of this build; "
-              "no alerts will be written", file=sys.stderr)
-    summary = inspect_files(paths, cfg, Path(args.logdir))
+    try:
+        summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules])
+    except RuleFileError as e:
+        print(f"utm inspect: {e}", file=sys.stderr)
+        return 2
     for e in summary.capture_errors:
         print(f"utm inspect: error: {e}", file=sys.stderr)
     if not args.quiet:
@@ -64,12 +67,17 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.capture_errors else 0
 
 
-def print_summary(s: RunSummary, eve: Path, out=sys.stdout) -> None:
-    w = out.write
+def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
     w(f"eve: {eve}\n")
     w(f"packets: {s.packets}\n")
     w(f"bytes: {s.bytes}\n")
     w(f"flows: {s.flows}\n")
+    if s.rules_loaded or s.rules_skipped:
+        skipped = sum(s.rules_skipped.values())
+        w(f"rules: {s.rules_loaded} loaded, {skipped} skipped"
+          + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(s.rules_skipped.items())) + ")" if skipped else "")
+          + f"; alerts: {s.alerts}\n")
     w("events: " + (", ".join(f"{k}={v}" for k, v in sorted(s.events.items())) or "none") + "\n")
     if s.anomalies:
         w("anomalies:\n")

@@ -72,7 +72,7 @@ class Flow:
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
                  "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc", "state", "tcp", "app", "alerted", "flags_ts",
-                 "flags_tc", "ended", "icmp")
+                 "flags_tc", "ended", "icmp", "flowbits", "bodies", "done_bodies", "http_txs")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -95,6 +95,13 @@ class Flow:
         self.flags_ts = self.flags_tc = 0     # TCP flags seen each way
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
+        self.flowbits: set[str] | None = None   # rule flowbits set on this flow
+        # only with rules loaded: message bodies being collected for file.data and
+        # http.request_body, finished bodies waiting for their transaction, and
+        # transactions waiting for their body
+        self.bodies: dict | None = None
+        self.done_bodies: dict | None = None
+        self.http_txs: dict | None = None
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from inspection.config import EngineConfig
+from inspection.detect.engine import Detector
+from inspection.detect.inspector import RuleInspector
 from inspection.decode import supported_linktype
 from inspection.engine import Engine
 from inspection.errors import CaptureError
 from inspection.io.pcap import read_frames
 from inspection.output.eve import EveWriter
+from signatures.parser import load_rules
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
 
@@ -29,6 +32,9 @@ class RunSummary:
     capture_errors: list[CaptureError] = field(default_factory=list)
     checksum_auto_disabled: bool = False
     bad_checksums: int = 0
+    alerts: int = 0
+    rules_loaded: int = 0
+    rules_skipped: dict[str, int] = field(default_factory=dict)   # keyword -> rules skipped for it
     limits: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -67,9 +73,22 @@ class Progress:
             self._out.flush()
 
 
+def load_inspector(rule_files: list[Path], summary: RunSummary) -> RuleInspector:
+    """Rules for `-S`: parse (unsupported ones are skipped and counted), prepare the detector."""
+    loaded = load_rules(rule_files, require_msg=False)   # Suricata accepts rules without msg
+    detector = Detector(loaded.rules)
+    for s in loaded.skipped:
+        summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
+    for s in detector.skipped:
+        summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
+    summary.rules_loaded = len(loaded.rules) - len(detector.skipped)
+    return RuleInspector(detector)
+
+
 def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
                   progress_out: TextIO | None = None,
-                  on_engine: Callable[[Engine], None] | None = None) -> RunSummary:
+                  on_engine: Callable[[Engine], None] | None = None,
+                  rule_files: list[Path] | None = None) -> RunSummary:
     """Inspect captures in order and write `logdir/eve.json`.
 
     A corrupt file stops at the damage: its good frames count, the error is
@@ -77,12 +96,13 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     """
     logdir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary()
+    inspector = load_inspector(rule_files, summary) if rule_files else None
     total = sum(p.stat().st_size for p in paths if p.exists())
     progress = Progress(total, progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
         eve = EveWriter(fh, log_http_headers=cfg.http_log_headers)
-        engine = Engine(cfg, eve.write)
+        engine = Engine(cfg, eve.write, inspector)
         if on_engine is not None:
             on_engine(engine)
         base = 0
@@ -108,6 +128,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     summary.anomalies = dict(eve.anomalies)
     summary.checksum_auto_disabled = st.checksum_auto_disabled
     summary.bad_checksums = st.bad_checksum
+    summary.alerts = st.alerts
     sc, fc, dc = engine.stream_counters, engine.flows.counters, engine.defrag.counters
     summary.limits = {
         "flow.memcap_prunes": fc.memcap_prunes,

@@ -20,6 +20,7 @@ from inspection.output.eve_dns import dns_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
+from signatures.classification import ClassificationTable, default_classifications
 
 _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
@@ -55,12 +56,15 @@ def format_ip(addr: bytes) -> str:
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
-    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False) -> None:
+    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False,
+                 classifications: ClassificationTable | None = None) -> None:
         self._fh = fh
         self._http_headers = log_http_headers
         self._ipcache: dict[bytes, str] = {}
         self._tscache: dict[int, str] = {}
         self.counts: dict[str, int] = {}
+        self.alerts = 0
+        self._classes = classifications if classifications is not None else default_classifications()
         self.anomalies: dict[str, int] = {}
         self._app: dict[str, Callable[[object], dict]] = {
             "http": lambda r: http_to_eve(r, log_headers=self._http_headers),  # type: ignore[arg-type]
@@ -101,7 +105,9 @@ class EveWriter:
         if ev.pcap_cnt is not None:
             out["pkt_src"] = "wire/pcap"
         body = ev.body
-        if et == "flow":
+        if et == "alert":
+            self._alert(out, body, ev.direction)
+        elif et == "flow":
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
             self._anomaly(out, body, flow)  # type: ignore[arg-type]
@@ -176,6 +182,31 @@ class EveWriter:
             if flow.tcp is not None:
                 tcp["state"] = _TCP_STATE_NAMES[flow.tcp.state]
             out["tcp"] = tcp
+
+    def _alert(self, out: dict, hit: object, d: Direction) -> None:
+        """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
+        rule = hit.rule  # type: ignore[attr-defined]
+        cls = self._classes.get(rule.classtype) if rule.classtype else None
+        alert: dict = {
+            "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
+            "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
+            "category": cls.description if cls is not None else "", "severity": rule.priority,
+        }
+        if rule.metadata:
+            meta: dict[str, list[str]] = {}
+            for k, v in rule.metadata:
+                meta.setdefault(k, []).append(v)
+            alert["metadata"] = meta
+        out["direction"] = d.eve_name
+        out["alert"] = alert
+        rec = hit.record  # type: ignore[attr-defined]
+        if rec is not None:
+            et = rec.event_type
+            fmt = self._app.get(et)
+            if fmt is not None:
+                out[et] = fmt(rec)
+                out["tx_id"] = rec.tx_id
+        self.alerts += 1
 
     def _anomaly(self, out: dict, a: Anomaly, flow: Flow | None) -> None:
         body: dict = {"type": a.kind.value, "event": a.event}
