@@ -12,7 +12,6 @@ from typing import TextIO
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, inspect_files
-from signatures.errors import RuleFileError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.http_headers:
         from dataclasses import replace
         cfg = replace(cfg, http_log_headers=True)
+    from signatures.errors import RuleFileError  # the rule parser loads only with -S
+
     try:
         summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules])
     except RuleFileError as e:

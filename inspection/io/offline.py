@@ -6,17 +6,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from inspection.config import EngineConfig
-from inspection.detect.engine import Detector
-from inspection.detect.inspector import RuleInspector
 from inspection.decode import supported_linktype
 from inspection.engine import Engine
 from inspection.errors import CaptureError
 from inspection.io.pcap import read_frames
 from inspection.output.eve import EveWriter
-from signatures.parser import load_rules
+
+if TYPE_CHECKING:
+    from inspection.detect.inspector import RuleInspector
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
 
@@ -74,7 +74,14 @@ class Progress:
 
 
 def load_inspector(rule_files: list[Path], summary: RunSummary) -> RuleInspector:
-    """Rules for `-S`: parse (unsupported ones are skipped and counted), prepare the detector."""
+    """Rules for `-S`: parse (unsupported ones are skipped and counted), prepare the detector.
+
+    Imported here, not at module level: a run without rules should not pay
+    for Hyperscan and the rule parser at start-up."""
+    from inspection.detect.engine import Detector
+    from inspection.detect.inspector import RuleInspector
+    from signatures.parser import load_rules
+
     loaded = load_rules(rule_files, require_msg=False)   # Suricata accepts rules without msg
     detector = Detector(loaded.rules)
     for s in loaded.skipped:
