@@ -155,5 +155,3 @@ for _i, _state in enumerate(("new", "established", "closed")):
     _SETTERS[f"flow-timeouts.udp.{_state}"] = _timeout("udp_timeouts", _i)
     _SETTERS[f"flow-timeouts.default.{_state}"] = _timeout("other_timeouts", _i)
     _SETTERS[f"flow-timeouts.icmp.{_state}"] = _timeout("other_timeouts", _i)
-
-KNOWN_KEYS = frozenset(_SETTERS)

@@ -6,7 +6,7 @@ through the `emit` callable; the clock is the packet timestamp.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
@@ -46,14 +46,7 @@ class EngineEvent:
 class EngineStats:
     packets: int = 0
     bytes: int = 0
-    decoded: int = 0
-    not_ip: int = 0
     bad_checksum: int = 0
-    fragments: int = 0
-    reassembled: int = 0
-    app_records: dict[str, int] = field(default_factory=dict)
-    body_bytes: int = 0
-    first_ts: float | None = None
     last_ts: float = 0.0
     checksum_auto_disabled: bool = False
     alerts: int = 0
@@ -90,8 +83,6 @@ class Engine:
         st = self.stats
         st.packets += 1
         st.bytes += wire_len
-        if st.first_ts is None:
-            st.first_ts = ts
         if ts > st.last_ts:
             st.last_ts = ts
         pkt = decode_frame(linktype, data, ts, st.packets, wire_len, self._validate)
@@ -105,26 +96,20 @@ class Engine:
 
     def _handle(self, pkt: Packet) -> None:
         """Defragment, then track the packet's flow; then its tunnelled packet, if any."""
-        st = self.stats
         self._cur = pkt
         if pkt.fragment is not None:
-            st.fragments += 1
             done, anomalies = self.defrag.add(pkt.fragment)  # type: ignore[arg-type]
             for a in anomalies:
                 self._anomaly(a, None, pkt)
             if done is None:
                 return
-            st.reassembled += 1
             pkt.fragment = None
             pkt.reassembled = True
             decode_l4(pkt, done.proto, done.data, self._validate)
         if pkt.anomalies:
             self._decode_anomalies(pkt)
         if not pkt.l4_ok:
-            if not pkt.family:
-                st.not_ip += 1
             return
-        st.decoded += 1
         if self._validate and self.cfg.checksum is ChecksumMode.AUTO and self._checked < AUTO_CHECKSUM_SAMPLE:
             self._auto_checksum(pkt)
         if pkt.proto in FLOW_PROTOS:
@@ -286,63 +271,22 @@ class Engine:
 
     def _app_outputs(self, flow: Flow, outputs: list) -> None:
         pkt = self._cur
-        st = self.stats
+        ins = self.inspector
         for r in outputs:
             if isinstance(r, Anomaly):
                 self._anomaly(r, flow, pkt)
             elif isinstance(r, BodyChunk):
-                st.body_bytes += len(r.data)
-                if self.inspector is not None:
-                    self._keep_body(flow, r)
+                if ins is not None:
+                    hits = ins.body_chunk(flow, r)
+                    if hits:
+                        self._alerts(flow, hits)
             else:
-                et = r.event_type
-                st.app_records[et] = st.app_records.get(et, 0) + 1
-                self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                self._emit(EngineEvent(r.event_type, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
-                if self.inspector is not None:
-                    self._detect_record(flow, r)
-
-    def _keep_body(self, flow: Flow, chunk: BodyChunk) -> None:
-        """Bodies for file.data / http.request_body rules, up to the body limit per message."""
-        bodies = flow.bodies
-        if bodies is None:
-            bodies = flow.bodies = {}
-        key = (chunk.tx_id, chunk.direction)
-        buf = bodies.get(key)
-        if buf is None:
-            buf = bodies[key] = bytearray()
-        room = self.cfg.http_body_limit - len(buf)
-        if room > 0:
-            buf += chunk.data[:room]
-        if chunk.final:
-            done = bytes(buf)
-            del bodies[key]
-            tx = flow.http_txs.pop(chunk.tx_id, None) if flow.http_txs else None
-            if tx is not None:
-                req, resp = (done, b"") if chunk.direction == Direction.TO_SERVER else (b"", done)
-                hits = self.inspector.body(flow, tx, req, resp)  # type: ignore[union-attr]
-                if hits:
-                    self._alerts(flow, hits)
-            else:
-                flow.done_bodies = (flow.done_bodies or {})
-                flow.done_bodies[key] = done
-
-    def _detect_record(self, flow: Flow, rec: object) -> None:
-        ins = self.inspector
-        hits = ins.record(flow, rec)  # type: ignore[union-attr]
-        if getattr(rec, "event_type", None) == "http":
-            tx_id = rec.tx_id  # type: ignore[attr-defined]
-            done = flow.done_bodies or {}
-            req = done.pop((tx_id, Direction.TO_SERVER), b"")
-            resp = done.pop((tx_id, Direction.TO_CLIENT), b"")
-            if req or resp:
-                hits += ins.body(flow, rec, req, resp)  # type: ignore[arg-type, union-attr]
-            if flow.bodies and any(k[0] == tx_id for k in flow.bodies):
-                if flow.http_txs is None:
-                    flow.http_txs = {}
-                flow.http_txs[tx_id] = rec  # its body is still arriving: inspect it when it ends
-        if hits:
-            self._alerts(flow, hits)
+                if ins is not None:
+                    hits = ins.record(flow, r)
+                    if hits:
+                        self._alerts(flow, hits)
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:

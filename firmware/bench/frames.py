@@ -16,6 +16,8 @@ import socket
 import struct
 from typing import Iterator, Union
 
+from inspection.decode.checksum import checksum, fold, ones_sum, pseudo_header_sum
+
 Addr = Union[str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address]
 Packet = tuple[float, bytes]   # (timestamp in seconds, Ethernet frame)
 
@@ -33,8 +35,6 @@ _IP4 = struct.Struct("!BBHHHBBH4s4s")
 _IP6 = struct.Struct("!IHBB16s16s")
 _TCP = struct.Struct("!HHIIBBHHH")
 _UDP = struct.Struct("!HHHH")
-_PSEUDO = struct.Struct("!BBH")          # zero, protocol, length (IPv4)
-_PSEUDO6 = struct.Struct("!IxxxB")       # length, next header (IPv6)
 
 
 def pack_addr(addr: Addr) -> bytes:
@@ -48,29 +48,9 @@ def pack_addr(addr: Addr) -> bytes:
     return addr.packed
 
 
-def _sum16(data: bytes) -> int:
-    """Sum of the 16-bit big-endian words of `data`, modulo 0xFFFF.
-
-    Since 2**16 == 1 (mod 0xFFFF), the whole buffer read as one big integer is
-    congruent to the sum of its words; an odd tail is padded with a zero byte.
-    """
-    n = int.from_bytes(data, "big")
-    if len(data) & 1:
-        n <<= 8
-    return n % 0xFFFF
-
-
-def _fold(total: int) -> int:
-    """Internet checksum from a sum of words (known to be non-zero data)."""
-    s = total % 0xFFFF
-    return 0xFFFF - s if s else 0
-
-
 def inet_checksum(data: bytes) -> int:
     """RFC 1071 checksum of `data` (the value to put in the checksum field)."""
-    if not any(data):
-        return 0xFFFF
-    return _fold(_sum16(data))
+    return checksum(data)
 
 
 def ethernet(payload: bytes, ethertype: int, *, src_mac: bytes = CLIENT_MAC,
@@ -87,8 +67,7 @@ def ipv4(src: Addr, dst: Addr, proto: int, payload: bytes, *, ident: int = 0,
 
 
 def _ip4_with_checksum(hdr: bytes) -> bytes:
-    c = _fold(_sum16(hdr))
-    return hdr[:10] + c.to_bytes(2, "big") + hdr[12:]
+    return hdr[:10] + checksum(hdr).to_bytes(2, "big") + hdr[12:]
 
 
 def ipv6(src: Addr, dst: Addr, next_header: int, payload: bytes, *, hop_limit: int = 64,
@@ -96,12 +75,6 @@ def ipv6(src: Addr, dst: Addr, next_header: int, payload: bytes, *, hop_limit: i
     s, d = pack_addr(src), pack_addr(dst)
     return _IP6.pack(0x60000000 | (flow_label & 0xFFFFF), len(payload), next_header,
                      hop_limit, s, d) + payload
-
-
-def _pseudo_sum(s: bytes, d: bytes, proto: int, length: int) -> int:
-    if len(s) == 4:
-        return _sum16(s + d + _PSEUDO.pack(0, proto, length))
-    return _sum16(s + d + _PSEUDO6.pack(length, proto))
 
 
 def tcp_segment(src: Addr, dst: Addr, sport: int, dport: int, seq: int, ack: int,
@@ -114,8 +87,8 @@ def tcp_segment(src: Addr, dst: Addr, sport: int, dport: int, seq: int, ack: int
     hlen = 20 + len(options)
     hdr = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (hlen // 4) << 4,
                     flags, window, 0, 0) + options
-    total = _pseudo_sum(s, d, PROTO_TCP, hlen + len(payload)) + _sum16(hdr) + _sum16(payload)
-    c = _fold(total)
+    # header and payload summed apart (the header has even length): no copy of the payload
+    c = ~fold(pseudo_header_sum(s, d, PROTO_TCP, hlen + len(payload)) + ones_sum(hdr) + ones_sum(payload)) & 0xFFFF
     return hdr[:16] + c.to_bytes(2, "big") + hdr[18:] + payload
 
 
@@ -124,7 +97,7 @@ def udp_datagram(src: Addr, dst: Addr, sport: int, dport: int, payload: bytes = 
     s, d = pack_addr(src), pack_addr(dst)
     length = 8 + len(payload)
     hdr = _UDP.pack(sport, dport, length, 0)
-    c = _fold(_pseudo_sum(s, d, PROTO_UDP, length) + _sum16(hdr) + _sum16(payload)) or 0xFFFF
+    c = (~fold(pseudo_header_sum(s, d, PROTO_UDP, length) + ones_sum(hdr) + ones_sum(payload)) & 0xFFFF) or 0xFFFF
     return hdr[:6] + c.to_bytes(2, "big") + payload
 
 

@@ -478,9 +478,10 @@ def plan(size_bytes: int, rng: random.Random) -> list[FlowSpec]:
 def merge(specs: Iterable[FlowSpec], content: _Content) -> Iterator[Packet]:
     """Packets of all flows in timestamp order (flows must come sorted by start)."""
     heap: list[tuple[float, int, bytes, Iterator[Packet]]] = []
-    for n, spec in enumerate(specs):
-        begin = EPOCH + spec.start
-        while heap and heap[0][0] <= begin:
+
+    def until(limit: float) -> Iterator[Packet]:
+        """Every packet of the open flows stamped at or before `limit`, in time order."""
+        while heap and heap[0][0] <= limit:
             ts, k, frame, gen = heap[0]
             yield ts, frame
             nxt = next(gen, None)
@@ -488,18 +489,14 @@ def merge(specs: Iterable[FlowSpec], content: _Content) -> Iterator[Packet]:
                 heapq.heappop(heap)
             else:
                 heapq.heapreplace(heap, (nxt[0], k, nxt[1], gen))
+
+    for n, spec in enumerate(specs):
+        yield from until(EPOCH + spec.start)
         gen = _FLOW_BUILDERS[spec.kind](spec, content)
         first = next(gen, None)
         if first is not None:
             heapq.heappush(heap, (first[0], n, first[1], gen))
-    while heap:
-        ts, k, frame, gen = heap[0]
-        yield ts, frame
-        nxt = next(gen, None)
-        if nxt is None:
-            heapq.heappop(heap)
-        else:
-            heapq.heapreplace(heap, (nxt[0], k, nxt[1], gen))
+    yield from until(math.inf)
 
 
 # ---------------------------------------------------------------- writers

@@ -60,10 +60,12 @@ class TcpDetector:
         app.pending_len += len(data)
         buf = b"".join(b for dd, b in app.pending if dd == d)
         found = self._probe(d, buf, ports)
-        if not found and may_reverse and d == Direction.TO_SERVER and self._probe(d.other, buf, ports):
-            found = self._probe(d.other, buf, ports)
-            app.reversed = True
-            app.pending = [(dd.other, b) for dd, b in app.pending]
+        if not found and may_reverse and d == Direction.TO_SERVER:
+            reply = self._probe(d.other, buf, ports)
+            if reply:
+                found = reply
+                app.reversed = True
+                app.pending = [(dd.other, b) for dd, b in app.pending]
         if found is None and app.pending_len <= self._limit:
             return []
         if not found:

@@ -36,11 +36,6 @@ def checksum(data: bytes, initial: int = 0) -> int:
     return (~fold(ones_sum(data) + initial)) & 0xFFFF
 
 
-def verify(data: bytes, initial: int = 0) -> bool:
-    """True when `data` (checksum field included) sums to 0xFFFF."""
-    return fold(ones_sum(data) + initial) == 0xFFFF
-
-
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Sum of the IPv4 or IPv6 pseudo-header for TCP, UDP and ICMPv6."""
     return ones_sum(src) + ones_sum(dst) + proto + (length & 0xFFFF) + (length >> 16)

@@ -16,7 +16,7 @@ from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
 from inspection.flow.table import Flow, FlowState
-from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
+from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
 from signatures.model import Action, Flowbit, FlowbitCommand, Protocol, Rule
 
@@ -37,9 +37,31 @@ class Hit:
         return self.rule.action in (Action.DROP, Action.REJECT)
 
 
+class FlowDetectState:
+    """What detection keeps per flow: flowbits, and HTTP bodies on their way to
+    file.data / http.request_body rules (bodies may end before or after their
+    transaction is logged, so each side waits for the other)."""
+
+    __slots__ = ("flowbits", "bodies", "done_bodies", "waiting_txs")
+
+    def __init__(self) -> None:
+        self.flowbits: set[str] = set()
+        self.bodies: dict[tuple[int, Direction], bytearray] = {}
+        self.done_bodies: dict[tuple[int, Direction], bytes] = {}
+        self.waiting_txs: dict[int, HttpTransaction] = {}
+
+
+def _state(flow: Flow) -> FlowDetectState:
+    st = flow.detect
+    if st is None:
+        st = flow.detect = FlowDetectState()
+    return st
+
+
 class RuleInspector:
-    def __init__(self, detector: Detector) -> None:
+    def __init__(self, detector: Detector, *, body_limit: int = 1 << 20) -> None:
         self.detector = detector
+        self.body_limit = body_limit
         self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
 
     # -- what is inspected ---------------------------------------------------------------------
@@ -53,6 +75,14 @@ class RuleInspector:
             hits = self._run(flow, Direction.TO_SERVER, http_request_buffers(rec), rec, None)
             if rec.status is not None:
                 hits += self._run(flow, Direction.TO_CLIENT, http_response_buffers(rec), rec, None)
+            st = flow.detect
+            if st is not None:
+                req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
+                resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
+                if req or resp:
+                    hits += self._bodies(flow, rec, req, resp)
+                if any(k[0] == rec.tx_id for k in st.bodies):
+                    st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
             return hits
         if isinstance(rec, TlsRecord):
             return self._run(flow, Direction.TO_SERVER, tls_buffers(rec), rec, None)
@@ -65,8 +95,28 @@ class RuleInspector:
             return hits
         return []
 
-    def body(self, flow: Flow, rec: HttpTransaction, request: bytes, response: bytes) -> list[Hit]:
-        """Bodies of a transaction, collected by the engine (bounded by the body limit)."""
+    def body_chunk(self, flow: Flow, chunk: BodyChunk) -> list[Hit]:
+        """Collect decoded body bytes (up to the body limit per message); a finished
+        body is inspected with its transaction, whichever of the two comes last."""
+        st = _state(flow)
+        key = (chunk.tx_id, chunk.direction)
+        buf = st.bodies.get(key)
+        if buf is None:
+            buf = st.bodies[key] = bytearray()
+        room = self.body_limit - len(buf)
+        if room > 0:
+            buf += chunk.data[:room]
+        if not chunk.final:
+            return []
+        done = bytes(st.bodies.pop(key))
+        tx = st.waiting_txs.pop(chunk.tx_id, None)
+        if tx is None:
+            st.done_bodies[key] = done
+            return []
+        req, resp = (done, b"") if chunk.direction == Direction.TO_SERVER else (b"", done)
+        return self._bodies(flow, tx, req, resp)
+
+    def _bodies(self, flow: Flow, rec: HttpTransaction, request: bytes, response: bytes) -> list[Hit]:
         hits: list[Hit] = []
         if request:
             hits += self._run(flow, Direction.TO_SERVER, {Buffer.HTTP_REQUEST_BODY: request}, rec, None)
@@ -77,7 +127,7 @@ class RuleInspector:
     # -- matching ------------------------------------------------------------------------------
     def _run(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object | None,
              size: int | None) -> list[Hit]:
-        bits = flow.flowbits if flow.flowbits is not None else set()
+        bits = flow.detect.flowbits if flow.detect is not None else set()
 
         def header(rule: Rule) -> bool:
             return self._header_ok(rule, flow, d) and _flowbits_ok(rule, bits)
@@ -86,8 +136,7 @@ class RuleInspector:
         for m in self.detector.inspect(buffers, direction=d, header_check=header, packet_size=size):
             rule = m.rule
             if rule.flowbits:
-                bits = _apply_flowbits(rule, bits)
-                flow.flowbits = bits
+                bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
             if rule.noalert:  # flowbits:noalert or noalert
                 continue
             hits.append(Hit(rule, d, rec))

@@ -72,7 +72,7 @@ class Flow:
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
                  "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc", "state", "tcp", "app", "alerted", "flags_ts",
-                 "flags_tc", "ended", "icmp", "flowbits", "bodies", "done_bodies", "http_txs")
+                 "flags_tc", "ended", "icmp", "detect")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -95,13 +95,7 @@ class Flow:
         self.flags_ts = self.flags_tc = 0     # TCP flags seen each way
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
-        self.flowbits: set[str] | None = None   # rule flowbits set on this flow
-        # only with rules loaded: message bodies being collected for file.data and
-        # http.request_body, finished bodies waiting for their transaction, and
-        # transactions waiting for their body
-        self.bodies: dict | None = None
-        self.done_bodies: dict | None = None
-        self.http_txs: dict | None = None
+        self.detect = None   # inspection.detect.inspector.FlowDetectState, only when rules are loaded
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):
@@ -163,10 +157,6 @@ class FlowTable:
 
     def __iter__(self) -> Iterator[Flow]:
         return iter(list(self._flows.values()))
-
-    @property
-    def memuse(self) -> int:
-        return len(self._flows) * FLOW_COST
 
     def timeout_of(self, flow: Flow) -> float:
         table = EMERGENCY_TIMEOUTS if self._emergency else self._timeouts

@@ -73,7 +73,14 @@ class Progress:
             self._out.flush()
 
 
-def load_inspector(rule_files: list[Path], summary: RunSummary) -> RuleInspector:
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def load_inspector(rule_files: list[Path], summary: RunSummary, body_limit: int) -> RuleInspector:
     """Rules for `-S`: parse (unsupported ones are skipped and counted), prepare the detector.
 
     Imported here, not at module level: a run without rules should not pay
@@ -89,7 +96,7 @@ def load_inspector(rule_files: list[Path], summary: RunSummary) -> RuleInspector
     for s in detector.skipped:
         summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
     summary.rules_loaded = len(loaded.rules) - len(detector.skipped)
-    return RuleInspector(detector)
+    return RuleInspector(detector, body_limit=body_limit)
 
 
 def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
@@ -103,9 +110,9 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     """
     logdir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary()
-    inspector = load_inspector(rule_files, summary) if rule_files else None
-    total = sum(p.stat().st_size for p in paths if p.exists())
-    progress = Progress(total, progress_out or sys.stderr)
+    inspector = load_inspector(rule_files, summary, cfg.http_body_limit) if rule_files else None
+    sizes = [_size(p) for p in paths]
+    progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
         eve = EveWriter(fh, log_http_headers=cfg.http_log_headers)
@@ -114,7 +121,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
             on_engine(engine)
         base = 0
         process = engine.process
-        for path in paths:
+        for path, size in zip(paths, sizes):
             try:
                 for n, frame in enumerate(read_frames(path)):
                     if n == 0 and not supported_linktype(frame.linktype):
@@ -124,7 +131,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
                         progress.update(base + frame.offset, engine.stats.packets)
             except CaptureError as e:
                 summary.capture_errors.append(e)
-            base += path.stat().st_size if path.exists() else 0
+            base += size
         engine.finish()
         progress.close()
     summary.elapsed = time.perf_counter() - started
@@ -148,10 +155,3 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "defrag.timeouts": getattr(dc, "timeouts", 0),
     }
     return summary
-
-
-def file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0

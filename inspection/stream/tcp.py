@@ -223,14 +223,14 @@ class TcpSession:
         nxt = s.next
         if end <= nxt:
             c.retransmissions += 1
-            self._compare(s, rel, data)
+            self._compare(s, d, rel, data)
             return
         if rel > nxt:
             self._store(s, rel, data)
             return
         if rel < nxt:
             c.retransmissions += 1
-            self._compare(s, rel, data[:nxt - rel])
+            self._compare(s, d, rel, data[:nxt - rel])
             data = data[nxt - rel:]
         self._deliver(s, d, data)
         if s.ooo:
@@ -282,7 +282,7 @@ class TcpSession:
                 s.unacked_len -= k
                 start = upto
 
-    def _compare(self, s: Stream, rel: int, data: bytes) -> None:
+    def _compare(self, s: Stream, d: Direction, rel: int, data: bytes) -> None:
         """Overlapping bytes must match what was delivered (first data wins)."""
         tail_start = s.next - len(s.tail)
         lo = max(rel, tail_start)
@@ -291,8 +291,7 @@ class TcpSession:
             return
         if data[lo - rel:hi - rel] != s.tail[lo - tail_start:hi - tail_start]:
             self.counters.overlaps_different += 1
-            self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data",
-                                          direction=Direction(self.streams.index(s))))
+            self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data", direction=d))
 
     def _store(self, s: Stream, rel: int, data: bytes) -> None:
         c = self.counters
@@ -324,10 +323,10 @@ class TcpSession:
             self.counters.memuse -= len(data)
             end = first + len(data)
             if end <= s.next:
-                self._compare(s, first, data)
+                self._compare(s, d, first, data)
                 continue
             if first < s.next:
-                self._compare(s, first, data[:s.next - first])
+                self._compare(s, d, first, data[:s.next - first])
                 data = data[s.next - first:]
             self._deliver(s, d, data)
 
@@ -390,8 +389,3 @@ class TcpSession:
         s.tail = b""
         s.unacked, s.unacked_len = None, 0
         self._drop_ooo(s)
-
-    @property
-    def buffered(self) -> int:
-        return sum(len(s.tail) + s.unacked_len + (sum(map(len, s.ooo.values())) if s.ooo else 0)
-                   for s in self.streams)
