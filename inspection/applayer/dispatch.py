@@ -149,16 +149,16 @@ class HttpDatagramParser:
 
     def feed(self, direction: Direction, data: bytes, ts: float) -> list[AppOutput]:
         p = Http1Parser(body_limit=0)
-        out = p.feed(direction, data, ts) + p.close(ts)
-        renumbered: list[AppOutput] = []
         base = self._next_tx
-        for o in out:
-            tx = getattr(o, "tx_id", None)
-            if tx is not None and not isinstance(o, BodyChunk):
-                o = replace(o, tx_id=base + tx)
-                self._next_tx = max(self._next_tx, base + tx + 1)
-            renumbered.append(o)
-        return [o for o in renumbered if not isinstance(o, BodyChunk)]
+        out: list[AppOutput] = []
+        for o in p.feed(direction, data, ts) + p.close(ts):
+            if isinstance(o, BodyChunk):
+                continue   # SSDP carries no bodies worth keeping
+            if o.tx_id is not None:
+                o = replace(o, tx_id=base + o.tx_id)
+                self._next_tx = max(self._next_tx, o.tx_id + 1)
+            out.append(o)
+        return out
 
     def gap(self, direction: Direction, length: int, ts: float) -> list[AppOutput]:
         return []
