@@ -75,6 +75,15 @@ class _RulePlan:
     to_client: bool
 
 
+class _Unplanned:
+    """Marks a rule of a `Detector.prepared` detector that has not been planned yet."""
+
+    __slots__ = ()
+
+
+_UNPLANNED = _Unplanned()
+
+
 class Detector:
     """Rules prepared for matching. Not thread-safe (Hyperscan scratch): one per worker."""
 
@@ -91,12 +100,47 @@ class Detector:
             except UnsupportedRule as e:
                 plans.append(None)
                 skipped.append(SkippedRule(i, rule, e.keyword, e.reason))
-        self._plans = tuple(plans)
+        self._plans: list[_RulePlan | None | _Unplanned] = plans   # type: ignore[assignment]
+        self._regexes = regexes
         self.skipped = tuple(skipped)
+        self.late_skipped: list[SkippedRule] = []
         if prefilter is None:
             self.prefilter = Prefilter(self.rules, skip=(s.index for s in skipped))
         else:
             self.prefilter = Prefilter.from_image(prefilter, self.rules)
+
+    @classmethod
+    def prepared(cls, rules: Sequence[Rule], skipped: Sequence[SkippedRule], prefilter: PrefilterImage, *,
+                 budget: int = DEFAULT_BUDGET) -> "Detector":
+        """A detector from a compiled bundle: the skips were decided at compile time by this same
+        engine version, so nothing is planned here; each rule is planned the first time it is a
+        candidate. Planning all of ET Open (pcre translation and `re.compile`) costs ~0.6 s, which
+        a bundle exists to avoid at start-up."""
+        self = cls.__new__(cls)
+        self.rules = tuple(rules)
+        self.budget = budget
+        self.skipped = tuple(skipped)
+        self.late_skipped = []
+        self._regexes = {}
+        plans: list[_RulePlan | None | _Unplanned] = [_UNPLANNED] * len(self.rules)
+        for s in self.skipped:
+            plans[s.index] = None
+        self._plans = plans
+        self.prefilter = Prefilter.from_image(prefilter, self.rules)
+        return self
+
+    def _plan_late(self, index: int) -> _RulePlan | None:
+        """Plan a rule of a `prepared` detector on first use. A rule this engine cannot plan after
+        all (only possible if the bundle lied about its engine) is kept out and listed in
+        `late_skipped`, never run with a guessed meaning."""
+        rule = self.rules[index]
+        try:
+            plan: _RulePlan | None = _plan(index, rule, self._regexes)
+        except UnsupportedRule as e:
+            plan = None
+            self.late_skipped.append(SkippedRule(index, rule, e.keyword, e.reason))
+        self._plans[index] = plan
+        return plan
 
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
                 header_check: HeaderCheck | None = None, packet_size: int | None = None) -> list[Match]:
@@ -127,8 +171,11 @@ class Detector:
         matches: list[Match] = []
         exhausted: list[int] = []
         work = 0
+        plans = self._plans
         for idx in sorted(candidates):
-            plan = self._plans[idx]
+            plan = plans[idx]
+            if plan is _UNPLANNED:
+                plan = self._plan_late(idx)
             if plan is None or not _rule_level(plan, buffers, direction, packet_size):
                 continue
             if header_check is not None and not header_check(plan.rule):

@@ -52,3 +52,40 @@ class PrefilterError(DetectError):
         super().__init__(f"{key}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class BundleError(DetectError):
+    """A compiled rule bundle cannot be used; `source` names it, `reason` says what is wrong.
+
+    Split by what the operator should do: `BundleFormatError` (not a bundle,
+    or cut short: copy it again), `BundleVersionError` (made by another engine,
+    Python or Hyperscan: compile it again with this one), `BundleIntegrityError`
+    (the bytes changed after it was written: corrupted).
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class BundleFormatError(BundleError):
+    """Wrong magic, unreadable or truncated header, payload shorter or longer than declared."""
+
+
+class BundleVersionError(BundleError):
+    """Made by another bundle format, engine, Python or Hyperscan version.
+
+    `component` names which (``engine``...), `made` what the bundle says, `running` what this is.
+    """
+
+    def __init__(self, source: str, component: str, made: str, running: str) -> None:
+        super().__init__(source, f"made by {component} {made}, this is {running}; "
+                                 "compile it again with `utm rules compile`")
+        self.component = component
+        self.made = made
+        self.running = running
+
+
+class BundleIntegrityError(BundleError):
+    """A hash does not match, or the content does not decode into what the header promises."""
