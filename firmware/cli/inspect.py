@@ -20,8 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "and write LOGDIR/eve.json.")
     p.add_argument("-r", dest="pcaps", action="append", required=True, metavar="PCAP",
                    help="capture file (pcap or pcapng); repeat for several")
-    p.add_argument("-S", dest="rules", action="append", default=[], metavar="RULES",
-                   help="signature file (Suricata rule language); repeat for several")
+    rules = p.add_mutually_exclusive_group()
+    rules.add_argument("-S", dest="rules", action="append", default=[], metavar="RULES",
+                       help="signature file (Suricata rule language); repeat for several")
+    rules.add_argument("--bundle", default=None, metavar="BUNDLE",
+                       help="compiled rule bundle from `utm rules compile` (instead of -S)")
     p.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="output folder (default: .)")
     p.add_argument("-k", dest="checksum", choices=[m.value for m in ChecksumMode], default="auto",
                    help="checksum validation: auto (default), all, none")
@@ -43,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         if not Path(r).is_file():
             print(f"utm inspect: {r}: no such rule file", file=sys.stderr)
             return 2
+    if args.bundle is not None and not Path(args.bundle).is_file():
+        print(f"utm inspect: {args.bundle}: no such bundle file", file=sys.stderr)
+        return 2
     try:
         cfg, unknown = EngineConfig.from_sets(args.sets, EngineConfig(checksum=ChecksumMode(args.checksum)))
     except ConfigError as e:
@@ -54,12 +60,17 @@ def run(args: argparse.Namespace) -> int:
     if args.http_headers:
         from dataclasses import replace
         cfg = replace(cfg, http_log_headers=True)
-    from signatures.errors import RuleFileError  # the rule parser loads only with -S
+    from inspection.detect.errors import BundleError  # the detector loads only with -S or --bundle
+    from signatures.errors import RuleFileError
 
     try:
-        summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules])
+        summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules],
+                                bundle=Path(args.bundle) if args.bundle is not None else None)
     except RuleFileError as e:
         print(f"utm inspect: {e}", file=sys.stderr)
+        return 2
+    except BundleError as e:
+        print(f"utm inspect: bundle refused: {e}", file=sys.stderr)
         return 2
     for e in summary.capture_errors:
         print(f"utm inspect: error: {e}", file=sys.stderr)
@@ -79,6 +90,7 @@ def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
         w(f"rules: {s.rules_loaded} loaded, {skipped} skipped"
           + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(s.rules_skipped.items())) + ")" if skipped else "")
           + f"; alerts: {s.alerts}\n")
+        w(f"rules load: {s.rules_load_seconds:.3f} s ({'compiled bundle' if s.rules_source == 'bundle' else 'parsed and compiled'})\n")
     w("events: " + (", ".join(f"{k}={v}" for k, v in sorted(s.events.items())) or "none") + "\n")
     if s.anomalies:
         w("anomalies:\n")

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from typing import TextIO
 
+from firmware.cli import rules_compile
 from signatures.classification import load_classification_file
 from signatures.errors import ClassificationError, RuleFileError, VariableError
 from signatures.netspec import Variables
@@ -22,7 +23,7 @@ from signatures.parser import LoadResult, SkippedRule, load_rules
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rules", help="check signature rule files",
+    p = sub.add_parser("rules", help="check or compile signature rule files",
                        description="Work with Suricata-style signature rule files.")
     rules_sub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
     c = rules_sub.add_parser("check", help="load rule files and report loaded/skipped rules",
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="classification.config to use instead of the built-in table")
     c.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     c.set_defaults(run=run)
+    rules_compile.add_parser(rules_sub)
     p.set_defaults(run=_usage(p))
 
 
@@ -50,7 +52,7 @@ def _usage(p: argparse.ArgumentParser):
 
 def run(args: argparse.Namespace) -> int:
     try:
-        variables = Variables.default().with_overrides(_parse_vars(args.vars))
+        variables = Variables.default().with_overrides(parse_vars(args.vars))
         table = load_classification_file(args.classification_file) if args.classification_file else None
     except (VariableError, ClassificationError, ValueError) as e:
         print(f"utm rules check: {e}", file=sys.stderr)
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_vars(items: list[str]) -> dict[str, str]:
+def parse_vars(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")

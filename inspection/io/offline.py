@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence, TextIO
 
 from inspection.config import EngineConfig
 from inspection.decode import supported_linktype
@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from inspection.detect.inspector import RuleInspector
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
+
+
+class SkipRecord(Protocol):
+    """A skipped rule as the parser or the detector records it; the summary groups by keyword."""
+
+    @property
+    def keyword(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -35,6 +42,8 @@ class RunSummary:
     alerts: int = 0
     rules_loaded: int = 0
     rules_skipped: dict[str, int] = field(default_factory=dict)   # keyword -> rules skipped for it
+    rules_load_seconds: float = 0.0      # parse + prepare (-S), or read + verify + load (--bundle)
+    rules_source: str = ""               # "rules" or "bundle"
     limits: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -89,28 +98,65 @@ def load_inspector(rule_files: list[Path], summary: RunSummary, body_limit: int)
     from inspection.detect.inspector import RuleInspector
     from signatures.parser import load_rules
 
+    started = time.perf_counter()
     loaded = load_rules(rule_files, require_msg=False)   # Suricata accepts rules without msg
     detector = Detector(loaded.rules)
-    for s in loaded.skipped:
-        summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
-    for s in detector.skipped:
-        summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
-    summary.rules_loaded = len(loaded.rules) - len(detector.skipped)
+    _count_rules(summary, loaded.rules, loaded.skipped, detector.skipped)
+    summary.rules_load_seconds = time.perf_counter() - started
+    summary.rules_source = "rules"
     return RuleInspector(detector, body_limit=body_limit)
+
+
+def load_bundle_inspector(bundle: Path, summary: RunSummary, body_limit: int) -> RuleInspector:
+    """Rules for `--bundle`: read and verify a compiled bundle (`utm rules compile`).
+
+    Raises `BundleError` (refused: unreadable, wrong magic, other version,
+    corrupted); the summary counts the same loaded and skipped rules as `-S`
+    on the files it was compiled from."""
+    from inspection.detect.bundle import decode_bundle
+    from inspection.detect.errors import BundleError
+    from inspection.detect.inspector import RuleInspector
+
+    started = time.perf_counter()
+    try:
+        data = Path(bundle).read_bytes()
+    except OSError as e:
+        raise BundleError(str(bundle), f"cannot read: {e.strerror or e}") from None
+    loaded = decode_bundle(data, str(bundle))
+    c = loaded.content
+    _count_rules(summary, c.rules, c.parse_skipped, c.detect_skipped)
+    summary.rules_load_seconds = time.perf_counter() - started
+    summary.rules_source = "bundle"
+    return RuleInspector(loaded.detector, body_limit=body_limit)
+
+
+def _count_rules(summary: RunSummary, rules: Sequence[object], parse_skipped: Iterable[SkipRecord],
+                 detect_skipped: Sequence[SkipRecord]) -> None:
+    for s in (*parse_skipped, *detect_skipped):
+        summary.rules_skipped[s.keyword] = summary.rules_skipped.get(s.keyword, 0) + 1
+    summary.rules_loaded = len(rules) - len(detect_skipped)
 
 
 def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
                   progress_out: TextIO | None = None,
                   on_engine: Callable[[Engine], None] | None = None,
-                  rule_files: list[Path] | None = None) -> RunSummary:
+                  rule_files: list[Path] | None = None, bundle: Path | None = None) -> RunSummary:
     """Inspect captures in order and write `logdir/eve.json`.
+
+    Rules come from `rule_files` (parsed now) or a compiled `bundle`, not both.
 
     A corrupt file stops at the damage: its good frames count, the error is
     recorded in the summary, and the next file is read.
     """
     logdir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary()
-    inspector = load_inspector(rule_files, summary, cfg.http_body_limit) if rule_files else None
+    if rule_files and bundle is not None:
+        raise ValueError("rule files and a bundle are mutually exclusive")
+    inspector = None
+    if rule_files:
+        inspector = load_inspector(rule_files, summary, cfg.http_body_limit)
+    elif bundle is not None:
+        inspector = load_bundle_inspector(bundle, summary, cfg.http_body_limit)
     sizes = [_size(p) for p in paths]
     progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
