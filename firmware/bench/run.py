@@ -10,6 +10,9 @@
    taken from `os.wait4`.
 3. Run both on the idle capture and the baseline: (peak RSS difference) /
    (N - 1) is the memory held per concurrent flow.
+4. Rule rows (`rules_rows`): the mixed capture again with ET Open via `-S`,
+   `utm rules compile` of the same files, and the capture with the bundle;
+   speed as a ratio to the no-rules run of step 2.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from firmware.bench import frames, synth
+from firmware.bench import frames, rules_rows, synth
 from firmware.bench.synth import CaptureSummary
 from inspection.io import pcap as pcap_io
 
@@ -97,6 +100,7 @@ class BenchReport:
     tshark: Throughput | None
     flow_memory: tuple[FlowMemory, ...]
     notes: tuple[str, ...] = ()
+    rules: rules_rows.RulesBench | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -112,6 +116,7 @@ class BenchReport:
             "tshark": asdict(self.tshark) if self.tshark else None,
             "ratio_ours_over_tshark": self.ratio,
             "flow_memory": [{**asdict(m), "bytes_per_flow": m.bytes_per_flow} for m in self.flow_memory],
+            "rules": self.rules.to_dict() if self.rules else None,
             "notes": list(self.notes),
         }
 
@@ -147,6 +152,8 @@ class BenchReport:
                 lines.append(f"{m.tool:14}{m.shape:>12}{m.peak_rss_idle / 2**20:10.1f}"
                              f"{m.peak_rss_baseline / 2**20:11.1f}{m.bytes_per_flow:12,.0f}")
             lines.append("  connected: handshake only; keepalive: one answered HTTP request, connection kept open")
+        if self.rules is not None:
+            lines += self.rules.format_lines()
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -387,6 +394,7 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
                            lambda p, n=n, shape=shape: synth.write_idle_flows(p, flows=n, seed=seed, shape=shape))[0]
             for n in (flows, 1))
 
+    et_open, rule_files = _rule_rows_wanted(args, notes)
     tshark = getattr(args, "tshark", None) or shutil.which("tshark")
     if tshark is None:
         notes.append("tshark not found on PATH: only our engine was measured (install tshark to compare)")
@@ -399,6 +407,11 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
         if "packets" in reported and int(reported["packets"]) != capture.packets:
             notes.append(f"engine reported {int(reported['packets']):,} packets; the capture holds {capture.packets:,}")
         ours = _throughput("utm inspect", run, capture, reported, events)
+        rules = None
+        if rule_files:
+            none = rules_rows.no_rules_row(run.wall_s, run.cpu_s, run.peak_rss, reported.get("Mbit/s", 0.0))
+            rules = rules_rows.measure_rules(utm, pcap, rule_files, str(et_open), Path(scratch), run_measured, say,
+                                             none)
         theirs = None
         if tshark:
             say("tshark: mixed capture")
@@ -413,4 +426,21 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
                 say(f"tshark: idle flows ({shape})")
                 memory.append(FlowMemory("tshark", flows, shape, runner.tshark_fields(idle)[0].peak_rss,
                                          runner.tshark_fields(base)[0].peak_rss))
-    return BenchReport(str(pcap), capture, gen_s, ours, theirs, tuple(memory), tuple(notes))
+    return BenchReport(str(pcap), capture, gen_s, ours, theirs, tuple(memory), tuple(notes), rules)
+
+
+def _rule_rows_wanted(args: argparse.Namespace, notes: list[str]) -> tuple[Path, list[Path]]:
+    """The ET Open folder and its rule files, or no files (with a note saying why the rows are skipped)."""
+    given = getattr(args, "et_open", None)
+    et_open = Path(given).expanduser() if given else rules_rows.default_et_open()
+    wanted = getattr(args, "rules", None)
+    if wanted is None:
+        wanted = not getattr(args, "quick", False) or given is not None
+    if not wanted:
+        why = "--no-rules" if getattr(args, "rules", None) is False else "--quick (add --rules to measure them)"
+        notes.append(f"rule rows skipped: {why}")
+        return et_open, []
+    files = rules_rows.rule_files(et_open)
+    if not files:
+        notes.append(f"rule rows skipped: no ET Open rules at {et_open} (point --et-open at a copy)")
+    return et_open, files

@@ -26,6 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--seed", type=int, default=None, help="synthesizer seed (default 1)")
     p.add_argument("--utm", default=None, metavar="PATH",
                    help="engine command to measure (default: the utm next to this Python)")
+    p.add_argument("--et-open", type=Path, default=None, metavar="DIR",
+                   help="ET Open rules for the rule rows (default ../shared/corpus/et-open next to the project; "
+                        "its rules/*.rules)")
+    p.add_argument("--rules", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure the rule rows: no rules, ET Open with -S, ET Open from a compiled bundle "
+                        "(default: on, off with --quick unless --et-open is given)")
     p.set_defaults(run=run)
 
 
