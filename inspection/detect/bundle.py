@@ -270,10 +270,22 @@ def _unpickle(payload: memoryview, source: str) -> BundleContent:
             content = _ModelUnpickler(io.BytesIO(payload)).load()
     except Exception as e:  # noqa: BLE001 - any decoding failure is the bundle's fault, reported as such
         raise BundleIntegrityError(source, f"payload does not decode ({type(e).__name__}: {e})") from None
-    if not isinstance(content, BundleContent) or not all(isinstance(r, Rule) for r in content.rules) \
-            or not isinstance(content.prefilter, PrefilterImage):
+    if not _well_formed(content):
         raise BundleIntegrityError(source, "payload is not a rule bundle's content")
-    return content
+    return content  # type: ignore[return-value]
+
+
+def _well_formed(content: object) -> bool:
+    """The shape `Detector.prepared` relies on (field values were not validated by constructors)."""
+    if not isinstance(content, BundleContent):
+        return False
+    rules, parsed, skipped = content.rules, content.parse_skipped, content.detect_skipped
+    if not (isinstance(rules, tuple) and isinstance(parsed, tuple) and isinstance(skipped, tuple)):
+        return False
+    return (all(isinstance(r, Rule) for r in rules) and all(isinstance(s, ParseSkipped) for s in parsed)
+            and all(isinstance(s, SkippedRule) and isinstance(s.index, int) and 0 <= s.index < len(rules)
+                    for s in skipped)
+            and isinstance(content.prefilter, PrefilterImage))
 
 
 @contextmanager

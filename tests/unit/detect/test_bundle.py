@@ -15,7 +15,7 @@ from inspection.detect.bundle import (
     MAGIC, BundleContent, compile_bundle, decode_bundle, encode_bundle, engine_version, hyperscan_version,
     python_version, read_header,
 )
-from inspection.detect.engine import Detector
+from inspection.detect.engine import Detector, SkippedRule
 from inspection.detect.prefilter import Prefilter
 from inspection.detect.errors import (
     BundleError, BundleFormatError, BundleIntegrityError, BundleVersionError,
@@ -162,6 +162,11 @@ def test_payload_of_the_wrong_shape_is_refused(compiled):
     with pytest.raises(BundleIntegrityError, match="not a rule bundle"):
         decode_bundle(_forge(pickle.dumps((1, 2, 3))))
     content: BundleContent = compiled[1]
+    for bad in (BundleContent(5, (), (), content.prefilter),                                  # type: ignore[arg-type]
+                BundleContent(content.rules, (), (SkippedRule(-1, content.rules[0], "x", "y"),), content.prefilter),
+                BundleContent(content.rules, (), (), None)):                                  # type: ignore[arg-type]
+        with pytest.raises(BundleIntegrityError, match="not a rule bundle"):
+            decode_bundle(_forge(pickle.dumps(bad)))
     payload = pickle.dumps(content)
     with pytest.raises(BundleIntegrityError, match="header says 99"):
         decode_bundle(_forge(payload, rules=99))
