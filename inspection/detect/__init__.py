@@ -11,5 +11,8 @@ a packet or transaction. Modules, in import order:
   Suricata's backtracking and a work budget), `MatchContext`.
 - `prefilter`: fast-pattern choice and per-buffer Hyperscan databases,
   `Prefilter.candidates`, `to_image`/`from_image` (dumpb/loadb).
-- `engine`: `Detector(rules).inspect(buffers, direction=, header_check=)`.
+- `engine`: `Detector(rules).inspect(buffers, direction=, header_check=)`;
+  `Detector.prepared(...)` starts from a bundle and plans rules on first use.
+- `bundle`: `compile_bundle`/`encode_bundle`/`decode_bundle`: rules, skips and
+  the prefilter in one versioned, hash-checked file (`utm rules compile`).
 """
