@@ -241,14 +241,71 @@ def _is_model_class(cls: object) -> bool:
         and "__slots__" in cls.__dict__
 
 
+_SCALARS = (int, float, bool, type(None))
+_MISSING = object()
+
+
 class _ModelPickler(pickle.Pickler):
-    """Pickles slotted model dataclasses as `_restore(cls, values)`."""
+    """Pickles slotted model dataclasses as `_restore(cls, values)`, each distinct value once.
+
+    Pickle's memo shares only identical objects; the parser makes equal ones
+    per rule (the same ``flow``, metadata pairs, references, address specs in
+    thousands of rules). Replacing every value by the first equal one seen
+    (equal including the type at every level, so ``True`` never stands for
+    ``1``) cuts ET Open from ~640,000 objects to ~230,000 and the load time
+    with them. Values stay equal, so nothing that compares them can tell.
+    """
+
+    def __init__(self, file: io.BytesIO, protocol: int) -> None:
+        super().__init__(file, protocol=protocol)
+        self._canon: dict[object, object] = {}
+        self._keys: dict[int, object] = {}
 
     def reducer_override(self, obj: object) -> object:
         cls = type(obj)
         if _is_model_class(cls):
-            return _restore, (cls, tuple(getattr(obj, f.name) for f in dataclasses.fields(cls)))
+            return _restore, (cls, tuple(self._canonical(getattr(obj, f.name)) for f in dataclasses.fields(cls)))
         return NotImplemented
+
+    def _canonical(self, value: object) -> object:
+        if isinstance(value, _SCALARS) or isinstance(value, enum.Enum):
+            return value
+        key = self._key(value)
+        if key is None:
+            return value
+        found = self._canon.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        if type(value) is tuple:
+            value = tuple(self._canonical(v) for v in value)          # type: ignore[attr-defined]
+        elif type(value) is frozenset:
+            value = frozenset(self._canonical(v) for v in value)      # type: ignore[attr-defined]
+        self._canon[key] = value
+        self._keys[id(value)] = key
+        return value
+
+    def _key(self, value: object) -> object:
+        """A hashable, type-exact description of `value` (None: leave it alone)."""
+        known = self._keys.get(id(value))
+        if known is not None:
+            return known
+        cls = type(value)
+        if cls in (str, bytes) or isinstance(value, _SCALARS) or isinstance(value, enum.Enum):
+            key: object = (cls, value)
+        elif cls is tuple or cls is frozenset:
+            parts = [self._key(v) for v in value]   # type: ignore[attr-defined]
+            if any(p is None for p in parts):
+                return None
+            key = (cls, tuple(parts) if cls is tuple else frozenset(parts))
+        elif _is_model_class(cls):
+            parts = [self._key(getattr(value, f.name)) for f in dataclasses.fields(cls)]
+            if any(p is None for p in parts):
+                return None
+            key = (cls, tuple(parts))
+        else:
+            return None
+        self._keys[id(value)] = key
+        return key
 
 
 class _ModelUnpickler(pickle.Unpickler):
