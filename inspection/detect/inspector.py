@@ -7,7 +7,6 @@ Sans-IO like the engine: it is handed flows, packets and records and returns
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -15,13 +14,12 @@ from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
+from inspection.detect.header import HeaderCheck, Scope, established
+from inspection.detect.iponly import IpOnlyIndex
 from inspection.flow.table import Flow, FlowState
-from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, BodyChunk, Direction, Packet
+from inspection.model import IPPROTO_TCP, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
-from signatures.model import Action, Flowbit, FlowbitCommand, Protocol, Rule
-
-_L4 = {Protocol.TCP: IPPROTO_TCP, Protocol.TCP_PKT: IPPROTO_TCP, Protocol.TCP_STREAM: IPPROTO_TCP,
-       Protocol.UDP: IPPROTO_UDP}
+from signatures.model import Action, Flowbit, FlowbitCommand, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +36,15 @@ class Hit:
 
 
 class FlowDetectState:
-    """What detection keeps per flow: flowbits, and HTTP bodies on their way to
-    file.data / http.request_body rules (bodies may end before or after their
-    transaction is logged, so each side waits for the other)."""
+    """What detection keeps per flow: flowbits, whether a ``pass`` rule matched, and HTTP
+    bodies on their way to file.data / http.request_body rules (bodies may end
+    before or after their transaction is logged, so each side waits for the other)."""
 
-    __slots__ = ("flowbits", "bodies", "done_bodies", "waiting_txs")
+    __slots__ = ("flowbits", "passed", "bodies", "done_bodies", "waiting_txs")
 
     def __init__(self) -> None:
         self.flowbits: set[str] = set()
+        self.passed = False
         self.bodies: dict[tuple[int, Direction], bytearray] = {}
         self.done_bodies: dict[tuple[int, Direction], bytes] = {}
         self.waiting_txs: dict[int, HttpTransaction] = {}
@@ -59,22 +58,49 @@ def _state(flow: Flow) -> FlowDetectState:
 
 
 class RuleInspector:
+    """Runs the detector at the moments Suricata does (see `header.Scope`) and applies
+    the rule header, flowbits and ``pass`` to what it finds."""
+
     def __init__(self, detector: Detector, *, body_limit: int = 1 << 20) -> None:
         self.detector = detector
         self.body_limit = body_limit
-        self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+        self.header = HeaderCheck()
+        self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
+        self._bare = detector.has_bare_packet_rules
 
     # -- what is inspected ---------------------------------------------------------------------
-    def packet(self, flow: Flow, pkt: Packet, d: Direction) -> list[Hit]:
-        if not pkt.payload:
+    def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
+        """Every packet of a flow: IP-only rules on the first one each way, packet rules on all.
+
+        `before` is the flow's state before this packet (TCP's established test uses it)."""
+        st = flow.detect
+        if st is not None and st.passed:
             return []
-        return self._run(flow, d, {Buffer.PAYLOAD: pkt.payload}, None, len(pkt.payload))
+        first = (flow.pkts_tc if d else flow.pkts_ts) == 1
+        payload = pkt.payload
+        if not payload and not self._bare and not (first and self.ip_only is not None):
+            return []
+        est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
+        found: list[tuple[int, Rule]] = []
+        if first and self.ip_only is not None:
+            src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
+            header = self.header
+            for idx in sorted(self.ip_only.candidates(pkt.family, src, dst)):
+                rule = self.detector.rules[idx]
+                if header(rule, flow, d, pkt, est):
+                    found.append((idx, rule))
+        buffers = {Buffer.PAYLOAD: payload} if payload else {}
+        found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est)
+        return self._hits(flow, d, found, None)
 
     def record(self, flow: Flow, rec: object) -> list[Hit]:
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
         if isinstance(rec, HttpTransaction):
-            hits = self._run(flow, Direction.TO_SERVER, http_request_buffers(rec), rec, None)
+            hits = self._tx(flow, Direction.TO_SERVER, http_request_buffers(rec), rec)
             if rec.status is not None:
-                hits += self._run(flow, Direction.TO_CLIENT, http_response_buffers(rec), rec, None)
+                hits += self._tx(flow, Direction.TO_CLIENT, http_response_buffers(rec), rec)
             st = flow.detect
             if st is not None:
                 req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
@@ -85,13 +111,13 @@ class RuleInspector:
                     st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
             return hits
         if isinstance(rec, TlsRecord):
-            return self._run(flow, Direction.TO_SERVER, tls_buffers(rec), rec, None)
+            return self._tx(flow, Direction.TO_SERVER, tls_buffers(rec), rec)
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []
             hits: list[Hit] = []
             for q in rec.queries:
-                hits += self._run(flow, rec.direction, {Buffer.DNS_QUERY: q.rrname}, rec, None)
+                hits += self._tx(flow, rec.direction, {Buffer.DNS_QUERY: q.rrname}, rec)
             return hits
         return []
 
@@ -99,6 +125,8 @@ class RuleInspector:
         """Collect decoded body bytes (up to the body limit per message); a finished
         body is inspected with its transaction, whichever of the two comes last."""
         st = _state(flow)
+        if st.passed:
+            return []
         key = (chunk.tx_id, chunk.direction)
         buf = st.bodies.get(key)
         if buf is None:
@@ -119,75 +147,53 @@ class RuleInspector:
     def _bodies(self, flow: Flow, rec: HttpTransaction, request: bytes, response: bytes) -> list[Hit]:
         hits: list[Hit] = []
         if request:
-            hits += self._run(flow, Direction.TO_SERVER, {Buffer.HTTP_REQUEST_BODY: request}, rec, None)
+            hits += self._tx(flow, Direction.TO_SERVER, {Buffer.HTTP_REQUEST_BODY: request}, rec)
         if response:
-            hits += self._run(flow, Direction.TO_CLIENT, {Buffer.FILE_DATA: response}, rec, None)
+            hits += self._tx(flow, Direction.TO_CLIENT, {Buffer.FILE_DATA: response}, rec)
         return hits
 
     # -- matching ------------------------------------------------------------------------------
-    def _run(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object | None,
-             size: int | None) -> list[Hit]:
-        bits = flow.detect.flowbits if flow.detect is not None else set()
+    def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object) -> list[Hit]:
+        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state))
+        return self._hits(flow, d, found, rec)
 
-        def header(rule: Rule) -> bool:
-            return self._header_ok(rule, flow, d) and _flowbits_ok(rule, bits)
+    def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
+                 size: int | None, scope: Scope, est: bool) -> list[tuple[int, Rule]]:
+        header = self.header
+        st = flow.detect
+        bits = st.flowbits if st is not None else _NO_BITS
+        out: list[tuple[int, Rule]] = []
 
-        hits = []
-        for m in self.detector.inspect(buffers, direction=d, header_check=header, packet_size=size):
-            rule = m.rule
+        def check(rule: Rule) -> bool:
+            return header(rule, flow, d, pkt, est) and (not rule.flowbits or _flowbits_ok(rule, bits))
+
+        def matched(rule: Rule) -> None:
+            nonlocal bits
             if rule.flowbits:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
-            if rule.noalert:  # flowbits:noalert or noalert
-                continue
-            hits.append(Hit(rule, d, rec))
-        return hits
 
-    def _header_ok(self, rule: Rule, flow: Flow, d: Direction) -> bool:
-        p = rule.protocol
-        app = flow.app.proto if flow.app is not None else None
-        if p.app_proto is not None:
-            if app != p.app_proto:
-                return False
-        elif p in _L4:
-            if flow.proto != _L4[p]:
-                return False
-        elif p in (Protocol.ICMP, Protocol.ICMPV4, Protocol.ICMPV6) and flow.proto not in (IPPROTO_ICMP,
-                                                                                            IPPROTO_ICMPV6):
-            return False
-        for alp in rule.app_layer_protocols:
-            if (app == alp.name) == alp.negated:
-                return False
-        f = rule.flow
-        if f is not None:
-            if f.established and flow.state != FlowState.ESTABLISHED and flow.state != FlowState.CLOSED:
-                return False
-        if d == Direction.TO_SERVER:
-            src, sport, dst, dport = flow.cli, flow.cport, flow.srv, flow.sport
-        else:
-            src, sport, dst, dport = flow.srv, flow.sport, flow.cli, flow.cport
-        if self._endpoints_ok(rule, src, sport, dst, dport):
-            return True
-        return rule.bidirectional and self._endpoints_ok(rule, dst, dport, src, sport)
+        for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
+                                       on_match=matched):
+            out.append((m.index, m.rule))
+        return out
 
-    def _endpoints_ok(self, rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
-        if not rule.src_ports.is_any and not rule.src_ports.contains(sport):
-            return False
-        if not rule.dst_ports.is_any and not rule.dst_ports.contains(dport):
-            return False
-        if not rule.src.is_any and not rule.src.contains(self._addr(src)):
-            return False
-        return rule.dst.is_any or rule.dst.contains(self._addr(dst))
-
-    def _addr(self, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        a = self._ip.get(raw)
-        if a is None:
-            if len(self._ip) > 65536:
-                self._ip.clear()
-            a = self._ip[raw] = ipaddress.ip_address(raw)
-        return a
+    def _hits(self, flow: Flow, d: Direction, found: list[tuple[int, Rule]], rec: object | None) -> list[Hit]:
+        """Alerts from what matched: a ``pass`` match passes the whole flow and silences the
+        packet (Suricata applies pass before drop, reject and alert), ``noalert`` rules only
+        set their flowbits."""
+        if not found:
+            return []
+        if any(rule.action is Action.PASS for _, rule in found):
+            _state(flow).passed = True
+            return []
+        found.sort(key=lambda x: x[0])
+        return [Hit(rule, d, rec) for _, rule in found if not rule.noalert]
 
 
-def _flowbits_ok(rule: Rule, bits: set[str]) -> bool:
+_NO_BITS: frozenset[str] = frozenset()
+
+
+def _flowbits_ok(rule: Rule, bits: "set[str] | frozenset[str]") -> bool:
     for fb in rule.flowbits:
         cmd = fb.command
         if cmd is FlowbitCommand.ISSET and not _any_or_all(fb, bits, True):
@@ -197,12 +203,12 @@ def _flowbits_ok(rule: Rule, bits: set[str]) -> bool:
     return True
 
 
-def _any_or_all(fb: Flowbit, bits: set[str], present: bool) -> bool:
+def _any_or_all(fb: Flowbit, bits: "set[str] | frozenset[str]", present: bool) -> bool:
     hits = [(n in bits) == present for n in fb.names]
     return any(hits) if fb.any_of else all(hits)
 
 
-def _apply_flowbits(rule: Rule, bits: set[str]) -> set[str]:
+def _apply_flowbits(rule: Rule, bits: "set[str] | frozenset[str]") -> set[str]:
     bits = set(bits)
     for fb in rule.flowbits:
         for n in fb.names:

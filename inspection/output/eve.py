@@ -111,6 +111,8 @@ class EveWriter:
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
             self._anomaly(out, body, flow)  # type: ignore[arg-type]
+        elif et == "stats":
+            out["stats"] = body.tree()  # type: ignore[attr-defined]
         else:
             fmt = self._app.get(et)
             if fmt is not None:

@@ -1,0 +1,88 @@
+"""When rules run: IP-only rules once per direction, packet rules on every packet
+(payload or not), flowbits seen in rule order, `pass` passing the whole flow,
+and the `stats` event at the end of a capture."""
+from __future__ import annotations
+
+from firmware.bench.frames import TcpConversation
+from tests.unit.engine.test_inspect_cli import CLI, SRV, http_conversation, of, run, write_pcap
+
+
+def alerts(events):
+    return sorted((a["pcap_cnt"], a["alert"]["signature_id"]) for a in of(events, "alert"))
+
+
+def run_rules(tmp_path, rules: str, packets=None):
+    packets = packets or http_conversation()
+    (tmp_path / "t.rules").write_text(rules)
+    return run(tmp_path, packets, "-S", str(tmp_path / "t.rules"), "-k", "none")
+
+
+def test_ip_only_rule_alerts_once_per_direction(tmp_path):
+    rc, events = run_rules(tmp_path, f'alert ip {CLI} any <> {SRV} any (msg:"pair"; sid:1;)\n'
+                                     f'alert ip [203.0.113.0/24] any -> any any (msg:"elsewhere"; sid:2;)\n')
+    assert rc == 0
+    hits = alerts(events)
+    assert [sid for _, sid in hits] == [1, 1]           # first packet each way: the SYN and the SYN-ACK
+    assert [n for n, _ in hits] == [1, 2]
+    assert {a["direction"] for a in of(events, "alert")} == {"to_server", "to_client"}
+
+
+def test_packet_rules_see_packets_without_payload(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"syn"; flags:S; sid:1;)\n'
+                                     'alert tcp any any -> any any (msg:"fin"; flags:+F; flow:to_server; sid:2;)\n'
+                                     'alert tcp any any -> any any (msg:"empty"; dsize:0; flow:to_client; sid:3;)\n')
+    hits = alerts(events)
+    assert [n for n, sid in hits if sid == 1] == [1]
+    assert len([1 for _, sid in hits if sid == 2]) == 1
+    assert [sid for _, sid in hits].count(3) >= 2      # SYN-ACK and the bare ACKs from the server
+
+
+def test_established_starts_after_the_handshake(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"est"; flow:established,to_server; sid:1;)\n'
+                                     'alert tcp any any -> any any (msg:"new"; flow:not_established; sid:2;)\n')
+    hits = alerts(events)
+    # packets 1-3 are the handshake: the ACK completing it is not yet established (as in Suricata)
+    assert [n for n, sid in hits if sid == 2] == [1, 2, 3]
+    assert min(n for n, sid in hits if sid == 1) == 4
+
+
+def test_flowbits_are_seen_by_later_rules_on_the_same_packet(tmp_path):
+    rc, events = run_rules(tmp_path, '''
+alert tcp any any -> any any (msg:"set"; content:"GET "; flowbits:set,a; sid:1;)
+alert tcp any any -> any any (msg:"isset"; content:"GET "; flowbits:isset,a; sid:2;)
+alert tcp any any -> any any (msg:"unset"; content:"GET "; flowbits:unset,a; sid:3;)
+alert tcp any any -> any any (msg:"gone"; content:"GET "; flowbits:isset,a; sid:4;)
+alert tcp any any -> any any (msg:"notset"; content:"GET "; flowbits:isnotset,a; sid:5;)
+''')
+    assert sorted(sid for _, sid in alerts(events)) == [1, 2, 3, 5]
+
+
+def test_pass_rule_silences_the_whole_flow(tmp_path):
+    other = TcpConversation(CLI, SRV, 40002, 80, start=1_700_000_100.0)
+    packets = http_conversation() + list(other.handshake()) + list(other.send(b"GET / HTTP/1.1\r\n\r\n"))
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"get"; content:"GET "; sid:1;)\n'
+                                     'pass tcp any 40001 -> any any (msg:"trusted"; sid:2;)\n', packets)
+    hits = of(events, "alert")
+    assert [(a["src_port"], a["alert"]["signature_id"]) for a in hits] == [(40002, 1)]
+    assert len(of(events, "http")) == 2                 # passed flows are still logged
+
+
+def test_app_layer_protocol_waits_for_detection(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"not http"; '
+                                     'app-layer-protocol:!http; sid:1;)\n'
+                                     'alert tcp any any -> any any (msg:"http"; flow:to_server; '
+                                     'app-layer-protocol:http; sid:2;)\n')
+    hits = alerts(events)
+    # while the protocol is unknown (handshake, request not yet acknowledged) neither
+    # `http` nor `!http` holds; afterwards only `http` does
+    assert not [n for n, sid in hits if sid == 1]
+    assert [n for n, sid in hits if sid == 2] and min(n for n, sid in hits if sid == 2) > 4
+
+
+def test_stats_event_closes_the_log(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"get"; content:"GET "; sid:1;)\n')
+    assert events[-1]["event_type"] == "stats"
+    st = events[-1]["stats"]
+    assert st["decoder"]["pkts"] == len(http_conversation()) and st["decoder"]["tcp"] == st["decoder"]["pkts"]
+    assert st["flow"]["tcp"] == 1 and st["detect"]["alert"] == 1
+    assert st["app_layer"]["flow"] == {"http": 1} and st["app_layer"]["tx"] == {"http": 1}
