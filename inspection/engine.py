@@ -205,7 +205,11 @@ class Engine:
         return False
 
     def _detect_packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState) -> None:
-        hits = self.inspector.packet(flow, pkt, d, before)  # type: ignore[union-attr]
+        ins = self.inspector
+        hits = ins.progress(flow, d)  # type: ignore[union-attr]
+        if hits:
+            self._alerts(flow, hits)
+        hits = ins.packet(flow, pkt, d, before)  # type: ignore[union-attr]
         if hits:
             self._alerts(flow, hits)
 
@@ -235,6 +239,15 @@ class Engine:
             self._stream_out(flow, out, pkt.ts)
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
+        ins = self.inspector
+        if ins is not None and ins.wants_stream:
+            for kind, dd, x in out:
+                if kind == DATA:
+                    hits = ins.stream(flow, dd, x)
+                    if hits:
+                        self._alerts(flow, hits)
+                elif kind == GAP:
+                    ins.stream_gap(flow, dd)
         app = flow.app
         if app is None:
             app = flow.app = AppState()
@@ -266,7 +279,7 @@ class Engine:
         parser = app.parser
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
-            if flow.tcp is not None:
+            if flow.tcp is not None and (ins is None or not ins.wants_stream):
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
 
@@ -334,6 +347,10 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
+        if self.inspector is not None:
+            hits = self.inspector.flush(flow)
+            if hits:
+                self._alerts(flow, hits)
         if app is not None and app.proto is not None and app.proto != FAILED:
             self._app_flows[app.proto] = self._app_flows.get(app.proto, 0) + 1
         self._emit(EngineEvent("flow", flow.last, None, flow, Direction.TO_SERVER, reason))

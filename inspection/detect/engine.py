@@ -34,6 +34,12 @@ from inspection.detect.verify import (
 from inspection.model import Direction
 
 HeaderCheck = Callable[[Rule], bool]
+HTTP_RESPONSE_BUFFERS = frozenset({
+    Buffer.HTTP_STAT_CODE, Buffer.HTTP_STAT_MSG, Buffer.HTTP_RESPONSE_LINE, Buffer.HTTP_SERVER, Buffer.HTTP_LOCATION,
+    Buffer.HTTP_RESPONSE_BODY, Buffer.HTTP_RESPONSE_HEADER, Buffer.FILE_DATA})
+HTTP_EITHER_BUFFERS = frozenset({
+    Buffer.HTTP_HEADER, Buffer.HTTP_HEADER_RAW, Buffer.HTTP_HEADER_NAMES, Buffer.HTTP_COOKIE,
+    Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,7 @@ class Detector:
         self._always = {s: frozenset(v) for s, v in by_scope.items()}
         self._always_bare = frozenset(bare)
         self.has_bare_packet_rules = bool(bare)
+        self.has_stream_rules = any(p is not None and p.scope is Scope.STREAM for p in self._plans)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)
 
     def scope(self, index: int) -> Scope | None:
@@ -206,8 +213,14 @@ def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
     blocks = tuple(compile_block(b, base64_block=b64, regexes=regexes) for b, b64 in rule_blocks(rule.buffers))
     flow = rule.flow
     payload = any(b.buffer in (Buffer.PAYLOAD, Buffer.STREAM) for b in rule.buffers)
-    return _RulePlan(index, rule, blocks, bool(flow and flow.to_server), bool(flow and flow.to_client),
-                     scope, payload)
+    to_server, to_client = bool(flow and flow.to_server), bool(flow and flow.to_client)
+    if not to_server and not to_client and any(b.buffer.app_proto == "http" for b in rule.buffers):
+        # Suricata's rule direction for HTTP: a response buffer makes it a response rule, a
+        # request buffer a request rule; headers and cookies alone are looked for both ways
+        to_client = any(b.buffer in HTTP_RESPONSE_BUFFERS for b in rule.buffers)
+        to_server = not to_client and any(b.buffer not in HTTP_EITHER_BUFFERS for b in rule.buffers
+                                          if b.buffer.app_proto == "http")
+    return _RulePlan(index, rule, blocks, to_server, to_client, scope, payload)
 
 
 def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,

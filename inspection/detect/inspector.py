@@ -40,11 +40,16 @@ class FlowDetectState:
     bodies on their way to file.data / http.request_body rules (bodies may end
     before or after their transaction is logged, so each side waits for the other)."""
 
-    __slots__ = ("flowbits", "passed", "bodies", "done_bodies", "waiting_txs")
+    __slots__ = ("flowbits", "passed", "bodies", "done_bodies", "waiting_txs", "stream_tail", "stream_alerted",
+                 "tx_seen", "pending")
 
     def __init__(self) -> None:
         self.flowbits: set[str] = set()
         self.passed = False
+        self.tx_seen: set[tuple[int, Direction]] = set()       # HTTP heads already inspected
+        self.pending: list[tuple[HttpTransaction, Direction]] = []   # finished, not yet inspected that way
+        self.stream_tail: list[bytes] = [b"", b""]           # per direction: the end of the stream so far
+        self.stream_alerted: set[tuple[int, Direction]] = set()
         self.bodies: dict[tuple[int, Direction], bytearray] = {}
         self.done_bodies: dict[tuple[int, Direction], bytes] = {}
         self.waiting_txs: dict[int, HttpTransaction] = {}
@@ -67,6 +72,7 @@ class RuleInspector:
         self.header = HeaderCheck()
         self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
         self._bare = detector.has_bare_packet_rules
+        self.wants_stream = detector.has_stream_rules
 
     # -- what is inspected ---------------------------------------------------------------------
     def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
@@ -93,22 +99,88 @@ class RuleInspector:
         found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est)
         return self._hits(flow, d, found, None)
 
+    def stream(self, flow: Flow, d: Direction, data: bytes) -> list[Hit]:
+        """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream`` rules.
+
+        The last `STREAM_OVERLAP` bytes of the stream are inspected again with
+        the next data, so a pattern split across segments (or across chunks
+        delivered on different ACKs) is found; each rule alerts once per flow
+        direction, as the same bytes are seen more than once."""
+        st = _state(flow)
+        if st.passed:
+            return []
+        window = st.stream_tail[d] + data
+        st.stream_tail[d] = window[-STREAM_OVERLAP:]
+        est = established(flow.state)
+        found = [(i, r) for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
+                                                   None, Scope.STREAM, est)
+                 if (i, d) not in st.stream_alerted]
+        st.stream_alerted.update((i, d) for i, _ in found)
+        return self._hits(flow, d, found, None)
+
+    def stream_gap(self, flow: Flow, d: Direction) -> None:
+        """Bytes are missing: nothing before the gap may join what follows it."""
+        st = flow.detect
+        if st is not None:
+            st.stream_tail[d] = b""
+
+    def progress(self, flow: Flow, d: Direction) -> list[Hit]:
+        """Transactions in direction `d`, run when a packet goes that way (as Suricata
+        inspects a flow's transactions for the direction of the packet at hand): HTTP
+        requests or responses whose head is complete, then finished transactions not
+        inspected that way yet."""
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
+        hits: list[Hit] = []
+        if st is not None and st.pending:
+            keep = []
+            for rec, pd in st.pending:
+                if pd == d:
+                    hits += self._http(flow, d, rec)
+                else:
+                    keep.append((rec, pd))
+            st.pending = keep
+        app = flow.app
+        heads = getattr(app.parser, "heads", None) if app is not None else None
+        if heads is not None:
+            for tx in heads(d):
+                key = (tx.tx_id, d)
+                st = _state(flow)
+                if key not in st.tx_seen:
+                    st.tx_seen.add(key)
+                    hits += self._http(flow, d, tx.record())
+        return hits
+
+    def flush(self, flow: Flow) -> list[Hit]:
+        """The flow ends: what waits for a packet in its direction is inspected now."""
+        st = flow.detect
+        if st is None or not st.pending or st.passed:
+            return []
+        hits: list[Hit] = []
+        for rec, d in st.pending:
+            hits += self._http(flow, d, rec)
+        st.pending = []
+        return hits
+
     def record(self, flow: Flow, rec: object) -> list[Hit]:
         st = flow.detect
         if st is not None and st.passed:
             return []
         if isinstance(rec, HttpTransaction):
-            hits = self._tx(flow, Direction.TO_SERVER, http_request_buffers(rec), rec)
-            if rec.status is not None:
-                hits += self._tx(flow, Direction.TO_CLIENT, http_response_buffers(rec), rec)
-            st = flow.detect
-            if st is not None:
-                req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
-                resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
-                if req or resp:
-                    hits += self._bodies(flow, rec, req, resp)
-                if any(k[0] == rec.tx_id for k in st.bodies):
-                    st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
+            st = _state(flow)
+            for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+                if (d is Direction.TO_SERVER or rec.status is not None) and (rec.tx_id, d) not in st.tx_seen:
+                    st.pending.append((rec, d))
+            st.tx_seen.discard((rec.tx_id, Direction.TO_SERVER))
+            st.tx_seen.discard((rec.tx_id, Direction.TO_CLIENT))
+            hits: list[Hit] = []
+            req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
+            resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
+            if req or resp:
+                hits += self._bodies(flow, rec, req, resp)
+            if any(k[0] == rec.tx_id for k in st.bodies):
+                st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
             return hits
         if isinstance(rec, TlsRecord):
             return self._tx(flow, Direction.TO_SERVER, tls_buffers(rec), rec)
@@ -152,6 +224,14 @@ class RuleInspector:
             hits += self._tx(flow, Direction.TO_CLIENT, {Buffer.FILE_DATA: response}, rec)
         return hits
 
+    def _http(self, flow: Flow, d: Direction, rec: HttpTransaction) -> list[Hit]:
+        """A request (`d` to_server) or a response with its request (to_client)."""
+        if d is Direction.TO_SERVER:
+            return self._tx(flow, d, http_request_buffers(rec), rec)
+        buffers = http_request_buffers(rec)
+        buffers.update(http_response_buffers(rec))
+        return self._tx(flow, d, buffers, rec)
+
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object) -> list[Hit]:
         found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state))
@@ -191,6 +271,7 @@ class RuleInspector:
 
 
 _NO_BITS: frozenset[str] = frozenset()
+STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
 
 def _flowbits_ok(rule: Rule, bits: "set[str] | frozenset[str]") -> bool:
@@ -253,6 +334,8 @@ def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_PROTOCOL: _b(tx.protocol),
         Buffer.HTTP_ACCEPT: _header(tx.request_headers, "accept"),
         Buffer.HTTP_CONNECTION: _header(tx.request_headers, "connection"),
+        Buffer.HTTP_CONTENT_TYPE: _header(tx.request_headers, "content-type"),
+        Buffer.HTTP_CONTENT_LEN: _header(tx.request_headers, "content-length"),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -264,6 +347,7 @@ def http_response_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_HEADER_RAW: _headers(tx.response_headers) or None,
         Buffer.HTTP_COOKIE: _header(tx.response_headers, "set-cookie"),
         Buffer.HTTP_CONTENT_TYPE: _header(tx.response_headers, "content-type"),
+        Buffer.HTTP_CONTENT_LEN: _header(tx.response_headers, "content-length"),
         Buffer.HTTP_RESPONSE_LINE: _b(tx.response_line),
         Buffer.HTTP_SERVER: _header(tx.response_headers, "server"),
         Buffer.HTTP_LOCATION: _b(tx.redirect),

@@ -21,6 +21,7 @@ from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
 from signatures.classification import ClassificationTable, default_classifications
+from signatures.stars import stars_for
 
 _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
@@ -106,7 +107,7 @@ class EveWriter:
             out["pkt_src"] = "wire/pcap"
         body = ev.body
         if et == "alert":
-            self._alert(out, body, ev.direction)
+            self._alert(out, body, ev.direction, flow)
         elif et == "flow":
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
@@ -185,7 +186,7 @@ class EveWriter:
                 tcp["state"] = _TCP_STATE_NAMES[flow.tcp.state]
             out["tcp"] = tcp
 
-    def _alert(self, out: dict, hit: object, d: Direction) -> None:
+    def _alert(self, out: dict, hit: object, d: Direction, flow: Flow | None) -> None:
         """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
         rule = hit.rule  # type: ignore[attr-defined]
         cls = self._classes.get(rule.classtype) if rule.classtype else None
@@ -193,6 +194,7 @@ class EveWriter:
             "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
             "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
             "category": cls.description if cls is not None else "", "severity": rule.priority,
+            "stars": stars_for(rule),
         }
         if rule.metadata:
             meta: dict[str, list[str]] = {}
@@ -201,6 +203,17 @@ class EveWriter:
             alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
+        if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow)
+            to_server = d == Direction.TO_SERVER
+            out["flow"] = {
+                "pkts_toserver": flow.pkts_ts, "pkts_toclient": flow.pkts_tc,
+                "bytes_toserver": flow.bytes_ts, "bytes_toclient": flow.bytes_tc,
+                "start": format_ts(flow.start, self._tscache),
+                "src_ip": out["src_ip"] if to_server else out["dest_ip"],
+                "dest_ip": out["dest_ip"] if to_server else out["src_ip"],
+                "src_port": out.get("src_port") if to_server else out.get("dest_port"),
+                "dest_port": out.get("dest_port") if to_server else out.get("src_port"),
+            }
         rec = hit.record  # type: ignore[attr-defined]
         if rec is not None:
             et = rec.event_type

@@ -86,3 +86,30 @@ def test_stats_event_closes_the_log(tmp_path):
     assert st["decoder"]["pkts"] == len(http_conversation()) and st["decoder"]["tcp"] == st["decoder"]["pkts"]
     assert st["flow"]["tcp"] == 1 and st["detect"]["alert"] == 1
     assert st["app_layer"]["flow"] == {"http": 1} and st["app_layer"]["tx"] == {"http": 1}
+
+
+def test_stream_rules_match_across_segments_once(tmp_path):
+    c = TcpConversation(CLI, SRV, 40003, 9000, start=1_700_000_200.0)
+    packets = (list(c.handshake()) + list(c.send(b"hello EV")) + list(c.send(b"IL world")) + list(c.send(b"EVIL"))
+               + list(c.send(b"ok", from_client=False)) + list(c.close()))
+    rc, events = run_rules(tmp_path, 'alert tcp-stream any any -> any any (msg:"s"; content:"EVIL"; sid:1;)\n'
+                                     'alert tcp-pkt any any -> any any (msg:"p"; content:"EVIL"; sid:2;)\n'
+                                     'alert tcp any any -> any any (msg:"s2"; flow:only_stream; '
+                                     'content:"hello EVIL"; sid:3;)\n', packets)
+    sids = sorted(sid for _, sid in alerts(events))
+    assert sids == [1, 2, 3]     # the split EVIL only on the stream; each stream rule once per direction
+
+
+def test_request_rules_alert_before_the_transaction_completes(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert http any any -> any any (msg:"uri"; http.uri; content:"/index"; '
+                                     'classtype:trojan-activity; sid:1;)\n'
+                                     'alert http any any -> any any (msg:"code"; http.uri; content:"/index"; '
+                                     'http.stat_code; content:"200"; sid:2;)\n')
+    (http,) = of(events, "http")
+    uri = next(a for a in of(events, "alert") if a["alert"]["signature_id"] == 1)
+    both = next(a for a in of(events, "alert") if a["alert"]["signature_id"] == 2)
+    # inspected on the first client packet after the request was read, not when the response ended
+    assert uri["pcap_cnt"] < http["pcap_cnt"] and uri["direction"] == "to_server"
+    assert uri["http"]["url"] == "/index.html?q=1" and uri["alert"]["stars"] == 3
+    assert uri["flow"]["pkts_toserver"] + uri["flow"]["pkts_toclient"] < len(http_conversation())
+    assert both["direction"] == "to_client" and both["http"]["status"] == 200
