@@ -15,6 +15,7 @@ from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
+from inspection.detect.thresholds import Outcome, ThresholdTable
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
@@ -63,6 +64,7 @@ class RuleInspector:
         self.detector = detector
         self.body_limit = body_limit
         self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+        self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
 
     # -- what is inspected ---------------------------------------------------------------------
     def packet(self, flow: Flow, pkt: Packet, d: Direction) -> list[Hit]:
@@ -139,8 +141,15 @@ class RuleInspector:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
             if rule.noalert:  # flowbits:noalert or noalert
                 continue
+            if rule.threshold is not None and not self._threshold_alerts(rule, flow, d):
+                continue  # held back by threshold/detection_filter; its flowbits are already applied
             hits.append(Hit(rule, d, rec))
         return hits
+
+    def _threshold_alerts(self, rule: Rule, flow: Flow, d: Direction) -> bool:
+        """Whether this match alerts; `flow.last` is the current packet's timestamp."""
+        src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
+        return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
 
     def _header_ok(self, rule: Rule, flow: Flow, d: Direction) -> bool:
         p = rule.protocol
