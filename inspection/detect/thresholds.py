@@ -23,16 +23,18 @@ state changes of a matched rule whatever the outcome (Suricata does the same).
 `Outcome.QUIET` is Suricata's "silent match" (limit and both past their
 count): no alert, but a drop/reject rule still acts; `Outcome.IGNORE` means
 neither (threshold and both before their count, detection_filter up to it).
+The inspector turns only ALERT into hits today: nothing blocks yet, so QUIET
+waits for the inline verdict path.
 
-Memory: at most `max_entries` tracked entries (65,536 by default). An entry
-whose window has passed behaves exactly like a missing one, so each thresholded
-match first drops the entries whose window ended before its timestamp (a heap
-ordered by window end keeps that O(log n) per entry). A match that needs a new entry while the
-table is full is not tracked: it is counted in `counters.untracked` and it
-ALERTS. That is the safe default for an inspection box (an attack under a
-threshold rule is never hidden because memory ran out; the price is extra
-alerts on noisy rules); Suricata, out of memory for thresholds, drops the
-alert instead.
+Memory: at most `max_entries` tracked entries (65,536 by default, about
+270 bytes each). An entry whose window has passed behaves exactly like a
+missing one, so each thresholded match first drops the entries whose window
+ended before its timestamp (a heap ordered by window end keeps that O(log n)
+per entry). A match that needs a new entry while the table is full is not
+tracked: it is counted in `counters.untracked` and it ALERTS. That is the
+safe default for an inspection box (an attack under a threshold rule is never
+hidden because memory ran out; the price is extra alerts on noisy rules);
+Suricata, out of memory for thresholds, drops the alert instead.
 
 Not handled here: ``threshold.config`` files (global ``suppress``,
 ``threshold``, ``rate_filter`` and ``event_filter`` lines); the rule loader
