@@ -16,6 +16,7 @@ from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
 from inspection.detect.header import HeaderCheck, Scope, established
 from inspection.detect.iponly import IpOnlyIndex
+from inspection.detect.thresholds import Outcome, ThresholdTable
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_TCP, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
@@ -73,6 +74,7 @@ class RuleInspector:
         self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
         self._bare = detector.has_bare_packet_rules
         self.wants_stream = detector.has_stream_rules
+        self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
 
     # -- what is inspected ---------------------------------------------------------------------
     def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
@@ -267,7 +269,14 @@ class RuleInspector:
             _state(flow).passed = True
             return []
         found.sort(key=lambda x: x[0])
-        return [Hit(rule, d, rec) for _, rule in found if not rule.noalert]
+        # noalert rules only set flowbits; thresholds hold back alerts, not the match itself
+        return [Hit(rule, d, rec) for _, rule in found
+                if not rule.noalert and (rule.threshold is None or self._threshold_alerts(rule, flow, d))]
+
+    def _threshold_alerts(self, rule: Rule, flow: Flow, d: Direction) -> bool:
+        """Whether this match alerts; `flow.last` is the current packet's timestamp."""
+        src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
+        return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
 
 
 _NO_BITS: frozenset[str] = frozenset()

@@ -33,6 +33,7 @@ class RunSummary:
     checksum_auto_disabled: bool = False
     bad_checksums: int = 0
     alerts: int = 0
+    alerts_thresholded: int = 0   # matches that threshold/detection_filter kept from alerting
     rules_loaded: int = 0
     rules_skipped: dict[str, int] = field(default_factory=dict)   # keyword -> rules skipped for it
     limits: dict[str, int] = field(default_factory=dict)
@@ -154,4 +155,8 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "defrag.memcap_drops": getattr(dc, "memcap_drops", 0),
         "defrag.timeouts": getattr(dc, "timeouts", 0),
     }
+    if inspector is not None:
+        tc = inspector.thresholds.counters
+        summary.alerts_thresholded = tc.suppressed
+        summary.limits["detect.thresholds_untracked"] = tc.untracked   # table full: alerted untracked
     return summary
