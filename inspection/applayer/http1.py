@@ -167,6 +167,17 @@ class Http1Parser(HeadReader, BodyReader):
                 out.append(tx)
         return out
 
+    def body_complete(self, direction: Direction, tx_id: int) -> bool:
+        """Whether the body of `tx_id`'s message in `direction` is complete by its
+        framing (length, last chunk). The body stream itself stays open until the
+        next message, since stray lines may still join it as in libhtp."""
+        side = self._sides[Direction(direction)]
+        for tx in self._txs:
+            if tx.tx_id == tx_id:
+                done = tx.req_done if direction is _TS else tx.resp_done
+                return done or (side.tx is tx and side.st is St.AFTER)
+        return True   # logged already: both of its messages are over
+
     # -- plumbing ---------------------------------------------------------
 
     def _take(self) -> list[AppOutput]:

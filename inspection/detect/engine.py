@@ -34,10 +34,12 @@ from inspection.detect.verify import (
 from inspection.model import Direction
 
 HeaderCheck = Callable[[Rule], bool]
-HTTP_RESPONSE_BUFFERS = frozenset({
+RESPONSE_BUFFERS = frozenset({
     Buffer.HTTP_STAT_CODE, Buffer.HTTP_STAT_MSG, Buffer.HTTP_RESPONSE_LINE, Buffer.HTTP_SERVER, Buffer.HTTP_LOCATION,
-    Buffer.HTTP_RESPONSE_BODY, Buffer.HTTP_RESPONSE_HEADER, Buffer.FILE_DATA})
-HTTP_EITHER_BUFFERS = frozenset({
+    Buffer.HTTP_RESPONSE_BODY, Buffer.HTTP_RESPONSE_HEADER, Buffer.FILE_DATA,
+    Buffer.TLS_CERT_SUBJECT, Buffer.TLS_CERT_ISSUER, Buffer.TLS_CERT_SERIAL, Buffer.TLS_CERT_FINGERPRINT,
+    Buffer.TLS_CERTS, Buffer.TLS_SUBJECTALTNAME, Buffer.JA3S_HASH, Buffer.JA3S_STRING})
+EITHER_BUFFERS = frozenset({
     Buffer.HTTP_HEADER, Buffer.HTTP_HEADER_RAW, Buffer.HTTP_HEADER_NAMES, Buffer.HTTP_COOKIE,
     Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START})
 
@@ -82,6 +84,7 @@ class _RulePlan:
     to_server: bool
     to_client: bool
     scope: Scope
+    buffers: frozenset[Buffer]
     payload: bool        # has items on the packet payload / stream: never run on an empty one
 
 
@@ -127,14 +130,16 @@ class Detector:
 
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
                 header_check: HeaderCheck | None = None, packet_size: int | None = None,
-                scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None) -> list[Match]:
+                scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+                require: Buffer | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
-                              packet_size=packet_size, scope=scope, on_match=on_match).matches)
+                              packet_size=packet_size, scope=scope, on_match=on_match, require=require).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
              header_check: HeaderCheck | None = None, packet_size: int | None = None,
-             scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None) -> Inspection:
+             scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+             require: Buffer | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
         `packet_size` is what ``dsize`` compares (default: the PAYLOAD buffer's
@@ -146,6 +151,8 @@ class Detector:
         packet rules without payload items are then candidates. `on_match` is
         called for each match before the next rule is checked, so that its
         side effects (flowbits) are seen by the rules after it, as in Suricata.
+        `require` limits the run to rules that inspect that buffer (a body that
+        just ended runs its body rules, not again every rule of the transaction).
         """
         views: dict[BlockKey, bytes | None] = {}
 
@@ -174,6 +181,8 @@ class Detector:
             if plan is None or not _rule_level(plan, buffers, direction, packet_size):
                 continue
             if scope is not None and plan.scope is not scope:
+                continue
+            if require is not None and require not in plan.buffers:
                 continue
             if header_check is not None and not header_check(plan.rule):
                 continue
@@ -214,13 +223,14 @@ def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
     flow = rule.flow
     payload = any(b.buffer in (Buffer.PAYLOAD, Buffer.STREAM) for b in rule.buffers)
     to_server, to_client = bool(flow and flow.to_server), bool(flow and flow.to_client)
-    if not to_server and not to_client and any(b.buffer.app_proto == "http" for b in rule.buffers):
-        # Suricata's rule direction for HTTP: a response buffer makes it a response rule, a
-        # request buffer a request rule; headers and cookies alone are looked for both ways
-        to_client = any(b.buffer in HTTP_RESPONSE_BUFFERS for b in rule.buffers)
-        to_server = not to_client and any(b.buffer not in HTTP_EITHER_BUFFERS for b in rule.buffers
-                                          if b.buffer.app_proto == "http")
-    return _RulePlan(index, rule, blocks, to_server, to_client, scope, payload)
+    if not to_server and not to_client and any(b.buffer.app_proto for b in rule.buffers):
+        # Suricata's rule direction for transactions: a response buffer makes it a response
+        # rule, a request buffer a request rule; HTTP headers and cookies alone go both ways
+        to_client = any(b.buffer in RESPONSE_BUFFERS for b in rule.buffers)
+        to_server = not to_client and any(b.buffer not in EITHER_BUFFERS for b in rule.buffers
+                                          if b.buffer.app_proto)
+    return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
+                     payload)
 
 
 def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,

@@ -41,8 +41,8 @@ class FlowDetectState:
     bodies on their way to file.data / http.request_body rules (bodies may end
     before or after their transaction is logged, so each side waits for the other)."""
 
-    __slots__ = ("flowbits", "passed", "bodies", "done_bodies", "waiting_txs", "stream_tail", "stream_alerted",
-                 "tx_seen", "pending")
+    __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
+                 "stream_alerted", "tx_seen", "pending")
 
     def __init__(self) -> None:
         self.flowbits: set[str] = set()
@@ -53,6 +53,7 @@ class FlowDetectState:
         self.stream_alerted: set[tuple[int, Direction]] = set()
         self.bodies: dict[tuple[int, Direction], bytearray] = {}
         self.done_bodies: dict[tuple[int, Direction], bytes] = {}
+        self.bodies_done: set[tuple[int, Direction]] = set()   # inspected before their stream ended
         self.waiting_txs: dict[int, HttpTransaction] = {}
 
 
@@ -152,6 +153,8 @@ class RuleInspector:
                 if key not in st.tx_seen:
                     st.tx_seen.add(key)
                     hits += self._http(flow, d, tx.record())
+        if st is not None and st.bodies:
+            hits += self._ripe_bodies(flow, st, d)
         return hits
 
     def flush(self, flow: Flow) -> list[Hit]:
@@ -181,11 +184,16 @@ class RuleInspector:
             resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
             if req or resp:
                 hits += self._bodies(flow, rec, req, resp)
-            if any(k[0] == rec.tx_id for k in st.bodies):
-                st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
+            # a body may still arrive (or finish decoding) after its transaction is logged:
+            # keep the last few logged transactions for it
+            st.waiting_txs[rec.tx_id] = rec
+            if len(st.waiting_txs) > KEEP_LOGGED_TXS:
+                del st.waiting_txs[next(iter(st.waiting_txs))]
             return hits
-        if isinstance(rec, TlsRecord):
-            return self._tx(flow, Direction.TO_SERVER, tls_buffers(rec), rec)
+        if isinstance(rec, TlsRecord):   # client rules (SNI, JA3...), then server rules (certificate, JA3S)
+            buffers = tls_buffers(rec)
+            return (self._tx(flow, Direction.TO_SERVER, buffers, rec)
+                    + self._tx(flow, Direction.TO_CLIENT, buffers, rec))
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []
@@ -196,12 +204,17 @@ class RuleInspector:
         return []
 
     def body_chunk(self, flow: Flow, chunk: BodyChunk) -> list[Hit]:
-        """Collect decoded body bytes (up to the body limit per message); a finished
-        body is inspected with its transaction, whichever of the two comes last."""
+        """Collect decoded body bytes (up to the body limit per message). A body is
+        inspected once: when its framing says it is complete (see `progress`) or when
+        its stream ends, and once its transaction is known, whichever comes last."""
         st = _state(flow)
         if st.passed:
             return []
         key = (chunk.tx_id, chunk.direction)
+        if key in st.bodies_done:   # inspected already; only stray bytes can follow
+            if chunk.final:
+                st.bodies_done.discard(key)
+            return []
         buf = st.bodies.get(key)
         if buf is None:
             buf = st.bodies[key] = bytearray()
@@ -210,37 +223,64 @@ class RuleInspector:
             buf += chunk.data[:room]
         if not chunk.final:
             return []
+        return self._body_ready(flow, st, key)
+
+    def _ripe_bodies(self, flow: Flow, st: FlowDetectState, d: Direction) -> list[Hit]:
+        """Bodies in direction `d` whose message is complete by its framing."""
+        app = flow.app
+        complete = getattr(app.parser, "body_complete", None) if app is not None else None
+        if complete is None:
+            return []
+        hits: list[Hit] = []
+        for key in [k for k in st.bodies if k[1] == d]:
+            if complete(d, key[0]):
+                st.bodies_done.add(key)
+                hits += self._body_ready(flow, st, key)
+        return hits
+
+    def _body_ready(self, flow: Flow, st: FlowDetectState, key: tuple[int, Direction]) -> list[Hit]:
         done = bytes(st.bodies.pop(key))
-        tx = st.waiting_txs.pop(chunk.tx_id, None)
+        tx_id, d = key
+        tx = st.waiting_txs.get(tx_id) or _open_tx(flow, tx_id, d)
         if tx is None:
             st.done_bodies[key] = done
             return []
-        req, resp = (done, b"") if chunk.direction == Direction.TO_SERVER else (b"", done)
+        req, resp = (done, b"") if d == Direction.TO_SERVER else (b"", done)
         return self._bodies(flow, tx, req, resp)
 
     def _bodies(self, flow: Flow, rec: HttpTransaction, request: bytes, response: bytes) -> list[Hit]:
+        """Body rules only (their other buffers from the transaction); the rest ran on the heads."""
         hits: list[Hit] = []
         if request:
-            hits += self._tx(flow, Direction.TO_SERVER, {Buffer.HTTP_REQUEST_BODY: request}, rec)
+            hits += self._http(flow, Direction.TO_SERVER, rec, (Buffer.HTTP_REQUEST_BODY, request))
         if response:
-            hits += self._tx(flow, Direction.TO_CLIENT, {Buffer.FILE_DATA: response}, rec)
+            hits += self._http(flow, Direction.TO_CLIENT, rec, (Buffer.FILE_DATA, response))
         return hits
 
-    def _http(self, flow: Flow, d: Direction, rec: HttpTransaction) -> list[Hit]:
-        """A request (`d` to_server) or a response with its request (to_client)."""
-        if d is Direction.TO_SERVER:
-            return self._tx(flow, d, http_request_buffers(rec), rec)
+    def _http(self, flow: Flow, d: Direction, rec: HttpTransaction,
+              body: tuple[Buffer, bytes] | None = None) -> list[Hit]:
+        """A request (`d` to_server) or a response with its request (to_client); with
+        `body`, only the rules that inspect that body."""
         buffers = http_request_buffers(rec)
-        buffers.update(http_response_buffers(rec))
-        return self._tx(flow, d, buffers, rec)
+        raw = rec.request_line, rec.request_headers
+        if d is Direction.TO_CLIENT:
+            buffers.update(http_response_buffers(rec))
+            raw = rec.response_line, rec.response_headers
+        if raw[0] is not None:   # payload items of an HTTP rule: the message head as sent
+            buffers[Buffer.PAYLOAD] = _b(raw[0]) + b"\r\n" + _headers(raw[1]) + b"\r\n"  # type: ignore[operator]
+        if body is None:
+            return self._tx(flow, d, buffers, rec)
+        buffers[body[0]] = body[1]
+        return self._tx(flow, d, buffers, rec, require=body[0])
 
     # -- matching ------------------------------------------------------------------------------
-    def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object) -> list[Hit]:
-        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state))
+    def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
+            require: Buffer | None = None) -> list[Hit]:
+        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require)
         return self._hits(flow, d, found, rec)
 
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
-                 size: int | None, scope: Scope, est: bool) -> list[tuple[int, Rule]]:
+                 size: int | None, scope: Scope, est: bool, require: Buffer | None = None) -> list[tuple[int, Rule]]:
         header = self.header
         st = flow.detect
         bits = st.flowbits if st is not None else _NO_BITS
@@ -255,7 +295,7 @@ class RuleInspector:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
-                                       on_match=matched):
+                                       on_match=matched, require=require):
             out.append((m.index, m.rule))
         return out
 
@@ -279,7 +319,19 @@ class RuleInspector:
         return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
 
 
+def _open_tx(flow: Flow, tx_id: int, d: Direction) -> HttpTransaction | None:
+    """The transaction `tx_id` as the parser has it now, if still open (its head read)."""
+    app = flow.app
+    heads = getattr(app.parser, "heads", None) if app is not None else None
+    if heads is not None:
+        for tx in heads(d):
+            if tx.tx_id == tx_id:
+                return tx.record()
+    return None
+
+
 _NO_BITS: frozenset[str] = frozenset()
+KEEP_LOGGED_TXS = 4     # logged HTTP transactions kept per flow for bodies that end after them
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
 

@@ -113,3 +113,11 @@ def test_request_rules_alert_before_the_transaction_completes(tmp_path):
     assert uri["http"]["url"] == "/index.html?q=1" and uri["alert"]["stars"] == 3
     assert uri["flow"]["pkts_toserver"] + uri["flow"]["pkts_toclient"] < len(http_conversation())
     assert both["direction"] == "to_client" and both["http"]["status"] == 200
+
+
+def test_body_rules_see_their_transaction_and_a_late_body(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert http any any -> any any (msg:"body+code"; http.stat_code; content:"200"; '
+                                     'file.data; content:"<html>"; startswith; sid:1;)\n'
+                                     'alert http any any -> any any (msg:"uri+body"; flow:to_client; http.uri; '
+                                     'content:"/index"; file.data; content:"</html>"; sid:2;)\n')
+    assert sorted(sid for _, sid in alerts(events)) == [1, 2]
