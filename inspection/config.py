@@ -36,6 +36,7 @@ class EngineConfig:
     defrag_policy: str = "bsd"
     http_body_limit: int = 1 << 20
     http_log_headers: bool = False
+    alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
     # 53, plus mDNS and LLMNR, which use the same message format
     dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
@@ -145,6 +146,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "defrag.policy": _field("defrag_policy", _policy),
     "app-layer.protocols.http.libhtp.default-config.response-body-limit": _field("http_body_limit", parse_size),
     "app-layer.protocols.http.libhtp.default-config.request-body-limit": _field("http_body_limit", parse_size),
+    "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
     "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,
     "app-layer.protocols.dns.udp.detection-ports.dp": _field("dns_udp_ports", parse_ports),

@@ -41,6 +41,7 @@ class EngineEvent:
     direction: Direction
     body: object
     packet: Packet | None = None
+    frame: tuple[int, bytes] | None = None   # (link type, captured bytes) of the packet an alert fired on
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class Engine:
                                      http_body_limit=cfg.http_body_limit)
         self._next_expire = 0.0
         self._cur: Packet | None = None
+        self._frame: tuple[int, bytes] | None = None
         self._started = 0.0
         self._links: dict[int, int] = {}
         self._families: dict[tuple[int, int], int] = {}
@@ -95,6 +97,7 @@ class Engine:
                 self._started = ts
             st.last_ts = ts
         pkt = decode_frame(linktype, data, ts, st.packets, wire_len, self._validate)
+        self._frame = (linktype, data)
         links = self._links
         links[linktype] = links.get(linktype, 0) + 1
         fam = self._families
@@ -216,10 +219,11 @@ class Engine:
     def _alerts(self, flow: Flow, hits: list) -> None:
         pkt = self._cur
         flow.alerted = True
+        frame = self._frame if pkt is not None else None
         for h in hits:
             self.stats.alerts += 1
             self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
-                                   flow, h.direction, h))
+                                   flow, h.direction, h, frame=frame))
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         sess = flow.tcp
@@ -316,7 +320,7 @@ class Engine:
                 self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
                 if ins is not None:
-                    hits = ins.record(flow, r)
+                    hits = ins.record(flow, r, pkt)
                     if hits:
                         self._alerts(flow, hits)
 

@@ -168,7 +168,9 @@ class RuleInspector:
         st.pending = []
         return hits
 
-    def record(self, flow: Flow, rec: object) -> list[Hit]:
+    def record(self, flow: Flow, rec: object, pkt: Packet | None = None) -> list[Hit]:
+        """A finished application record; `pkt` is the packet that completed it (the
+        payload items of a DNS rule look at its payload)."""
         st = flow.detect
         if st is not None and st.passed:
             return []
@@ -198,8 +200,12 @@ class RuleInspector:
             if rec.direction is not Direction.TO_SERVER:
                 return []
             hits: list[Hit] = []
+            payload = pkt.payload if pkt is not None and pkt.payload else None
             for q in rec.queries:
-                hits += self._tx(flow, rec.direction, {Buffer.DNS_QUERY: q.rrname}, rec)
+                buffers = {Buffer.DNS_QUERY: q.rrname}
+                if payload is not None:
+                    buffers[Buffer.PAYLOAD] = payload
+                hits += self._tx(flow, rec.direction, buffers, rec)
             return hits
         return []
 

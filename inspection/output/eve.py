@@ -7,6 +7,7 @@ tools and the suricata-verify checks read our output: timestamps as
 """
 from __future__ import annotations
 
+import base64
 import socket
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
@@ -22,6 +23,10 @@ from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
 from signatures.classification import ClassificationTable, default_classifications
 from signatures.stars import stars_for
+
+# pcap's names for the link types we read (what Suricata logs as packet_info.linktype_name)
+LINKTYPE_NAMES = {0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP", 113: "LINUX_SLL",
+                  228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2"}
 
 _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
@@ -57,9 +62,10 @@ def format_ip(addr: bytes) -> str:
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
-    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False,
+    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False, log_packet: bool = True,
                  classifications: ClassificationTable | None = None) -> None:
         self._fh = fh
+        self._log_packet = log_packet
         self._http_headers = log_http_headers
         self._ipcache: dict[bytes, str] = {}
         self._tscache: dict[int, str] = {}
@@ -108,6 +114,10 @@ class EveWriter:
         body = ev.body
         if et == "alert":
             self._alert(out, body, ev.direction, flow)
+            if ev.frame is not None and self._log_packet:
+                lt, data = ev.frame
+                out["packet"] = base64.b64encode(data).decode("ascii")
+                out["packet_info"] = {"linktype": lt, "linktype_name": LINKTYPE_NAMES.get(lt, str(lt))}
         elif et == "flow":
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":

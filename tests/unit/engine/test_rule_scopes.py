@@ -121,3 +121,16 @@ def test_body_rules_see_their_transaction_and_a_late_body(tmp_path):
                                      'alert http any any -> any any (msg:"uri+body"; flow:to_client; http.uri; '
                                      'content:"/index"; file.data; content:"</html>"; sid:2;)\n')
     assert sorted(sid for _, sid in alerts(events)) == [1, 2]
+
+
+def test_alerts_carry_their_packet_unless_turned_off(tmp_path):
+    import base64
+    packets = http_conversation()
+    rc, events = run_rules(tmp_path, 'alert tcp any any -> any any (msg:"get"; content:"GET "; sid:1;)\n', packets)
+    (a,) = of(events, "alert")
+    assert base64.b64decode(a["packet"]) == packets[a["pcap_cnt"] - 1][1]
+    assert a["packet_info"] == {"linktype": 1, "linktype_name": "EN10MB"}
+    (tmp_path / "out" / "eve.json").unlink()
+    rc, events = run(tmp_path, packets, "-S", str(tmp_path / "t.rules"), "--set", "outputs.eve.alert.packet=no")
+    (a,) = of(events, "alert")
+    assert "packet" not in a and "packet_info" not in a
