@@ -70,7 +70,8 @@ class Engine:
             0: Timeouts(*cfg.other_timeouts),
         })
         self.stream_cfg = StreamConfig(depth=cfg.stream_depth, midstream=cfg.midstream,
-                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap)
+                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap,
+                                       ack_gated=not cfg.stream_inline)
         self.stream_counters = StreamCounters()
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"

@@ -229,6 +229,8 @@ def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
         to_client = any(b.buffer in RESPONSE_BUFFERS for b in rule.buffers)
         to_server = not to_client and any(b.buffer not in EITHER_BUFFERS for b in rule.buffers
                                           if b.buffer.app_proto)
+    if rule.urilen is not None and not to_client:   # the URI is a request buffer
+        to_server = True
     return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
                      payload)
 

@@ -53,7 +53,7 @@ def scope_of(rule: Rule) -> Scope:
         if alp.mode in _UNTRACKED_MODES:
             raise UnsupportedRule("app-layer-protocol", f"mode {alp.mode}: the protocol is not tracked per direction")
     buffers = {b.buffer for b in rule.buffers}
-    if buffers - _PAYLOAD_BUFFERS:
+    if buffers - _PAYLOAD_BUFFERS or rule.urilen is not None:   # urilen reads the HTTP URI
         return Scope.TX
     flow = rule.flow
     if rule.protocol is Protocol.TCP_STREAM or (flow is not None and FlowOption.ONLY_STREAM in flow):
