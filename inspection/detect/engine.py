@@ -24,9 +24,11 @@ from typing import Callable, Mapping, Sequence
 
 from signatures.buffers import Buffer
 from signatures.model import Rule
+from signatures.netspec import PortSpec
 
 from inspection.detect.errors import UnsupportedRule
-from inspection.detect.header import Scope, event_key, scope_of
+from inspection.detect.header import L4_PROTOS, Scope, event_key, scope_of
+from inspection.detect.portgroups import PortGroups
 from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage
 from inspection.detect.verify import (
     DEFAULT_BUDGET, BlockPlan, BlockResult, MatchContext, compile_block, inspect_block, rule_blocks,
@@ -85,6 +87,9 @@ class _RulePlan:
     to_client: bool
     scope: Scope
     buffers: frozenset[Buffer]
+    l4: frozenset[int] | None          # IP protocols the header allows (None: any)
+    sports: PortSpec | None            # None: any
+    dports: PortSpec | None
     payload: bool        # has items on the packet payload / stream: never run on an empty one
 
 
@@ -121,7 +126,10 @@ class Detector:
         self._always = {s: frozenset(v) for s, v in by_scope.items()}
         self._always_bare = frozenset(bare)
         self.has_bare_packet_rules = bool(bare)
-        self.has_stream_rules = any(p is not None and p.scope is Scope.STREAM for p in self._plans)
+        self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
+                                 if p is not None and p.scope is Scope.PACKET)
+        self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
+        self.has_stream_rules = bool(self.stream_rules)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)
         events: dict[str, list[int]] = {}
         for p in self._plans:
@@ -136,15 +144,18 @@ class Detector:
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
                 header_check: HeaderCheck | None = None, packet_size: int | None = None,
                 scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
-                require: Buffer | None = None) -> list[Match]:
+                require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+                only: frozenset[int] | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
-                              packet_size=packet_size, scope=scope, on_match=on_match, require=require).matches)
+                              packet_size=packet_size, scope=scope, on_match=on_match, require=require,
+                              endpoints=endpoints, only=only).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
              header_check: HeaderCheck | None = None, packet_size: int | None = None,
              scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
-             require: Buffer | None = None) -> Inspection:
+             require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+             only: frozenset[int] | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
         `packet_size` is what ``dsize`` compares (default: the PAYLOAD buffer's
@@ -158,6 +169,11 @@ class Detector:
         side effects (flowbits) are seen by the rules after it, as in Suricata.
         `require` limits the run to rules that inspect that buffer (a body that
         just ended runs its body rules, not again every rule of the transaction).
+        `endpoints` (IP protocol, sender's port, receiver's port) lets the
+        detector drop candidates of another protocol or port before the
+        caller's header check: short fast patterns (RDP, DCERPC, MySQL rules)
+        turn up in unrelated traffic all the time. `only` names the candidates
+        outright, skipping the prefilter (a scope with a handful of rules).
         """
         views: dict[BlockKey, bytes | None] = {}
 
@@ -171,13 +187,17 @@ class Detector:
 
         if packet_size is None and Buffer.PAYLOAD in buffers:
             packet_size = len(buffers[Buffer.PAYLOAD])
-        if scope is None:
+        if only is not None:
+            candidates = set(only)
+        elif scope is None:
             candidates = self.prefilter.candidates_for(buffers, view)
         elif scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
             candidates = set(self._always_bare)
         else:
             candidates = self.prefilter.candidates_for(buffers, view, always=False)
             candidates |= self._always[scope]
+        if endpoints is not None and candidates:
+            candidates = self._ports.narrow(candidates, *endpoints)
         matches: list[Match] = []
         exhausted: list[int] = []
         work = 0
@@ -188,6 +208,8 @@ class Detector:
             if scope is not None and plan.scope is not scope:
                 continue
             if require is not None and require not in plan.buffers:
+                continue
+            if endpoints is not None and not _ports_ok(plan, endpoints):
                 continue
             if header_check is not None and not header_check(plan.rule):
                 continue
@@ -236,8 +258,21 @@ def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
                                           if b.buffer.app_proto)
     if rule.urilen is not None and not to_client:   # the URI is a request buffer
         to_server = True
+    l4 = L4_PROTOS.get(rule.protocol)
     return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
-                     payload)
+                     None if l4 is None else frozenset(l4),
+                     None if rule.src_ports.is_any else rule.src_ports,
+                     None if rule.dst_ports.is_any else rule.dst_ports, payload)
+
+
+def _ports_ok(plan: _RulePlan, endpoints: tuple[int, int, int]) -> bool:
+    proto, sport, dport = endpoints
+    if plan.l4 is not None and proto not in plan.l4:
+        return False
+    sp, dp = plan.sports, plan.dports
+    if (sp is None or sp.contains(sport)) and (dp is None or dp.contains(dport)):
+        return True
+    return plan.rule.bidirectional and (sp is None or sp.contains(dport)) and (dp is None or dp.contains(sport))
 
 
 def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,

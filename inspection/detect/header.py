@@ -22,16 +22,18 @@ import enum
 import ipaddress
 
 from signatures.buffers import Buffer
-from signatures.model import FlowOption, Protocol, Rule, TcpFlagMode
+from signatures.model import FlowbitCommand, FlowOption, Protocol, Rule, TcpFlagMode
 
 from inspection.detect.errors import UnsupportedRule
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
 
 IPPROTO_SCTP = 132
-_L4 = {Protocol.TCP: (IPPROTO_TCP,), Protocol.TCP_PKT: (IPPROTO_TCP,), Protocol.TCP_STREAM: (IPPROTO_TCP,),
+L4_PROTOS = _L4 = {Protocol.TCP: (IPPROTO_TCP,), Protocol.TCP_PKT: (IPPROTO_TCP,), Protocol.TCP_STREAM: (IPPROTO_TCP,),
        Protocol.UDP: (IPPROTO_UDP,), Protocol.ICMP: (IPPROTO_ICMP, IPPROTO_ICMPV6),
        Protocol.ICMPV4: (IPPROTO_ICMP,), Protocol.ICMPV6: (IPPROTO_ICMPV6,), Protocol.SCTP: (IPPROTO_SCTP,)}
+# Suricata keeps a rule IP-only when its flowbits only write (set/unset/toggle), as ET's reputation lists do
+_WRITE_FLOWBITS = frozenset({FlowbitCommand.SET, FlowbitCommand.UNSET, FlowbitCommand.TOGGLE})
 _UNTRACKED_MODES = frozenset({"to_server", "to_client", "direction", "exact"})
 _PAYLOAD_BUFFERS = frozenset({Buffer.PAYLOAD, Buffer.STREAM, Buffer.BASE64_DATA})
 
@@ -79,7 +81,8 @@ def scope_of(rule: Rule) -> Scope:
         return Scope.STREAM
     if (not buffers and flow is None and rule.app_proto is None and not rule.app_layer_protocols
             and rule.protocol is not Protocol.TCP_PKT
-            and rule.src_ports.is_any and rule.dst_ports.is_any and not rule.flowbits
+            and rule.src_ports.is_any and rule.dst_ports.is_any
+            and all(fb.command in _WRITE_FLOWBITS for fb in rule.flowbits)
             and rule.dsize is None and rule.tcp_flags is None and rule.itype is None and rule.icode is None
             and rule.ip_proto is None):
         return Scope.IP_ONLY

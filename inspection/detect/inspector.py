@@ -18,7 +18,7 @@ from inspection.detect.header import HeaderCheck, Scope, anomaly_key, establishe
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
 from inspection.flow.table import Flow, FlowState
-from inspection.model import IPPROTO_TCP, Anomaly, BodyChunk, Direction, Packet
+from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
 from signatures.model import Action, Flowbit, FlowbitCommand, Rule
 
@@ -98,8 +98,12 @@ class RuleInspector:
                 rule = self.detector.rules[idx]
                 if header(rule, flow, d, pkt, est):
                     found.append((idx, rule))
+                    if rule.flowbits:
+                        st = _state(flow)
+                        st.flowbits = _apply_flowbits(rule, st.flowbits)
         buffers = {Buffer.PAYLOAD: payload} if payload else {}
-        found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est)
+        ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
+        found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends)
         return self._hits(flow, d, found, None)
 
     def event(self, flow: Flow | None, pkt: Packet | None, a: Anomaly, d: Direction) -> list[Hit]:
@@ -143,7 +147,7 @@ class RuleInspector:
         st.stream_tail[d] = window[-STREAM_OVERLAP:]
         est = established(flow.state)
         found = [(i, r) for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
-                                                   None, Scope.STREAM, est)
+                                                   None, Scope.STREAM, est, only=self.detector.stream_rules)
                  if (i, d) not in st.stream_alerted]
         st.stream_alerted.update((i, d) for i, _ in found)
         return self._hits(flow, d, found, None)
@@ -313,7 +317,9 @@ class RuleInspector:
         return self._hits(flow, d, found, rec)
 
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
-                 size: int | None, scope: Scope, est: bool, require: Buffer | None = None) -> list[tuple[int, Rule]]:
+                 size: int | None, scope: Scope, est: bool, require: Buffer | None = None,
+                 endpoints: tuple[int, int, int] | None = None,
+                 only: frozenset[int] | None = None) -> list[tuple[int, Rule]]:
         header = self.header
         st = flow.detect
         bits = st.flowbits if st is not None else _NO_BITS
@@ -328,7 +334,7 @@ class RuleInspector:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
-                                       on_match=matched, require=require):
+                                       on_match=matched, require=require, endpoints=endpoints, only=only):
             out.append((m.index, m.rule))
         return out
 
@@ -364,6 +370,7 @@ def _open_tx(flow: Flow, tx_id: int, d: Direction) -> HttpTransaction | None:
 
 
 _NO_BITS: frozenset[str] = frozenset()
+_PORTED = frozenset({IPPROTO_TCP, IPPROTO_UDP, 132})
 KEEP_LOGGED_TXS = 4     # logged HTTP transactions kept per flow for bodies that end after them
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
