@@ -45,8 +45,8 @@ UNSUPPORTED_KEYWORDS = MappingProxyType({
     **_reasons("needs external lists (datasets, reputation, geoip)", "dataset", "datarep", "iprep", "geoip"),
     **_reasons("file inspection keywords are not implemented", "filemagic", "file.magic", "filemd5", "filesha1",
                "filesha256", "filesize", "filestore", "fileext"),
-    **_reasons("legacy TLS keyword not implemented (use the sticky tls.* buffers)", "tls.subject",
-               "tls.issuerdn", "tls.fingerprint", "tls.store", "ssl_state", "ssl_version",
+    **_reasons("legacy TLS keyword not implemented (use the sticky tls.* buffers)", "tls.store", "ssl_state",
+               "ssl_version",
                "tls_cert_notbefore", "tls_cert_notafter", "tls_cert_expired", "tls_cert_valid"),
     **_reasons("DCERPC interface/opnum matching is not implemented", "dce_iface", "dce_opnum"),
     **_reasons("IP/TCP/ICMP header field keyword not implemented", "ttl", "tos", "id", "ipopts", "fragbits",
@@ -413,6 +413,25 @@ class OptionBuilder:
             raise MalformedRule("app-layer-event", "expected one event name")
         self.f["app_layer_events"].append(v)
 
+    def _legacy_tls(self, keyword: str, buffer: Buffer, value: str | None, exact: bool) -> None:
+        """``tls.subject:"CN=x"`` (substring), ``tls.issuerdn:``, ``tls.fingerprint:`` (whole
+        value, any case), each with ``!`` for negation: written as a content on the sticky
+        buffer, without changing the buffer later contents go to."""
+        v = opt.need(value, keyword).strip()
+        negated = v.startswith("!")
+        v = v[1:].strip() if negated else v
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            v = v[1:-1]
+        if not v:
+            raise MalformedRule(keyword, "empty value")
+        saved = (self.sticky, self.transforms, self.active, self.last_content, self.last_pattern_block)
+        self._sticky(buffer)
+        self.apply("content", ("!" if negated else "") + '"|' + v.encode("utf-8").hex(" ") + '|"')
+        if exact:
+            for modifier in ("nocase", "startswith", "endswith"):
+                self.apply(modifier, None)
+        self.sticky, self.transforms, self.active, self.last_content, self.last_pattern_block = saved
+
     def _engine_event(self, keyword: str, prefix: str, value: str | None) -> None:
         """``decode-event:ipv4.trunc_pkt`` / ``stream-event:...``: kept under the name the
         engine logs the event with (``decoder.ipv4.trunc_pkt``, ``stream....``)."""
@@ -553,6 +572,9 @@ _HANDLERS: dict[str, Handler] = {
     "app-layer-protocol": lambda b, v: b.f["app_layer_protocols"].append(opt.parse_app_layer_protocol(v)),
     "app-layer-event": OptionBuilder._app_layer_event,
     "decode-event": lambda b, v: b._engine_event("decode-event", "decoder", v),
+    "tls.subject": lambda b, v: b._legacy_tls("tls.subject", Buffer.TLS_CERT_SUBJECT, v, False),
+    "tls.issuerdn": lambda b, v: b._legacy_tls("tls.issuerdn", Buffer.TLS_CERT_ISSUER, v, False),
+    "tls.fingerprint": lambda b, v: b._legacy_tls("tls.fingerprint", Buffer.TLS_CERT_FINGERPRINT, v, True),
     "stream-event": lambda b, v: b._engine_event("stream-event", "stream", v),
     "dsize": _set("dsize", lambda v: opt.parse_size(v, "dsize")),
     "urilen": OptionBuilder._urilen,
