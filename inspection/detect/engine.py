@@ -145,17 +145,17 @@ class Detector:
                 header_check: HeaderCheck | None = None, packet_size: int | None = None,
                 scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
                 require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
-                only: frozenset[int] | None = None) -> list[Match]:
+                only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
                               packet_size=packet_size, scope=scope, on_match=on_match, require=require,
-                              endpoints=endpoints, only=only).matches)
+                              endpoints=endpoints, only=only, extra=extra).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
              header_check: HeaderCheck | None = None, packet_size: int | None = None,
              scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
              require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
-             only: frozenset[int] | None = None) -> Inspection:
+             only: frozenset[int] | None = None, extra: set[int] | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
         `packet_size` is what ``dsize`` compares (default: the PAYLOAD buffer's
@@ -174,6 +174,8 @@ class Detector:
         caller's header check: short fast patterns (RDP, DCERPC, MySQL rules)
         turn up in unrelated traffic all the time. `only` names the candidates
         outright, skipping the prefilter (a scope with a handful of rules).
+        `extra` adds rules of another scope to this run, in rule order (the
+        IP-only rules due on a flow's first packet each way).
         """
         views: dict[BlockKey, bytes | None] = {}
 
@@ -198,6 +200,8 @@ class Detector:
             candidates |= self._always[scope]
         if endpoints is not None and candidates:
             candidates = self._ports.narrow(candidates, *endpoints)
+        if extra:
+            candidates |= extra
         matches: list[Match] = []
         exhausted: list[int] = []
         work = 0
@@ -205,7 +209,7 @@ class Detector:
             plan = self._plans[idx]
             if plan is None or not _rule_level(plan, buffers, direction, packet_size):
                 continue
-            if scope is not None and plan.scope is not scope:
+            if scope is not None and plan.scope is not scope and not (extra and idx in extra):
                 continue
             if require is not None and require not in plan.buffers:
                 continue

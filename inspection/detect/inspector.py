@@ -44,17 +44,19 @@ class FlowDetectState:
     __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
                  "stream_alerted", "tx_seen", "pending")
 
+    # Made for every inspected HTTP flow (tens of thousands on a box): shared empty
+    # immutables until something is kept, containers only while they hold something.
     def __init__(self) -> None:
-        self.flowbits: set[str] = set()
+        self.flowbits: "set[str] | frozenset[str]" = _NO_BITS
         self.passed = False
-        self.tx_seen: set[tuple[int, Direction]] = set()       # HTTP heads already inspected
-        self.pending: list[tuple[HttpTransaction, Direction]] = []   # finished, not yet inspected that way
-        self.stream_tail: list[bytes] = [b"", b""]           # per direction: the end of the stream so far
-        self.stream_alerted: set[tuple[int, Direction]] = set()
-        self.bodies: dict[tuple[int, Direction], bytearray] = {}
-        self.done_bodies: dict[tuple[int, Direction], bytes] = {}
-        self.bodies_done: set[tuple[int, Direction]] = set()   # inspected before their stream ended
-        self.waiting_txs: dict[int, HttpTransaction] = {}
+        self.tx_seen: frozenset[tuple[int, Direction]] = _NO_KEYS       # HTTP heads already inspected
+        self.pending: tuple[tuple[HttpTransaction, Direction], ...] = ()  # finished, not yet inspected that way
+        self.stream_tail: list[bytes] | None = None        # per direction: the end of the stream so far
+        self.stream_alerted: frozenset[tuple[int, Direction]] = _NO_KEYS
+        self.bodies: dict[tuple[int, Direction], bytearray] | None = None
+        self.done_bodies: dict[tuple[int, Direction], bytes] | None = None
+        self.bodies_done: frozenset[tuple[int, Direction]] = _NO_KEYS   # inspected before their stream ended
+        self.waiting_txs: dict[int, HttpTransaction] | None = None
 
 
 def _state(flow: Flow) -> FlowDetectState:
@@ -90,20 +92,13 @@ class RuleInspector:
         if not payload and not self._bare and not (first and self.ip_only is not None):
             return []
         est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
-        found: list[tuple[int, Rule]] = []
-        if first and self.ip_only is not None:
+        extra = None
+        if first and self.ip_only is not None:   # run in rule order with the rest (flowbits order)
             src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
-            header = self.header
-            for idx in sorted(self.ip_only.candidates(pkt.family, src, dst)):
-                rule = self.detector.rules[idx]
-                if header(rule, flow, d, pkt, est):
-                    found.append((idx, rule))
-                    if rule.flowbits:
-                        st = _state(flow)
-                        st.flowbits = _apply_flowbits(rule, st.flowbits)
+            extra = self.ip_only.candidates(pkt.family, src, dst) or None
         buffers = {Buffer.PAYLOAD: payload} if payload else {}
         ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
-        found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends)
+        found = self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends, extra=extra)
         return self._hits(flow, d, found, None)
 
     def event(self, flow: Flow | None, pkt: Packet | None, a: Anomaly, d: Direction) -> list[Hit]:
@@ -143,19 +138,23 @@ class RuleInspector:
         st = _state(flow)
         if st.passed:
             return []
-        window = st.stream_tail[d] + data
-        st.stream_tail[d] = window[-STREAM_OVERLAP:]
+        tail = st.stream_tail
+        if tail is None:
+            tail = st.stream_tail = [b"", b""]
+        window = tail[d] + data
+        tail[d] = window[-STREAM_OVERLAP:]
         est = established(flow.state)
         found = [(i, r) for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
                                                    None, Scope.STREAM, est, only=self.detector.stream_rules)
                  if (i, d) not in st.stream_alerted]
-        st.stream_alerted.update((i, d) for i, _ in found)
+        if found:
+            st.stream_alerted = st.stream_alerted | {(i, d) for i, _ in found}
         return self._hits(flow, d, found, None)
 
     def stream_gap(self, flow: Flow, d: Direction) -> None:
         """Bytes are missing: nothing before the gap may join what follows it."""
         st = flow.detect
-        if st is not None:
+        if st is not None and st.stream_tail is not None:
             st.stream_tail[d] = b""
 
     def progress(self, flow: Flow, d: Direction) -> list[Hit]:
@@ -174,7 +173,7 @@ class RuleInspector:
                     hits += self._http(flow, d, rec)
                 else:
                     keep.append((rec, pd))
-            st.pending = keep
+            st.pending = tuple(keep)
         app = flow.app
         heads = getattr(app.parser, "heads", None) if app is not None else None
         if heads is not None:
@@ -182,7 +181,7 @@ class RuleInspector:
                 key = (tx.tx_id, d)
                 st = _state(flow)
                 if key not in st.tx_seen:
-                    st.tx_seen.add(key)
+                    st.tx_seen = st.tx_seen | {key}
                     hits += self._http(flow, d, tx.record())
         if st is not None and st.bodies:
             hits += self._ripe_bodies(flow, st, d)
@@ -196,7 +195,7 @@ class RuleInspector:
         hits: list[Hit] = []
         for rec, d in st.pending:
             hits += self._http(flow, d, rec)
-        st.pending = []
+        st.pending = ()
         return hits
 
     def record(self, flow: Flow, rec: object, pkt: Packet | None = None) -> list[Hit]:
@@ -209,19 +208,25 @@ class RuleInspector:
             st = _state(flow)
             for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
                 if (d is Direction.TO_SERVER or rec.status is not None) and (rec.tx_id, d) not in st.tx_seen:
-                    st.pending.append((rec, d))
-            st.tx_seen.discard((rec.tx_id, Direction.TO_SERVER))
-            st.tx_seen.discard((rec.tx_id, Direction.TO_CLIENT))
+                    st.pending = (*st.pending, (rec, d))
+            if st.tx_seen:
+                st.tx_seen = st.tx_seen - {(rec.tx_id, Direction.TO_SERVER), (rec.tx_id, Direction.TO_CLIENT)}
             hits: list[Hit] = []
-            req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
-            resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
-            if req or resp:
-                hits += self._bodies(flow, rec, req, resp)
-            # a body may still arrive (or finish decoding) after its transaction is logged:
-            # keep the last few logged transactions for it
-            st.waiting_txs[rec.tx_id] = rec
-            if len(st.waiting_txs) > KEEP_LOGGED_TXS:
-                del st.waiting_txs[next(iter(st.waiting_txs))]
+            if st.done_bodies:
+                req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
+                resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
+                if not st.done_bodies:
+                    st.done_bodies = None
+                if req or resp:
+                    hits += self._bodies(flow, rec, req, resp)
+            # a body may still arrive (or finish decoding, or turn out to be a close-delimited
+            # one) after its transaction is logged: keep the last few logged transactions
+            waiting = st.waiting_txs
+            if waiting is None:
+                waiting = st.waiting_txs = {}
+            waiting[rec.tx_id] = rec
+            if len(waiting) > KEEP_LOGGED_TXS:
+                del waiting[next(iter(waiting))]
             return hits
         if isinstance(rec, TlsRecord):   # client rules (SNI, JA3...), then server rules (certificate, JA3S)
             buffers = tls_buffers(rec)
@@ -250,11 +255,14 @@ class RuleInspector:
         key = (chunk.tx_id, chunk.direction)
         if key in st.bodies_done:   # inspected already; only stray bytes can follow
             if chunk.final:
-                st.bodies_done.discard(key)
+                st.bodies_done = st.bodies_done - {key}
             return []
-        buf = st.bodies.get(key)
+        bodies = st.bodies
+        if bodies is None:
+            bodies = st.bodies = {}
+        buf = bodies.get(key)
         if buf is None:
-            buf = st.bodies[key] = bytearray()
+            buf = bodies[key] = bytearray()
         room = self.body_limit - len(buf)
         if room > 0:
             buf += chunk.data[:room]
@@ -269,17 +277,21 @@ class RuleInspector:
         if complete is None:
             return []
         hits: list[Hit] = []
-        for key in [k for k in st.bodies if k[1] == d]:
+        for key in [k for k in st.bodies or () if k[1] == d]:
             if complete(d, key[0]):
-                st.bodies_done.add(key)
+                st.bodies_done = st.bodies_done | {key}
                 hits += self._body_ready(flow, st, key)
         return hits
 
     def _body_ready(self, flow: Flow, st: FlowDetectState, key: tuple[int, Direction]) -> list[Hit]:
-        done = bytes(st.bodies.pop(key))
+        done = bytes(st.bodies.pop(key))  # type: ignore[union-attr]
+        if not st.bodies:
+            st.bodies = None
         tx_id, d = key
-        tx = st.waiting_txs.get(tx_id) or _open_tx(flow, tx_id, d)
+        tx = (st.waiting_txs.get(tx_id) if st.waiting_txs else None) or _open_tx(flow, tx_id, d)
         if tx is None:
+            if st.done_bodies is None:
+                st.done_bodies = {}
             st.done_bodies[key] = done
             return []
         req, resp = (done, b"") if d == Direction.TO_SERVER else (b"", done)
@@ -319,7 +331,7 @@ class RuleInspector:
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
                  size: int | None, scope: Scope, est: bool, require: Buffer | None = None,
                  endpoints: tuple[int, int, int] | None = None,
-                 only: frozenset[int] | None = None) -> list[tuple[int, Rule]]:
+                 only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[tuple[int, Rule]]:
         header = self.header
         st = flow.detect
         bits = st.flowbits if st is not None else _NO_BITS
@@ -334,7 +346,8 @@ class RuleInspector:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
-                                       on_match=matched, require=require, endpoints=endpoints, only=only):
+                                       on_match=matched, require=require, endpoints=endpoints, only=only,
+                                       extra=extra):
             out.append((m.index, m.rule))
         return out
 
@@ -370,8 +383,9 @@ def _open_tx(flow: Flow, tx_id: int, d: Direction) -> HttpTransaction | None:
 
 
 _NO_BITS: frozenset[str] = frozenset()
+_NO_KEYS: frozenset[tuple[int, Direction]] = frozenset()
 _PORTED = frozenset({IPPROTO_TCP, IPPROTO_UDP, 132})
-KEEP_LOGGED_TXS = 4     # logged HTTP transactions kept per flow for bodies that end after them
+KEEP_LOGGED_TXS = 2     # logged HTTP transactions kept per flow for bodies that end after them
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
 

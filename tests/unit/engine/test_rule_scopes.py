@@ -146,3 +146,14 @@ def test_decode_event_rules_alert_on_the_damaged_packet(tmp_path):
                            packets)
     assert [(n, sid) for n, sid in alerts(events)] == [(2, 1)]
     assert any(e["event_type"] == "anomaly" and e["anomaly"]["event"] == "decoder.ipv4.pkt_too_small" for e in events)
+
+
+def test_ip_only_rules_with_flowbits_run_in_rule_order_with_the_rest(tmp_path):
+    rc, events = run_rules(tmp_path, '''
+alert ip any any -> any any (msg:"set"; flowbits:set,a; sid:1;)
+alert tcp any any -> any any (msg:"isset"; flowbits:isset,a; flow:to_server; sid:2;)
+alert ip any any -> any any (msg:"unset"; flowbits:unset,a; sid:3;)
+alert tcp any any -> any any (msg:"gone"; flowbits:isset,a; flow:to_server; sid:4;)
+''')
+    first = [sid for n, sid in alerts(events) if n == 1]
+    assert first == [1, 2, 3]     # on the SYN: set, seen by 2, unset before 4 looks
