@@ -15,6 +15,8 @@ from inspection.config import ChecksumMode, EngineConfig
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy
 from inspection.decode.transport import decode_l4
+from inspection.files.model import FileLimits
+from inspection.files.tracker import FileContext, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
@@ -73,8 +75,11 @@ class Engine:
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
                                                         else "bsd"))
+        # the parser hands on body bytes for inspection and for file tracking: up to the larger cap
         self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
-                                     http_body_limit=cfg.http_body_limit)
+                                     http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
+                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
+        self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
         self._next_expire = 0.0
         self._cur: Packet | None = None
 
@@ -280,6 +285,7 @@ class Engine:
                     hits = ins.body_chunk(flow, r)
                     if hits:
                         self._alerts(flow, hits)
+                self._file_body(flow, r)
             else:
                 self._emit(EngineEvent(r.event_type, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
@@ -287,6 +293,28 @@ class Engine:
                     hits = ins.record(flow, r)
                     if hits:
                         self._alerts(flow, hits)
+                if flow.files is not None:
+                    self._file_outputs(flow, flow.files.record(r))
+
+    # -- files ---------------------------------------------------------------------------------
+    def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
+        tracker = flow.files
+        if tracker is None:
+            tracker = flow.files = FileTracker(self.files)
+        self._file_outputs(flow, tracker.body(chunk))
+
+    def _file_outputs(self, flow: Flow, outputs: list) -> None:
+        if flow.files is not None and flow.files.idle:
+            flow.files = None     # nothing on its way: an idle flow keeps no tracker
+        if not outputs:
+            return
+        pkt = self._cur
+        for r in outputs:
+            if isinstance(r, Anomaly):
+                self._anomaly(r, flow, pkt)
+            else:
+                self._emit(EngineEvent("fileinfo", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                                       flow, r.direction, r))
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:
@@ -315,6 +343,8 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
+        if flow.files is not None:
+            self._file_outputs(flow, flow.files.flush())
         self._emit(EngineEvent("flow", flow.last, None, flow, Direction.TO_SERVER, reason))
 
     # -- end -----------------------------------------------------------------------------------

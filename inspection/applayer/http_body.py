@@ -42,9 +42,12 @@ class BodyReader:
             # Decoder events go to the side's transaction as it is when they
             # happen (a body always belongs to `side.tx`): once logged, that is
             # the side's `LoggedTx`, and the builder can be let go.
+            ctype = (tx.resp_map if response else tx.req_map).get(b"content-type")
             body = side.body = BodyStream(tx.tx_id, side.d, tx.filename(response), self._lim.body, codings,
                                           dlimit=self._lim.decompress, lzma_ok=self._lim.lzma,
-                                          on_event=lambda name: self._event(side.tx, side.d, name))
+                                          on_event=lambda name: self._event(side.tx, side.d, name),
+                                          method=None if tx.method is None else tx.method.decode("latin-1"),
+                                          content_type=ctype[0].decode("latin-1") if ctype else None)
         else:
             body.set_codings(codings)
         body.headers_seen = not identity
@@ -205,7 +208,7 @@ class BodyReader:
         else:
             tx.resp_body_len += skip
             tx.resp_message_len += skip
-        self._body_for(side, tx, False).gap(self._out)
+        self._body_for(side, tx, False).gap(self._out, skip)
         if st is not St.BODY_CLOSE:
             side.remaining -= skip
             if not side.remaining:

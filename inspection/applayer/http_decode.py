@@ -296,11 +296,13 @@ class BodyStream:
     """
 
     __slots__ = ("tx_id", "direction", "filename", "room", "codings", "decoder", "opened", "truncated",
-                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen")
+                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type")
 
     def __init__(self, tx_id: int, direction: Direction, filename: str | None, room: int,
-                 codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None]) -> None:
+                 codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None],
+                 method: str | None = None, content_type: str | None = None) -> None:
         self.tx_id, self.direction, self.filename, self.room = tx_id, direction, filename, room
+        self.method, self.content_type = method, content_type
         self.codings, self.dlimit, self.lzma_ok, self.on_event = codings, dlimit, lzma_ok, on_event
         self.decoder: ContentDecoder | None = None
         self.opened = self.truncated = self.broken = False
@@ -322,14 +324,18 @@ class BodyStream:
             self._drain()
         self._emit(raw, out)
 
-    def gap(self, out: list) -> None:
-        """Bytes are missing: a compressed stream cannot go on, a plain one can."""
+    def gap(self, out: list, length: int = 0) -> None:
+        """Bytes are missing: a compressed stream cannot go on, a plain one can
+        (a gap chunk tells file tracking how many bytes went missing)."""
         self.truncated = self.opened = True
         if self.decoder is not None:
             self._emit(self.decoder.finish(), out)
             self._drain()
             self.decoder = None
             self.broken = True
+        elif length > 0 and not self.broken and self.room > 0:
+            out.append(BodyChunk("http", self.tx_id, self.direction, b"", False, False, self.filename, length,
+                                 self.method, self.content_type))
 
     def finish(self, out: list, truncated: bool = False) -> None:
         """End of the body: flush the decoders and close the chunk stream."""
@@ -339,7 +345,8 @@ class BodyStream:
         self.decoder = None
         self.truncated |= truncated
         if self.opened:
-            out.append(BodyChunk("http", self.tx_id, self.direction, b"", True, self.truncated, self.filename))
+            out.append(BodyChunk("http", self.tx_id, self.direction, b"", True, self.truncated, self.filename, 0,
+                                 self.method, self.content_type))
         self.opened = False
         self.broken = True
         self.room = 0
@@ -360,4 +367,5 @@ class BodyStream:
                 return
         self.room -= len(data)
         self.opened = True
-        out.append(BodyChunk("http", self.tx_id, self.direction, data, False, False, self.filename))
+        out.append(BodyChunk("http", self.tx_id, self.direction, data, False, False, self.filename, 0,
+                             self.method, self.content_type))

@@ -17,6 +17,7 @@ from inspection.engine import EngineEvent
 from inspection.flow.table import EndReason, Flow
 from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
 from inspection.output.eve_dns import dns_to_eve
+from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
@@ -111,6 +112,8 @@ class EveWriter:
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
             self._anomaly(out, body, flow)  # type: ignore[arg-type]
+        elif et == "fileinfo":
+            self._fileinfo(out, body)
         else:
             fmt = self._app.get(et)
             if fmt is not None:
@@ -207,6 +210,16 @@ class EveWriter:
                 out[et] = fmt(rec)
                 out["tx_id"] = rec.tx_id
         self.alerts += 1
+
+    def _fileinfo(self, out: dict, ev: object) -> None:
+        """Suricata's fileinfo: the transaction's app-layer object, app_proto, the file."""
+        f, rec = ev.file, ev.record  # type: ignore[attr-defined]
+        if rec is not None:
+            fmt = self._app.get(rec.event_type)
+            if fmt is not None:
+                out[rec.event_type] = fmt(rec)
+        out["app_proto"] = f.app_proto
+        out["fileinfo"] = fileinfo_to_eve(f)
 
     def _anomaly(self, out: dict, a: Anomaly, flow: Flow | None) -> None:
         body: dict = {"type": a.kind.value, "event": a.event}
