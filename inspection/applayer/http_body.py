@@ -156,6 +156,8 @@ class BodyReader:
     def _body_complete(self, side: Side) -> None:
         """The framed body (and any trailers) ended."""
         side.in_junk_line = False
+        if side.body is not None:
+            side.body.flush(self._out)
         if side.d is _TS and side.tx is not None and side.tx.method == b"CONNECT":
             self._finish(side, complete=True)
         else:

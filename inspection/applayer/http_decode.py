@@ -114,6 +114,16 @@ class _Layer:
         self._pending += data
         return self._run_pending(final=False)
 
+    def flush(self) -> bytes:
+        """The message's framing ended: decode what is held (a short body is
+        less than one block), but stay open for bytes that may still join."""
+        if self._state is _Ls.SNIFF:
+            if not self._held or not self._sniff(final=True):
+                return b""
+        if self._state in (_Ls.RUN, _Ls.PASS):
+            return self._run_pending(final=True)
+        return b""
+
     def finish(self) -> bytes:
         if self._state is _Ls.SNIFF:
             if not self._held:
@@ -286,6 +296,14 @@ class ContentDecoder:
             out = produced + layer.finish()
         return out
 
+    def flush(self) -> bytes:
+        """Decode everything held so far without ending the stream (see `_Layer.flush`)."""
+        out = b""
+        for layer in self._layers:
+            produced = layer.feed(out) if out else b""
+            out = produced + layer.flush()
+        return out
+
 
 class BodyStream:
     """Streams one message body out as `BodyChunk`s: decode, cap, count.
@@ -336,6 +354,13 @@ class BodyStream:
         elif length > 0 and not self.broken and self.room > 0:
             out.append(BodyChunk("http", self.tx_id, self.direction, b"", False, False, self.filename, length,
                                  self.method, self.content_type))
+
+    def flush(self, out: list) -> None:
+        """The framed body is complete: pass on what the decoders hold, so
+        the decoded bytes come before the transaction is logged."""
+        if self.decoder is not None and not self.broken:
+            self._emit(self.decoder.flush(), out)
+            self._drain()
 
     def finish(self, out: list, truncated: bool = False) -> None:
         """End of the body: flush the decoders and close the chunk stream."""

@@ -115,7 +115,7 @@ class HeadReader:
         host, port, events = hh.resolve_host(tx.method, tx.uri, tx.protocol, tx.req_map.get(b"host"),
                                              self._lim.server_port)
         tx.host, tx.port = host, port
-        if tx.uri is not None:
+        if tx.uri is not None and tx.norm_uri is None:
             tx.norm_uri, more = hh.normalize_uri(tx.uri)
             events += more
         for name in events:

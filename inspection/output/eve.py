@@ -54,6 +54,14 @@ def format_ip(addr: bytes) -> str:
     return ""
 
 
+def _escape_line_breaks(line: bytes) -> bytes:
+    """NEL, LS and PS are legal raw in JSON strings but many line readers
+    (Python's str.splitlines among them) break lines there; wire bytes decoded
+    as latin-1 produce NEL easily, so these three are written escaped."""
+    return (line.replace(b"\xc2\x85", b"\\u0085").replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029"))
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
@@ -87,7 +95,10 @@ class EveWriter:
     def write(self, ev: EngineEvent) -> None:
         rec = self.to_dict(ev)
         self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
-        self._fh.write(orjson.dumps(rec) + b"\n")
+        line = orjson.dumps(rec)
+        if b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line:
+            line = _escape_line_breaks(line)
+        self._fh.write(line + b"\n")
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
