@@ -48,8 +48,12 @@ class BodyReader:
                                           on_event=lambda name: self._event(side.tx, side.d, name),
                                           method=None if tx.method is None else tx.method.decode("latin-1"),
                                           content_type=ctype[0].decode("latin-1") if ctype else None)
-        else:
+        else:   # junk came before the head: the head's codings and file name apply from here on
             body.set_codings(codings)
+            if not identity:
+                body.filename = tx.filename(response)
+                ctype = (tx.resp_map if response else tx.req_map).get(b"content-type")
+                body.content_type = ctype[0].decode("latin-1") if ctype else None
         body.headers_seen = not identity
         return body
 

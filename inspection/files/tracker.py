@@ -214,7 +214,10 @@ class FileTracker:
 
     def _data(self, body: _Body, chunk: BodyChunk, data: bytes, out: list) -> None:
         if body.splitter is None:
-            body.file.data(self._ctx, data)   # type: ignore[union-attr]
+            f = body.file
+            if chunk.filename and chunk.filename != f.name:   # type: ignore[union-attr]
+                f.name = chunk.filename   # type: ignore[union-attr]  # junk came before the head naming it
+            f.data(self._ctx, data)   # type: ignore[union-attr]
             return
         self._parts(body, chunk, body.splitter.feed(data), out)
 

@@ -222,11 +222,21 @@ def test_pipelining_matches_responses_in_order_and_head_has_no_body():
 
 def test_no_body_statuses_and_close_delimited_body():
     conv = [(C, req("/1") + req("/2") + req("/3")),
-            (S, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
+            (S, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n"
                 b"HTTP/1.0 200 OK\r\n\r\nuntil the end")]
     r = run(conv)
     assert [(t.status, t.response_length) for t in r.txs] == [(204, 0), (304, 0), (200, 13)]
     assert r.body(2) == b"until the end" and r.txs[2].complete
+
+
+def test_no_body_status_with_framing_headers_has_the_framed_body():
+    # libhtp and browsers: a 204/304 that announces a body gets it (an evasion otherwise)
+    conv = [(C, req("/1") + req("/2")),
+            (S, b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+                b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")]
+    r = run(conv)
+    assert [(t.status, t.response_body_len) for t in r.txs] == [(204, 5), (304, 2)]
+    assert r.body(0) == b"hello" and r.body(1) == b"hi"
 
 
 def test_chunked_both_directions_with_extensions_and_trailers():
