@@ -623,3 +623,29 @@ def test_http_evader_cases_reveal_eicar():
         if n % 25 == 0:   # a sample also byte-by-byte
             assert run(conv, [1] * len(conv), lzma=True).key() == r.key(), case.name
     assert missed == []
+
+
+def test_short_compressed_body_is_decoded_before_its_transaction_is_logged():
+    # detection pairs a body with its transaction: the decoded bytes must not wait for the next message
+    p = Http1Parser()
+    p.feed(C, req("/z"), 0.0)
+    out = p.feed(S, resp(gzip.compress(EICAR), extra=b"Content-Encoding: gzip\r\n"), 0.0)
+    kinds = [(type(o).__name__, getattr(o, "data", None)) for o in out]
+    assert kinds == [("BodyChunk", EICAR), ("HttpTransaction", None)]
+
+
+def test_request_path_is_known_before_the_request_head_ends():
+    # a response may start (and be a file named by the path) while request headers still arrive
+    p = Http1Parser()
+    p.feed(C, b"GET /dl/a.bin?x=1 HTTP/1.1\r\nHost: h\r\nX-Slow: ", 0.0)
+    out = p.feed(S, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0.0)
+    assert [o.filename for o in out if isinstance(o, BodyChunk)] == ["/dl/a.bin"]
+
+
+def test_head_after_junk_names_the_body():
+    p = Http1Parser()
+    p.feed(C, req("/path"), 0.0)
+    out = p.feed(S, b"SIP/2.0 200 ok\r\nHTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"e.txt\"\r\n"
+                    b"Content-Length: 4\r\n\r\ndata", 0.0)
+    names = [(o.data, o.filename) for o in out if isinstance(o, BodyChunk)]
+    assert names == [(b"SIP/2.0 200 ok\r\n", "/path"), (b"data", "e.txt")]

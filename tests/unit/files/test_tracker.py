@@ -3,8 +3,10 @@ truncation, gaps and limits, and pairing with the transaction record."""
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from inspection.files.model import FileLimits, FileState, VerdictKind
 from inspection.files.multipart import MultipartSplitter, PartData, PartEnd, PartStart, multipart_boundary
@@ -52,6 +54,15 @@ def test_response_body_is_one_file_with_streamed_hashes():
     assert f.sha256 == hashlib.sha256(data).hexdigest()
     assert f.mime_type == "application/x-dosexec"
     assert f.verdict.kind is VerdictKind.UNSCANNED and f.verdict.reason == "no scanner configured"
+    assert t.idle
+
+
+def test_stray_bytes_after_the_logged_transaction_still_join_its_file():
+    # libhtp/Suricata: until the next response, stray lines are body ("Hello World!" + CRLF is 14 bytes)
+    t = FileTracker(FileContext())
+    ev = run(t, chunks(0, TC, b"Hello World!", name="/s")[:-1] + [Rec(0)]
+             + chunks(0, TC, b"\r\n", name="/s"))
+    assert [(e.file.size, e.file.md5) for e in ev] == [(14, hashlib.md5(b"Hello World!\r\n").hexdigest())]
     assert t.idle
 
 
@@ -172,3 +183,32 @@ def test_sniff_table():
     assert sniff(b"plain words\n").description == "ASCII text"
     assert sniff("gr\u00fc\u00dfe".encode()).description.startswith("Unicode text")
     assert sniff(b"\x00\x01\x02\x03").description == "data"
+
+
+def _split(data: bytes, cuts: list[int]) -> tuple[list, list[str]]:
+    s = MultipartSplitter(b"XyZ", max_header=128)
+    out, pos = [], 0
+    for c in sorted(cuts) + [len(data)]:
+        out += s.feed(data[pos:c])
+        pos = max(pos, c)
+    out += s.finish()
+    merged: list = []
+    for ev in out:   # data events may be cut differently; compare the bytes per part
+        if isinstance(ev, PartData) and merged and isinstance(merged[-1], PartData):
+            merged[-1] = PartData(merged[-1].data + ev.data)
+        else:
+            merged.append(ev)
+    return merged, s.anomalies
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=8), st.integers(0, 2**16))
+def test_multipart_garbled_and_cut_anywhere_gives_the_same_parts(noise, cuts, seed):
+    rnd = random.Random(seed)
+    data = bytearray(UPLOAD)
+    for b in noise[:20]:
+        data[rnd.randrange(len(data))] = b
+    data = bytes(data) + noise
+    whole = _split(data, [])
+    assert _split(data, cuts) == whole
+    assert _split(data, list(range(len(data)))) == whole
