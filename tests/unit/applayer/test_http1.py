@@ -162,6 +162,11 @@ def test_body_chunks_carry_filename_from_content_disposition_or_path():
     p.feed(C, req("/dl/file.bin?x=1"), 0)
     chunks = [o for o in p.feed(S, resp(b"data"), 0) if isinstance(o, BodyChunk)]
     assert chunks[0].filename == "/dl/file.bin"
+    # a request body is named by the path only (Suricata), its Content-Disposition does not count
+    p = Http1Parser()
+    out = p.feed(C, req("/up", b'Content-Disposition: attachment; filename="x.txt"\r\nContent-Length: 2\r\n',
+                        b"PUT") + b"hi", 0)
+    assert [(o.filename, o.method) for o in out if isinstance(o, BodyChunk)] == [("/up", "PUT")]
 
 
 def test_keep_alive_assigns_tx_ids_in_order():
