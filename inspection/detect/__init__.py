@@ -12,4 +12,7 @@ a packet or transaction. Modules, in import order:
 - `prefilter`: fast-pattern choice and per-buffer Hyperscan databases,
   `Prefilter.candidates`, `to_image`/`from_image` (dumpb/loadb).
 - `engine`: `Detector(rules).inspect(buffers, direction=, header_check=)`.
+- `thresholds`: `ThresholdTable.check` decides whether a match of a rule with
+  ``threshold``/``detection_filter`` alerts (Suricata's counting, bounded table).
+- `inspector`: binds the detector to flows, packets and transactions.
 """

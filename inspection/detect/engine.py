@@ -8,13 +8,14 @@ Buffer.HTTP_URI: ...}``) and returns the rules whose every block matches.
 
 What it evaluates: the payload blocks (transforms, bsize, every item),
 ``dsize`` (the packet's payload size), ``urilen`` and the ``flow``
-direction. What it leaves to the engine, through the optional `header_check`
-callback called for each candidate before its payload is verified:
-protocol, addresses, ports, ``flow:established`` and the other flow state,
-flowbits/xbits/flowint, thresholds, app-layer protocol and events, TCP flags,
-itype/icode, stream_size, ip_proto, tls.version. Without a callback those are
-treated as satisfied, which is what a payload-only test needs and never what
-the live engine should do.
+direction. The rest of a rule (protocol, addresses, ports, flow state, TCP
+flags, ICMP type/code, flowbits) is checked by the caller through the
+optional `header_check` callback, called for each candidate before its
+payload is verified (see `header.HeaderCheck` and the inspector); without a
+callback those are treated as satisfied, which is what a payload-only test
+needs and never what the engine does. Each rule also gets its `Scope` here,
+so that a packet, a transaction or a stream chunk only runs the rules that
+Suricata would run at that moment.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from signatures.buffers import Buffer
 from signatures.model import Rule
 
 from inspection.detect.errors import UnsupportedRule
+from inspection.detect.header import Scope, scope_of
 from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage
 from inspection.detect.verify import (
     DEFAULT_BUDGET, BlockPlan, BlockResult, MatchContext, compile_block, inspect_block, rule_blocks,
@@ -32,6 +34,14 @@ from inspection.detect.verify import (
 from inspection.model import Direction
 
 HeaderCheck = Callable[[Rule], bool]
+RESPONSE_BUFFERS = frozenset({
+    Buffer.HTTP_STAT_CODE, Buffer.HTTP_STAT_MSG, Buffer.HTTP_RESPONSE_LINE, Buffer.HTTP_SERVER, Buffer.HTTP_LOCATION,
+    Buffer.HTTP_RESPONSE_BODY, Buffer.HTTP_RESPONSE_HEADER, Buffer.FILE_DATA,
+    Buffer.TLS_CERT_SUBJECT, Buffer.TLS_CERT_ISSUER, Buffer.TLS_CERT_SERIAL, Buffer.TLS_CERT_FINGERPRINT,
+    Buffer.TLS_CERTS, Buffer.TLS_SUBJECTALTNAME, Buffer.JA3S_HASH, Buffer.JA3S_STRING})
+EITHER_BUFFERS = frozenset({
+    Buffer.HTTP_HEADER, Buffer.HTTP_HEADER_RAW, Buffer.HTTP_HEADER_NAMES, Buffer.HTTP_COOKIE,
+    Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,9 @@ class _RulePlan:
     blocks: tuple[BlockPlan, ...]
     to_server: bool
     to_client: bool
+    scope: Scope
+    buffers: frozenset[Buffer]
+    payload: bool        # has items on the packet payload / stream: never run on an empty one
 
 
 class Detector:
@@ -97,19 +110,49 @@ class Detector:
             self.prefilter = Prefilter(self.rules, skip=(s.index for s in skipped))
         else:
             self.prefilter = Prefilter.from_image(prefilter, self.rules)
+        by_scope: dict[Scope, list[int]] = {s: [] for s in Scope}
+        bare: list[int] = []
+        for i in sorted(self.prefilter.always):
+            plan = self._plans[i]
+            if plan is not None:
+                by_scope[plan.scope].append(i)
+                if plan.scope is Scope.PACKET and not plan.payload:
+                    bare.append(i)
+        self._always = {s: frozenset(v) for s, v in by_scope.items()}
+        self._always_bare = frozenset(bare)
+        self.has_bare_packet_rules = bool(bare)
+        self.has_stream_rules = any(p is not None and p.scope is Scope.STREAM for p in self._plans)
+        self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)
+
+    def scope(self, index: int) -> Scope | None:
+        plan = self._plans[index]
+        return None if plan is None else plan.scope
 
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
-                header_check: HeaderCheck | None = None, packet_size: int | None = None) -> list[Match]:
+                header_check: HeaderCheck | None = None, packet_size: int | None = None,
+                scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+                require: Buffer | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
-                              packet_size=packet_size).matches)
+                              packet_size=packet_size, scope=scope, on_match=on_match, require=require).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
-             header_check: HeaderCheck | None = None, packet_size: int | None = None) -> Inspection:
+             header_check: HeaderCheck | None = None, packet_size: int | None = None,
+             scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+             require: Buffer | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
         `packet_size` is what ``dsize`` compares (default: the PAYLOAD buffer's
-        length; a dsize rule does not match when neither is known).
+        length; a dsize rule does not match when neither is known). `scope`
+        limits the run to the rules evaluated at that moment (`Scope.PACKET`
+        for a packet, `Scope.TX` for a transaction...); None runs every rule
+        that has something to match in `buffers`, which is what a payload-only
+        test wants. A packet without payload passes ``buffers={}``: only the
+        packet rules without payload items are then candidates. `on_match` is
+        called for each match before the next rule is checked, so that its
+        side effects (flowbits) are seen by the rules after it, as in Suricata.
+        `require` limits the run to rules that inspect that buffer (a body that
+        just ended runs its body rules, not again every rule of the transaction).
         """
         views: dict[BlockKey, bytes | None] = {}
 
@@ -123,13 +166,23 @@ class Detector:
 
         if packet_size is None and Buffer.PAYLOAD in buffers:
             packet_size = len(buffers[Buffer.PAYLOAD])
-        candidates = self.prefilter.candidates_for(buffers, view)
+        if scope is None:
+            candidates = self.prefilter.candidates_for(buffers, view)
+        elif scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
+            candidates = set(self._always_bare)
+        else:
+            candidates = self.prefilter.candidates_for(buffers, view, always=False)
+            candidates |= self._always[scope]
         matches: list[Match] = []
         exhausted: list[int] = []
         work = 0
         for idx in sorted(candidates):
             plan = self._plans[idx]
             if plan is None or not _rule_level(plan, buffers, direction, packet_size):
+                continue
+            if scope is not None and plan.scope is not scope:
+                continue
+            if require is not None and require not in plan.buffers:
                 continue
             if header_check is not None and not header_check(plan.rule):
                 continue
@@ -149,6 +202,8 @@ class Detector:
             work += ctx.work
             if ok:
                 matches.append(Match(plan.rule, idx))
+                if on_match is not None:
+                    on_match(plan.rule)
         return Inspection(tuple(matches), len(candidates), tuple(exhausted), work)
 
 
@@ -163,9 +218,19 @@ def _prepare(bp: BlockPlan, buffers: Mapping[Buffer, bytes], views: dict[BlockKe
 
 
 def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
+    scope = scope_of(rule)
     blocks = tuple(compile_block(b, base64_block=b64, regexes=regexes) for b, b64 in rule_blocks(rule.buffers))
     flow = rule.flow
-    return _RulePlan(index, rule, blocks, bool(flow and flow.to_server), bool(flow and flow.to_client))
+    payload = any(b.buffer in (Buffer.PAYLOAD, Buffer.STREAM) for b in rule.buffers)
+    to_server, to_client = bool(flow and flow.to_server), bool(flow and flow.to_client)
+    if not to_server and not to_client and any(b.buffer.app_proto for b in rule.buffers):
+        # Suricata's rule direction for transactions: a response buffer makes it a response
+        # rule, a request buffer a request rule; HTTP headers and cookies alone go both ways
+        to_client = any(b.buffer in RESPONSE_BUFFERS for b in rule.buffers)
+        to_server = not to_client and any(b.buffer not in EITHER_BUFFERS for b in rule.buffers
+                                          if b.buffer.app_proto)
+    return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
+                     payload)
 
 
 def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,

@@ -275,9 +275,10 @@ class Prefilter:
         return self.scan(key, self.transform(key, data))
 
     def candidates_for(self, buffers: Mapping[Buffer, bytes],
-                       view: Callable[[BlockKey], bytes | None] | None = None) -> set[int]:
-        """Every rule to verify for a set of raw buffers: the `always` rules and every literal hit."""
-        out = set(self.always)
+                       view: Callable[[BlockKey], bytes | None] | None = None, *, always: bool = True) -> set[int]:
+        """Every rule to verify for a set of raw buffers: the `always` rules (unless
+        `always` is False) and every literal hit."""
+        out = set(self.always) if always else set()
         for key, table in self._tables.items():
             if view is not None:
                 data = view(key)

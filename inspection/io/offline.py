@@ -33,6 +33,7 @@ class RunSummary:
     checksum_auto_disabled: bool = False
     bad_checksums: int = 0
     alerts: int = 0
+    alerts_thresholded: int = 0   # matches that threshold/detection_filter kept from alerting
     rules_loaded: int = 0
     rules_skipped: dict[str, int] = field(default_factory=dict)   # keyword -> rules skipped for it
     limits: dict[str, int] = field(default_factory=dict)
@@ -115,7 +116,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
-        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers)
+        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet)
         engine = Engine(cfg, eve.write, inspector)
         if on_engine is not None:
             on_engine(engine)
@@ -157,4 +158,8 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "files.open_limit": engine.files.counters.open_limit,
         "files.gaps": engine.files.counters.gaps,
     }
+    if inspector is not None:
+        tc = inspector.thresholds.counters
+        summary.alerts_thresholded = tc.suppressed
+        summary.limits["detect.thresholds_untracked"] = tc.untracked   # table full: alerted untracked
     return summary
