@@ -25,6 +25,7 @@ class EngineConfig:
     checksum: ChecksumMode = ChecksumMode.AUTO
     midstream: bool = True      # unlike Suricata: a restarted engine keeps inspecting open sessions
     async_oneside: bool = True   # unlike Suricata: one-sided captures (asymmetric routes) still parse
+    stream_inline: bool = False  # data reaches the parsers on arrival, not when acknowledged (IPS mode)
     stream_depth: int = 1 << 20
     stream_memcap: int = 64 << 20
     flow_memcap: int = 256 << 20
@@ -144,6 +145,7 @@ def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
 
 _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "stream.midstream": _field("midstream", parse_bool),
+    "stream.inline": _field("stream_inline", parse_bool),
     "vlan.use-for-tracking": _field("vlan_tracking", parse_bool),
     "stream.async-oneside": _field("async_oneside", parse_bool),
     "stream.reassembly.depth": _field("stream_depth", parse_size),

@@ -72,7 +72,8 @@ class Engine:
             0: Timeouts(*cfg.other_timeouts),
         })
         self.stream_cfg = StreamConfig(depth=cfg.stream_depth, midstream=cfg.midstream,
-                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap)
+                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap,
+                                       ack_gated=not cfg.stream_inline)
         self.stream_counters = StreamCounters()
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
@@ -221,14 +222,18 @@ class Engine:
         if hits:
             self._alerts(flow, hits)
 
-    def _alerts(self, flow: Flow, hits: list) -> None:
-        pkt = self._cur
-        flow.alerted = True
-        frame = self._frame if pkt is not None else None
+    def _alerts(self, flow: Flow | None, hits: list, pkt: Packet | None = None) -> None:
+        """Alert events for `hits` on the current packet (or `pkt`, for an alert without a flow)."""
+        if pkt is None:
+            pkt = self._cur
+        if flow is not None:
+            flow.alerted = True
+        frame = self._frame if pkt is not None and pkt is self._cur else None
         for h in hits:
             self.stats.alerts += 1
-            self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
-                                   flow, h.direction, h, frame=frame))
+            self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last,  # type: ignore[union-attr]
+                                   pkt.pcap_cnt if pkt else None, flow, h.direction, h,
+                                   packet=pkt if flow is None else None, frame=frame))
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         sess = flow.tcp
@@ -361,6 +366,11 @@ class Engine:
             d = Direction.TO_SERVER
         ts = pkt.ts if pkt is not None else (flow.last if flow is not None else self.stats.last_ts)
         self._emit(EngineEvent("anomaly", ts, pkt.pcap_cnt if pkt else None, flow, d, a, pkt))
+        ins = self.inspector
+        if ins is not None and ins.detector.event_rules:
+            hits = ins.event(flow, pkt, a, d)
+            if hits:
+                self._alerts(flow, hits, pkt)
 
     def _flow_ended(self, flow: Flow, reason: EndReason) -> None:
         cur, self._cur = self._cur, None  # events of an ending flow belong to no packet

@@ -26,7 +26,7 @@ from signatures.buffers import Buffer
 from signatures.model import Rule
 
 from inspection.detect.errors import UnsupportedRule
-from inspection.detect.header import Scope, scope_of
+from inspection.detect.header import Scope, event_key, scope_of
 from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage
 from inspection.detect.verify import (
     DEFAULT_BUDGET, BlockPlan, BlockResult, MatchContext, compile_block, inspect_block, rule_blocks,
@@ -123,6 +123,11 @@ class Detector:
         self.has_bare_packet_rules = bool(bare)
         self.has_stream_rules = any(p is not None and p.scope is Scope.STREAM for p in self._plans)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)
+        events: dict[str, list[int]] = {}
+        for p in self._plans:
+            if p is not None and p.scope is Scope.EVENT:
+                events.setdefault(event_key(p.rule), []).append(p.index)
+        self.event_rules = {k: tuple(v) for k, v in events.items()}
 
     def scope(self, index: int) -> Scope | None:
         plan = self._plans[index]
@@ -229,6 +234,8 @@ def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
         to_client = any(b.buffer in RESPONSE_BUFFERS for b in rule.buffers)
         to_server = not to_client and any(b.buffer not in EITHER_BUFFERS for b in rule.buffers
                                           if b.buffer.app_proto)
+    if rule.urilen is not None and not to_client:   # the URI is a request buffer
+        to_server = True
     return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
                      payload)
 

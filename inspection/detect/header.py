@@ -41,19 +41,36 @@ class Scope(enum.Enum):
     PACKET = "packet"         # every packet (payload items need a payload)
     STREAM = "stream"         # reassembled TCP stream data
     TX = "tx"                 # application transactions (http, tls, dns records, bodies)
+    EVENT = "event"           # a decoder, stream or app-layer event (decode-event, stream-event, app-layer-event)
+
+
+def event_key(rule: Rule) -> str:
+    """The event an EVENT rule waits for, named as `anomaly_key` names engine events."""
+    return rule.events[0] if rule.events else rule.app_layer_events[0].lower()
+
+
+def anomaly_key(event: str, app_proto: str | None) -> str:
+    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, or ``http.x`` for
+    the app-layer event X of protocol http (``app-layer-event:http.x``)."""
+    return f"{app_proto}.{event.lower()}" if app_proto else event
 
 
 def scope_of(rule: Rule) -> Scope:
     """The moment `rule` is evaluated; raises `UnsupportedRule` for conditions we do not evaluate."""
     for name, keyword in (("stream_size", "stream_size"), ("xbits", "xbits"), ("flowints", "flowint"),
-                          ("app_layer_events", "app-layer-event"), ("tls_version", "tls.version")):
+                          ("tls_version", "tls.version")):
         if getattr(rule, name):
             raise UnsupportedRule(keyword, "its state is not tracked yet, so the condition cannot be evaluated")
+    if rule.events or rule.app_layer_events:
+        if len(rule.events) + len(rule.app_layer_events) > 1 or rule.buffers:
+            raise UnsupportedRule("decode-event" if rule.events else "app-layer-event",
+                                  "only one event per rule, without payload items, is supported")
+        return Scope.EVENT
     for alp in rule.app_layer_protocols:
         if alp.mode in _UNTRACKED_MODES:
             raise UnsupportedRule("app-layer-protocol", f"mode {alp.mode}: the protocol is not tracked per direction")
     buffers = {b.buffer for b in rule.buffers}
-    if buffers - _PAYLOAD_BUFFERS:
+    if buffers - _PAYLOAD_BUFFERS or rule.urilen is not None:   # urilen reads the HTTP URI
         return Scope.TX
     flow = rule.flow
     if rule.protocol is Protocol.TCP_STREAM or (flow is not None and FlowOption.ONLY_STREAM in flow):
@@ -91,6 +108,22 @@ class HeaderCheck:
         if self.endpoints_ok(rule, src, sport, dst, dport):
             return True
         return rule.bidirectional and self.endpoints_ok(rule, dst, dport, src, sport)
+
+    def packet_only(self, rule: Rule, pkt: Packet) -> bool:
+        """The header of a rule against a packet that has no flow (decoder events on
+        fragments, packets that could not be decoded to a flow)."""
+        p = rule.protocol
+        if p.app_proto is not None or rule.app_layer_protocols or rule.flow is not None or rule.flowbits:
+            return False
+        if p in _L4 and pkt.proto not in _L4[p]:
+            return False
+        if not _packet_ok(rule, pkt):
+            return False
+        if not pkt.src or not pkt.dst:
+            return rule.src.is_any and rule.dst.is_any
+        if self.endpoints_ok(rule, pkt.src, pkt.sport, pkt.dst, pkt.dport):
+            return True
+        return rule.bidirectional and self.endpoints_ok(rule, pkt.dst, pkt.dport, pkt.src, pkt.sport)
 
     @staticmethod
     def protocol_ok(rule: Rule, flow: Flow) -> bool:

@@ -14,11 +14,11 @@ from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
-from inspection.detect.header import HeaderCheck, Scope, established
+from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
 from inspection.flow.table import Flow, FlowState
-from inspection.model import IPPROTO_TCP, BodyChunk, Direction, Packet
+from inspection.model import IPPROTO_TCP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
 from signatures.model import Action, Flowbit, FlowbitCommand, Rule
 
@@ -101,6 +101,33 @@ class RuleInspector:
         buffers = {Buffer.PAYLOAD: payload} if payload else {}
         found += self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est)
         return self._hits(flow, d, found, None)
+
+    def event(self, flow: Flow | None, pkt: Packet | None, a: Anomaly, d: Direction) -> list[Hit]:
+        """An engine event (decoder, stream, app layer): the rules waiting for it, checked
+        against its flow, or its packet if it has none."""
+        idxs = self.detector.event_rules.get(anomaly_key(a.event, a.app_proto))
+        if not idxs:
+            return []
+        rules = self.detector.rules
+        if flow is None:
+            if pkt is None:
+                return []
+            found = [rules[i] for i in idxs if self.header.packet_only(rules[i], pkt)]
+            return [Hit(r, d, None) for r in found if r.action is not Action.PASS and not r.noalert
+                    and (r.threshold is None or self.thresholds.check(r, pkt.src, pkt.dst, 0, pkt.ts)
+                         is Outcome.ALERT)]
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
+        bits = st.flowbits if st is not None else _NO_BITS
+        est = established(flow.state)
+        found2 = [(i, rules[i]) for i in idxs
+                  if self.header(rules[i], flow, d, pkt, est) and (not rules[i].flowbits
+                                                                   or _flowbits_ok(rules[i], bits))]
+        for _, r in found2:
+            if r.flowbits:
+                bits = _state(flow).flowbits = _apply_flowbits(r, bits)
+        return self._hits(flow, d, found2, None)
 
     def stream(self, flow: Flow, d: Direction, data: bytes) -> list[Hit]:
         """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream`` rules.

@@ -134,3 +134,15 @@ def test_alerts_carry_their_packet_unless_turned_off(tmp_path):
     rc, events = run(tmp_path, packets, "-S", str(tmp_path / "t.rules"), "--set", "outputs.eve.alert.packet=no")
     (a,) = of(events, "alert")
     assert "packet" not in a and "packet_info" not in a
+
+
+def test_decode_event_rules_alert_on_the_damaged_packet(tmp_path):
+    packets = http_conversation()
+    ts, frame = packets[0]
+    packets.insert(1, (ts + 0.0001, frame[:30]))        # an IPv4 header cut short
+    rc, events = run_rules(tmp_path, 'alert pkthdr any any -> any any (msg:"trunc"; '
+                                     'decode-event:ipv4.pkt_too_small; sid:1;)\n'
+                                     'alert ip any any -> any any (msg:"other"; decode-event:ipv6.trunc_pkt; sid:2;)\n',
+                           packets)
+    assert [(n, sid) for n, sid in alerts(events)] == [(2, 1)]
+    assert any(e["event_type"] == "anomaly" and e["anomaly"]["event"] == "decoder.ipv4.pkt_too_small" for e in events)
