@@ -83,6 +83,8 @@ class Engine:
                                      http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
                                      http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
         self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
+        # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
+        self._trackers: dict[Flow, FileTracker] = {}
         self._next_expire = 0.0
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None
@@ -334,19 +336,20 @@ class Engine:
                     hits = ins.record(flow, r, pkt)
                     if hits:
                         self._alerts(flow, hits)
-                if flow.files is not None:
-                    self._file_outputs(flow, flow.files.record(r))
+                tracker = self._trackers.get(flow) if self._trackers else None
+                if tracker is not None:
+                    self._file_outputs(flow, tracker, tracker.record(r))
 
     # -- files ---------------------------------------------------------------------------------
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
-        tracker = flow.files
+        tracker = self._trackers.get(flow)
         if tracker is None:
-            tracker = flow.files = FileTracker(self.files)
-        self._file_outputs(flow, tracker.body(chunk))
+            tracker = self._trackers[flow] = FileTracker(self.files)
+        self._file_outputs(flow, tracker, tracker.body(chunk))
 
-    def _file_outputs(self, flow: Flow, outputs: list) -> None:
-        if flow.files is not None and flow.files.idle:
-            flow.files = None     # nothing on its way: an idle flow keeps no tracker
+    def _file_outputs(self, flow: Flow, tracker: FileTracker, outputs: list) -> None:
+        if tracker.idle:
+            self._trackers.pop(flow, None)   # nothing on its way: no tracker kept
         if not outputs:
             return
         pkt = self._cur
@@ -389,8 +392,9 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
-        if flow.files is not None:
-            self._file_outputs(flow, flow.files.flush())
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.flush())
         if self.inspector is not None:
             hits = self.inspector.flush(flow)
             if hits:

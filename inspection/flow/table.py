@@ -72,7 +72,7 @@ class Flow:
 
     __slots__ = ("flow_id", "key", "proto", "family", "cli", "srv", "cport", "sport", "vlan", "start", "last",
                  "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc", "state", "tcp", "app", "alerted", "flags_ts",
-                 "flags_tc", "ended", "icmp", "detect", "files")
+                 "flags_tc", "ended", "icmp", "detect")
 
     def __init__(self, flow_id: int, key: tuple, pkt: Packet, swap: bool) -> None:
         self.flow_id = flow_id
@@ -96,7 +96,6 @@ class Flow:
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
         self.detect = None   # inspection.detect.inspector.FlowDetectState, only when rules are loaded
-        self.files = None    # inspection.files.tracker.FileTracker, only while a body is on its way
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):
