@@ -36,6 +36,9 @@ class EngineConfig:
     defrag_memcap: int = 32 << 20
     defrag_policy: str = "bsd"
     http_body_limit: int = 1 << 20
+    http_lzma: bool = False             # libhtp's lzma-enabled: off by default, as in Suricata
+    http_decompress_layers: int = 3     # content codings undone per body
+    file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
     http_log_headers: bool = False
     alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
     # 53, plus mDNS and LLMNR, which use the same message format
@@ -122,6 +125,12 @@ def _timeout(name: str, idx: int) -> Callable[[EngineConfig, str, str], EngineCo
     return set_
 
 
+def _positive(key: str, value: str, most: int) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise ConfigError(key, f"expected a whole number from 1 to {most}, got {value!r}")
+    return int(value)
+
+
 def _policy(key: str, value: str) -> str:
     v = value.lower()
     if v not in ("first", "last", "bsd", "linux", "windows", "solaris", "bsd-right"):
@@ -148,6 +157,10 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "defrag.policy": _field("defrag_policy", _policy),
     "app-layer.protocols.http.libhtp.default-config.response-body-limit": _field("http_body_limit", parse_size),
     "app-layer.protocols.http.libhtp.default-config.request-body-limit": _field("http_body_limit", parse_size),
+    "app-layer.protocols.http.libhtp.default-config.lzma-enabled": _field("http_lzma", parse_bool),
+    "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit":
+        _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
+    "files.max-size": _field("file_size_limit", parse_size),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
     "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,

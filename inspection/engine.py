@@ -16,6 +16,8 @@ from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy
 from inspection.decode.transport import decode_l4
+from inspection.files.model import FileLimits
+from inspection.files.tracker import FileContext, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
@@ -76,8 +78,13 @@ class Engine:
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
                                                         else "bsd"))
+        # the parser hands on body bytes for inspection and for file tracking: up to the larger cap
         self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
-                                     http_body_limit=cfg.http_body_limit)
+                                     http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
+                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
+        self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
+        # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
+        self._trackers: dict[Flow, FileTracker] = {}
         self._next_expire = 0.0
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None
@@ -318,6 +325,7 @@ class Engine:
                     hits = ins.body_chunk(flow, r)
                     if hits:
                         self._alerts(flow, hits)
+                self._file_body(flow, r)
             else:
                 et = r.event_type
                 if et != "dns" or r.direction is Direction.TO_SERVER:
@@ -328,6 +336,29 @@ class Engine:
                     hits = ins.record(flow, r, pkt)
                     if hits:
                         self._alerts(flow, hits)
+                tracker = self._trackers.get(flow) if self._trackers else None
+                if tracker is not None:
+                    self._file_outputs(flow, tracker, tracker.record(r))
+
+    # -- files ---------------------------------------------------------------------------------
+    def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
+        tracker = self._trackers.get(flow)
+        if tracker is None:
+            tracker = self._trackers[flow] = FileTracker(self.files)
+        self._file_outputs(flow, tracker, tracker.body(chunk))
+
+    def _file_outputs(self, flow: Flow, tracker: FileTracker, outputs: list) -> None:
+        if tracker.idle:
+            self._trackers.pop(flow, None)   # nothing on its way: no tracker kept
+        if not outputs:
+            return
+        pkt = self._cur
+        for r in outputs:
+            if isinstance(r, Anomaly):
+                self._anomaly(r, flow, pkt)
+            else:
+                self._emit(EngineEvent("fileinfo", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                                       flow, r.direction, r))
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:
@@ -361,6 +392,9 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.flush())
         if self.inspector is not None:
             hits = self.inspector.flush(flow)
             if hits:

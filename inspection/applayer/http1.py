@@ -337,6 +337,9 @@ class Http1Parser(HeadReader, BodyReader):
             side.head_len, side.lines, side.fast = nxt - pos, (), True
             method, uri, proto, events = hh.split_request_line(line)
             tx.request_line, tx.method, tx.uri, tx.protocol = line, method, uri, proto
+            if uri is not None:   # known from here on, as in libhtp (a response may start before the headers end)
+                tx.norm_uri, more = hh.normalize_uri(uri)
+                events += more
             for name in events:
                 self._event(tx, _TS, name)
             if self._too_long(side, partial=False):

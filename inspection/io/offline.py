@@ -154,6 +154,9 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "stream.gaps": sc.gaps,
         "defrag.memcap_drops": getattr(dc, "memcap_drops", 0),
         "defrag.timeouts": getattr(dc, "timeouts", 0),
+        "files.size_limit": engine.files.counters.size_limit,
+        "files.open_limit": engine.files.counters.open_limit,
+        "files.gaps": engine.files.counters.gaps,
     }
     if inspector is not None:
         tc = inspector.thresholds.counters

@@ -18,6 +18,7 @@ from inspection.engine import EngineEvent
 from inspection.flow.table import EndReason, Flow
 from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
 from inspection.output.eve_dns import dns_to_eve
+from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
@@ -59,6 +60,14 @@ def format_ip(addr: bytes) -> str:
     return ""
 
 
+def _escape_line_breaks(line: bytes) -> bytes:
+    """NEL, LS and PS are legal raw in JSON strings but many line readers
+    (Python's str.splitlines among them) break lines there; wire bytes decoded
+    as latin-1 produce NEL easily, so these three are written escaped."""
+    return (line.replace(b"\xc2\x85", b"\\u0085").replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029"))
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
@@ -93,7 +102,10 @@ class EveWriter:
     def write(self, ev: EngineEvent) -> None:
         rec = self.to_dict(ev)
         self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
-        self._fh.write(orjson.dumps(rec) + b"\n")
+        line = orjson.dumps(rec)
+        if b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line:
+            line = _escape_line_breaks(line)
+        self._fh.write(line + b"\n")
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
@@ -122,6 +134,8 @@ class EveWriter:
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
             self._anomaly(out, body, flow)  # type: ignore[arg-type]
+        elif et == "fileinfo":
+            self._fileinfo(out, body)
         elif et == "stats":
             out["stats"] = body.tree()  # type: ignore[attr-defined]
         else:
@@ -232,6 +246,16 @@ class EveWriter:
                 out[et] = fmt(rec)
                 out["tx_id"] = rec.tx_id
         self.alerts += 1
+
+    def _fileinfo(self, out: dict, ev: object) -> None:
+        """Suricata's fileinfo: the transaction's app-layer object, app_proto, the file."""
+        f, rec = ev.file, ev.record  # type: ignore[attr-defined]
+        if rec is not None:
+            fmt = self._app.get(rec.event_type)
+            if fmt is not None:
+                out[rec.event_type] = fmt(rec)
+        out["app_proto"] = f.app_proto
+        out["fileinfo"] = fileinfo_to_eve(f)
 
     def _anomaly(self, out: dict, a: Anomaly, flow: Flow | None) -> None:
         body: dict = {"type": a.kind.value, "event": a.event}
