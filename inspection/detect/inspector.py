@@ -315,11 +315,12 @@ class RuleInspector:
         if d is Direction.TO_CLIENT:
             buffers.update(http_response_buffers(rec))
             raw = rec.response_line, rec.response_headers
-        if raw[0] is not None:   # payload items of an HTTP rule: the message head as sent
+        if raw[0] is not None:   # payload items of an HTTP rule: the message as sent (head, then body)
             buffers[Buffer.PAYLOAD] = _b(raw[0]) + b"\r\n" + _headers(raw[1]) + b"\r\n"  # type: ignore[operator]
         if body is None:
             return self._tx(flow, d, buffers, rec)
         buffers[body[0]] = body[1]
+        buffers[Buffer.PAYLOAD] = buffers.get(Buffer.PAYLOAD, b"") + body[1]
         return self._tx(flow, d, buffers, rec, require=body[0])
 
     # -- matching ------------------------------------------------------------------------------
