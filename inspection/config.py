@@ -25,6 +25,7 @@ class EngineConfig:
     checksum: ChecksumMode = ChecksumMode.AUTO
     midstream: bool = True      # unlike Suricata: a restarted engine keeps inspecting open sessions
     async_oneside: bool = True   # unlike Suricata: one-sided captures (asymmetric routes) still parse
+    stream_inline: bool = False  # data reaches the parsers on arrival, not when acknowledged (IPS mode)
     stream_depth: int = 1 << 20
     stream_memcap: int = 64 << 20
     flow_memcap: int = 256 << 20
@@ -35,7 +36,11 @@ class EngineConfig:
     defrag_memcap: int = 32 << 20
     defrag_policy: str = "bsd"
     http_body_limit: int = 1 << 20
+    http_lzma: bool = False             # libhtp's lzma-enabled: off by default, as in Suricata
+    http_decompress_layers: int = 3     # content codings undone per body
+    file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
     http_log_headers: bool = False
+    alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
     # 53, plus mDNS and LLMNR, which use the same message format
     dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
@@ -120,6 +125,12 @@ def _timeout(name: str, idx: int) -> Callable[[EngineConfig, str, str], EngineCo
     return set_
 
 
+def _positive(key: str, value: str, most: int) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise ConfigError(key, f"expected a whole number from 1 to {most}, got {value!r}")
+    return int(value)
+
+
 def _policy(key: str, value: str) -> str:
     v = value.lower()
     if v not in ("first", "last", "bsd", "linux", "windows", "solaris", "bsd-right"):
@@ -134,6 +145,7 @@ def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
 
 _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "stream.midstream": _field("midstream", parse_bool),
+    "stream.inline": _field("stream_inline", parse_bool),
     "vlan.use-for-tracking": _field("vlan_tracking", parse_bool),
     "stream.async-oneside": _field("async_oneside", parse_bool),
     "stream.reassembly.depth": _field("stream_depth", parse_size),
@@ -145,6 +157,11 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "defrag.policy": _field("defrag_policy", _policy),
     "app-layer.protocols.http.libhtp.default-config.response-body-limit": _field("http_body_limit", parse_size),
     "app-layer.protocols.http.libhtp.default-config.request-body-limit": _field("http_body_limit", parse_size),
+    "app-layer.protocols.http.libhtp.default-config.lzma-enabled": _field("http_lzma", parse_bool),
+    "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit":
+        _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
+    "files.max-size": _field("file_size_limit", parse_size),
+    "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
     "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,
     "app-layer.protocols.dns.udp.detection-ports.dp": _field("dns_udp_ports", parse_ports),

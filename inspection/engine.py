@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Callable
 from inspection.applayer.dns import probe_dns_is_request
 from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
 from inspection.config import ChecksumMode, EngineConfig
+from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy
 from inspection.decode.transport import decode_l4
+from inspection.files.model import FileLimits
+from inspection.files.tracker import FileContext, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
@@ -40,6 +43,7 @@ class EngineEvent:
     direction: Direction
     body: object
     packet: Packet | None = None
+    frame: tuple[int, bytes] | None = None   # (link type, captured bytes) of the packet an alert fired on
 
 
 @dataclass(slots=True)
@@ -68,15 +72,28 @@ class Engine:
             0: Timeouts(*cfg.other_timeouts),
         })
         self.stream_cfg = StreamConfig(depth=cfg.stream_depth, midstream=cfg.midstream,
-                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap)
+                                       async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap,
+                                       ack_gated=not cfg.stream_inline)
         self.stream_counters = StreamCounters()
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
                                                         else "bsd"))
+        # the parser hands on body bytes for inspection and for file tracking: up to the larger cap
         self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
-                                     http_body_limit=cfg.http_body_limit)
+                                     http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
+                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
+        self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
+        # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
+        self._trackers: dict[Flow, FileTracker] = {}
         self._next_expire = 0.0
         self._cur: Packet | None = None
+        self._frame: tuple[int, bytes] | None = None
+        self._started = 0.0
+        self._links: dict[int, int] = {}
+        self._families: dict[tuple[int, int], int] = {}
+        self._flows_by_proto: dict[int, int] = {}
+        self._app_flows: dict[str, int] = {}
+        self._app_txs: dict[str, int] = {}
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, linktype: int, data: bytes, ts: float, wire_len: int) -> None:
@@ -84,8 +101,16 @@ class Engine:
         st.packets += 1
         st.bytes += wire_len
         if ts > st.last_ts:
+            if not self._started:
+                self._started = ts
             st.last_ts = ts
         pkt = decode_frame(linktype, data, ts, st.packets, wire_len, self._validate)
+        self._frame = (linktype, data)
+        links = self._links
+        links[linktype] = links.get(linktype, 0) + 1
+        fam = self._families
+        k = (pkt.family, pkt.proto)
+        fam[k] = fam.get(k, 0) + 1
         self._cur = pkt
         if ts >= self._next_expire:
             self._next_expire = ts + 1.0
@@ -143,6 +168,7 @@ class Engine:
         flow = flows.get(key)
         if flow is None:
             flow = flows.create(key, pkt, self._starts_reversed(pkt))
+            self._flows_by_proto[pkt.proto] = self._flows_by_proto.get(pkt.proto, 0) + 1
         d = flow.direction_of(pkt)
         if d:
             flow.pkts_tc += 1
@@ -153,6 +179,7 @@ class Engine:
             flow.bytes_ts += pkt.wire_len
             first_this_way = flow.pkts_ts == 1
         flow.last = pkt.ts
+        before = flow.state
         proto = pkt.proto
         if not pkt.checksum_ok and self._validate and proto == IPPROTO_TCP:
             return  # as in Suricata, only TCP stream tracking refuses bad checksums
@@ -174,8 +201,8 @@ class Engine:
                 flow.icmp = icmp
             if flow.state == FlowState.NEW and flow.pkts_ts and flow.pkts_tc:
                 flow.state = FlowState.ESTABLISHED
-        if self.inspector is not None and pkt.payload:
-            self._detect_packet(flow, pkt, d)
+        if self.inspector is not None:
+            self._detect_packet(flow, pkt, d, before)
 
     def _starts_reversed(self, pkt: Packet) -> bool:
         if pkt.proto == IPPROTO_TCP:
@@ -188,18 +215,27 @@ class Engine:
             return False
         return False
 
-    def _detect_packet(self, flow: Flow, pkt: Packet, d: Direction) -> None:
-        hits = self.inspector.packet(flow, pkt, d)  # type: ignore[union-attr]
+    def _detect_packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState) -> None:
+        ins = self.inspector
+        hits = ins.progress(flow, d)  # type: ignore[union-attr]
+        if hits:
+            self._alerts(flow, hits)
+        hits = ins.packet(flow, pkt, d, before)  # type: ignore[union-attr]
         if hits:
             self._alerts(flow, hits)
 
-    def _alerts(self, flow: Flow, hits: list) -> None:
-        pkt = self._cur
-        flow.alerted = True
+    def _alerts(self, flow: Flow | None, hits: list, pkt: Packet | None = None) -> None:
+        """Alert events for `hits` on the current packet (or `pkt`, for an alert without a flow)."""
+        if pkt is None:
+            pkt = self._cur
+        if flow is not None:
+            flow.alerted = True
+        frame = self._frame if pkt is not None and pkt is self._cur else None
         for h in hits:
             self.stats.alerts += 1
-            self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
-                                   flow, h.direction, h))
+            self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last,  # type: ignore[union-attr]
+                                   pkt.pcap_cnt if pkt else None, flow, h.direction, h,
+                                   packet=pkt if flow is None else None, frame=frame))
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         sess = flow.tcp
@@ -219,6 +255,15 @@ class Engine:
             self._stream_out(flow, out, pkt.ts)
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
+        ins = self.inspector
+        if ins is not None and ins.wants_stream:
+            for kind, dd, x in out:
+                if kind == DATA:
+                    hits = ins.stream(flow, dd, x)
+                    if hits:
+                        self._alerts(flow, hits)
+                elif kind == GAP:
+                    ins.stream_gap(flow, dd)
         app = flow.app
         if app is None:
             app = flow.app = AppState()
@@ -250,7 +295,7 @@ class Engine:
         parser = app.parser
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
-            if flow.tcp is not None:
+            if flow.tcp is not None and (ins is None or not ins.wants_stream):
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
 
@@ -280,13 +325,40 @@ class Engine:
                     hits = ins.body_chunk(flow, r)
                     if hits:
                         self._alerts(flow, hits)
+                self._file_body(flow, r)
             else:
-                self._emit(EngineEvent(r.event_type, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                et = r.event_type
+                if et != "dns" or r.direction is Direction.TO_SERVER:
+                    self._app_txs[et] = self._app_txs.get(et, 0) + 1
+                self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
                 if ins is not None:
-                    hits = ins.record(flow, r)
+                    hits = ins.record(flow, r, pkt)
                     if hits:
                         self._alerts(flow, hits)
+                tracker = self._trackers.get(flow) if self._trackers else None
+                if tracker is not None:
+                    self._file_outputs(flow, tracker, tracker.record(r))
+
+    # -- files ---------------------------------------------------------------------------------
+    def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
+        tracker = self._trackers.get(flow)
+        if tracker is None:
+            tracker = self._trackers[flow] = FileTracker(self.files)
+        self._file_outputs(flow, tracker, tracker.body(chunk))
+
+    def _file_outputs(self, flow: Flow, tracker: FileTracker, outputs: list) -> None:
+        if tracker.idle:
+            self._trackers.pop(flow, None)   # nothing on its way: no tracker kept
+        if not outputs:
+            return
+        pkt = self._cur
+        for r in outputs:
+            if isinstance(r, Anomaly):
+                self._anomaly(r, flow, pkt)
+            else:
+                self._emit(EngineEvent("fileinfo", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
+                                       flow, r.direction, r))
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:
@@ -297,6 +369,11 @@ class Engine:
             d = Direction.TO_SERVER
         ts = pkt.ts if pkt is not None else (flow.last if flow is not None else self.stats.last_ts)
         self._emit(EngineEvent("anomaly", ts, pkt.pcap_cnt if pkt else None, flow, d, a, pkt))
+        ins = self.inspector
+        if ins is not None and ins.detector.event_rules:
+            hits = ins.event(flow, pkt, a, d)
+            if hits:
+                self._alerts(flow, hits, pkt)
 
     def _flow_ended(self, flow: Flow, reason: EndReason) -> None:
         cur, self._cur = self._cur, None  # events of an ending flow belong to no packet
@@ -315,6 +392,15 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.flush())
+        if self.inspector is not None:
+            hits = self.inspector.flush(flow)
+            if hits:
+                self._alerts(flow, hits)
+        if app is not None and app.proto is not None and app.proto != FAILED:
+            self._app_flows[app.proto] = self._app_flows.get(app.proto, 0) + 1
         self._emit(EngineEvent("flow", flow.last, None, flow, Direction.TO_SERVER, reason))
 
     # -- end -----------------------------------------------------------------------------------
@@ -322,3 +408,28 @@ class Engine:
         """End of input: every remaining flow ends with reason `shutdown`."""
         self._cur = None
         self.flows.shutdown()
+        self.emit_stats()
+
+    # -- counters ------------------------------------------------------------------------------
+    def counters(self) -> EngineCounters:
+        """A snapshot of every counter (packets, decoder families, flows, stream, defrag, alerts, app layer)."""
+        st = self.stats
+        fc, sc, dc = self.flows.counters, self.stream_counters, self.defrag.counters
+        invalid = sum(n for (fam, _), n in self._families.items() if not fam)
+        return EngineCounters(
+            uptime=st.last_ts - self._started if self._started else 0.0,
+            packets=st.packets, bytes=st.bytes, links=dict(self._links), families=dict(self._families),
+            invalid=invalid, flows=dict(self._flows_by_proto),
+            flow_counters={"timeouts": fc.timeouts, "memcap_prunes": fc.memcap_prunes,
+                           "emergency_mode_entered": fc.emergency_entered, "active_peak": fc.active_peak},
+            tcp={"segments": sc.segments, "ooo_segments": sc.ooo_segments, "retransmissions": sc.retransmissions,
+                 "reassembly_gap": sc.gaps, "overlap_diff_data": sc.overlaps_different,
+                 "depth_reached": sc.depth_reached, "memcap_drops": sc.memcap_drops,
+                 "invalid_checksum": st.bad_checksum},
+            defrag={k: getattr(dc, k) for k in ("fragments", "reassembled", "timeouts", "overlaps",
+                                               "memcap_evictions", "memcap_drops")},
+            alerts=st.alerts, app_flows=dict(self._app_flows), app_txs=dict(self._app_txs))
+
+    def emit_stats(self) -> None:
+        """Write a `stats` event with `counters()` (at the end of a capture; periodically when live)."""
+        self._emit(EngineEvent("stats", self.stats.last_ts, None, None, Direction.TO_SERVER, self.counters()))

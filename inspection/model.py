@@ -125,6 +125,10 @@ class BodyChunk:
     extraction and `file.data` matching can follow without buffering whole
     bodies in the parser. `final` marks the end of that body; `truncated`
     says the body ended before it was complete (gap, flow end, limit).
+    `gap` (with empty `data`) says that many body bytes are missing here.
+    `method` and `content_type` are the request method and the message's
+    Content-Type, which decide whether and how the body is a file (request
+    bodies of POST/PUT, multipart uploads split into parts).
     """
 
     app_proto: str
@@ -134,6 +138,9 @@ class BodyChunk:
     final: bool = False
     truncated: bool = False
     filename: str | None = None
+    gap: int = 0
+    method: str | None = None
+    content_type: str | None = None
 
 
 class AppParser(Protocol):

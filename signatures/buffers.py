@@ -86,6 +86,10 @@ class Buffer(enum.Enum):
     QUIC_SNI = "quic.sni"
     BASE64_DATA = "base64_data"
 
+    # Buffers key the detector's dicts on every packet: hash by identity in C
+    # (members are singletons) instead of Enum's Python-level hash of the name.
+    __hash__ = object.__hash__
+
     @property
     def app_proto(self) -> str | None:
         """The application protocol the buffer belongs to (None: packet level or several)."""

@@ -32,6 +32,7 @@ IGNORED_KEYWORDS = MappingProxyType({
 """Recognised keywords that do not change what a rule matches; the rule loads."""
 
 _ESCAPE = re.compile(r"\\.")  # \S, \W, \x4A ... are not literal letters
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 
 
 def _reasons(reason: str, *keywords: str) -> dict[str, str]:
@@ -44,16 +45,15 @@ UNSUPPORTED_KEYWORDS = MappingProxyType({
     **_reasons("needs external lists (datasets, reputation, geoip)", "dataset", "datarep", "iprep", "geoip"),
     **_reasons("file inspection keywords are not implemented", "filemagic", "file.magic", "filemd5", "filesha1",
                "filesha256", "filesize", "filestore", "fileext"),
-    **_reasons("legacy TLS keyword not implemented (use the sticky tls.* buffers)", "tls.subject",
-               "tls.issuerdn", "tls.fingerprint", "tls.store", "ssl_state", "ssl_version",
+    **_reasons("legacy TLS keyword not implemented (use the sticky tls.* buffers)", "tls.store", "ssl_state",
+               "ssl_version",
                "tls_cert_notbefore", "tls_cert_notafter", "tls_cert_expired", "tls_cert_valid"),
     **_reasons("DCERPC interface/opnum matching is not implemented", "dce_iface", "dce_opnum"),
     **_reasons("IP/TCP/ICMP header field keyword not implemented", "ttl", "tos", "id", "ipopts", "fragbits",
                "fragoffset", "seq", "ack", "window", "icmp_id", "icmp_seq", "tcp.mss", "tcp.hdr", "ipv4.hdr",
                "ipv6.hdr", "icmpv4.hdr", "icmpv6.hdr", "udp.hdr"),
     **_reasons("per-packet/host variables are not implemented", "pktvar", "flowvar", "hostbits"),
-    **_reasons("decoder/stream/engine event matching is not implemented", "decode-event", "stream-event",
-               "engine-event", "app-layer-state"),
+    **_reasons("engine event / app-layer state matching is not implemented", "engine-event", "app-layer-state"),
     **_reasons("engine directive not supported", "bypass", "config", "requires"),
 })
 """Recognised keywords whose semantics this engine cannot honour yet: the rule is skipped."""
@@ -119,7 +119,7 @@ class OptionBuilder:
         self.has_fast_pattern = False
         self.base64_decoded = False
         self.f: dict = {"references": [], "metadata": [], "flowbits": [], "xbits": [], "flowints": [],
-                        "app_layer_events": [], "ignored": [], "stream_size": [],
+                        "app_layer_events": [], "events": [], "ignored": [], "stream_size": [],
                         "app_layer_protocols": []}
 
     # --- dispatch ------------------------------------------------------------------
@@ -413,6 +413,33 @@ class OptionBuilder:
             raise MalformedRule("app-layer-event", "expected one event name")
         self.f["app_layer_events"].append(v)
 
+    def _legacy_tls(self, keyword: str, buffer: Buffer, value: str | None, exact: bool) -> None:
+        """``tls.subject:"CN=x"`` (substring), ``tls.issuerdn:``, ``tls.fingerprint:`` (whole
+        value, any case), each with ``!`` for negation: written as a content on the sticky
+        buffer, without changing the buffer later contents go to."""
+        v = opt.need(value, keyword).strip()
+        negated = v.startswith("!")
+        v = v[1:].strip() if negated else v
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            v = v[1:-1]
+        if not v:
+            raise MalformedRule(keyword, "empty value")
+        saved = (self.sticky, self.transforms, self.active, self.last_content, self.last_pattern_block)
+        self._sticky(buffer)
+        self.apply("content", ("!" if negated else "") + '"|' + v.encode("utf-8").hex(" ") + '|"')
+        if exact:
+            for modifier in ("nocase", "startswith", "endswith"):
+                self.apply(modifier, None)
+        self.sticky, self.transforms, self.active, self.last_content, self.last_pattern_block = saved
+
+    def _engine_event(self, keyword: str, prefix: str, value: str | None) -> None:
+        """``decode-event:ipv4.trunc_pkt`` / ``stream-event:...``: kept under the name the
+        engine logs the event with (``decoder.ipv4.trunc_pkt``, ``stream....``)."""
+        v = opt.need(value, keyword).strip()
+        if not _EVENT_NAME.match(v):
+            raise MalformedRule(keyword, f"bad event name {v[:40]!r}")
+        self.f["events"].append(f"{prefix}.{v.lower()}")
+
     # --- finishing -----------------------------------------------------------------
 
     def finish(self, action: Action, src: AddressSpec, src_ports: PortSpec, dst: AddressSpec, dst_ports: PortSpec,
@@ -439,7 +466,7 @@ class OptionBuilder:
                 except ValueError as e:
                     raise MalformedRule("content", str(e)) from None
             frozen.append(BufferBlock(b.buffer, b.transforms, tuple(items), b.bsize))
-        for key in ("references", "metadata", "flowbits", "xbits", "flowints", "app_layer_events", "ignored",
+        for key in ("references", "metadata", "flowbits", "xbits", "flowints", "app_layer_events", "events", "ignored",
                     "stream_size", "app_layer_protocols"):
             f[key] = tuple(f[key])
         try:
@@ -544,6 +571,11 @@ _HANDLERS: dict[str, Handler] = {
     "detection_filter": lambda b, v: b._threshold("detection_filter", v),
     "app-layer-protocol": lambda b, v: b.f["app_layer_protocols"].append(opt.parse_app_layer_protocol(v)),
     "app-layer-event": OptionBuilder._app_layer_event,
+    "decode-event": lambda b, v: b._engine_event("decode-event", "decoder", v),
+    "tls.subject": lambda b, v: b._legacy_tls("tls.subject", Buffer.TLS_CERT_SUBJECT, v, False),
+    "tls.issuerdn": lambda b, v: b._legacy_tls("tls.issuerdn", Buffer.TLS_CERT_ISSUER, v, False),
+    "tls.fingerprint": lambda b, v: b._legacy_tls("tls.fingerprint", Buffer.TLS_CERT_FINGERPRINT, v, True),
+    "stream-event": lambda b, v: b._engine_event("stream-event", "stream", v),
     "dsize": _set("dsize", lambda v: opt.parse_size(v, "dsize")),
     "urilen": OptionBuilder._urilen,
     "itype": _set("itype", lambda v: opt.parse_size(v, "itype")),

@@ -373,6 +373,7 @@ class Rule:
     threshold: Threshold | None = None
     app_layer_protocols: tuple[AppLayerProtocol, ...] = ()
     app_layer_events: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()          # decoder/stream events, as logged (``decoder.ipv4.trunc_pkt``)
     dsize: SizeCheck | None = None
     urilen: SizeCheck | None = None
     urilen_raw: bool = False

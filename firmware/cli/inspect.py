@@ -89,8 +89,11 @@ def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
         skipped = sum(s.rules_skipped.values())
         w(f"rules: {s.rules_loaded} loaded, {skipped} skipped"
           + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(s.rules_skipped.items())) + ")" if skipped else "")
-          + f"; alerts: {s.alerts}\n")
-        w(f"rules load: {s.rules_load_seconds:.3f} s ({'compiled bundle' if s.rules_source == 'bundle' else 'parsed and compiled'})\n")
+          + f"; alerts: {s.alerts}"
+          + (f" ({s.alerts_thresholded} more held back by threshold/detection_filter)"
+             if s.alerts_thresholded else "") + "\n")
+        w(f"rules load: {s.rules_load_seconds:.3f} s "
+          f"({'compiled bundle' if s.rules_source == 'bundle' else 'parsed and compiled'})\n")
     w("events: " + (", ".join(f"{k}={v}" for k, v in sorted(s.events.items())) or "none") + "\n")
     if s.anomalies:
         w("anomalies:\n")

@@ -39,10 +39,13 @@ class AppState:
 class TcpDetector:
     """Chooses a parser for a TCP flow from its first payload bytes."""
 
-    def __init__(self, *, dns_ports: frozenset[int], limit: int, http_body_limit: int) -> None:
+    def __init__(self, *, dns_ports: frozenset[int], limit: int, http_body_limit: int,
+                 http_lzma: bool = False, http_layers: int = 3) -> None:
         self._dns_ports = dns_ports
         self._limit = limit
         self._http_body_limit = http_body_limit
+        self._http_lzma = http_lzma
+        self._http_layers = http_layers
 
     def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int],
              may_reverse: bool = False) -> list[AppOutput]:
@@ -109,7 +112,8 @@ class TcpDetector:
 
     def _candidates(self, ports: tuple[int, int]):
         yield "tls", probe_tls, TlsParser
-        yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit)
+        yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
+                                                      max_encoding_layers=self._http_layers)
         if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
             yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
 

@@ -45,6 +45,7 @@ from inspection.model import Anomaly, AnomalyKind, AppOutput, Direction
 __all__ = ["Http1Parser", "HttpTransaction", "probe_http"]
 
 _TS, _TC = Direction.TO_SERVER, Direction.TO_CLIENT
+_PAST_HEAD = frozenset({St.BODY_CL, St.CHUNK_SIZE, St.CHUNK_DATA, St.CHUNK_END, St.TRAILERS, St.BODY_CLOSE, St.AFTER})
 MAX_PENDING_TX = 512          # open transactions before the oldest idle one is flushed early
 MAX_AWAITING = 1 << 16        # flushed requests still holding their place in the response order
 _JUNK_BEFORE_STATUS = 4096    # junk before a status line after which it is a headerless body
@@ -151,6 +152,31 @@ class Http1Parser(HeadReader, BodyReader):
             self._run(side, final=True)
             self._close_side(side)
         return self._take()
+
+    def heads(self, direction: Direction) -> list[TxBuilder]:
+        """Open transactions whose head in `direction` has been read (its body may
+        still be arriving): detection inspects a request or response as soon as its
+        headers are known, not when the whole transaction is logged."""
+        if not self._txs:
+            return []
+        side = self._sides[Direction(direction)]
+        req = direction is _TS
+        out = []
+        for tx in self._txs:
+            if (tx.req_done if req else tx.resp_done) or (side.tx is tx and side.st in _PAST_HEAD):
+                out.append(tx)
+        return out
+
+    def body_complete(self, direction: Direction, tx_id: int) -> bool:
+        """Whether the body of `tx_id`'s message in `direction` is complete by its
+        framing (length, last chunk). The body stream itself stays open until the
+        next message, since stray lines may still join it as in libhtp."""
+        side = self._sides[Direction(direction)]
+        for tx in self._txs:
+            if tx.tx_id == tx_id:
+                done = tx.req_done if direction is _TS else tx.resp_done
+                return done or (side.tx is tx and side.st is St.AFTER)
+        return True   # logged already: both of its messages are over
 
     # -- plumbing ---------------------------------------------------------
 
@@ -311,6 +337,9 @@ class Http1Parser(HeadReader, BodyReader):
             side.head_len, side.lines, side.fast = nxt - pos, (), True
             method, uri, proto, events = hh.split_request_line(line)
             tx.request_line, tx.method, tx.uri, tx.protocol = line, method, uri, proto
+            if uri is not None:   # known from here on, as in libhtp (a response may start before the headers end)
+                tx.norm_uri, more = hh.normalize_uri(uri)
+                events += more
             for name in events:
                 self._event(tx, _TS, name)
             if self._too_long(side, partial=False):

@@ -42,11 +42,18 @@ class BodyReader:
             # Decoder events go to the side's transaction as it is when they
             # happen (a body always belongs to `side.tx`): once logged, that is
             # the side's `LoggedTx`, and the builder can be let go.
+            ctype = (tx.resp_map if response else tx.req_map).get(b"content-type")
             body = side.body = BodyStream(tx.tx_id, side.d, tx.filename(response), self._lim.body, codings,
                                           dlimit=self._lim.decompress, lzma_ok=self._lim.lzma,
-                                          on_event=lambda name: self._event(side.tx, side.d, name))
-        else:
+                                          on_event=lambda name: self._event(side.tx, side.d, name),
+                                          method=None if tx.method is None else tx.method.decode("latin-1"),
+                                          content_type=ctype[0].decode("latin-1") if ctype else None)
+        else:   # junk came before the head: the head's codings and file name apply from here on
             body.set_codings(codings)
+            if not identity:
+                body.filename = tx.filename(response)
+                ctype = (tx.resp_map if response else tx.req_map).get(b"content-type")
+                body.content_type = ctype[0].decode("latin-1") if ctype else None
         body.headers_seen = not identity
         return body
 
@@ -153,6 +160,8 @@ class BodyReader:
     def _body_complete(self, side: Side) -> None:
         """The framed body (and any trailers) ended."""
         side.in_junk_line = False
+        if side.body is not None:
+            side.body.flush(self._out)
         if side.d is _TS and side.tx is not None and side.tx.method == b"CONNECT":
             self._finish(side, complete=True)
         else:
@@ -205,7 +214,7 @@ class BodyReader:
         else:
             tx.resp_body_len += skip
             tx.resp_message_len += skip
-        self._body_for(side, tx, False).gap(self._out)
+        self._body_for(side, tx, False).gap(self._out, skip)
         if st is not St.BODY_CLOSE:
             side.remaining -= skip
             if not side.remaining:

@@ -114,6 +114,16 @@ class _Layer:
         self._pending += data
         return self._run_pending(final=False)
 
+    def flush(self) -> bytes:
+        """The message's framing ended: decode what is held (a short body is
+        less than one block), but stay open for bytes that may still join."""
+        if self._state is _Ls.SNIFF:
+            if not self._held or not self._sniff(final=True):
+                return b""
+        if self._state in (_Ls.RUN, _Ls.PASS):
+            return self._run_pending(final=True)
+        return b""
+
     def finish(self) -> bytes:
         if self._state is _Ls.SNIFF:
             if not self._held:
@@ -286,6 +296,14 @@ class ContentDecoder:
             out = produced + layer.finish()
         return out
 
+    def flush(self) -> bytes:
+        """Decode everything held so far without ending the stream (see `_Layer.flush`)."""
+        out = b""
+        for layer in self._layers:
+            produced = layer.feed(out) if out else b""
+            out = produced + layer.flush()
+        return out
+
 
 class BodyStream:
     """Streams one message body out as `BodyChunk`s: decode, cap, count.
@@ -296,11 +314,13 @@ class BodyStream:
     """
 
     __slots__ = ("tx_id", "direction", "filename", "room", "codings", "decoder", "opened", "truncated",
-                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen")
+                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type")
 
     def __init__(self, tx_id: int, direction: Direction, filename: str | None, room: int,
-                 codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None]) -> None:
+                 codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None],
+                 method: str | None = None, content_type: str | None = None) -> None:
         self.tx_id, self.direction, self.filename, self.room = tx_id, direction, filename, room
+        self.method, self.content_type = method, content_type
         self.codings, self.dlimit, self.lzma_ok, self.on_event = codings, dlimit, lzma_ok, on_event
         self.decoder: ContentDecoder | None = None
         self.opened = self.truncated = self.broken = False
@@ -322,14 +342,25 @@ class BodyStream:
             self._drain()
         self._emit(raw, out)
 
-    def gap(self, out: list) -> None:
-        """Bytes are missing: a compressed stream cannot go on, a plain one can."""
+    def gap(self, out: list, length: int = 0) -> None:
+        """Bytes are missing: a compressed stream cannot go on, a plain one can
+        (a gap chunk tells file tracking how many bytes went missing)."""
         self.truncated = self.opened = True
         if self.decoder is not None:
             self._emit(self.decoder.finish(), out)
             self._drain()
             self.decoder = None
             self.broken = True
+        elif length > 0 and not self.broken and self.room > 0:
+            out.append(BodyChunk("http", self.tx_id, self.direction, b"", False, False, self.filename, length,
+                                 self.method, self.content_type))
+
+    def flush(self, out: list) -> None:
+        """The framed body is complete: pass on what the decoders hold, so
+        the decoded bytes come before the transaction is logged."""
+        if self.decoder is not None and not self.broken:
+            self._emit(self.decoder.flush(), out)
+            self._drain()
 
     def finish(self, out: list, truncated: bool = False) -> None:
         """End of the body: flush the decoders and close the chunk stream."""
@@ -339,7 +370,8 @@ class BodyStream:
         self.decoder = None
         self.truncated |= truncated
         if self.opened:
-            out.append(BodyChunk("http", self.tx_id, self.direction, b"", True, self.truncated, self.filename))
+            out.append(BodyChunk("http", self.tx_id, self.direction, b"", True, self.truncated, self.filename, 0,
+                                 self.method, self.content_type))
         self.opened = False
         self.broken = True
         self.room = 0
@@ -360,4 +392,5 @@ class BodyStream:
                 return
         self.room -= len(data)
         self.opened = True
-        out.append(BodyChunk("http", self.tx_id, self.direction, data, False, False, self.filename))
+        out.append(BodyChunk("http", self.tx_id, self.direction, data, False, False, self.filename, 0,
+                             self.method, self.content_type))

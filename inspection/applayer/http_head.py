@@ -115,7 +115,7 @@ class HeadReader:
         host, port, events = hh.resolve_host(tx.method, tx.uri, tx.protocol, tx.req_map.get(b"host"),
                                              self._lim.server_port)
         tx.host, tx.port = host, port
-        if tx.uri is not None:
+        if tx.uri is not None and tx.norm_uri is None:
             tx.norm_uri, more = hh.normalize_uri(tx.uri)
             events += more
         for name in events:
@@ -151,7 +151,8 @@ class HeadReader:
         if 400 <= status < 500 and tx.expect_continue and req.tx is tx and req.st in BODY \
                 and tx.req_body_len == 0:
             self._finish(req, complete=True)   # the client will not send the body
-        if tx.method == b"HEAD" or (status in (204, 304) and not hh.te_chunked(fmap)):
+        # 204 and 304 have no body unless framing headers announce one (libhtp, browsers)
+        if tx.method == b"HEAD" or (status in (204, 304) and not framed):
             self._goto(side, St.AFTER)
             return
         kind, length = self._framing(side, tx, fmap)

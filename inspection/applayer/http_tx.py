@@ -100,7 +100,9 @@ class TxBuilder:
         self.events: set[str] | None = None   # anomaly names already raised (created on first)
 
     def filename(self, response: bool) -> str | None:
-        cd = (self.resp_map if response else self.req_map).get(b"content-disposition")
+        """A body's file name as Suricata gives it: a response's Content-Disposition
+        filename, else (and always for a request body) the request path."""
+        cd = self.resp_map.get(b"content-disposition") if response else None
         name = hh.content_disposition_filename(cd[0]) if cd else None
         if name is None and self.norm_uri is not None:
             name = self.norm_uri.partition(b"?")[0] or None

@@ -15,4 +15,7 @@ a packet or transaction. Modules, in import order:
   `Detector.prepared(...)` starts from a bundle and plans rules on first use.
 - `bundle`: `compile_bundle`/`encode_bundle`/`decode_bundle`: rules, skips and
   the prefilter in one versioned, hash-checked file (`utm rules compile`).
+- `thresholds`: `ThresholdTable.check` decides whether a match of a rule with
+  ``threshold``/``detection_filter`` alerts (Suricata's counting, bounded table).
+- `inspector`: binds the detector to flows, packets and transactions.
 """

@@ -8,23 +8,27 @@ Buffer.HTTP_URI: ...}``) and returns the rules whose every block matches.
 
 What it evaluates: the payload blocks (transforms, bsize, every item),
 ``dsize`` (the packet's payload size), ``urilen`` and the ``flow``
-direction. What it leaves to the engine, through the optional `header_check`
-callback called for each candidate before its payload is verified:
-protocol, addresses, ports, ``flow:established`` and the other flow state,
-flowbits/xbits/flowint, thresholds, app-layer protocol and events, TCP flags,
-itype/icode, stream_size, ip_proto, tls.version. Without a callback those are
-treated as satisfied, which is what a payload-only test needs and never what
-the live engine should do.
+direction. The rest of a rule (protocol, addresses, ports, flow state, TCP
+flags, ICMP type/code, flowbits) is checked by the caller through the
+optional `header_check` callback, called for each candidate before its
+payload is verified (see `header.HeaderCheck` and the inspector); without a
+callback those are treated as satisfied, which is what a payload-only test
+needs and never what the engine does. Each rule also gets its `Scope` here,
+so that a packet, a transaction or a stream chunk only runs the rules that
+Suricata would run at that moment.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from signatures.buffers import Buffer
 from signatures.model import Rule
+from signatures.netspec import PortSpec
 
 from inspection.detect.errors import UnsupportedRule
+from inspection.detect.header import L4_PROTOS, Scope, event_key, scope_of
+from inspection.detect.portgroups import PortGroups
 from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage
 from inspection.detect.verify import (
     DEFAULT_BUDGET, BlockPlan, BlockResult, MatchContext, compile_block, inspect_block, rule_blocks,
@@ -32,6 +36,14 @@ from inspection.detect.verify import (
 from inspection.model import Direction
 
 HeaderCheck = Callable[[Rule], bool]
+RESPONSE_BUFFERS = frozenset({
+    Buffer.HTTP_STAT_CODE, Buffer.HTTP_STAT_MSG, Buffer.HTTP_RESPONSE_LINE, Buffer.HTTP_SERVER, Buffer.HTTP_LOCATION,
+    Buffer.HTTP_RESPONSE_BODY, Buffer.HTTP_RESPONSE_HEADER, Buffer.FILE_DATA,
+    Buffer.TLS_CERT_SUBJECT, Buffer.TLS_CERT_ISSUER, Buffer.TLS_CERT_SERIAL, Buffer.TLS_CERT_FINGERPRINT,
+    Buffer.TLS_CERTS, Buffer.TLS_SUBJECTALTNAME, Buffer.JA3S_HASH, Buffer.JA3S_STRING})
+EITHER_BUFFERS = frozenset({
+    Buffer.HTTP_HEADER, Buffer.HTTP_HEADER_RAW, Buffer.HTTP_HEADER_NAMES, Buffer.HTTP_COOKIE,
+    Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +82,15 @@ class Inspection:
 class _RulePlan:
     index: int
     rule: Rule
-    blocks: tuple[BlockPlan, ...]
+    blocks: tuple[BlockPlan, ...] | None     # None: not compiled yet (`Detector.prepared`)
     to_server: bool
     to_client: bool
-
-
-class _Unplanned:
-    """Marks a rule of a `Detector.prepared` detector that has not been planned yet."""
-
-    __slots__ = ()
-
-
-_UNPLANNED = _Unplanned()
+    scope: Scope
+    buffers: frozenset[Buffer]
+    l4: frozenset[int] | None          # IP protocols the header allows (None: any)
+    sports: PortSpec | None            # None: any
+    dports: PortSpec | None
+    payload: bool        # has items on the packet payload / stream: never run on an empty one
 
 
 class Detector:
@@ -100,7 +109,7 @@ class Detector:
             except UnsupportedRule as e:
                 plans.append(None)
                 skipped.append(SkippedRule(i, rule, e.keyword, e.reason))
-        self._plans: list[_RulePlan | None | _Unplanned] = plans   # type: ignore[assignment]
+        self._plans = plans
         self._regexes = regexes
         self.skipped = tuple(skipped)
         self.late_skipped: list[SkippedRule] = []
@@ -108,52 +117,111 @@ class Detector:
             self.prefilter = Prefilter(self.rules, skip=(s.index for s in skipped))
         else:
             self.prefilter = Prefilter.from_image(prefilter, self.rules)
+        self._index()
 
     @classmethod
     def prepared(cls, rules: Sequence[Rule], skipped: Sequence[SkippedRule], prefilter: PrefilterImage, *,
                  budget: int = DEFAULT_BUDGET) -> "Detector":
-        """A detector from a compiled bundle: the skips were decided at compile time by this same
-        engine version, so nothing is planned here; each rule is planned the first time it is a
-        candidate. Planning all of ET Open (pcre translation and `re.compile`) costs ~0.6 s, which
-        a bundle exists to avoid at start-up."""
+        """A detector from a compiled bundle. The skips were decided at compile time by this same
+        engine version, so only the cheap part of each plan (scope, protocol, ports) is made here;
+        a rule's blocks (pcre translation, `re.compile`: ~0.6 s for ET Open, which a bundle exists
+        to avoid at start-up) are compiled the first time it is a candidate."""
         self = cls.__new__(cls)
         self.rules = tuple(rules)
         self.budget = budget
         self.skipped = tuple(skipped)
         self.late_skipped = []
         self._regexes = {}
-        plans: list[_RulePlan | None | _Unplanned] = [_UNPLANNED] * len(self.rules)
-        for s in self.skipped:
-            plans[s.index] = None
+        skip = {s.index for s in self.skipped}
+        plans: list[_RulePlan | None] = []
+        for i, rule in enumerate(self.rules):
+            plan = None
+            if i not in skip:
+                try:
+                    plan = _plan(i, rule, None)
+                except UnsupportedRule as e:
+                    self.late_skipped.append(SkippedRule(i, rule, e.keyword, e.reason))
+            plans.append(plan)
         self._plans = plans
         self.prefilter = Prefilter.from_image(prefilter, self.rules)
+        self._index()
         return self
 
-    def _plan_late(self, index: int) -> _RulePlan | None:
-        """Plan a rule of a `prepared` detector on first use. A rule this engine cannot plan after
-        all (only possible if the bundle lied about its engine) is kept out and listed in
-        `late_skipped`, never run with a guessed meaning."""
-        rule = self.rules[index]
+    def _blocks_late(self, plan: _RulePlan) -> tuple[BlockPlan, ...] | None:
+        """Compile the blocks of a `prepared` detector's rule on first use. A rule this engine cannot
+        compile after all (only possible if the bundle lied about its engine) is kept out and listed
+        in `late_skipped`, never run with a guessed meaning."""
         try:
-            plan: _RulePlan | None = _plan(index, rule, self._regexes)
+            blocks = _blocks(plan.rule, self._regexes)
         except UnsupportedRule as e:
-            plan = None
-            self.late_skipped.append(SkippedRule(index, rule, e.keyword, e.reason))
-        self._plans[index] = plan
-        return plan
+            self._plans[plan.index] = None
+            self.late_skipped.append(SkippedRule(plan.index, plan.rule, e.keyword, e.reason))
+            return None
+        self._plans[plan.index] = replace(plan, blocks=blocks)
+        return blocks
+
+    def _index(self) -> None:
+        by_scope: dict[Scope, list[int]] = {s: [] for s in Scope}
+        bare: list[int] = []
+        for i in sorted(self.prefilter.always):
+            plan = self._plans[i]
+            if plan is not None:
+                by_scope[plan.scope].append(i)
+                if plan.scope is Scope.PACKET and not plan.payload:
+                    bare.append(i)
+        self._always = {s: frozenset(v) for s, v in by_scope.items()}
+        self._always_bare = frozenset(bare)
+        self.has_bare_packet_rules = bool(bare)
+        self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
+                                 if p is not None and p.scope is Scope.PACKET)
+        self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
+        self.has_stream_rules = bool(self.stream_rules)
+        self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)
+        events: dict[str, list[int]] = {}
+        for p in self._plans:
+            if p is not None and p.scope is Scope.EVENT:
+                events.setdefault(event_key(p.rule), []).append(p.index)
+        self.event_rules = {k: tuple(v) for k, v in events.items()}
+
+    def scope(self, index: int) -> Scope | None:
+        plan = self._plans[index]
+        return None if plan is None else plan.scope
 
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
-                header_check: HeaderCheck | None = None, packet_size: int | None = None) -> list[Match]:
+                header_check: HeaderCheck | None = None, packet_size: int | None = None,
+                scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+                require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+                only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
-                              packet_size=packet_size).matches)
+                              packet_size=packet_size, scope=scope, on_match=on_match, require=require,
+                              endpoints=endpoints, only=only, extra=extra).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
-             header_check: HeaderCheck | None = None, packet_size: int | None = None) -> Inspection:
+             header_check: HeaderCheck | None = None, packet_size: int | None = None,
+             scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
+             require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+             only: frozenset[int] | None = None, extra: set[int] | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
         `packet_size` is what ``dsize`` compares (default: the PAYLOAD buffer's
-        length; a dsize rule does not match when neither is known).
+        length; a dsize rule does not match when neither is known). `scope`
+        limits the run to the rules evaluated at that moment (`Scope.PACKET`
+        for a packet, `Scope.TX` for a transaction...); None runs every rule
+        that has something to match in `buffers`, which is what a payload-only
+        test wants. A packet without payload passes ``buffers={}``: only the
+        packet rules without payload items are then candidates. `on_match` is
+        called for each match before the next rule is checked, so that its
+        side effects (flowbits) are seen by the rules after it, as in Suricata.
+        `require` limits the run to rules that inspect that buffer (a body that
+        just ended runs its body rules, not again every rule of the transaction).
+        `endpoints` (IP protocol, sender's port, receiver's port) lets the
+        detector drop candidates of another protocol or port before the
+        caller's header check: short fast patterns (RDP, DCERPC, MySQL rules)
+        turn up in unrelated traffic all the time. `only` names the candidates
+        outright, skipping the prefilter (a scope with a handful of rules).
+        `extra` adds rules of another scope to this run, in rule order (the
+        IP-only rules due on a flow's first packet each way).
         """
         views: dict[BlockKey, bytes | None] = {}
 
@@ -167,22 +235,41 @@ class Detector:
 
         if packet_size is None and Buffer.PAYLOAD in buffers:
             packet_size = len(buffers[Buffer.PAYLOAD])
-        candidates = self.prefilter.candidates_for(buffers, view)
+        if only is not None:
+            candidates = set(only)
+        elif scope is None:
+            candidates = self.prefilter.candidates_for(buffers, view)
+        elif scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
+            candidates = set(self._always_bare)
+        else:
+            candidates = self.prefilter.candidates_for(buffers, view, always=False)
+            candidates |= self._always[scope]
+        if endpoints is not None and candidates:
+            candidates = self._ports.narrow(candidates, *endpoints)
+        if extra:
+            candidates |= extra
         matches: list[Match] = []
         exhausted: list[int] = []
         work = 0
         plans = self._plans
         for idx in sorted(candidates):
             plan = plans[idx]
-            if plan is _UNPLANNED:
-                plan = self._plan_late(idx)
             if plan is None or not _rule_level(plan, buffers, direction, packet_size):
+                continue
+            if scope is not None and plan.scope is not scope and not (extra and idx in extra):
+                continue
+            if require is not None and require not in plan.buffers:
+                continue
+            if endpoints is not None and not _ports_ok(plan, endpoints):
                 continue
             if header_check is not None and not header_check(plan.rule):
                 continue
             ctx = MatchContext(budget=self.budget)
             ok = True
-            for bp in plan.blocks:
+            blocks = plan.blocks if plan.blocks is not None else self._blocks_late(plan)
+            if blocks is None:
+                continue
+            for bp in blocks:
                 data = _prepare(bp, buffers, views)
                 if data is None:
                     ok = False
@@ -196,6 +283,8 @@ class Detector:
             work += ctx.work
             if ok:
                 matches.append(Match(plan.rule, idx))
+                if on_match is not None:
+                    on_match(plan.rule)
         return Inspection(tuple(matches), len(candidates), tuple(exhausted), work)
 
 
@@ -209,10 +298,40 @@ def _prepare(bp: BlockPlan, buffers: Mapping[Buffer, bytes], views: dict[BlockKe
     return data
 
 
-def _plan(index: int, rule: Rule, regexes: dict) -> _RulePlan:
-    blocks = tuple(compile_block(b, base64_block=b64, regexes=regexes) for b, b64 in rule_blocks(rule.buffers))
+def _blocks(rule: Rule, regexes: dict) -> tuple[BlockPlan, ...]:
+    return tuple(compile_block(b, base64_block=b64, regexes=regexes) for b, b64 in rule_blocks(rule.buffers))
+
+
+def _plan(index: int, rule: Rule, regexes: dict | None) -> _RulePlan:
+    """A rule's plan; `regexes` None leaves its blocks for later (`Detector.prepared`)."""
+    scope = scope_of(rule)
+    blocks = None if regexes is None else _blocks(rule, regexes)
     flow = rule.flow
-    return _RulePlan(index, rule, blocks, bool(flow and flow.to_server), bool(flow and flow.to_client))
+    payload = any(b.buffer in (Buffer.PAYLOAD, Buffer.STREAM) for b in rule.buffers)
+    to_server, to_client = bool(flow and flow.to_server), bool(flow and flow.to_client)
+    if not to_server and not to_client and any(b.buffer.app_proto for b in rule.buffers):
+        # Suricata's rule direction for transactions: a response buffer makes it a response
+        # rule, a request buffer a request rule; HTTP headers and cookies alone go both ways
+        to_client = any(b.buffer in RESPONSE_BUFFERS for b in rule.buffers)
+        to_server = not to_client and any(b.buffer not in EITHER_BUFFERS for b in rule.buffers
+                                          if b.buffer.app_proto)
+    if rule.urilen is not None and not to_client:   # the URI is a request buffer
+        to_server = True
+    l4 = L4_PROTOS.get(rule.protocol)
+    return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
+                     None if l4 is None else frozenset(l4),
+                     None if rule.src_ports.is_any else rule.src_ports,
+                     None if rule.dst_ports.is_any else rule.dst_ports, payload)
+
+
+def _ports_ok(plan: _RulePlan, endpoints: tuple[int, int, int]) -> bool:
+    proto, sport, dport = endpoints
+    if plan.l4 is not None and proto not in plan.l4:
+        return False
+    sp, dp = plan.sports, plan.dports
+    if (sp is None or sp.contains(sport)) and (dp is None or dp.contains(dport)):
+        return True
+    return plan.rule.bidirectional and (sp is None or sp.contains(dport)) and (dp is None or dp.contains(sport))
 
 
 def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,

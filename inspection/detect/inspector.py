@@ -7,7 +7,6 @@ Sans-IO like the engine: it is handed flows, packets and records and returns
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -15,13 +14,13 @@ from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
+from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
+from inspection.detect.iponly import IpOnlyIndex
+from inspection.detect.thresholds import Outcome, ThresholdTable
 from inspection.flow.table import Flow, FlowState
-from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, BodyChunk, Direction, Packet
+from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
-from signatures.model import Action, Flowbit, FlowbitCommand, Protocol, Rule
-
-_L4 = {Protocol.TCP: IPPROTO_TCP, Protocol.TCP_PKT: IPPROTO_TCP, Protocol.TCP_STREAM: IPPROTO_TCP,
-       Protocol.UDP: IPPROTO_UDP}
+from signatures.model import Action, Flowbit, FlowbitCommand, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +37,26 @@ class Hit:
 
 
 class FlowDetectState:
-    """What detection keeps per flow: flowbits, and HTTP bodies on their way to
-    file.data / http.request_body rules (bodies may end before or after their
-    transaction is logged, so each side waits for the other)."""
+    """What detection keeps per flow: flowbits, whether a ``pass`` rule matched, and HTTP
+    bodies on their way to file.data / http.request_body rules (bodies may end
+    before or after their transaction is logged, so each side waits for the other)."""
 
-    __slots__ = ("flowbits", "bodies", "done_bodies", "waiting_txs")
+    __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
+                 "stream_alerted", "tx_seen", "pending")
 
+    # Made for every inspected HTTP flow (tens of thousands on a box): shared empty
+    # immutables until something is kept, containers only while they hold something.
     def __init__(self) -> None:
-        self.flowbits: set[str] = set()
-        self.bodies: dict[tuple[int, Direction], bytearray] = {}
-        self.done_bodies: dict[tuple[int, Direction], bytes] = {}
-        self.waiting_txs: dict[int, HttpTransaction] = {}
+        self.flowbits: "set[str] | frozenset[str]" = _NO_BITS
+        self.passed = False
+        self.tx_seen: frozenset[tuple[int, Direction]] = _NO_KEYS       # HTTP heads already inspected
+        self.pending: tuple[tuple[HttpTransaction, Direction], ...] = ()  # finished, not yet inspected that way
+        self.stream_tail: list[bytes] | None = None        # per direction: the end of the stream so far
+        self.stream_alerted: frozenset[tuple[int, Direction]] = _NO_KEYS
+        self.bodies: dict[tuple[int, Direction], bytearray] | None = None
+        self.done_bodies: dict[tuple[int, Direction], bytes] | None = None
+        self.bodies_done: frozenset[tuple[int, Direction]] = _NO_KEYS   # inspected before their stream ended
+        self.waiting_txs: dict[int, HttpTransaction] | None = None
 
 
 def _state(flow: Flow) -> FlowDetectState:
@@ -59,135 +67,330 @@ def _state(flow: Flow) -> FlowDetectState:
 
 
 class RuleInspector:
+    """Runs the detector at the moments Suricata does (see `header.Scope`) and applies
+    the rule header, flowbits and ``pass`` to what it finds."""
+
     def __init__(self, detector: Detector, *, body_limit: int = 1 << 20) -> None:
         self.detector = detector
         self.body_limit = body_limit
-        self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+        self.header = HeaderCheck()
+        self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
+        self._bare = detector.has_bare_packet_rules
+        self.wants_stream = detector.has_stream_rules
+        self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
 
     # -- what is inspected ---------------------------------------------------------------------
-    def packet(self, flow: Flow, pkt: Packet, d: Direction) -> list[Hit]:
-        if not pkt.payload:
-            return []
-        return self._run(flow, d, {Buffer.PAYLOAD: pkt.payload}, None, len(pkt.payload))
+    def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
+        """Every packet of a flow: IP-only rules on the first one each way, packet rules on all.
 
-    def record(self, flow: Flow, rec: object) -> list[Hit]:
+        `before` is the flow's state before this packet (TCP's established test uses it)."""
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
+        first = (flow.pkts_tc if d else flow.pkts_ts) == 1
+        payload = pkt.payload
+        if not payload and not self._bare and not (first and self.ip_only is not None):
+            return []
+        est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
+        extra = None
+        if first and self.ip_only is not None:   # run in rule order with the rest (flowbits order)
+            src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
+            extra = self.ip_only.candidates(pkt.family, src, dst) or None
+        buffers = {Buffer.PAYLOAD: payload} if payload else {}
+        ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
+        found = self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends, extra=extra)
+        return self._hits(flow, d, found, None)
+
+    def event(self, flow: Flow | None, pkt: Packet | None, a: Anomaly, d: Direction) -> list[Hit]:
+        """An engine event (decoder, stream, app layer): the rules waiting for it, checked
+        against its flow, or its packet if it has none."""
+        idxs = self.detector.event_rules.get(anomaly_key(a.event, a.app_proto))
+        if not idxs:
+            return []
+        rules = self.detector.rules
+        if flow is None:
+            if pkt is None:
+                return []
+            found = [rules[i] for i in idxs if self.header.packet_only(rules[i], pkt)]
+            return [Hit(r, d, None) for r in found if r.action is not Action.PASS and not r.noalert
+                    and (r.threshold is None or self.thresholds.check(r, pkt.src, pkt.dst, 0, pkt.ts)
+                         is Outcome.ALERT)]
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
+        bits = st.flowbits if st is not None else _NO_BITS
+        est = established(flow.state)
+        found2 = [(i, rules[i]) for i in idxs
+                  if self.header(rules[i], flow, d, pkt, est) and (not rules[i].flowbits
+                                                                   or _flowbits_ok(rules[i], bits))]
+        for _, r in found2:
+            if r.flowbits:
+                bits = _state(flow).flowbits = _apply_flowbits(r, bits)
+        return self._hits(flow, d, found2, None)
+
+    def stream(self, flow: Flow, d: Direction, data: bytes) -> list[Hit]:
+        """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream`` rules.
+
+        The last `STREAM_OVERLAP` bytes of the stream are inspected again with
+        the next data, so a pattern split across segments (or across chunks
+        delivered on different ACKs) is found; each rule alerts once per flow
+        direction, as the same bytes are seen more than once."""
+        st = _state(flow)
+        if st.passed:
+            return []
+        tail = st.stream_tail
+        if tail is None:
+            tail = st.stream_tail = [b"", b""]
+        window = tail[d] + data
+        tail[d] = window[-STREAM_OVERLAP:]
+        est = established(flow.state)
+        found = [(i, r) for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
+                                                   None, Scope.STREAM, est, only=self.detector.stream_rules)
+                 if (i, d) not in st.stream_alerted]
+        if found:
+            st.stream_alerted = st.stream_alerted | {(i, d) for i, _ in found}
+        return self._hits(flow, d, found, None)
+
+    def stream_gap(self, flow: Flow, d: Direction) -> None:
+        """Bytes are missing: nothing before the gap may join what follows it."""
+        st = flow.detect
+        if st is not None and st.stream_tail is not None:
+            st.stream_tail[d] = b""
+
+    def progress(self, flow: Flow, d: Direction) -> list[Hit]:
+        """Transactions in direction `d`, run when a packet goes that way (as Suricata
+        inspects a flow's transactions for the direction of the packet at hand): HTTP
+        requests or responses whose head is complete, then finished transactions not
+        inspected that way yet."""
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
+        hits: list[Hit] = []
+        if st is not None and st.pending:
+            keep = []
+            for rec, pd in st.pending:
+                if pd == d:
+                    hits += self._http(flow, d, rec)
+                else:
+                    keep.append((rec, pd))
+            st.pending = tuple(keep)
+        app = flow.app
+        heads = getattr(app.parser, "heads", None) if app is not None else None
+        if heads is not None:
+            for tx in heads(d):
+                key = (tx.tx_id, d)
+                st = _state(flow)
+                if key not in st.tx_seen:
+                    st.tx_seen = st.tx_seen | {key}
+                    hits += self._http(flow, d, tx.record())
+        if st is not None and st.bodies:
+            hits += self._ripe_bodies(flow, st, d)
+        return hits
+
+    def flush(self, flow: Flow) -> list[Hit]:
+        """The flow ends: what waits for a packet in its direction is inspected now."""
+        st = flow.detect
+        if st is None or not st.pending or st.passed:
+            return []
+        hits: list[Hit] = []
+        for rec, d in st.pending:
+            hits += self._http(flow, d, rec)
+        st.pending = ()
+        return hits
+
+    def record(self, flow: Flow, rec: object, pkt: Packet | None = None) -> list[Hit]:
+        """A finished application record; `pkt` is the packet that completed it (the
+        payload items of a DNS rule look at its payload)."""
+        st = flow.detect
+        if st is not None and st.passed:
+            return []
         if isinstance(rec, HttpTransaction):
-            hits = self._run(flow, Direction.TO_SERVER, http_request_buffers(rec), rec, None)
-            if rec.status is not None:
-                hits += self._run(flow, Direction.TO_CLIENT, http_response_buffers(rec), rec, None)
-            st = flow.detect
-            if st is not None:
+            st = _state(flow)
+            for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+                if (d is Direction.TO_SERVER or rec.status is not None) and (rec.tx_id, d) not in st.tx_seen:
+                    st.pending = (*st.pending, (rec, d))
+            if st.tx_seen:
+                st.tx_seen = st.tx_seen - {(rec.tx_id, Direction.TO_SERVER), (rec.tx_id, Direction.TO_CLIENT)}
+            hits: list[Hit] = []
+            if st.done_bodies:
                 req = st.done_bodies.pop((rec.tx_id, Direction.TO_SERVER), b"")
                 resp = st.done_bodies.pop((rec.tx_id, Direction.TO_CLIENT), b"")
+                if not st.done_bodies:
+                    st.done_bodies = None
                 if req or resp:
                     hits += self._bodies(flow, rec, req, resp)
-                if any(k[0] == rec.tx_id for k in st.bodies):
-                    st.waiting_txs[rec.tx_id] = rec  # its body is still arriving
+            # a body may still arrive (or finish decoding, or turn out to be a close-delimited
+            # one) after its transaction is logged: keep the last few logged transactions
+            waiting = st.waiting_txs
+            if waiting is None:
+                waiting = st.waiting_txs = {}
+            waiting[rec.tx_id] = rec
+            if len(waiting) > KEEP_LOGGED_TXS:
+                del waiting[next(iter(waiting))]
             return hits
-        if isinstance(rec, TlsRecord):
-            return self._run(flow, Direction.TO_SERVER, tls_buffers(rec), rec, None)
+        if isinstance(rec, TlsRecord):   # client rules (SNI, JA3...), then server rules (certificate, JA3S)
+            buffers = tls_buffers(rec)
+            return (self._tx(flow, Direction.TO_SERVER, buffers, rec)
+                    + self._tx(flow, Direction.TO_CLIENT, buffers, rec))
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []
             hits: list[Hit] = []
+            payload = pkt.payload if pkt is not None and pkt.payload else None
             for q in rec.queries:
-                hits += self._run(flow, rec.direction, {Buffer.DNS_QUERY: q.rrname}, rec, None)
+                buffers = {Buffer.DNS_QUERY: q.rrname}
+                if payload is not None:
+                    buffers[Buffer.PAYLOAD] = payload
+                hits += self._tx(flow, rec.direction, buffers, rec)
             return hits
         return []
 
     def body_chunk(self, flow: Flow, chunk: BodyChunk) -> list[Hit]:
-        """Collect decoded body bytes (up to the body limit per message); a finished
-        body is inspected with its transaction, whichever of the two comes last."""
+        """Collect decoded body bytes (up to the body limit per message). A body is
+        inspected once: when its framing says it is complete (see `progress`) or when
+        its stream ends, and once its transaction is known, whichever comes last."""
         st = _state(flow)
+        if st.passed:
+            return []
         key = (chunk.tx_id, chunk.direction)
-        buf = st.bodies.get(key)
+        if key in st.bodies_done:   # inspected already; only stray bytes can follow
+            if chunk.final:
+                st.bodies_done = st.bodies_done - {key}
+            return []
+        bodies = st.bodies
+        if bodies is None:
+            bodies = st.bodies = {}
+        buf = bodies.get(key)
         if buf is None:
-            buf = st.bodies[key] = bytearray()
+            buf = bodies[key] = bytearray()
         room = self.body_limit - len(buf)
         if room > 0:
             buf += chunk.data[:room]
         if not chunk.final:
             return []
-        done = bytes(st.bodies.pop(key))
-        tx = st.waiting_txs.pop(chunk.tx_id, None)
+        return self._body_ready(flow, st, key)
+
+    def _ripe_bodies(self, flow: Flow, st: FlowDetectState, d: Direction) -> list[Hit]:
+        """Bodies in direction `d` whose message is complete by its framing."""
+        app = flow.app
+        complete = getattr(app.parser, "body_complete", None) if app is not None else None
+        if complete is None:
+            return []
+        hits: list[Hit] = []
+        for key in [k for k in st.bodies or () if k[1] == d]:
+            if complete(d, key[0]):
+                st.bodies_done = st.bodies_done | {key}
+                hits += self._body_ready(flow, st, key)
+        return hits
+
+    def _body_ready(self, flow: Flow, st: FlowDetectState, key: tuple[int, Direction]) -> list[Hit]:
+        done = bytes(st.bodies.pop(key))  # type: ignore[union-attr]
+        if not st.bodies:
+            st.bodies = None
+        tx_id, d = key
+        tx = (st.waiting_txs.get(tx_id) if st.waiting_txs else None) or _open_tx(flow, tx_id, d)
         if tx is None:
+            if st.done_bodies is None:
+                st.done_bodies = {}
             st.done_bodies[key] = done
             return []
-        req, resp = (done, b"") if chunk.direction == Direction.TO_SERVER else (b"", done)
+        req, resp = (done, b"") if d == Direction.TO_SERVER else (b"", done)
         return self._bodies(flow, tx, req, resp)
 
     def _bodies(self, flow: Flow, rec: HttpTransaction, request: bytes, response: bytes) -> list[Hit]:
+        """Body rules only (their other buffers from the transaction); the rest ran on the heads."""
         hits: list[Hit] = []
         if request:
-            hits += self._run(flow, Direction.TO_SERVER, {Buffer.HTTP_REQUEST_BODY: request}, rec, None)
+            hits += self._http(flow, Direction.TO_SERVER, rec, (Buffer.HTTP_REQUEST_BODY, request))
         if response:
-            hits += self._run(flow, Direction.TO_CLIENT, {Buffer.FILE_DATA: response}, rec, None)
+            hits += self._http(flow, Direction.TO_CLIENT, rec, (Buffer.FILE_DATA, response))
         return hits
+
+    def _http(self, flow: Flow, d: Direction, rec: HttpTransaction,
+              body: tuple[Buffer, bytes] | None = None) -> list[Hit]:
+        """A request (`d` to_server) or a response with its request (to_client); with
+        `body`, only the rules that inspect that body."""
+        buffers = http_request_buffers(rec)
+        raw = rec.request_line, rec.request_headers
+        if d is Direction.TO_CLIENT:
+            buffers.update(http_response_buffers(rec))
+            raw = rec.response_line, rec.response_headers
+        if raw[0] is not None:   # payload items of an HTTP rule: the message as sent (head, then body)
+            buffers[Buffer.PAYLOAD] = _b(raw[0]) + b"\r\n" + _headers(raw[1]) + b"\r\n"  # type: ignore[operator]
+        if body is None:
+            return self._tx(flow, d, buffers, rec)
+        buffers[body[0]] = body[1]
+        buffers[Buffer.PAYLOAD] = buffers.get(Buffer.PAYLOAD, b"") + body[1]
+        return self._tx(flow, d, buffers, rec, require=body[0])
 
     # -- matching ------------------------------------------------------------------------------
-    def _run(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object | None,
-             size: int | None) -> list[Hit]:
-        bits = flow.detect.flowbits if flow.detect is not None else set()
+    def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
+            require: Buffer | None = None) -> list[Hit]:
+        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require)
+        return self._hits(flow, d, found, rec)
 
-        def header(rule: Rule) -> bool:
-            return self._header_ok(rule, flow, d) and _flowbits_ok(rule, bits)
+    def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
+                 size: int | None, scope: Scope, est: bool, require: Buffer | None = None,
+                 endpoints: tuple[int, int, int] | None = None,
+                 only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[tuple[int, Rule]]:
+        header = self.header
+        st = flow.detect
+        bits = st.flowbits if st is not None else _NO_BITS
+        out: list[tuple[int, Rule]] = []
 
-        hits = []
-        for m in self.detector.inspect(buffers, direction=d, header_check=header, packet_size=size):
-            rule = m.rule
+        def check(rule: Rule) -> bool:
+            return header(rule, flow, d, pkt, est) and (not rule.flowbits or _flowbits_ok(rule, bits))
+
+        def matched(rule: Rule) -> None:
+            nonlocal bits
             if rule.flowbits:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
-            if rule.noalert:  # flowbits:noalert or noalert
-                continue
-            hits.append(Hit(rule, d, rec))
-        return hits
 
-    def _header_ok(self, rule: Rule, flow: Flow, d: Direction) -> bool:
-        p = rule.protocol
-        app = flow.app.proto if flow.app is not None else None
-        if p.app_proto is not None:
-            if app != p.app_proto:
-                return False
-        elif p in _L4:
-            if flow.proto != _L4[p]:
-                return False
-        elif p in (Protocol.ICMP, Protocol.ICMPV4, Protocol.ICMPV6) and flow.proto not in (IPPROTO_ICMP,
-                                                                                            IPPROTO_ICMPV6):
-            return False
-        for alp in rule.app_layer_protocols:
-            if (app == alp.name) == alp.negated:
-                return False
-        f = rule.flow
-        if f is not None:
-            if f.established and flow.state != FlowState.ESTABLISHED and flow.state != FlowState.CLOSED:
-                return False
-        if d == Direction.TO_SERVER:
-            src, sport, dst, dport = flow.cli, flow.cport, flow.srv, flow.sport
-        else:
-            src, sport, dst, dport = flow.srv, flow.sport, flow.cli, flow.cport
-        if self._endpoints_ok(rule, src, sport, dst, dport):
-            return True
-        return rule.bidirectional and self._endpoints_ok(rule, dst, dport, src, sport)
+        for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
+                                       on_match=matched, require=require, endpoints=endpoints, only=only,
+                                       extra=extra):
+            out.append((m.index, m.rule))
+        return out
 
-    def _endpoints_ok(self, rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
-        if not rule.src_ports.is_any and not rule.src_ports.contains(sport):
-            return False
-        if not rule.dst_ports.is_any and not rule.dst_ports.contains(dport):
-            return False
-        if not rule.src.is_any and not rule.src.contains(self._addr(src)):
-            return False
-        return rule.dst.is_any or rule.dst.contains(self._addr(dst))
+    def _hits(self, flow: Flow, d: Direction, found: list[tuple[int, Rule]], rec: object | None) -> list[Hit]:
+        """Alerts from what matched: a ``pass`` match passes the whole flow and silences the
+        packet (Suricata applies pass before drop, reject and alert), ``noalert`` rules only
+        set their flowbits."""
+        if not found:
+            return []
+        if any(rule.action is Action.PASS for _, rule in found):
+            _state(flow).passed = True
+            return []
+        found.sort(key=lambda x: x[0])
+        # noalert rules only set flowbits; thresholds hold back alerts, not the match itself
+        return [Hit(rule, d, rec) for _, rule in found
+                if not rule.noalert and (rule.threshold is None or self._threshold_alerts(rule, flow, d))]
 
-    def _addr(self, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        a = self._ip.get(raw)
-        if a is None:
-            if len(self._ip) > 65536:
-                self._ip.clear()
-            a = self._ip[raw] = ipaddress.ip_address(raw)
-        return a
+    def _threshold_alerts(self, rule: Rule, flow: Flow, d: Direction) -> bool:
+        """Whether this match alerts; `flow.last` is the current packet's timestamp."""
+        src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
+        return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
 
 
-def _flowbits_ok(rule: Rule, bits: set[str]) -> bool:
+def _open_tx(flow: Flow, tx_id: int, d: Direction) -> HttpTransaction | None:
+    """The transaction `tx_id` as the parser has it now, if still open (its head read)."""
+    app = flow.app
+    heads = getattr(app.parser, "heads", None) if app is not None else None
+    if heads is not None:
+        for tx in heads(d):
+            if tx.tx_id == tx_id:
+                return tx.record()
+    return None
+
+
+_NO_BITS: frozenset[str] = frozenset()
+_NO_KEYS: frozenset[tuple[int, Direction]] = frozenset()
+_PORTED = frozenset({IPPROTO_TCP, IPPROTO_UDP, 132})
+KEEP_LOGGED_TXS = 2     # logged HTTP transactions kept per flow for bodies that end after them
+STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
+
+
+def _flowbits_ok(rule: Rule, bits: "set[str] | frozenset[str]") -> bool:
     for fb in rule.flowbits:
         cmd = fb.command
         if cmd is FlowbitCommand.ISSET and not _any_or_all(fb, bits, True):
@@ -197,12 +400,12 @@ def _flowbits_ok(rule: Rule, bits: set[str]) -> bool:
     return True
 
 
-def _any_or_all(fb: Flowbit, bits: set[str], present: bool) -> bool:
+def _any_or_all(fb: Flowbit, bits: "set[str] | frozenset[str]", present: bool) -> bool:
     hits = [(n in bits) == present for n in fb.names]
     return any(hits) if fb.any_of else all(hits)
 
 
-def _apply_flowbits(rule: Rule, bits: set[str]) -> set[str]:
+def _apply_flowbits(rule: Rule, bits: "set[str] | frozenset[str]") -> set[str]:
     bits = set(bits)
     for fb in rule.flowbits:
         for n in fb.names:
@@ -247,6 +450,8 @@ def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_PROTOCOL: _b(tx.protocol),
         Buffer.HTTP_ACCEPT: _header(tx.request_headers, "accept"),
         Buffer.HTTP_CONNECTION: _header(tx.request_headers, "connection"),
+        Buffer.HTTP_CONTENT_TYPE: _header(tx.request_headers, "content-type"),
+        Buffer.HTTP_CONTENT_LEN: _header(tx.request_headers, "content-length"),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -258,6 +463,7 @@ def http_response_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_HEADER_RAW: _headers(tx.response_headers) or None,
         Buffer.HTTP_COOKIE: _header(tx.response_headers, "set-cookie"),
         Buffer.HTTP_CONTENT_TYPE: _header(tx.response_headers, "content-type"),
+        Buffer.HTTP_CONTENT_LEN: _header(tx.response_headers, "content-length"),
         Buffer.HTTP_RESPONSE_LINE: _b(tx.response_line),
         Buffer.HTTP_SERVER: _header(tx.response_headers, "server"),
         Buffer.HTTP_LOCATION: _b(tx.redirect),

@@ -199,6 +199,7 @@ class Prefilter:
             self._load(_image)
         else:
             self._build(frozenset(skip))
+        self._index()
         self.compile_seconds = time.perf_counter() - started
 
     @classmethod
@@ -275,15 +276,26 @@ class Prefilter:
         return self.scan(key, self.transform(key, data))
 
     def candidates_for(self, buffers: Mapping[Buffer, bytes],
-                       view: Callable[[BlockKey], bytes | None] | None = None) -> set[int]:
-        """Every rule to verify for a set of raw buffers: the `always` rules and every literal hit."""
-        out = set(self.always)
-        for key, table in self._tables.items():
-            if view is not None:
-                data = view(key)
-            else:
-                raw = buffers.get(key[0])
-                data = None if raw is None else (run_compiled(raw, table.transforms) if table.transforms else raw)
-            if data:
-                out |= self.scan(key, data)
+                       view: Callable[[BlockKey], bytes | None] | None = None, *, always: bool = True) -> set[int]:
+        """Every rule to verify for a set of raw buffers: the `always` rules (unless
+        `always` is False) and every literal hit."""
+        out = set(self.always) if always else set()
+        by_buffer = self._by_buffer
+        for buf, raw in buffers.items():
+            tables = by_buffer.get(buf)
+            if not tables or not raw:
+                continue
+            for table in tables:
+                if view is not None:
+                    data = view(table.key)
+                else:
+                    data = run_compiled(raw, table.transforms) if table.transforms else raw
+                if data:
+                    out |= self.scan(table.key, data)
         return out
+
+    def _index(self) -> None:
+        by_buffer: dict[Buffer, list[_Table]] = {}
+        for t in self._tables.values():
+            by_buffer.setdefault(t.key[0], []).append(t)
+        self._by_buffer = {b: tuple(ts) for b, ts in by_buffer.items()}

@@ -40,6 +40,7 @@ class RunSummary:
     checksum_auto_disabled: bool = False
     bad_checksums: int = 0
     alerts: int = 0
+    alerts_thresholded: int = 0   # matches that threshold/detection_filter kept from alerting
     rules_loaded: int = 0
     rules_skipped: dict[str, int] = field(default_factory=dict)   # keyword -> rules skipped for it
     rules_load_seconds: float = 0.0      # parse + prepare (-S), or read + verify + load (--bundle)
@@ -161,7 +162,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
-        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers)
+        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet)
         engine = Engine(cfg, eve.write, inspector)
         if on_engine is not None:
             on_engine(engine)
@@ -199,5 +200,12 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "stream.gaps": sc.gaps,
         "defrag.memcap_drops": getattr(dc, "memcap_drops", 0),
         "defrag.timeouts": getattr(dc, "timeouts", 0),
+        "files.size_limit": engine.files.counters.size_limit,
+        "files.open_limit": engine.files.counters.open_limit,
+        "files.gaps": engine.files.counters.gaps,
     }
+    if inspector is not None:
+        tc = inspector.thresholds.counters
+        summary.alerts_thresholded = tc.suppressed
+        summary.limits["detect.thresholds_untracked"] = tc.untracked   # table full: alerted untracked
     return summary

@@ -7,6 +7,7 @@ tools and the suricata-verify checks read our output: timestamps as
 """
 from __future__ import annotations
 
+import base64
 import socket
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
@@ -17,10 +18,16 @@ from inspection.engine import EngineEvent
 from inspection.flow.table import EndReason, Flow
 from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
 from inspection.output.eve_dns import dns_to_eve
+from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpState
 from signatures.classification import ClassificationTable, default_classifications
+from signatures.stars import stars_for
+
+# pcap's names for the link types we read (what Suricata logs as packet_info.linktype_name)
+LINKTYPE_NAMES = {0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP", 113: "LINUX_SLL",
+                  228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2"}
 
 _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
@@ -53,12 +60,21 @@ def format_ip(addr: bytes) -> str:
     return ""
 
 
+def _escape_line_breaks(line: bytes) -> bytes:
+    """NEL, LS and PS are legal raw in JSON strings but many line readers
+    (Python's str.splitlines among them) break lines there; wire bytes decoded
+    as latin-1 produce NEL easily, so these three are written escaped."""
+    return (line.replace(b"\xc2\x85", b"\\u0085").replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029"))
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
-    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False,
+    def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False, log_packet: bool = True,
                  classifications: ClassificationTable | None = None) -> None:
         self._fh = fh
+        self._log_packet = log_packet
         self._http_headers = log_http_headers
         self._ipcache: dict[bytes, str] = {}
         self._tscache: dict[int, str] = {}
@@ -86,7 +102,10 @@ class EveWriter:
     def write(self, ev: EngineEvent) -> None:
         rec = self.to_dict(ev)
         self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
-        self._fh.write(orjson.dumps(rec) + b"\n")
+        line = orjson.dumps(rec)
+        if b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line:
+            line = _escape_line_breaks(line)
+        self._fh.write(line + b"\n")
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
@@ -106,11 +125,19 @@ class EveWriter:
             out["pkt_src"] = "wire/pcap"
         body = ev.body
         if et == "alert":
-            self._alert(out, body, ev.direction)
+            self._alert(out, body, ev.direction, flow)
+            if ev.frame is not None and self._log_packet:
+                lt, data = ev.frame
+                out["packet"] = base64.b64encode(data).decode("ascii")
+                out["packet_info"] = {"linktype": lt, "linktype_name": LINKTYPE_NAMES.get(lt, str(lt))}
         elif et == "flow":
             self._flow(out, flow, body)  # type: ignore[arg-type]
         elif et == "anomaly":
             self._anomaly(out, body, flow)  # type: ignore[arg-type]
+        elif et == "fileinfo":
+            self._fileinfo(out, body)
+        elif et == "stats":
+            out["stats"] = body.tree()  # type: ignore[attr-defined]
         else:
             fmt = self._app.get(et)
             if fmt is not None:
@@ -183,7 +210,7 @@ class EveWriter:
                 tcp["state"] = _TCP_STATE_NAMES[flow.tcp.state]
             out["tcp"] = tcp
 
-    def _alert(self, out: dict, hit: object, d: Direction) -> None:
+    def _alert(self, out: dict, hit: object, d: Direction, flow: Flow | None) -> None:
         """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
         rule = hit.rule  # type: ignore[attr-defined]
         cls = self._classes.get(rule.classtype) if rule.classtype else None
@@ -191,6 +218,7 @@ class EveWriter:
             "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
             "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
             "category": cls.description if cls is not None else "", "severity": rule.priority,
+            "stars": stars_for(rule),
         }
         if rule.metadata:
             meta: dict[str, list[str]] = {}
@@ -199,6 +227,17 @@ class EveWriter:
             alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
+        if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow)
+            to_server = d == Direction.TO_SERVER
+            out["flow"] = {
+                "pkts_toserver": flow.pkts_ts, "pkts_toclient": flow.pkts_tc,
+                "bytes_toserver": flow.bytes_ts, "bytes_toclient": flow.bytes_tc,
+                "start": format_ts(flow.start, self._tscache),
+                "src_ip": out["src_ip"] if to_server else out["dest_ip"],
+                "dest_ip": out["dest_ip"] if to_server else out["src_ip"],
+                "src_port": out.get("src_port") if to_server else out.get("dest_port"),
+                "dest_port": out.get("dest_port") if to_server else out.get("src_port"),
+            }
         rec = hit.record  # type: ignore[attr-defined]
         if rec is not None:
             et = rec.event_type
@@ -207,6 +246,16 @@ class EveWriter:
                 out[et] = fmt(rec)
                 out["tx_id"] = rec.tx_id
         self.alerts += 1
+
+    def _fileinfo(self, out: dict, ev: object) -> None:
+        """Suricata's fileinfo: the transaction's app-layer object, app_proto, the file."""
+        f, rec = ev.file, ev.record  # type: ignore[attr-defined]
+        if rec is not None:
+            fmt = self._app.get(rec.event_type)
+            if fmt is not None:
+                out[rec.event_type] = fmt(rec)
+        out["app_proto"] = f.app_proto
+        out["fileinfo"] = fileinfo_to_eve(f)
 
     def _anomaly(self, out: dict, a: Anomaly, flow: Flow | None) -> None:
         body: dict = {"type": a.kind.value, "event": a.event}

@@ -53,8 +53,8 @@ class Score:
         return [r for r in self.evaluated if not r.ok]
 
 
-def run_engine(pcaps: list[Path], args: list[str]) -> list[dict]:
-    """Inspect `pcaps` with Suricata-style args and return the EVE events."""
+def run_engine(pcaps: list[Path], args: list[str], rules: list[Path] | None = None) -> list[dict]:
+    """Inspect `pcaps` with Suricata-style args (and `rules`, if any) and return the EVE events."""
     from inspection.config import ChecksumMode, EngineConfig
     from inspection.io.offline import inspect_files
 
@@ -69,7 +69,7 @@ def run_engine(pcaps: list[Path], args: list[str]) -> list[dict]:
             i += 1
     cfg, _unknown = EngineConfig.from_sets(sets, EngineConfig(checksum=ChecksumMode(checksum)))
     with tempfile.TemporaryDirectory() as out:
-        inspect_files(pcaps, cfg, Path(out))
+        inspect_files(pcaps, cfg, Path(out), rule_files=rules or None)
         events = []
         for line in (Path(out) / "eve.json").read_bytes().splitlines():
             events.append(json.loads(line))
@@ -112,7 +112,21 @@ def _matches(ev, match) -> bool:
     return True
 
 
-def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
+def case_rules(d: Path, y: dict) -> list[Path]:
+    """The rules a case runs with: ``test.rules``, else the file its test.yaml names,
+    else the one ``*.rules`` file beside it (several cases keep theirs under another name)."""
+    if (d / "test.rules").exists():
+        return [d / "test.rules"]
+    named = y.get("rules")
+    if isinstance(named, str) and (d / named).exists():
+        return [d / named]
+    found = sorted(d.glob("*.rules"))
+    return found if len(found) == 1 else []
+
+
+def sv_case(name: str, only_types: frozenset[str] | None = None, alerts: bool = False) -> CaseResult:
+    """One case: its parser-output checks (`only_types`), all its checks, or with
+    `alerts` only its alert checks, run with the case's rules."""
     import yaml
 
     d = CORPUS / "suricata-verify" / "tests" / name
@@ -127,6 +141,8 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
             continue
         et = (f.get("match") or {}).get("event_type")
         if only_types is not None and et not in only_types:
+            continue
+        if alerts and et != "alert":
             continue
         checks.append(f)
     if not checks:
@@ -147,8 +163,11 @@ def sv_case(name: str, only_types: frozenset[str] | None = None) -> CaseResult:
     pcaps = [d / pcap] if pcap else ([d / "input.pcap"] if (d / "input.pcap").exists() else sorted(d.glob("*.pcap*")))
     if not pcaps or not all(p.exists() for p in pcaps):
         return CaseResult(name, False, applicable=False, reason="no capture")
+    rules = case_rules(d, y)
+    if alerts and not rules:
+        return CaseResult(name, False, applicable=False, reason="no rule file")
     try:
-        events = run_engine(pcaps, args)
+        events = run_engine(pcaps, args, rules)
     except Exception as e:  # a crash is a failure with its reason, not a crashed report
         return CaseResult(name, False, reason=f"engine raised {type(e).__name__}: {e}", checks=len(checks))
     bad = []
@@ -194,12 +213,13 @@ def _dns_v2_layout(y: dict, checks: list[dict]) -> bool:
     return any((f.get("match") or {}).get("dns.type") in ("query", "answer") for f in checks)
 
 
-def suricata_verify(groups: set[str], only_types: frozenset[str] | None = None, workers: int = 2) -> Score:
+def suricata_verify(groups: set[str], only_types: frozenset[str] | None = None, workers: int = 2,
+                    alerts: bool = False) -> Score:
     manifest = json.loads((CORPUS / "suricata-verify" / "MANIFEST.json").read_text())
     names = [t["test"] for t in manifest if t["group"] in groups
              and (CORPUS / "suricata-verify" / "tests" / t["test"] / "test.yaml").exists()]
     with ProcessPoolExecutor(workers) as ex:
-        return Score(list(ex.map(sv_case, names, [only_types] * len(names))))
+        return Score(list(ex.map(sv_case, names, [only_types] * len(names), [alerts] * len(names))))
 
 
 # -- tshark oracle -----------------------------------------------------------------------------

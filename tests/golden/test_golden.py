@@ -2,7 +2,7 @@
 
 expect.yaml holds what the engine must report for the capture (event counts by
 type, the set of HTTP requests, TLS server names and DNS query names, anomaly
-counts). `pytest --regen-golden` rewrites it on purpose after a reviewed change.
+counts, the files seen). `pytest --regen-golden` rewrites it on purpose after a reviewed change.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def observe(case: str, tmp: Path) -> dict:
     sni = sorted({e["tls"]["sni"] for e in events if e["event_type"] == "tls" and "sni" in e["tls"]})
     dns = sorted({q["rrname"] for e in events if e["event_type"] == "dns" and e["dns"]["type"] == "request"
                   for q in e["dns"].get("queries", [])})
+    files = sorted(f"{e['fileinfo']['filename']} {e['fileinfo']['size']} {e['fileinfo']['state']} "
+                   f"{e['fileinfo'].get('md5')}" for e in events if e["event_type"] == "fileinfo")
     flow_ids = {e["flow_id"] for e in events if "flow_id" in e}
     return {
         "events": dict(sorted(Counter(e["event_type"] for e in events).items())),
@@ -36,6 +38,7 @@ def observe(case: str, tmp: Path) -> dict:
         "http": http,
         "tls_sni": sni,
         "dns_queries": dns,
+        "files": files,
     }
 
 

@@ -162,6 +162,11 @@ def test_body_chunks_carry_filename_from_content_disposition_or_path():
     p.feed(C, req("/dl/file.bin?x=1"), 0)
     chunks = [o for o in p.feed(S, resp(b"data"), 0) if isinstance(o, BodyChunk)]
     assert chunks[0].filename == "/dl/file.bin"
+    # a request body is named by the path only (Suricata), its Content-Disposition does not count
+    p = Http1Parser()
+    out = p.feed(C, req("/up", b'Content-Disposition: attachment; filename="x.txt"\r\nContent-Length: 2\r\n',
+                        b"PUT") + b"hi", 0)
+    assert [(o.filename, o.method) for o in out if isinstance(o, BodyChunk)] == [("/up", "PUT")]
 
 
 def test_keep_alive_assigns_tx_ids_in_order():
@@ -222,11 +227,21 @@ def test_pipelining_matches_responses_in_order_and_head_has_no_body():
 
 def test_no_body_statuses_and_close_delimited_body():
     conv = [(C, req("/1") + req("/2") + req("/3")),
-            (S, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
+            (S, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n"
                 b"HTTP/1.0 200 OK\r\n\r\nuntil the end")]
     r = run(conv)
     assert [(t.status, t.response_length) for t in r.txs] == [(204, 0), (304, 0), (200, 13)]
     assert r.body(2) == b"until the end" and r.txs[2].complete
+
+
+def test_no_body_status_with_framing_headers_has_the_framed_body():
+    # libhtp and browsers: a 204/304 that announces a body gets it (an evasion otherwise)
+    conv = [(C, req("/1") + req("/2")),
+            (S, b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+                b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")]
+    r = run(conv)
+    assert [(t.status, t.response_body_len) for t in r.txs] == [(204, 5), (304, 2)]
+    assert r.body(0) == b"hello" and r.body(1) == b"hi"
 
 
 def test_chunked_both_directions_with_extensions_and_trailers():
@@ -613,3 +628,29 @@ def test_http_evader_cases_reveal_eicar():
         if n % 25 == 0:   # a sample also byte-by-byte
             assert run(conv, [1] * len(conv), lzma=True).key() == r.key(), case.name
     assert missed == []
+
+
+def test_short_compressed_body_is_decoded_before_its_transaction_is_logged():
+    # detection pairs a body with its transaction: the decoded bytes must not wait for the next message
+    p = Http1Parser()
+    p.feed(C, req("/z"), 0.0)
+    out = p.feed(S, resp(gzip.compress(EICAR), extra=b"Content-Encoding: gzip\r\n"), 0.0)
+    kinds = [(type(o).__name__, getattr(o, "data", None)) for o in out]
+    assert kinds == [("BodyChunk", EICAR), ("HttpTransaction", None)]
+
+
+def test_request_path_is_known_before_the_request_head_ends():
+    # a response may start (and be a file named by the path) while request headers still arrive
+    p = Http1Parser()
+    p.feed(C, b"GET /dl/a.bin?x=1 HTTP/1.1\r\nHost: h\r\nX-Slow: ", 0.0)
+    out = p.feed(S, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0.0)
+    assert [o.filename for o in out if isinstance(o, BodyChunk)] == ["/dl/a.bin"]
+
+
+def test_head_after_junk_names_the_body():
+    p = Http1Parser()
+    p.feed(C, req("/path"), 0.0)
+    out = p.feed(S, b"SIP/2.0 200 ok\r\nHTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"e.txt\"\r\n"
+                    b"Content-Length: 4\r\n\r\ndata", 0.0)
+    names = [(o.data, o.filename) for o in out if isinstance(o, BodyChunk)]
+    assert names == [(b"SIP/2.0 200 ok\r\n", "/path"), (b"data", "e.txt")]

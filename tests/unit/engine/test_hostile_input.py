@@ -40,7 +40,7 @@ def test_mutated_real_conversations_never_raise(seed, flips):
         cut = bytes(f[:rnd.randrange(len(f) + 1)]) if rnd.random() < 0.2 else bytes(f)
         eng.process(1, cut, 1_700_000_000.0 + i * 0.001, len(f))
     eng.finish()
-    assert all(e.event_type in ("flow", "anomaly", "http", "tls", "dns") for e in events)
+    assert all(e.event_type in ("flow", "anomaly", "http", "tls", "dns", "fileinfo", "stats") for e in events)
 
 
 def test_flow_memcap_prunes_are_counted_and_reported(tmp_path):

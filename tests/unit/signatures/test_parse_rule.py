@@ -464,3 +464,15 @@ def test_content_match_is_frozen():
     m = ContentMatch(b"a")
     with pytest.raises(Exception):
         m.nocase = True  # type: ignore[misc]
+
+
+def test_legacy_tls_keywords_become_contents_on_their_sticky_buffer():
+    from signatures.buffers import Buffer
+    r = parse_rule('alert tls any any -> any any (msg:"t"; tls.subject:"CN=a|b"; tls.fingerprint:!"AB:cd"; '
+                   'content:"x"; sid:1;)')
+    by = {b.buffer: b.matches for b in r.buffers}
+    (subj,) = by[Buffer.TLS_CERT_SUBJECT]
+    assert subj.pattern == b"CN=a|b" and not subj.negated
+    (fp,) = by[Buffer.TLS_CERT_FINGERPRINT]
+    assert fp.pattern == b"AB:cd" and fp.negated and fp.nocase and fp.startswith and fp.endswith
+    assert by[Buffer.PAYLOAD][0].pattern == b"x"        # later contents are not captured by the legacy keyword

@@ -1,0 +1,218 @@
+"""Where a rule is evaluated (its scope) and the checks outside its payload.
+
+Suricata sorts rules into kinds that run at different moments, and the
+alert counts depend on it: an IP-only rule (addresses and protocol, nothing
+else) runs on the first packet of each direction of a flow; a packet rule
+(payload content, or packet keywords such as ``flow``, ``flags``, ``dsize``)
+on every packet, payload or not; a rule on application buffers once per
+transaction; a ``tcp-stream`` rule on the reassembled stream. `scope_of`
+makes that decision once per rule; `HeaderCheck` then answers, per packet or
+transaction, everything the payload verifier does not look at: protocol and
+application protocol, addresses and ports, flow state and direction options,
+TCP flags, ICMP type and code, ``ip_proto``, fragments.
+
+Keywords whose state we do not keep yet (``stream_size``, ``xbits``,
+``flowint``, ``app-layer-event``, ``tls.version``) make `scope_of` refuse
+the rule: a rule with a condition we cannot evaluate is skipped with its
+reason, never run as if the condition held.
+"""
+from __future__ import annotations
+
+import enum
+import ipaddress
+
+from signatures.buffers import Buffer
+from signatures.model import FlowbitCommand, FlowOption, Protocol, Rule, TcpFlagMode
+
+from inspection.detect.errors import UnsupportedRule
+from inspection.flow.table import Flow, FlowState
+from inspection.model import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
+
+IPPROTO_SCTP = 132
+L4_PROTOS = _L4 = {Protocol.TCP: (IPPROTO_TCP,), Protocol.TCP_PKT: (IPPROTO_TCP,), Protocol.TCP_STREAM: (IPPROTO_TCP,),
+       Protocol.UDP: (IPPROTO_UDP,), Protocol.ICMP: (IPPROTO_ICMP, IPPROTO_ICMPV6),
+       Protocol.ICMPV4: (IPPROTO_ICMP,), Protocol.ICMPV6: (IPPROTO_ICMPV6,), Protocol.SCTP: (IPPROTO_SCTP,)}
+# Suricata keeps a rule IP-only when its flowbits only write (set/unset/toggle), as ET's reputation lists do
+_WRITE_FLOWBITS = frozenset({FlowbitCommand.SET, FlowbitCommand.UNSET, FlowbitCommand.TOGGLE})
+_UNTRACKED_MODES = frozenset({"to_server", "to_client", "direction", "exact"})
+_PAYLOAD_BUFFERS = frozenset({Buffer.PAYLOAD, Buffer.STREAM, Buffer.BASE64_DATA})
+
+
+class Scope(enum.Enum):
+    IP_ONLY = "ip-only"       # first packet of each flow direction
+    PACKET = "packet"         # every packet (payload items need a payload)
+    STREAM = "stream"         # reassembled TCP stream data
+    TX = "tx"                 # application transactions (http, tls, dns records, bodies)
+    EVENT = "event"           # a decoder, stream or app-layer event (decode-event, stream-event, app-layer-event)
+
+
+def event_key(rule: Rule) -> str:
+    """The event an EVENT rule waits for, named as `anomaly_key` names engine events."""
+    return rule.events[0] if rule.events else rule.app_layer_events[0].lower()
+
+
+def anomaly_key(event: str, app_proto: str | None) -> str:
+    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, or ``http.x`` for
+    the app-layer event X of protocol http (``app-layer-event:http.x``)."""
+    return f"{app_proto}.{event.lower()}" if app_proto else event
+
+
+def scope_of(rule: Rule) -> Scope:
+    """The moment `rule` is evaluated; raises `UnsupportedRule` for conditions we do not evaluate."""
+    for name, keyword in (("stream_size", "stream_size"), ("xbits", "xbits"), ("flowints", "flowint"),
+                          ("tls_version", "tls.version")):
+        if getattr(rule, name):
+            raise UnsupportedRule(keyword, "its state is not tracked yet, so the condition cannot be evaluated")
+    if rule.events or rule.app_layer_events:
+        if len(rule.events) + len(rule.app_layer_events) > 1 or rule.buffers:
+            raise UnsupportedRule("decode-event" if rule.events else "app-layer-event",
+                                  "only one event per rule, without payload items, is supported")
+        return Scope.EVENT
+    for alp in rule.app_layer_protocols:
+        if alp.mode in _UNTRACKED_MODES:
+            raise UnsupportedRule("app-layer-protocol", f"mode {alp.mode}: the protocol is not tracked per direction")
+    buffers = {b.buffer for b in rule.buffers}
+    if buffers - _PAYLOAD_BUFFERS or rule.urilen is not None:   # urilen reads the HTTP URI
+        return Scope.TX
+    flow = rule.flow
+    if rule.protocol is Protocol.TCP_STREAM or (flow is not None and FlowOption.ONLY_STREAM in flow):
+        if not buffers:
+            raise UnsupportedRule("flow", "a stream-only rule without content has nothing to inspect")
+        return Scope.STREAM
+    if (not buffers and flow is None and rule.app_proto is None and not rule.app_layer_protocols
+            and rule.protocol is not Protocol.TCP_PKT
+            and rule.src_ports.is_any and rule.dst_ports.is_any
+            and all(fb.command in _WRITE_FLOWBITS for fb in rule.flowbits)
+            and rule.dsize is None and rule.tcp_flags is None and rule.itype is None and rule.icode is None
+            and rule.ip_proto is None):
+        return Scope.IP_ONLY
+    return Scope.PACKET
+
+
+class HeaderCheck:
+    """The non-payload conditions of rules, checked against a flow, a direction and the current packet."""
+
+    def __init__(self) -> None:
+        self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+
+    def __call__(self, rule: Rule, flow: Flow, d: Direction, pkt: Packet | None, est: bool) -> bool:
+        """`est`: the flow counts as established for this packet (see `established`)."""
+        if not self.protocol_ok(rule, flow):
+            return False
+        f = rule.flow
+        if f is not None and not _flow_ok(f.options, est, pkt):
+            return False
+        if pkt is not None and not _packet_ok(rule, pkt):
+            return False
+        if d == Direction.TO_SERVER:
+            src, sport, dst, dport = flow.cli, flow.cport, flow.srv, flow.sport
+        else:
+            src, sport, dst, dport = flow.srv, flow.sport, flow.cli, flow.cport
+        if self.endpoints_ok(rule, src, sport, dst, dport):
+            return True
+        return rule.bidirectional and self.endpoints_ok(rule, dst, dport, src, sport)
+
+    def packet_only(self, rule: Rule, pkt: Packet) -> bool:
+        """The header of a rule against a packet that has no flow (decoder events on
+        fragments, packets that could not be decoded to a flow)."""
+        p = rule.protocol
+        if p.app_proto is not None or rule.app_layer_protocols or rule.flow is not None or rule.flowbits:
+            return False
+        if p in _L4 and pkt.proto not in _L4[p]:
+            return False
+        if not _packet_ok(rule, pkt):
+            return False
+        if not pkt.src or not pkt.dst:
+            return rule.src.is_any and rule.dst.is_any
+        if self.endpoints_ok(rule, pkt.src, pkt.sport, pkt.dst, pkt.dport):
+            return True
+        return rule.bidirectional and self.endpoints_ok(rule, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+
+    @staticmethod
+    def protocol_ok(rule: Rule, flow: Flow) -> bool:
+        p = rule.protocol
+        app = flow.app.proto if flow.app is not None else None
+        if p.app_proto is not None:
+            if app != p.app_proto:
+                return False
+        elif p in _L4:
+            if flow.proto not in _L4[p]:
+                return False
+        if rule.app_layer_protocols:
+            if app is None:   # not known yet: neither `http` nor `!http` can be decided
+                return False
+            orig = flow.app.orig  # type: ignore[union-attr]
+            for alp in rule.app_layer_protocols:
+                if alp.mode == "original":
+                    seen = (orig or app) == alp.name
+                elif alp.mode == "either":
+                    seen = app == alp.name or orig == alp.name
+                else:
+                    seen = app == alp.name
+                if seen == alp.negated:
+                    return False
+        return True
+
+    def endpoints_ok(self, rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+        if not rule.src_ports.is_any and not rule.src_ports.contains(sport):
+            return False
+        if not rule.dst_ports.is_any and not rule.dst_ports.contains(dport):
+            return False
+        if not rule.src.is_any and not rule.src.contains(self.addr(src)):
+            return False
+        return rule.dst.is_any or rule.dst.contains(self.addr(dst))
+
+    def addr(self, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        a = self._ip.get(raw)
+        if a is None:
+            if len(self._ip) > 65536:
+                self._ip.clear()
+            a = self._ip[raw] = ipaddress.ip_address(raw)
+        return a
+
+
+def established(state: FlowState) -> bool:
+    """``flow:established`` for a flow in `state`. For TCP the caller passes the state
+    before the current packet: as in Suricata, the ACK completing the handshake is
+    not yet an established packet, while a UDP reply is."""
+    return state == FlowState.ESTABLISHED or state == FlowState.CLOSED
+
+
+def _flow_ok(options: frozenset[FlowOption], est: bool, pkt: Packet | None) -> bool:
+    if FlowOption.ESTABLISHED in options and not est:
+        return False
+    if FlowOption.NOT_ESTABLISHED in options and est:
+        return False
+    if pkt is not None:
+        if FlowOption.ONLY_FRAG in options and not pkt.reassembled:
+            return False
+        if FlowOption.NO_FRAG in options and pkt.reassembled:
+            return False
+    return True
+
+
+def _packet_ok(rule: Rule, pkt: Packet) -> bool:
+    tf = rule.tcp_flags
+    if tf is not None:
+        if pkt.proto != IPPROTO_TCP:
+            return False
+        got = pkt.tcp_flags & ~tf.ignore & 0xFF
+        mode = tf.mode
+        if mode is TcpFlagMode.EXACT and got != tf.flags:
+            return False
+        if mode is TcpFlagMode.PLUS and got & tf.flags != tf.flags:
+            return False
+        if mode is TcpFlagMode.ANY and not got & tf.flags:
+            return False
+        if mode is TcpFlagMode.NOT and got & tf.flags:
+            return False
+    if rule.itype is not None or rule.icode is not None:
+        if pkt.proto not in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            return False
+        if rule.itype is not None and not rule.itype.matches(pkt.icmp_type):
+            return False
+        if rule.icode is not None and not rule.icode.matches(pkt.icmp_code):
+            return False
+    if rule.ip_proto is not None and not rule.ip_proto.matches(pkt.proto):
+        return False
+    return True

@@ -1,0 +1,99 @@
+"""Vocabulary of file extraction: a file's end state, its verdict, the
+finished-file record the engine logs as EVE ``fileinfo``, and the limits.
+
+A "file" is what a transfer carries as one object: an HTTP request or
+response body, or one part of a multipart/form-data upload. Records are
+frozen: once a file is closed, nothing about it changes.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from inspection.model import Direction
+
+__all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "Verdict", "VerdictKind", "UNSCANNED"]
+
+
+class FileState(enum.Enum):
+    """How a file ended, under Suricata's names (``fileinfo.state``)."""
+
+    CLOSED = "CLOSED"        # every byte seen, in order
+    TRUNCATED = "TRUNCATED"  # ended early: gap, size cap, connection end before the declared length
+
+
+class VerdictKind(enum.Enum):
+    """What scanning concluded. There is deliberately no default "clean": a
+    file nobody looked at must never read as harmless."""
+
+    UNSCANNED = "unscanned"
+    CLEAN = "clean"
+    MALICIOUS = "malicious"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            raise ValueError("a verdict needs a reason")
+
+
+UNSCANNED = Verdict(VerdictKind.UNSCANNED, "no scanner configured")
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """`max_size`: bytes hashed and scanned per file; past it the file is
+    TRUNCATED (its size still counts every byte that went by).
+    `max_open`: files open at once per flow; more are not tracked (counted).
+    `max_part_header`: bytes of one multipart part's header block."""
+
+    max_size: int = 32 << 20
+    max_open: int = 64
+    max_part_header: int = 8 << 10
+
+    def __post_init__(self) -> None:
+        if self.max_size < 0 or self.max_open < 1 or self.max_part_header < 64:
+            raise ValueError("file limits out of range")
+
+
+@dataclass(slots=True)
+class FileCounters:
+    """Limits hit, for the run summary."""
+
+    size_limit: int = 0       # files cut at `max_size`
+    open_limit: int = 0       # files not tracked because `max_open` were open
+    gaps: int = 0             # files with missing bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One finished file, as logged in EVE ``fileinfo``.
+
+    `size` counts every byte of the file that went by, including bytes lost
+    in gaps (as Suricata counts). Hashes follow Suricata: none when bytes are
+    missing (`gaps`); md5 and sha1 only for a CLOSED file; sha256 also for a
+    TRUNCATED one, over the bytes seen. `magic` is the sniffed type
+    description, `mime_type` its media type (both None for an empty file).
+    """
+
+    event_type: ClassVar[str] = "fileinfo"
+    app_proto: str
+    tx_id: int
+    direction: Direction
+    filename: str
+    size: int
+    state: FileState
+    gaps: bool
+    md5: str | None
+    sha1: str | None
+    sha256: str | None
+    magic: str | None
+    mime_type: str | None
+    verdict: Verdict = field(default=UNSCANNED)
+    stored: bool = False

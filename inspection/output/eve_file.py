@@ -1,0 +1,30 @@
+"""EVE ``fileinfo`` object of a finished file, in Suricata's field order.
+
+As Suricata: md5 and sha1 only for a CLOSED file, sha256 whenever no bytes
+are missing, ``stored`` always (false: nothing is written to disk yet).
+Ours besides: ``mime_type`` next to ``magic``, and ``verdict`` (what content
+scanning concluded; "unscanned" until a scanner is configured).
+"""
+from __future__ import annotations
+
+from inspection.files.model import FileRecord
+
+
+def fileinfo_to_eve(f: FileRecord) -> dict:
+    eve: dict = {"filename": f.filename}
+    if f.magic is not None:
+        eve["magic"] = f.magic
+        eve["mime_type"] = f.mime_type
+    eve["gaps"] = f.gaps
+    eve["state"] = f.state.value
+    if f.md5 is not None:
+        eve["md5"] = f.md5
+    if f.sha1 is not None:
+        eve["sha1"] = f.sha1
+    if f.sha256 is not None:
+        eve["sha256"] = f.sha256
+    eve["stored"] = f.stored
+    eve["size"] = f.size
+    eve["tx_id"] = f.tx_id
+    eve["verdict"] = {"verdict": f.verdict.kind.value, "reason": f.verdict.reason}
+    return eve

@@ -1,0 +1,35 @@
+"""The port index only ever narrows candidates to rules that may apply."""
+from __future__ import annotations
+
+import random
+
+from inspection.detect.header import L4_PROTOS
+from inspection.detect.portgroups import PortGroups
+from tests.unit.detect._helpers import rule
+
+HEADERS = ["alert tcp any any -> any 80", "alert tcp any 3389 -> any any", "alert udp any any -> any 53",
+           "alert tcp any any <> any [8000:8010]", "alert ip any any -> any any", "alert tcp any any -> any !80",
+           "alert tcp any 1024: -> any 445", "alert icmp any any -> any any", "alert tcp any any -> any any"]
+
+
+def test_narrowing_keeps_every_rule_whose_ports_match():
+    rules = [(i, rule('content:"x";', sid=i + 1, header=h)) for i, h in enumerate(HEADERS)]
+    groups = PortGroups((i, r, frozenset(L4_PROTOS[r.protocol]) if r.protocol in L4_PROTOS else None)
+                        for i, r in rules)
+    everything = {i for i, _ in rules}
+    rnd = random.Random(3)
+    for _ in range(2000):
+        proto = rnd.choice([6, 17, 1])
+        sport, dport = rnd.choice([80, 53, 3389, 445, 8005, 40000]), rnd.choice([80, 53, 3389, 445, 8005, 40000])
+        got = groups.narrow(set(everything), proto, sport, dport)
+        for i, r in rules:
+            l4 = L4_PROTOS.get(r.protocol)
+            if l4 is not None and proto not in l4:
+                assert i not in got
+                continue
+            fits = r.src_ports.contains(sport) and r.dst_ports.contains(dport)
+            fits |= r.bidirectional and r.src_ports.contains(dport) and r.dst_ports.contains(sport)
+            if fits:
+                assert i in got, (HEADERS[i], proto, sport, dport)
+    # UDP between two ephemeral ports: only the `ip any` rule can apply
+    assert groups.narrow(set(everything), 17, 40000, 40000) == {4}
