@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+_BIT_NAME = re.compile(r"[A-Za-z0-9_.\-/]+\Z")   # flowbits: "/" too, for traffic/id/... tags
 
 
 class Action(enum.Enum):
@@ -180,8 +181,8 @@ class Flowbit:
     any_of: bool = False
 
     def __post_init__(self) -> None:
-        if not self.names or not all(isinstance(n, str) and _NAME.match(n) for n in self.names):
-            raise ValueError("flowbit names must be non-empty [A-Za-z0-9_.-]")
+        if not self.names or not all(isinstance(n, str) and _BIT_NAME.match(n) for n in self.names):
+            raise ValueError("flowbit names must be non-empty [A-Za-z0-9_.-/]")
         if self.any_of and not self.command.is_condition:
             raise ValueError("'|' groups are only allowed with isset/isnotset")
 

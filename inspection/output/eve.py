@@ -196,6 +196,7 @@ class EveWriter:
             "state": flow.state.eve_name, "reason": reason.value, "alerted": flow.alerted,
         }
         out["flow"] = f
+        self._traffic(out, flow)
         if flow.app is not None and flow.app.orig is not None:
             out["app_proto_orig"] = flow.app.orig
         if flow.tcp is not None or flow.proto == 6:
@@ -209,6 +210,24 @@ class EveWriter:
             if flow.tcp is not None:
                 tcp["state"] = _TCP_STATE_NAMES[flow.tcp.state]
             out["tcp"] = tcp
+
+    @staticmethod
+    def _traffic(out: dict, flow: Flow) -> None:
+        """Suricata's traffic tagging: flowbits named ``traffic/id/X`` or ``traffic/label/X``
+        appear as ``traffic.id`` / ``traffic.label`` on the flow's alerts and flow event
+        (how rules mark a flow's application or category)."""
+        st = flow.detect
+        bits = getattr(st, "flowbits", None)
+        if not bits:
+            return
+        tags: dict[str, list[str]] = {}
+        for name in sorted(bits):
+            if name.startswith("traffic/"):
+                kind, _, value = name[8:].partition("/")
+                if kind in ("id", "label") and value:
+                    tags.setdefault(kind, []).append(value)
+        if tags:
+            out["traffic"] = tags
 
     def _alert(self, out: dict, hit: object, d: Direction, flow: Flow | None) -> None:
         """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
@@ -227,6 +246,8 @@ class EveWriter:
             alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
+        if flow is not None:
+            self._traffic(out, flow)
         if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow)
             to_server = d == Direction.TO_SERVER
             out["flow"] = {

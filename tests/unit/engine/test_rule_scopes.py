@@ -157,3 +157,11 @@ alert tcp any any -> any any (msg:"gone"; flowbits:isset,a; flow:to_server; sid:
 ''')
     first = [sid for n, sid in alerts(events) if n == 1]
     assert first == [1, 2, 3]     # on the SYN: set, seen by 2, unset before 4 looks
+
+
+def test_traffic_flowbits_tag_the_flow_and_its_alerts(tmp_path):
+    rc, events = run_rules(tmp_path, 'alert http any any -> any any (msg:"ua"; http.user_agent; content:"demo"; '
+                                     'flowbits:set,traffic/id/demo-client; flowbits:set,traffic/label/test; sid:1;)\n')
+    (a,) = of(events, "alert")
+    (f,) = of(events, "flow")
+    assert a["traffic"] == f["traffic"] == {"id": ["demo-client"], "label": ["test"]}
