@@ -79,6 +79,8 @@ def test_bundle_is_deterministic(compiled):
 def test_header_names_the_versions(compiled):
     header, offset = read_header(compiled[3])
     assert header.engine == engine_version() and header.python == python_version()
+    version, _, build = header.engine.partition("+")      # another build of the same version is refused too
+    assert version and len(build) == 12 and int(build, 16) >= 0
     assert header.hyperscan == hyperscan_version() and header.hyperscan[0].isdigit()
     assert header.payload_bytes == len(compiled[3]) - offset
 
