@@ -35,7 +35,7 @@ class EngineConfig:
     defrag_timeout: float = 60.0
     defrag_memcap: int = 32 << 20
     defrag_policy: str = "bsd"
-    http_body_limit: int = 1 << 20
+    http_body_limit: int = 100 << 10   # bytes of each HTTP body the rules inspect (Suricata: 100 KiB)
     http_lzma: bool = False             # libhtp's lzma-enabled: off by default, as in Suricata
     http_decompress_layers: int = 3     # content codings undone per body
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED

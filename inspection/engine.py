@@ -256,7 +256,7 @@ class Engine:
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
         ins = self.inspector
-        if ins is not None and ins.wants_stream:
+        if ins is not None and ins.wants_stream and ins.stream_wanted(flow):
             for kind, dd, x in out:
                 if kind == DATA:
                     hits = ins.stream(flow, dd, x)
@@ -295,7 +295,7 @@ class Engine:
         parser = app.parser
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
-            if flow.tcp is not None and (ins is None or not ins.wants_stream):
+            if flow.tcp is not None and (ins is None or not ins.stream_wanted(flow)):
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
 

@@ -112,6 +112,7 @@ class Target(enum.Enum):
 
 
 class FlowOption(enum.Enum):
+    __hash__ = object.__hash__   # members are singletons: hash in C on the packet path
     ESTABLISHED = "established"
     NOT_ESTABLISHED = "not_established"
     STATELESS = "stateless"

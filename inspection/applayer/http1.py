@@ -159,7 +159,7 @@ class Http1Parser(HeadReader, BodyReader):
         headers are known, not when the whole transaction is logged."""
         if not self._txs:
             return []
-        side = self._sides[Direction(direction)]
+        side = self._sides[direction]   # an IntEnum indexes directly (no Enum call per packet)
         req = direction is _TS
         out = []
         for tx in self._txs:
@@ -171,7 +171,7 @@ class Http1Parser(HeadReader, BodyReader):
         """Whether the body of `tx_id`'s message in `direction` is complete by its
         framing (length, last chunk). The body stream itself stays open until the
         next message, since stray lines may still join it as in libhtp."""
-        side = self._sides[Direction(direction)]
+        side = self._sides[direction]
         for tx in self._txs:
             if tx.tx_id == tx_id:
                 done = tx.req_done if direction is _TS else tx.resp_done

@@ -86,6 +86,7 @@ class _RulePlan:
     to_server: bool
     to_client: bool
     scope: Scope
+    sizes: bool                        # has dsize or urilen
     buffers: frozenset[Buffer]
     l4: frozenset[int] | None          # IP protocols the header allows (None: any)
     sports: PortSpec | None            # None: any
@@ -171,6 +172,20 @@ class Detector:
                     bare.append(i)
         self._always = {s: frozenset(v) for s, v in by_scope.items()}
         self._always_bare = frozenset(bare)
+        # the prefilter tables worth scanning at each moment (a DNS query's payload need not be
+        # searched for the packet rules' patterns again)
+        keys: dict[Scope, set[BlockKey]] = {s: set() for s in Scope}
+        for key, rule_ids in self.prefilter.rules_by_table():
+            for i in rule_ids:
+                plan = self._plans[i]
+                if plan is None:
+                    continue
+                if plan.scope is Scope.TX and key[0] is Buffer.PAYLOAD:
+                    by_scope[Scope.TX].append(i)   # a handful: verified on every transaction instead
+                else:
+                    keys[plan.scope].add(key)
+        self._scope_keys = {s: frozenset(v) for s, v in keys.items()}
+        self._always[Scope.TX] = frozenset(by_scope[Scope.TX])
         self.has_bare_packet_rules = bool(bare)
         self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
                                  if p is not None and p.scope is Scope.PACKET)
@@ -182,6 +197,10 @@ class Detector:
             if p is not None and p.scope is Scope.EVENT:
                 events.setdefault(event_key(p.rule), []).append(p.index)
         self.event_rules = {k: tuple(v) for k, v in events.items()}
+
+    def bare_candidates(self, endpoints: tuple[int, int, int]) -> set[int]:
+        """Payload-less packet rules that may apply to a packet with these endpoints."""
+        return self._ports.narrow(set(self._always_bare), *endpoints) if self._always_bare else set()
 
     def scope(self, index: int) -> Scope | None:
         plan = self._plans[index]
@@ -242,7 +261,7 @@ class Detector:
         elif scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
             candidates = set(self._always_bare)
         else:
-            candidates = self.prefilter.candidates_for(buffers, view, always=False)
+            candidates = self.prefilter.candidates_for(buffers, view, always=False, keys=self._scope_keys[scope])
             candidates |= self._always[scope]
         if endpoints is not None and candidates:
             candidates = self._ports.narrow(candidates, *endpoints)
@@ -252,17 +271,24 @@ class Detector:
         exhausted: list[int] = []
         work = 0
         plans = self._plans
-        for idx in sorted(candidates):
+        to_server = direction is Direction.TO_SERVER
+        to_client = direction is Direction.TO_CLIENT
+        for idx in sorted(candidates):   # cheapest tests first: this loop runs for every candidate
             plan = plans[idx]
-            if plan is None or not _rule_level(plan, buffers, direction, packet_size):
+            if plan is None:
+                continue
+            if direction is not None and ((plan.to_server and not to_server) or (plan.to_client and not to_client)):
                 continue
             if scope is not None and plan.scope is not scope and not (extra and idx in extra):
                 continue
             if require is not None and require not in plan.buffers:
                 continue
-            if endpoints is not None and not _ports_ok(plan, endpoints):
+            if plan.sizes and not _sizes_ok(plan.rule, buffers, packet_size):
                 continue
-            if header_check is not None and not header_check(plan.rule):
+            if header_check is not None:
+                if not header_check(plan.rule):   # protocol and ports included
+                    continue
+            elif endpoints is not None and not _ports_ok(plan, endpoints):
                 continue
             ctx = MatchContext(budget=self.budget)
             ok = True
@@ -318,7 +344,8 @@ def _plan(index: int, rule: Rule, regexes: dict | None) -> _RulePlan:
     if rule.urilen is not None and not to_client:   # the URI is a request buffer
         to_server = True
     l4 = L4_PROTOS.get(rule.protocol)
-    return _RulePlan(index, rule, blocks, to_server, to_client, scope, frozenset(b.buffer for b in rule.buffers),
+    return _RulePlan(index, rule, blocks, to_server, to_client, scope,
+                     rule.dsize is not None or rule.urilen is not None, frozenset(b.buffer for b in rule.buffers),
                      None if l4 is None else frozenset(l4),
                      None if rule.src_ports.is_any else rule.src_ports,
                      None if rule.dst_ports.is_any else rule.dst_ports, payload)
@@ -334,14 +361,7 @@ def _ports_ok(plan: _RulePlan, endpoints: tuple[int, int, int]) -> bool:
     return plan.rule.bidirectional and (sp is None or sp.contains(dport)) and (dp is None or dp.contains(sport))
 
 
-def _rule_level(plan: _RulePlan, buffers: Mapping[Buffer, bytes], direction: Direction | None,
-                packet_size: int | None) -> bool:
-    if direction is not None:
-        if plan.to_server and direction is not Direction.TO_SERVER:
-            return False
-        if plan.to_client and direction is not Direction.TO_CLIENT:
-            return False
-    rule = plan.rule
+def _sizes_ok(rule: Rule, buffers: Mapping[Buffer, bytes], packet_size: int | None) -> bool:
     if rule.dsize is not None and (packet_size is None or not rule.dsize.matches(packet_size)):
         return False
     if rule.urilen is not None:

@@ -19,7 +19,7 @@ reason, never run as if the condition held.
 from __future__ import annotations
 
 import enum
-import ipaddress
+from bisect import bisect_right
 
 from signatures.buffers import Buffer
 from signatures.model import FlowbitCommand, FlowOption, Protocol, Rule, TcpFlagMode
@@ -89,86 +89,110 @@ def scope_of(rule: Rule) -> Scope:
     return Scope.PACKET
 
 
+class _Header:
+    """One rule's header, flattened once for the per-packet check."""
+
+    __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
+                 "bidir")
+
+    def __init__(self, rule: Rule) -> None:
+        p = rule.protocol
+        self.app = p.app_proto
+        self.l4 = _L4.get(p) if self.app is None else None
+        self.alps = rule.app_layer_protocols
+        self.flow_opts = rule.flow.options if rule.flow is not None else None
+        self.pkt_checks = (rule.tcp_flags is not None or rule.itype is not None or rule.icode is not None
+                           or rule.ip_proto is not None)
+        self.sports = None if rule.src_ports.is_any else rule.src_ports.ranges
+        self.dports = None if rule.dst_ports.is_any else rule.dst_ports.ranges
+        self.src4, self.src6 = (None, None) if rule.src.is_any else (rule.src.ipv4, rule.src.ipv6)
+        self.dst4, self.dst6 = (None, None) if rule.dst.is_any else (rule.dst.ipv4, rule.dst.ipv6)
+        self.bidir = rule.bidirectional
+
+    def endpoints(self, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+        if self.sports is not None and not _in(self.sports, sport):
+            return False
+        if self.dports is not None and not _in(self.dports, dport):
+            return False
+        if self.src4 is not None and not _in(self.src4 if len(src) == 4 else self.src6, int.from_bytes(src, "big")):
+            return False
+        return self.dst4 is None or _in(self.dst4 if len(dst) == 4 else self.dst6, int.from_bytes(dst, "big"))
+
+
+def _in(ivs: tuple[tuple[int, int], ...], value: int) -> bool:
+    i = bisect_right(ivs, (value, _HUGE)) - 1
+    return i >= 0 and ivs[i][0] <= value <= ivs[i][1]
+
+
+_HUGE = 1 << 129
+
+
 class HeaderCheck:
     """The non-payload conditions of rules, checked against a flow, a direction and the current packet."""
 
     def __init__(self) -> None:
-        self._ip: dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+        self._headers: dict[int, _Header] = {}   # id(rule) -> its flattened header (rules outlive the check)
+
+    def _header(self, rule: Rule) -> _Header:
+        h = self._headers.get(id(rule))
+        if h is None:
+            h = self._headers[id(rule)] = _Header(rule)
+        return h
 
     def __call__(self, rule: Rule, flow: Flow, d: Direction, pkt: Packet | None, est: bool) -> bool:
         """`est`: the flow counts as established for this packet (see `established`)."""
-        if not self.protocol_ok(rule, flow):
+        h = self._headers.get(id(rule)) or self._header(rule)
+        app = flow.app.proto if flow.app is not None else None
+        if h.app is not None:
+            if app != h.app:
+                return False
+        elif h.l4 is not None and flow.proto not in h.l4:
             return False
-        f = rule.flow
-        if f is not None and not _flow_ok(f.options, est, pkt):
+        if h.alps and not _alps_ok(h.alps, flow, app):
             return False
-        if pkt is not None and not _packet_ok(rule, pkt):
+        if h.flow_opts is not None and not _flow_ok(h.flow_opts, est, pkt):
+            return False
+        if h.pkt_checks and pkt is not None and not _packet_ok(rule, pkt):
             return False
         if d == Direction.TO_SERVER:
             src, sport, dst, dport = flow.cli, flow.cport, flow.srv, flow.sport
         else:
             src, sport, dst, dport = flow.srv, flow.sport, flow.cli, flow.cport
-        if self.endpoints_ok(rule, src, sport, dst, dport):
+        if h.endpoints(src, sport, dst, dport):
             return True
-        return rule.bidirectional and self.endpoints_ok(rule, dst, dport, src, sport)
+        return h.bidir and h.endpoints(dst, dport, src, sport)
 
     def packet_only(self, rule: Rule, pkt: Packet) -> bool:
         """The header of a rule against a packet that has no flow (decoder events on
         fragments, packets that could not be decoded to a flow)."""
-        p = rule.protocol
-        if p.app_proto is not None or rule.app_layer_protocols or rule.flow is not None or rule.flowbits:
+        h = self._header(rule)
+        if h.app is not None or h.alps or h.flow_opts is not None or rule.flowbits:
             return False
-        if p in _L4 and pkt.proto not in _L4[p]:
+        if h.l4 is not None and pkt.proto not in h.l4:
             return False
         if not _packet_ok(rule, pkt):
             return False
         if not pkt.src or not pkt.dst:
-            return rule.src.is_any and rule.dst.is_any
-        if self.endpoints_ok(rule, pkt.src, pkt.sport, pkt.dst, pkt.dport):
+            return h.src4 is None and h.dst4 is None
+        if h.endpoints(pkt.src, pkt.sport, pkt.dst, pkt.dport):
             return True
-        return rule.bidirectional and self.endpoints_ok(rule, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        return h.bidir and h.endpoints(pkt.dst, pkt.dport, pkt.src, pkt.sport)
 
-    @staticmethod
-    def protocol_ok(rule: Rule, flow: Flow) -> bool:
-        p = rule.protocol
-        app = flow.app.proto if flow.app is not None else None
-        if p.app_proto is not None:
-            if app != p.app_proto:
-                return False
-        elif p in _L4:
-            if flow.proto not in _L4[p]:
-                return False
-        if rule.app_layer_protocols:
-            if app is None:   # not known yet: neither `http` nor `!http` can be decided
-                return False
-            orig = flow.app.orig  # type: ignore[union-attr]
-            for alp in rule.app_layer_protocols:
-                if alp.mode == "original":
-                    seen = (orig or app) == alp.name
-                elif alp.mode == "either":
-                    seen = app == alp.name or orig == alp.name
-                else:
-                    seen = app == alp.name
-                if seen == alp.negated:
-                    return False
-        return True
 
-    def endpoints_ok(self, rule: Rule, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
-        if not rule.src_ports.is_any and not rule.src_ports.contains(sport):
+def _alps_ok(alps: tuple, flow: Flow, app: str | None) -> bool:
+    if app is None:   # not known yet: neither `http` nor `!http` can be decided
+        return False
+    orig = flow.app.orig  # type: ignore[union-attr]
+    for alp in alps:
+        if alp.mode == "original":
+            seen = (orig or app) == alp.name
+        elif alp.mode == "either":
+            seen = app == alp.name or orig == alp.name
+        else:
+            seen = app == alp.name
+        if seen == alp.negated:
             return False
-        if not rule.dst_ports.is_any and not rule.dst_ports.contains(dport):
-            return False
-        if not rule.src.is_any and not rule.src.contains(self.addr(src)):
-            return False
-        return rule.dst.is_any or rule.dst.contains(self.addr(dst))
-
-    def addr(self, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        a = self._ip.get(raw)
-        if a is None:
-            if len(self._ip) > 65536:
-                self._ip.clear()
-            a = self._ip[raw] = ipaddress.ip_address(raw)
-        return a
+    return True
 
 
 def established(state: FlowState) -> bool:

@@ -77,6 +77,7 @@ class RuleInspector:
         self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
         self._bare = detector.has_bare_packet_rules
         self.wants_stream = detector.has_stream_rules
+        self._stream_ports = _ports_of(detector.rules[i] for i in detector.stream_rules)
         self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
 
     # -- what is inspected ---------------------------------------------------------------------
@@ -89,15 +90,16 @@ class RuleInspector:
             return []
         first = (flow.pkts_tc if d else flow.pkts_ts) == 1
         payload = pkt.payload
-        if not payload and not self._bare and not (first and self.ip_only is not None):
-            return []
+        ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
+        if not payload and not (first and self.ip_only is not None) and not (
+                self._bare and self.detector.bare_candidates(ends)):
+            return []   # most packets: no payload, and no payload-less rule for these ports
         est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
         extra = None
         if first and self.ip_only is not None:   # run in rule order with the rest (flowbits order)
             src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
             extra = self.ip_only.candidates(pkt.family, src, dst) or None
         buffers = {Buffer.PAYLOAD: payload} if payload else {}
-        ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
         found = self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends, extra=extra)
         return self._hits(flow, d, found, None)
 
@@ -127,6 +129,14 @@ class RuleInspector:
             if r.flowbits:
                 bits = _state(flow).flowbits = _apply_flowbits(r, bits)
         return self._hits(flow, d, found2, None)
+
+    def stream_wanted(self, flow: Flow) -> bool:
+        """Whether any stream rule may apply to this flow (by its ports): only those
+        flows keep reassembling raw stream data after their parser is done."""
+        if not self.wants_stream:
+            return False
+        ports = self._stream_ports
+        return ports is None or flow.sport in ports or flow.cport in ports
 
     def stream(self, flow: Flow, d: Direction, data: bytes) -> list[Hit]:
         """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream`` rules.
@@ -370,6 +380,23 @@ class RuleInspector:
         """Whether this match alerts; `flow.last` is the current packet's timestamp."""
         src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
         return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
+
+
+def _ports_of(rules) -> frozenset[int] | None:
+    """Every port named by these rules' headers, or None if one of them allows any port."""
+    out: set[int] = set()
+    for r in rules:
+        named = False
+        for spec in (r.src_ports, r.dst_ports):
+            if spec.is_any:
+                continue
+            if sum(hi - lo + 1 for lo, hi in spec.ranges) > 1024:
+                return None
+            out.update(p for lo, hi in spec.ranges for p in range(lo, hi + 1))
+            named = True
+        if not named:
+            return None
+    return frozenset(out)
 
 
 def _open_tx(flow: Flow, tx_id: int, d: Direction) -> HttpTransaction | None:

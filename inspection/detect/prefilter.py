@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import hyperscan
 
@@ -103,8 +103,15 @@ def _reachable_contents(block: BufferBlock) -> Iterable[ContentMatch]:
 
 
 def choose_fast_pattern(rule: Rule) -> FastPatternChoice | None:
-    """The rule's prefilter literal, or None: the rule must always be verified."""
+    """The rule's prefilter literal, or None: the rule must always be verified.
+
+    The rule writer's ``fast_pattern`` wins, except when it sits in the packet
+    payload of a rule that also has an application-buffer content: such a rule
+    is only ever inspected on transactions, and a transaction's payload scan
+    would otherwise run the whole packet-rule database again (any non-negated
+    content is a correct prefilter)."""
     best: tuple[tuple[int, int, int, int], FastPatternChoice] | None = None
+    explicit: FastPatternChoice | None = None
     order = 0
     for block in rule.buffers:
         if block.buffer is Buffer.BASE64_DATA:
@@ -115,13 +122,16 @@ def choose_fast_pattern(rule: Rule) -> FastPatternChoice | None:
             if c.negated:
                 continue
             fp = c.fast_pattern
-            if fp is not None:
+            if fp is not None and explicit is None:
                 pattern = c.pattern if fp.offset is None else c.pattern[fp.offset:fp.offset + fp.length]
-                return FastPatternChoice(key, pattern, c.nocase, True)
+                explicit = FastPatternChoice(key, pattern, c.nocase, True)
             rank = (0 if block.buffer in _PACKET_BUFFERS else 1, len(c.pattern), pattern_strength(c.pattern),
                     -order)
             if best is None or rank > best[0]:
                 best = (rank, FastPatternChoice(key, c.pattern, c.nocase, False))
+    if explicit is not None and (explicit.key[0] not in _PACKET_BUFFERS or best is None
+                                 or best[1].key[0] in _PACKET_BUFFERS):
+        return explicit
     return None if best is None else best[1]
 
 
@@ -242,6 +252,11 @@ class Prefilter:
         dbs = tuple(PrefilterDatabase(t.key, dump_database(t.db), t.patterns) for t in self._tables.values())
         return PrefilterImage(self.digest, self.rule_count, dbs, tuple(sorted(self.always)))
 
+    def rules_by_table(self) -> Iterator[tuple[BlockKey, set[int]]]:
+        """Each table's key with the rules that have their fast pattern in it."""
+        for key, t in self._tables.items():
+            yield key, {i for ids in t.patterns for i in ids}
+
     @property
     def keys(self) -> tuple[BlockKey, ...]:
         return tuple(self._tables)
@@ -276,9 +291,10 @@ class Prefilter:
         return self.scan(key, self.transform(key, data))
 
     def candidates_for(self, buffers: Mapping[Buffer, bytes],
-                       view: Callable[[BlockKey], bytes | None] | None = None, *, always: bool = True) -> set[int]:
+                       view: Callable[[BlockKey], bytes | None] | None = None, *, always: bool = True,
+                       keys: "frozenset[BlockKey] | None" = None) -> set[int]:
         """Every rule to verify for a set of raw buffers: the `always` rules (unless
-        `always` is False) and every literal hit."""
+        `always` is False) and every literal hit (only in the tables `keys` names, if given)."""
         out = set(self.always) if always else set()
         by_buffer = self._by_buffer
         for buf, raw in buffers.items():
@@ -286,6 +302,8 @@ class Prefilter:
             if not tables or not raw:
                 continue
             for table in tables:
+                if keys is not None and table.key not in keys:
+                    continue
                 if view is not None:
                     data = view(table.key)
                 else:
