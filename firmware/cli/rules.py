@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from collections import Counter
@@ -65,12 +66,48 @@ def run(args: argparse.Namespace) -> int:
         print(f"utm rules check: {e.path}: cannot read rule file: {e.reason}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
+    engine = engine_report(result)
     if args.json:
-        json.dump(report(result, seconds, args.rules), sys.stdout, indent=1)
+        json.dump({**report(result, seconds, args.rules), "engine": engine}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print_report(result, seconds)
+        print_engine(engine)
     return 0
+
+
+def engine_report(result: LoadResult) -> dict:
+    """Prepare the detector for the loaded rules, as `utm inspect -S` would: the rules it
+    cannot run (keyword and reason), prefilter compile time and size, peak memory."""
+    from inspection.detect.engine import Detector   # Hyperscan only when asked for
+
+    started = time.perf_counter()
+    detector = Detector(result.rules)
+    seconds = time.perf_counter() - started
+    skipped: dict[str, dict] = {}
+    for sk in detector.skipped:
+        g = skipped.setdefault(sk.keyword, {"keyword": sk.keyword, "count": 0, "reason": sk.reason,
+                                            "example_sid": sk.rule.sid})
+        g["count"] += 1
+    return {
+        "ready": len(result.rules) - len(detector.skipped),
+        "skipped": len(detector.skipped),
+        "skipped_by_keyword": sorted(skipped.values(), key=lambda g: (-g["count"], g["keyword"])),
+        "prepare_seconds": round(seconds, 3),
+        "prefilter_seconds": round(detector.prefilter.compile_seconds, 3),
+        "prefilter_patterns": detector.prefilter.pattern_count,
+        "prefilter_bytes": detector.prefilter.database_bytes,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def print_engine(e: dict, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    w(f"engine: {e['ready']} rules ready to run, {e['skipped']} not runnable; prepared in "
+      f"{e['prepare_seconds']:.2f} s (Hyperscan {e['prefilter_seconds']:.2f} s, {e['prefilter_patterns']} "
+      f"fast patterns, {e['prefilter_bytes'] / 1e6:.1f} MB); peak memory {e['peak_rss_bytes'] / 1e6:.0f} MB\n")
+    for g in e["skipped_by_keyword"]:
+        w(f"  {g['keyword']:<16}  {g['count']:>6}  engine: {g['reason']} (e.g. sid {g['example_sid']})\n")
 
 
 def parse_vars(items: list[str]) -> dict[str, str]:

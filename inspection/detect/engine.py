@@ -198,6 +198,15 @@ class Detector:
                 events.setdefault(event_key(p.rule), []).append(p.index)
         self.event_rules = {k: tuple(v) for k, v in events.items()}
 
+    def packet_candidates(self, payload: bytes, endpoints: tuple[int, int, int]) -> set[int]:
+        """Packet rules worth verifying on this payload: prefilter hits and rules without
+        a fast pattern, narrowed by protocol and ports. Empty for most packets, which
+        then cost one Hyperscan scan and nothing else."""
+        cands = self.prefilter.candidates_for({Buffer.PAYLOAD: payload}, always=False,
+                                              keys=self._scope_keys[Scope.PACKET])
+        cands |= self._always[Scope.PACKET]
+        return self._ports.narrow(cands, *endpoints) if cands else cands
+
     def bare_candidates(self, endpoints: tuple[int, int, int]) -> set[int]:
         """Payload-less packet rules that may apply to a packet with these endpoints."""
         return self._ports.narrow(set(self._always_bare), *endpoints) if self._always_bare else set()

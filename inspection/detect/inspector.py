@@ -91,16 +91,21 @@ class RuleInspector:
         first = (flow.pkts_tc if d else flow.pkts_ts) == 1
         payload = pkt.payload
         ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
-        if not payload and not (first and self.ip_only is not None) and not (
-                self._bare and self.detector.bare_candidates(ends)):
-            return []   # most packets: no payload, and no payload-less rule for these ports
-        est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
+        det = self.detector
+        if payload:
+            cands = det.packet_candidates(payload, ends)
+        else:
+            cands = det.bare_candidates(ends) if self._bare else set()
         extra = None
         if first and self.ip_only is not None:   # run in rule order with the rest (flowbits order)
             src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
             extra = self.ip_only.candidates(pkt.family, src, dst) or None
+        if not cands and not extra:
+            return []   # most packets end here: no candidate after the prefilter and the port groups
+        est = established(before if before is not None and flow.proto == IPPROTO_TCP else flow.state)
         buffers = {Buffer.PAYLOAD: payload} if payload else {}
-        found = self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, endpoints=ends, extra=extra)
+        found = self._matches(flow, d, buffers, pkt, len(payload), Scope.PACKET, est, only=frozenset(cands),
+                              extra=extra)
         return self._hits(flow, d, found, None)
 
     def event(self, flow: Flow | None, pkt: Packet | None, a: Anomaly, d: Direction) -> list[Hit]:

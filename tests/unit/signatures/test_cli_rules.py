@@ -95,3 +95,17 @@ def test_rules_without_subcommand_prints_usage(capsys):
 def test_check_requires_a_file():
     with pytest.raises(SystemExit):
         utm("rules", "check")
+
+
+def test_check_reports_what_the_engine_cannot_run(tmp_path, capsys):
+    p = tmp_path / "e.rules"
+    p.write_text('alert tcp any any -> any any (msg:"ok"; content:"abc"; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"size"; stream_size:server,>,10; sid:2;)\n')
+    assert utm("rules", "check", "-S", str(p)) == 0
+    out = capsys.readouterr().out
+    assert "loaded: 2" in out and "engine: 1 rules ready to run, 1 not runnable" in out
+    assert "stream_size" in out
+    assert utm("rules", "check", "-S", str(p), "--json") == 0
+    engine = json.loads(capsys.readouterr().out)["engine"]
+    assert engine["ready"] == 1 and engine["skipped_by_keyword"][0]["keyword"] == "stream_size"
+    assert engine["prefilter_patterns"] == 1 and engine["peak_rss_bytes"] > 0
