@@ -207,6 +207,12 @@ class Detector:
         cands |= self._always[Scope.PACKET]
         return self._ports.narrow(cands, *endpoints) if cands else cands
 
+    def tx_candidates(self, buffers: Mapping[Buffer, bytes]) -> set[int]:
+        """Transaction rules worth verifying on these buffers (most DNS queries: none)."""
+        cands = self.prefilter.candidates_for(buffers, always=False, keys=self._scope_keys[Scope.TX])
+        cands |= self._always[Scope.TX]
+        return cands
+
     def bare_candidates(self, endpoints: tuple[int, int, int]) -> set[int]:
         """Payload-less packet rules that may apply to a packet with these endpoints."""
         return self._ports.narrow(set(self._always_bare), *endpoints) if self._always_bare else set()

@@ -341,7 +341,11 @@ class RuleInspector:
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
             require: Buffer | None = None) -> list[Hit]:
-        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require)
+        cands = self.detector.tx_candidates(buffers)
+        if not cands:
+            return []
+        found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require,
+                              only=frozenset(cands))
         return self._hits(flow, d, found, rec)
 
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
