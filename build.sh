@@ -2,7 +2,7 @@
 # One entry point for newcomers, developers and CI.
 #   ./build.sh setup        Debian packages + .venv with the project (editable); idempotent, quiet
 #   ./build.sh test         setup, then the whole test suite (conformance runs when ../shared/corpus exists)
-#   ./build.sh demo         setup, then inspect the bundled capture and show the summary and a few events
+#   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 set -euo pipefail
@@ -55,10 +55,10 @@ case "${1:-}" in
     demo)
         setup
         out=$(mktemp -d)
-        "$VENV/bin/utm" inspect -r "$ROOT/tests/golden/demo/input.pcap" -l "$out"
+        "$VENV/bin/utm" inspect -r "$ROOT/tests/golden/demo/input.pcap" -S "$ROOT/tests/golden/demo/demo.rules" -l "$out"
         echo
         echo "A few events of each kind from $out/eve.json:"
-        for t in http tls dns flow anomaly; do
+        for t in alert http tls dns fileinfo flow anomaly; do
             grep -m 2 "\"event_type\":\"$t\"" "$out/eve.json" || true
         done
         ;;
