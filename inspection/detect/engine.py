@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from signatures.buffers import Buffer
+from signatures.matches import SizeOp
 from signatures.model import Rule
 from signatures.netspec import PortSpec
 
@@ -359,6 +360,9 @@ def _plan(index: int, rule: Rule, regexes: dict | None) -> _RulePlan:
     if rule.urilen is not None and not to_client:   # the URI is a request buffer
         to_server = True
     l4 = L4_PROTOS.get(rule.protocol)
+    ipp = rule.ip_proto
+    if ipp is not None and ipp.op is SizeOp.EQ:   # ip_proto:41 narrows like a protocol in the header
+        l4 = (ipp.value,) if l4 is None or ipp.value in l4 else ()
     return _RulePlan(index, rule, blocks, to_server, to_client, scope,
                      rule.dsize is not None or rule.urilen is not None, frozenset(b.buffer for b in rule.buffers),
                      None if l4 is None else frozenset(l4),

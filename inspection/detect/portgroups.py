@@ -34,12 +34,15 @@ class PortGroups:
     """For each IP protocol: the rules valid on any port, and those tied to a port."""
 
     def __init__(self, rules: Iterable[tuple[int, Rule, frozenset[int] | None]]) -> None:
+        rules = list(rules)
+        named = {p for _, _, l4 in rules if l4 for p in l4}
+        # one group per protocol a rule names; 0 stands for every other protocol
         groups: dict[int, tuple[set[int], dict[int, set[int]], dict[int, set[int]]]] = {
-            p: (set(), {}, {}) for p in (*PROTOS, 0)}
+            p: (set(), {}, {}) for p in (*PROTOS, *named, 0)}
         for idx, rule, l4 in rules:
             dports, sports = _ports(rule.dst_ports), _ports(rule.src_ports)
             for proto, (any_ports, by_dport, by_sport) in groups.items():
-                if l4 is not None and proto not in l4:
+                if l4 is not None and (proto not in l4 or proto == 0):
                     continue
                 if dports is not None:
                     for p in dports:

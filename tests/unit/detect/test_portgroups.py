@@ -33,3 +33,11 @@ def test_narrowing_keeps_every_rule_whose_ports_match():
                 assert i in got, (HEADERS[i], proto, sport, dport)
     # UDP between two ephemeral ports: only the `ip any` rule can apply
     assert groups.narrow(set(everything), 17, 40000, 40000) == {4}
+
+
+def test_ip_proto_narrows_like_a_header_protocol():
+    from inspection.detect.engine import Detector
+    det = Detector([rule("ip_proto:41;", sid=1, header="alert ip any any -> any any"),
+                    rule("flags:S;", sid=2, header="alert tcp any any -> any any")])
+    assert det.bare_candidates((6, 40000, 80)) == {1}     # only the TCP rule (index 1) for TCP packets
+    assert det.bare_candidates((41, 0, 0)) == {0}
