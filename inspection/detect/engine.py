@@ -25,7 +25,6 @@ from typing import Callable, Mapping, Sequence
 from signatures.buffers import Buffer
 from signatures.matches import SizeOp
 from signatures.model import Rule
-from signatures.netspec import PortSpec
 
 from inspection.detect.errors import UnsupportedRule
 from inspection.detect.header import L4_PROTOS, Scope, event_key, scope_of
@@ -90,8 +89,6 @@ class _RulePlan:
     sizes: bool                        # has dsize or urilen
     buffers: frozenset[Buffer]
     l4: frozenset[int] | None          # IP protocols the header allows (None: any)
-    sports: PortSpec | None            # None: any
-    dports: PortSpec | None
     payload: bool        # has items on the packet payload / stream: never run on an empty one
 
 
@@ -225,17 +222,17 @@ class Detector:
     def inspect(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
                 header_check: HeaderCheck | None = None, packet_size: int | None = None,
                 scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
-                require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+                require: Buffer | None = None,
                 only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[Match]:
         """The rules that match these buffers, in rule order."""
         return list(self.scan(buffers, direction=direction, header_check=header_check,
                               packet_size=packet_size, scope=scope, on_match=on_match, require=require,
-                              endpoints=endpoints, only=only, extra=extra).matches)
+                              only=only, extra=extra).matches)
 
     def scan(self, buffers: Mapping[Buffer, bytes], *, direction: Direction | None = None,
              header_check: HeaderCheck | None = None, packet_size: int | None = None,
              scope: Scope | None = None, on_match: Callable[[Rule], None] | None = None,
-             require: Buffer | None = None, endpoints: tuple[int, int, int] | None = None,
+             require: Buffer | None = None,
              only: frozenset[int] | None = None, extra: set[int] | None = None) -> Inspection:
         """`inspect` with the counters: candidates verified, rules abandoned for the budget, work units.
 
@@ -250,11 +247,9 @@ class Detector:
         side effects (flowbits) are seen by the rules after it, as in Suricata.
         `require` limits the run to rules that inspect that buffer (a body that
         just ended runs its body rules, not again every rule of the transaction).
-        `endpoints` (IP protocol, sender's port, receiver's port) lets the
-        detector drop candidates of another protocol or port before the
-        caller's header check: short fast patterns (RDP, DCERPC, MySQL rules)
-        turn up in unrelated traffic all the time. `only` names the candidates
-        outright, skipping the prefilter (a scope with a handful of rules).
+        `only` names the candidates outright, skipping the prefilter (the
+        caller narrowed them already, see `packet_candidates`, or a scope has
+        a handful of rules).
         `extra` adds rules of another scope to this run, in rule order (the
         IP-only rules due on a flow's first packet each way).
         """
@@ -279,8 +274,6 @@ class Detector:
         else:
             candidates = self.prefilter.candidates_for(buffers, view, always=False, keys=self._scope_keys[scope])
             candidates |= self._always[scope]
-        if endpoints is not None and candidates:
-            candidates = self._ports.narrow(candidates, *endpoints)
         if extra:
             candidates |= extra
         matches: list[Match] = []
@@ -301,10 +294,7 @@ class Detector:
                 continue
             if plan.sizes and not _sizes_ok(plan.rule, buffers, packet_size):
                 continue
-            if header_check is not None:
-                if not header_check(plan.rule):   # protocol and ports included
-                    continue
-            elif endpoints is not None and not _ports_ok(plan, endpoints):
+            if header_check is not None and not header_check(plan.rule):   # protocol and ports included
                 continue
             ctx = MatchContext(budget=self.budget)
             ok = True
@@ -365,19 +355,7 @@ def _plan(index: int, rule: Rule, regexes: dict | None) -> _RulePlan:
         l4 = (ipp.value,) if l4 is None or ipp.value in l4 else ()
     return _RulePlan(index, rule, blocks, to_server, to_client, scope,
                      rule.dsize is not None or rule.urilen is not None, frozenset(b.buffer for b in rule.buffers),
-                     None if l4 is None else frozenset(l4),
-                     None if rule.src_ports.is_any else rule.src_ports,
-                     None if rule.dst_ports.is_any else rule.dst_ports, payload)
-
-
-def _ports_ok(plan: _RulePlan, endpoints: tuple[int, int, int]) -> bool:
-    proto, sport, dport = endpoints
-    if plan.l4 is not None and proto not in plan.l4:
-        return False
-    sp, dp = plan.sports, plan.dports
-    if (sp is None or sp.contains(sport)) and (dp is None or dp.contains(dport)):
-        return True
-    return plan.rule.bidirectional and (sp is None or sp.contains(dport)) and (dp is None or dp.contains(sport))
+                     None if l4 is None else frozenset(l4), payload)
 
 
 def _sizes_ok(rule: Rule, buffers: Mapping[Buffer, bytes], packet_size: int | None) -> bool:

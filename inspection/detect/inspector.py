@@ -350,7 +350,6 @@ class RuleInspector:
 
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
                  size: int | None, scope: Scope, est: bool, require: Buffer | None = None,
-                 endpoints: tuple[int, int, int] | None = None,
                  only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[tuple[int, Rule]]:
         header = self.header
         st = flow.detect
@@ -366,8 +365,7 @@ class RuleInspector:
                 bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
-                                       on_match=matched, require=require, endpoints=endpoints, only=only,
-                                       extra=extra):
+                                       on_match=matched, require=require, only=only, extra=extra):
             out.append((m.index, m.rule))
         return out
 
