@@ -77,9 +77,13 @@ def _subtract(a: Intervals, b: Intervals, top: int) -> Intervals:
     return tuple(out)
 
 
-def _contains(ivs: Intervals, value: int) -> bool:
+def intervals_contain(ivs: Intervals, value: int) -> bool:
+    """Whether `value` (an address as an integer, or a port) lies in the sorted intervals."""
     i = bisect_right(ivs, (value, 1 << 129)) - 1
     return i >= 0 and ivs[i][0] <= value <= ivs[i][1]
+
+
+_contains = intervals_contain
 
 
 def _check_intervals(ivs: Intervals, top: int, what: str) -> None:

@@ -19,10 +19,10 @@ reason, never run as if the condition held.
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
 
 from signatures.buffers import Buffer
 from signatures.model import FlowbitCommand, FlowOption, Protocol, Rule, TcpFlagMode
+from signatures.netspec import intervals_contain
 
 from inspection.detect.errors import UnsupportedRule
 from inspection.flow.table import Flow, FlowState
@@ -119,12 +119,7 @@ class _Header:
         return self.dst4 is None or _in(self.dst4 if len(dst) == 4 else self.dst6, int.from_bytes(dst, "big"))
 
 
-def _in(ivs: tuple[tuple[int, int], ...], value: int) -> bool:
-    i = bisect_right(ivs, (value, _HUGE)) - 1
-    return i >= 0 and ivs[i][0] <= value <= ivs[i][1]
-
-
-_HUGE = 1 << 129
+_in = intervals_contain
 
 
 class HeaderCheck:
