@@ -187,6 +187,7 @@ class Detector:
         self.has_bare_packet_rules = bool(bare)
         self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
                                  if p is not None and p.scope is Scope.PACKET)
+        self.buffers_used = frozenset(b for p in self._plans if p is not None for b in p.buffers)
         self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
         self.has_stream_rules = bool(self.stream_rules)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)

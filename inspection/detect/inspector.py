@@ -326,17 +326,40 @@ class RuleInspector:
         """A request (`d` to_server) or a response with its request (to_client); with
         `body`, only the rules that inspect that body."""
         buffers = http_request_buffers(rec)
-        raw = rec.request_line, rec.request_headers
         if d is Direction.TO_CLIENT:
-            buffers.update(http_response_buffers(rec))
-            raw = rec.response_line, rec.response_headers
-        if raw[0] is not None:   # payload items of an HTTP rule: the message as sent (head, then body)
-            buffers[Buffer.PAYLOAD] = _b(raw[0]) + b"\r\n" + _headers(raw[1]) + b"\r\n"  # type: ignore[operator]
+            response = http_response_buffers(rec)
+            for own in (Buffer.HTTP_START, Buffer.HTTP_HEADER_NAMES):   # this message's, or none
+                if own not in response:
+                    buffers.pop(own, None)
+            buffers.update(response)
+        head = buffers.get(Buffer.HTTP_START)
+        if head is not None:   # payload items of an HTTP rule: the message as sent (head, then body)
+            buffers[Buffer.PAYLOAD] = head
         if body is None:
-            return self._tx(flow, d, buffers, rec)
+            hits = self._tx(flow, d, buffers, rec)
+            multi = Buffer.HTTP_REQUEST_HEADER if d is Direction.TO_SERVER else Buffer.HTTP_RESPONSE_HEADER
+            if multi in self.detector.buffers_used:
+                pairs = rec.request_headers if d is Direction.TO_SERVER else rec.response_headers
+                hits += self._each_header(flow, d, buffers, rec, multi, pairs)
+            return hits
         buffers[body[0]] = body[1]
         buffers[Buffer.PAYLOAD] = buffers.get(Buffer.PAYLOAD, b"") + body[1]
         return self._tx(flow, d, buffers, rec, require=body[0])
+
+    def _each_header(self, flow: Flow, d: Direction, buffers: dict, rec: HttpTransaction, multi: Buffer,
+                     pairs: tuple[tuple[str, str], ...]) -> list[Hit]:
+        """``http.request_header`` / ``http.response_header`` are Suricata multi-buffers: each
+        header line ("Name: value") is inspected on its own, and a rule alerts once per message
+        if any line matches."""
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        for name, value in pairs:
+            buffers[multi] = _b(f"{name}: {value}")
+            for h in self._tx(flow, d, buffers, rec, require=multi):
+                if id(h.rule) not in seen:
+                    seen.add(id(h.rule))
+                    hits.append(h)
+        return hits
 
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
@@ -468,6 +491,16 @@ def _header(pairs: tuple[tuple[str, str], ...], name: str) -> bytes | None:
     return None
 
 
+def _start(line: str | None, pairs: tuple[tuple[str, str], ...]) -> bytes | None:
+    """``http.start``: the start line and the headers, as Suricata builds it."""
+    return None if line is None else _b(line) + b"\r\n" + _headers(pairs) + b"\r\n"  # type: ignore[operator]
+
+
+def _names(pairs: tuple[tuple[str, str], ...]) -> bytes | None:
+    """``http.header_names``: CRLF, then each name and CRLF, then CRLF."""
+    return b"\r\n" + b"".join(_b(n) + b"\r\n" for n, _ in pairs) + b"\r\n" if pairs else None  # type: ignore[operator]
+
+
 def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
     out: dict[Buffer, bytes | None] = {
         Buffer.HTTP_URI: _b(tx.normalized_uri or tx.uri),
@@ -486,6 +519,8 @@ def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_CONNECTION: _header(tx.request_headers, "connection"),
         Buffer.HTTP_CONTENT_TYPE: _header(tx.request_headers, "content-type"),
         Buffer.HTTP_CONTENT_LEN: _header(tx.request_headers, "content-length"),
+        Buffer.HTTP_START: _start(tx.request_line, tx.request_headers),
+        Buffer.HTTP_HEADER_NAMES: _names(tx.request_headers),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -498,6 +533,8 @@ def http_response_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
         Buffer.HTTP_COOKIE: _header(tx.response_headers, "set-cookie"),
         Buffer.HTTP_CONTENT_TYPE: _header(tx.response_headers, "content-type"),
         Buffer.HTTP_CONTENT_LEN: _header(tx.response_headers, "content-length"),
+        Buffer.HTTP_START: _start(tx.response_line, tx.response_headers),
+        Buffer.HTTP_HEADER_NAMES: _names(tx.response_headers),
         Buffer.HTTP_RESPONSE_LINE: _b(tx.response_line),
         Buffer.HTTP_SERVER: _header(tx.response_headers, "server"),
         Buffer.HTTP_LOCATION: _b(tx.redirect),

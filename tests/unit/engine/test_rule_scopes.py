@@ -165,3 +165,13 @@ def test_traffic_flowbits_tag_the_flow_and_its_alerts(tmp_path):
     (a,) = of(events, "alert")
     (f,) = of(events, "flow")
     assert a["traffic"] == f["traffic"] == {"id": ["demo-client"], "label": ["test"]}
+
+
+def test_http_start_names_and_header_lines(tmp_path):
+    rc, events = run_rules(tmp_path, '''
+alert http any any -> any any (msg:"start"; flow:to_server; http.start; content:"GET"; depth:3; content:"Host:"; distance:0; sid:1;)
+alert http any any -> any any (msg:"names"; http.header_names; content:"|0d 0a|Host|0d 0a|"; sid:2;)
+alert http any any -> any any (msg:"one line"; flow:to_server; http.request_header; content:"User-Agent: demo"; startswith; sid:3;)
+alert http any any -> any any (msg:"lines are separate"; flow:to_server; http.request_header; content:"Host"; startswith; content:"User-Agent"; sid:4;)
+''')
+    assert sorted(sid for _, sid in alerts(events)) == [1, 2, 3]
