@@ -256,7 +256,7 @@ class Engine:
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
         ins = self.inspector
-        if ins is not None and ins.wants_stream and ins.stream_wanted(flow):
+        if ins is not None and ins.stream_wanted(flow):
             for kind, dd, x in out:
                 if kind == DATA:
                     hits = ins.stream(flow, dd, x)

@@ -83,8 +83,6 @@ def intervals_contain(ivs: Intervals, value: int) -> bool:
     return i >= 0 and ivs[i][0] <= value <= ivs[i][1]
 
 
-_contains = intervals_contain
-
 
 def _check_intervals(ivs: Intervals, top: int, what: str) -> None:
     prev = -2
@@ -119,7 +117,7 @@ class AddressSpec:
 
     def contains(self, address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        return _contains(self.ipv4 if ip.version == 4 else self.ipv6, int(ip))
+        return intervals_contain(self.ipv4 if ip.version == 4 else self.ipv6, int(ip))
 
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The covered addresses as CIDR blocks (for display and kernel sets)."""
@@ -147,7 +145,7 @@ class PortSpec:
         return self.ranges == ((0, _PORT_MAX),)
 
     def contains(self, port: int) -> bool:
-        return _contains(self.ranges, port)
+        return intervals_contain(self.ranges, port)
 
 
 # --- the spec grammar, shared by addresses and ports ---------------------------------

@@ -290,18 +290,17 @@ class ContentDecoder:
         return data
 
     def finish(self) -> bytes:
-        out = b""
-        for layer in self._layers:
-            produced = layer.feed(out) if out else b""
-            out = produced + layer.finish()
-        return out
+        return self._drain(end=True)
 
     def flush(self) -> bytes:
         """Decode everything held so far without ending the stream (see `_Layer.flush`)."""
+        return self._drain(end=False)
+
+    def _drain(self, *, end: bool) -> bytes:
         out = b""
         for layer in self._layers:
             produced = layer.feed(out) if out else b""
-            out = produced + layer.flush()
+            out = produced + (layer.finish() if end else layer.flush())
         return out
 
 

@@ -197,24 +197,24 @@ class Detector:
                 events.setdefault(event_key(p.rule), []).append(p.index)
         self.event_rules = {k: tuple(v) for k, v in events.items()}
 
-    def packet_candidates(self, payload: bytes, endpoints: tuple[int, int, int]) -> set[int]:
-        """Packet rules worth verifying on this payload: prefilter hits and rules without
-        a fast pattern, narrowed by protocol and ports. Empty for most packets, which
-        then cost one Hyperscan scan and nothing else."""
-        cands = self.prefilter.candidates_for({Buffer.PAYLOAD: payload}, always=False,
-                                              keys=self._scope_keys[Scope.PACKET])
-        cands |= self._always[Scope.PACKET]
-        return self._ports.narrow(cands, *endpoints) if cands else cands
-
-    def tx_candidates(self, buffers: Mapping[Buffer, bytes]) -> set[int]:
-        """Transaction rules worth verifying on these buffers (most DNS queries: none)."""
-        cands = self.prefilter.candidates_for(buffers, always=False, keys=self._scope_keys[Scope.TX])
-        cands |= self._always[Scope.TX]
+    def candidates(self, buffers: Mapping[Buffer, bytes], scope: Scope | None,
+                   view: Callable[[BlockKey], bytes | None] | None = None) -> set[int]:
+        """The rules worth verifying on these buffers at `scope` (None: every scope):
+        prefilter hits in that scope's tables and its rules without a fast pattern."""
+        if scope is None:
+            return self.prefilter.candidates_for(buffers, view)
+        if scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
+            return set(self._always_bare)
+        cands = self.prefilter.candidates_for(buffers, view, always=False, keys=self._scope_keys[scope])
+        cands |= self._always[scope]
         return cands
 
-    def bare_candidates(self, endpoints: tuple[int, int, int]) -> set[int]:
-        """Payload-less packet rules that may apply to a packet with these endpoints."""
-        return self._ports.narrow(set(self._always_bare), *endpoints) if self._always_bare else set()
+    def packet_candidates(self, payload: bytes, endpoints: tuple[int, int, int]) -> set[int]:
+        """Packet rules worth verifying on this packet (an empty payload: the rules without
+        payload items), narrowed by protocol and ports. Empty for most packets, which then
+        cost one Hyperscan scan and nothing else."""
+        cands = self.candidates({Buffer.PAYLOAD: payload} if payload else {}, Scope.PACKET)
+        return self._ports.narrow(cands, *endpoints) if cands else cands
 
     def scope(self, index: int) -> Scope | None:
         plan = self._plans[index]
@@ -266,15 +266,7 @@ class Detector:
 
         if packet_size is None and Buffer.PAYLOAD in buffers:
             packet_size = len(buffers[Buffer.PAYLOAD])
-        if only is not None:
-            candidates = set(only)
-        elif scope is None:
-            candidates = self.prefilter.candidates_for(buffers, view)
-        elif scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
-            candidates = set(self._always_bare)
-        else:
-            candidates = self.prefilter.candidates_for(buffers, view, always=False, keys=self._scope_keys[scope])
-            candidates |= self._always[scope]
+        candidates = set(only) if only is not None else self.candidates(buffers, scope, view)
         if extra:
             candidates |= extra
         matches: list[Match] = []

@@ -91,11 +91,7 @@ class RuleInspector:
         first = (flow.pkts_tc if d else flow.pkts_ts) == 1
         payload = pkt.payload
         ends = (pkt.proto, pkt.sport, pkt.dport) if pkt.proto in _PORTED else (pkt.proto, 0, 0)
-        det = self.detector
-        if payload:
-            cands = det.packet_candidates(payload, ends)
-        else:
-            cands = det.bare_candidates(ends) if self._bare else set()
+        cands = self.detector.packet_candidates(payload, ends) if payload or self._bare else set()
         extra = None
         if first and self.ip_only is not None:   # run in rule order with the rest (flowbits order)
             src, dst = (flow.srv, flow.cli) if d else (flow.cli, flow.srv)
@@ -114,32 +110,24 @@ class RuleInspector:
         idxs = self.detector.event_rules.get(anomaly_key(a.event, a.app_proto))
         if not idxs:
             return []
-        rules = self.detector.rules
         if flow is None:
             if pkt is None:
                 return []
-            found = [rules[i] for i in idxs if self.header.packet_only(rules[i], pkt)]
-            return [Hit(r, d, None) for r in found if r.action is not Action.PASS and not r.noalert
-                    and (r.threshold is None or self.thresholds.check(r, pkt.src, pkt.dst, 0, pkt.ts)
-                         is Outcome.ALERT)]
+            rules = self.detector.rules
+            return [Hit(r, d, None) for r in (rules[i] for i in idxs)
+                    if self.header.packet_only(r, pkt) and r.action is not Action.PASS and not r.noalert
+                    and (r.threshold is None or self._threshold_alerts(r, pkt.src, pkt.dst, 0, pkt.ts))]
         st = flow.detect
         if st is not None and st.passed:
             return []
-        bits = st.flowbits if st is not None else _NO_BITS
-        est = established(flow.state)
-        found2 = [(i, rules[i]) for i in idxs
-                  if self.header(rules[i], flow, d, pkt, est) and (not rules[i].flowbits
-                                                                   or _flowbits_ok(rules[i], bits))]
-        for _, r in found2:
-            if r.flowbits:
-                bits = _state(flow).flowbits = _apply_flowbits(r, bits)
-        return self._hits(flow, d, found2, None)
+        found = self._matches(flow, d, {}, pkt, None, Scope.EVENT, established(flow.state), only=frozenset(idxs))
+        return self._hits(flow, d, found, None)
 
     def stream_wanted(self, flow: Flow) -> bool:
         """Whether any stream rule may apply to this flow (by its ports): only those
         flows keep reassembling raw stream data after their parser is done."""
         if not self.wants_stream:
-            return False
+            return False   # the common case: one attribute test on the per-packet path
         ports = self._stream_ports
         return ports is None or flow.sport in ports or flow.cport in ports
 
@@ -364,7 +352,7 @@ class RuleInspector:
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
             require: Buffer | None = None) -> list[Hit]:
-        cands = self.detector.tx_candidates(buffers)
+        cands = self.detector.candidates(buffers, Scope.TX)
         if not cands:
             return []
         found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require,
@@ -403,13 +391,14 @@ class RuleInspector:
             return []
         found.sort(key=lambda x: x[0])
         # noalert rules only set flowbits; thresholds hold back alerts, not the match itself
-        return [Hit(rule, d, rec) for _, rule in found
-                if not rule.noalert and (rule.threshold is None or self._threshold_alerts(rule, flow, d))]
-
-    def _threshold_alerts(self, rule: Rule, flow: Flow, d: Direction) -> bool:
-        """Whether this match alerts; `flow.last` is the current packet's timestamp."""
         src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
-        return self.thresholds.check(rule, src, dst, flow.flow_id, flow.last) is Outcome.ALERT
+        return [Hit(rule, d, rec) for _, rule in found   # `flow.last` is the current packet's time
+                if not rule.noalert and (rule.threshold is None
+                                         or self._threshold_alerts(rule, src, dst, flow.flow_id, flow.last))]
+
+    def _threshold_alerts(self, rule: Rule, src: bytes, dst: bytes, flow_id: int, ts: float) -> bool:
+        """Whether this match alerts under its threshold/detection_filter."""
+        return self.thresholds.check(rule, src, dst, flow_id, ts) is Outcome.ALERT
 
 
 def _ports_of(rules) -> frozenset[int] | None:

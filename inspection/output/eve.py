@@ -246,9 +246,8 @@ class EveWriter:
             alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
-        if flow is not None:
+        if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow), and its tags
             self._traffic(out, flow)
-        if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow)
             to_server = d == Direction.TO_SERVER
             out["flow"] = {
                 "pkts_toserver": flow.pkts_ts, "pkts_toclient": flow.pkts_tc,

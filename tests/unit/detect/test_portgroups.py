@@ -39,5 +39,5 @@ def test_ip_proto_narrows_like_a_header_protocol():
     from inspection.detect.engine import Detector
     det = Detector([rule("ip_proto:41;", sid=1, header="alert ip any any -> any any"),
                     rule("flags:S;", sid=2, header="alert tcp any any -> any any")])
-    assert det.bare_candidates((6, 40000, 80)) == {1}     # only the TCP rule (index 1) for TCP packets
-    assert det.bare_candidates((41, 0, 0)) == {0}
+    assert det.packet_candidates(b"", (6, 40000, 80)) == {1}     # only the TCP rule (index 1) for TCP packets
+    assert det.packet_candidates(b"", (41, 0, 0)) == {0}
