@@ -41,6 +41,7 @@ class EngineConfig:
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
     http_log_headers: bool = False
     alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
+    alert_payload: bool = True   # ... and the payload or stream data that matched (base64, and printable)
     # 53, plus mDNS and LLMNR, which use the same message format
     dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
@@ -162,6 +163,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
     "files.max-size": _field("file_size_limit", parse_size),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
+    "outputs.eve.alert.payload": _field("alert_payload", parse_bool),
     "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
     "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,
     "app-layer.protocols.dns.udp.detection-ports.dp": _field("dns_udp_ports", parse_ports),

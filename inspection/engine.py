@@ -44,6 +44,7 @@ class EngineEvent:
     body: object
     packet: Packet | None = None
     frame: tuple[int, bytes] | None = None   # (link type, captured bytes) of the packet an alert fired on
+    payload: bytes | None = None             # that packet's payload, for the alert's ``payload``
 
 
 @dataclass(slots=True)
@@ -231,11 +232,12 @@ class Engine:
         if flow is not None:
             flow.alerted = True
         frame = self._frame if pkt is not None and pkt is self._cur else None
+        payload = pkt.payload if pkt is not None else None
         for h in hits:
             self.stats.alerts += 1
             self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last,  # type: ignore[union-attr]
                                    pkt.pcap_cnt if pkt else None, flow, h.direction, h,
-                                   packet=pkt if flow is None else None, frame=frame))
+                                   packet=pkt if flow is None else None, frame=frame, payload=payload))
 
     def _tcp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         sess = flow.tcp
@@ -263,7 +265,7 @@ class Engine:
                     if hits:
                         self._alerts(flow, hits)
                 elif kind == GAP:
-                    ins.stream_gap(flow, dd)
+                    ins.stream_gap(flow, dd, x)
         app = flow.app
         if app is None:
             app = flow.app = AppState()

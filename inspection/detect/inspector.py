@@ -30,6 +30,8 @@ class Hit:
     rule: Rule
     direction: Direction
     record: object | None
+    stream: bytes | None = None   # for a stream match: the stream data inspected (gaps marked), as logged
+    timeout: bool = False         # found when the flow ended, not on a packet
 
     @property
     def blocked(self) -> bool:
@@ -42,7 +44,7 @@ class FlowDetectState:
     before or after their transaction is logged, so each side waits for the other)."""
 
     __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
-                 "stream_alerted", "tx_seen", "pending")
+                 "stream_alerted", "stream_pending", "stream_pending_len", "tx_seen", "pending")
 
     # Made for every inspected HTTP flow (tens of thousands on a box): shared empty
     # immutables until something is kept, containers only while they hold something.
@@ -53,6 +55,9 @@ class FlowDetectState:
         self.pending: tuple[tuple[HttpTransaction, Direction], ...] = ()  # finished, not yet inspected that way
         self.stream_tail: list[bytes] | None = None        # per direction: the end of the stream so far
         self.stream_alerted: frozenset[tuple[int, Direction]] = _NO_KEYS
+        # per direction: stream data (bytes) and gaps (int lengths) not inspected yet
+        self.stream_pending: list[list[bytes | int]] | None = None
+        self.stream_pending_len = 0
         self.bodies: dict[tuple[int, Direction], bytearray] | None = None
         self.done_bodies: dict[tuple[int, Direction], bytes] | None = None
         self.bodies_done: frozenset[tuple[int, Direction]] = _NO_KEYS   # inspected before their stream ended
@@ -132,33 +137,62 @@ class RuleInspector:
         return ports is None or flow.sport in ports or flow.cport in ports
 
     def stream(self, flow: Flow, d: Direction, data: bytes) -> list[Hit]:
-        """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream`` rules.
-
-        The last `STREAM_OVERLAP` bytes of the stream are inspected again with
-        the next data, so a pattern split across segments (or across chunks
-        delivered on different ACKs) is found; each rule alerts once per flow
-        direction, as the same bytes are seen more than once."""
+        """Reassembled stream data in direction `d` for ``tcp-stream`` / ``only_stream``
+        rules. It waits for the next packet going the same way (`progress`) or the
+        flow's end (`flush`), as Suricata inspects a direction's raw stream on that
+        direction's packets once the data is acknowledged; past `STREAM_PENDING_MAX`
+        waiting bytes it is inspected at once."""
         st = _state(flow)
         if st.passed:
             return []
+        pending = st.stream_pending
+        if pending is None:
+            pending = st.stream_pending = [[], []]
+        pending[d].append(data)
+        st.stream_pending_len += len(data)
+        if st.stream_pending_len > STREAM_PENDING_MAX:
+            return self._inspect_stream(flow, st, d)
+        return []
+
+    def stream_gap(self, flow: Flow, d: Direction, length: int) -> None:
+        """`length` bytes are missing: nothing before the gap may join what follows it."""
+        st = _state(flow)
+        if not st.passed:
+            if st.stream_pending is None:
+                st.stream_pending = [[], []]
+            st.stream_pending[d].append(length)
+
+    def _inspect_stream(self, flow: Flow, st: FlowDetectState, d: Direction, timeout: bool = False) -> list[Hit]:
+        """The pending stream data of direction `d`. The last `STREAM_OVERLAP` bytes
+        are inspected again with the next data, so a pattern split across segments
+        (or across chunks inspected on different packets) is found; a gap starts
+        afresh. Each rule alerts once per flow direction, as the same bytes are seen
+        more than once."""
+        items = st.stream_pending[d]  # type: ignore[index]
+        st.stream_pending[d] = []      # type: ignore[index]
+        st.stream_pending_len = sum(len(x) for x in st.stream_pending[1 - d] if not isinstance(x, int))  # type: ignore[index]
         tail = st.stream_tail
         if tail is None:
             tail = st.stream_tail = [b"", b""]
-        window = tail[d] + data
-        tail[d] = window[-STREAM_OVERLAP:]
         est = established(flow.state)
-        found = [(i, r) for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
-                                                   None, Scope.STREAM, est, only=self.detector.stream_rules)
-                 if (i, d) not in st.stream_alerted]
-        if found:
-            st.stream_alerted = st.stream_alerted | {(i, d) for i, _ in found}
-        return self._hits(flow, d, found, None)
-
-    def stream_gap(self, flow: Flow, d: Direction) -> None:
-        """Bytes are missing: nothing before the gap may join what follows it."""
-        st = flow.detect
-        if st is not None and st.stream_tail is not None:
-            st.stream_tail[d] = b""
+        found: list[tuple[int, Rule]] = []
+        seen = st.stream_alerted
+        for item in items:
+            if isinstance(item, int):
+                tail[d] = b""
+                continue
+            window = tail[d] + item
+            tail[d] = window[-STREAM_OVERLAP:]
+            for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
+                                      None, Scope.STREAM, est, only=self.detector.stream_rules):
+                if (i, d) not in seen:
+                    seen = seen | {(i, d)}
+                    found.append((i, r))
+        if not found:
+            return []
+        st.stream_alerted = seen
+        shown = _shown_stream(items)
+        return [Hit(h.rule, h.direction, h.record, shown, timeout) for h in self._hits(flow, d, found, None)]
 
     def progress(self, flow: Flow, d: Direction) -> list[Hit]:
         """Transactions in direction `d`, run when a packet goes that way (as Suricata
@@ -169,6 +203,8 @@ class RuleInspector:
         if st is not None and st.passed:
             return []
         hits: list[Hit] = []
+        if st is not None and st.stream_pending is not None and st.stream_pending[d]:
+            hits += self._inspect_stream(flow, st, d)
         if st is not None and st.pending:
             keep = []
             for rec, pd in st.pending:
@@ -193,9 +229,13 @@ class RuleInspector:
     def flush(self, flow: Flow) -> list[Hit]:
         """The flow ends: what waits for a packet in its direction is inspected now."""
         st = flow.detect
-        if st is None or not st.pending or st.passed:
+        if st is None or st.passed:
             return []
         hits: list[Hit] = []
+        if st.stream_pending is not None:
+            for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+                if st.stream_pending[d]:
+                    hits += self._inspect_stream(flow, st, d, timeout=True)
         for rec, d in st.pending:
             hits += self._http(flow, d, rec)
         st.pending = ()
@@ -433,6 +473,20 @@ _NO_BITS: frozenset[str] = frozenset()
 _NO_KEYS: frozenset[tuple[int, Direction]] = frozenset()
 _PORTED = frozenset({IPPROTO_TCP, IPPROTO_UDP, 132})
 KEEP_LOGGED_TXS = 2     # logged HTTP transactions kept per flow for bodies that end after them
+STREAM_SHOWN = 4096      # bytes of stream data an alert shows (Suricata's payload-buffer-size)
+
+
+def _shown_stream(items: list[bytes | int]) -> bytes:
+    """The inspected stream data as an alert shows it: gaps as "[N bytes missing]"."""
+    out = bytearray()
+    for item in items:
+        out += b"[%d bytes missing]" % item if isinstance(item, int) else item
+        if len(out) >= STREAM_SHOWN:
+            break
+    return bytes(out[:STREAM_SHOWN])
+
+
+STREAM_PENDING_MAX = 256 << 10   # stream bytes that may wait for a packet in their direction
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
 

@@ -162,7 +162,8 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
-        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet)
+        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet,
+                           log_payload=cfg.alert_payload)
         engine = Engine(cfg, eve.write, inspector)
         if on_engine is not None:
             on_engine(engine)

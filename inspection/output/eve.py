@@ -68,13 +68,31 @@ def _escape_line_breaks(line: bytes) -> bytes:
             .replace(b"\xe2\x80\xa9", b"\\u2029"))
 
 
+_PRINTABLE = bytes(c if 0x20 <= c < 0x7f or c in (0x0a, 0x0d) else 0x2e for c in range(256))
+
+
+def _payload(out: dict, hit: object, packet_payload: bytes | None) -> None:
+    """Suricata's ``payload``/``payload_printable``/``stream``: the stream data a
+    stream match inspected, else the payload of the packet the alert fired on."""
+    data = hit.stream  # type: ignore[attr-defined]
+    if data is not None:
+        out["stream"] = 1
+    else:
+        out["stream"] = 0
+        data = packet_payload
+    if data:
+        out["payload"] = base64.b64encode(data).decode("ascii")
+        out["payload_printable"] = data.translate(_PRINTABLE).decode("ascii")
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
     def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False, log_packet: bool = True,
-                 classifications: ClassificationTable | None = None) -> None:
+                 log_payload: bool = True, classifications: ClassificationTable | None = None) -> None:
         self._fh = fh
         self._log_packet = log_packet
+        self._log_payload = log_payload
         self._http_headers = log_http_headers
         self._ipcache: dict[bytes, str] = {}
         self._tscache: dict[int, str] = {}
@@ -126,6 +144,10 @@ class EveWriter:
         body = ev.body
         if et == "alert":
             self._alert(out, body, ev.direction, flow)
+            if body.timeout:  # type: ignore[attr-defined]
+                out["pkt_src"] = "stream (flow timeout)"
+            if self._log_payload:
+                _payload(out, body, ev.payload)
             if ev.frame is not None and self._log_packet:
                 lt, data = ev.frame
                 out["packet"] = base64.b64encode(data).decode("ascii")

@@ -175,3 +175,31 @@ alert http any any -> any any (msg:"one line"; flow:to_server; http.request_head
 alert http any any -> any any (msg:"lines are separate"; flow:to_server; http.request_header; content:"Host"; startswith; content:"User-Agent"; sid:4;)
 ''')
     assert sorted(sid for _, sid in alerts(events)) == [1, 2, 3]
+
+
+def test_stream_data_waits_for_a_packet_its_way_or_the_flow_end(tmp_path):
+    """A direction's stream is inspected on that direction's packets once acknowledged;
+    what is still waiting when the flow ends is inspected then and says so."""
+    c = TcpConversation(CLI, SRV, 40004, 9000, start=1_700_000_300.0)
+    first = list(c.handshake()) + list(c.send(b"EVIL one"))      # data, then the server's ACK
+    later = list(c.send(b"GOOD two"))                            # the client's next packet carries more data
+    packets = first + later      # no FIN: GOOD's ACK is the last packet, the flow ends on shutdown
+    rc, events = run_rules(tmp_path, 'alert tcp-stream any any -> any any (msg:"e"; content:"EVIL"; sid:1;)\n'
+                                     'alert tcp-stream any any -> any any (msg:"g"; content:"GOOD"; sid:2;)\n'
+                                     'alert tcp-pkt any any -> any any (msg:"p"; content:"EVIL"; sid:3;)\n', packets)
+    by_sid = {a["alert"]["signature_id"]: a for a in of(events, "alert")}
+    assert sorted(by_sid) == [1, 2, 3]
+    evil, good, pkt = by_sid[1], by_sid[2], by_sid[3]
+    assert evil["pcap_cnt"] == len(first) + 1 and evil["pkt_src"] == "wire/pcap"   # the client's next packet
+    assert evil["stream"] == 1 and evil["payload_printable"] == "EVIL one"
+    assert "pcap_cnt" not in good and good["pkt_src"] == "stream (flow timeout)"
+    assert good["stream"] == 1 and good["payload_printable"] == "GOOD two"
+    assert pkt["stream"] == 0 and pkt["payload_printable"] == "EVIL one" and pkt["pcap_cnt"] == len(first) - 1
+
+
+def test_alert_payload_can_be_turned_off(tmp_path):
+    (tmp_path / "t.rules").write_text('alert tcp-pkt any any -> any any (msg:"p"; content:"GET"; sid:1;)\n')
+    rc, events = run(tmp_path, http_conversation(), "-S", str(tmp_path / "t.rules"), "-k", "none",
+                     "--set", "outputs.eve.alert.payload=no")
+    (a,) = of(events, "alert")
+    assert "payload" not in a and "payload_printable" not in a and "stream" not in a
