@@ -14,7 +14,7 @@ from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_pars
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
-from inspection.decode.defrag import Defragmenter, OverlapPolicy
+from inspection.decode.defrag import Defragmenter, OverlapPolicy, rebuild_frame
 from inspection.decode.transport import decode_l4
 from inspection.files.model import FileLimits
 from inspection.files.tracker import FileContext, FileTracker
@@ -132,6 +132,10 @@ class Engine:
             pkt.fragment = None
             pkt.reassembled = True
             decode_l4(pkt, done.proto, done.data, self._validate)
+            if self._frame is not None and pkt is self._cur and self.inspector is not None:
+                whole = rebuild_frame(done)      # alerts show the reassembled packet
+                if whole is not None:
+                    self._frame = (self._frame[0], whole)
         if pkt.anomalies:
             self._decode_anomalies(pkt)
         if not pkt.l4_ok:

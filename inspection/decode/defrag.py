@@ -32,9 +32,10 @@ from __future__ import annotations
 import enum
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
+from inspection.decode.checksum import fold, ones_sum
 from inspection.errors import ConfigError
 from inspection.model import Anomaly, AnomalyKind
 
@@ -72,6 +73,12 @@ class Fragment:
     data: bytes
     ts: float
     vlan: tuple[int, ...] = ()
+    # first fragments decoded from the captured frame itself: the frame up to the
+    # fragmentable part, where the IP header starts in it, and (IPv6) where the
+    # next-header byte naming the fragment header is; for the reassembled packet
+    head: bytes = b""
+    ip_at: int = 0
+    nh_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,7 @@ class Reassembled:
     data: bytes
     ts: float
     fragments: int
+    first: Fragment | None = field(default=None, compare=False)   # the offset-0 fragment, for `rebuild_frame`
 
 
 @dataclass(slots=True)
@@ -119,9 +127,10 @@ class _Piece:
 
 
 class _Tracker:
-    __slots__ = ("pieces", "seen_last", "last_ts", "mem", "count", "max_len", "max_end")
+    __slots__ = ("pieces", "seen_last", "last_ts", "mem", "count", "max_len", "max_end", "first")
 
     def __init__(self, ts: float) -> None:
+        self.first: Fragment | None = None
         self.pieces: list[_Piece] = []
         self.seen_last = False
         self.last_ts = ts
@@ -175,7 +184,7 @@ class Defragmenter:
         fam = frag.family
         prefix = "decoder.ipv4." if fam == 4 else "decoder.ipv6."
         if frag.offset == 0 and not frag.more and fam in (4, 6):
-            return Reassembled(fam, frag.src, frag.dst, frag.proto, frag.data, frag.ts, 1), []
+            return Reassembled(fam, frag.src, frag.dst, frag.proto, frag.data, frag.ts, 1, frag), []
         c = self.counters
         c.fragments += 1
         out: list[Anomaly] = []
@@ -217,6 +226,8 @@ class Defragmenter:
             del self._trackers[key]             # re-inserted below: most recently active last
             before = t.mem
         inserted, overlap = self._insert(t, frag)
+        if inserted and frag.offset == 0 and t.first is None:
+            t.first = frag
         if overlap:
             c.overlaps += 1
             out.append(_anomaly(prefix + "frag_overlap"))
@@ -239,7 +250,7 @@ class Defragmenter:
                 self._drop(key)
                 c.reassembled += 1
                 return Reassembled(fam, frag.src, frag.dst, proto if fam == 6 else frag.proto, data,
-                                   frag.ts, t.count), out
+                                   frag.ts, t.count, t.first), out
         return None, out
 
     def expire(self, now: float) -> list[Anomaly]:
@@ -341,6 +352,34 @@ class Defragmenter:
         if not frag.more:
             t.seen_last = True
         return True, overlap
+
+
+def rebuild_frame(r: Reassembled) -> bytes | None:
+    """The reassembled packet as Suricata logs it: the first fragment's frame up
+    to its IP header (IPv6: without the fragment header), lengths set for the
+    whole datagram, then the datagram's payload. None if the first fragment did
+    not come from a captured frame (tunnelled) or the datagram is too large."""
+    first = r.first
+    if first is None or not first.head:
+        return None
+    head = bytearray(first.head)
+    at = first.ip_at
+    if r.family == 4:
+        hlen = len(head) - at
+        total = hlen + len(r.data)
+        if total > 0xFFFF:
+            return None
+        head[at + 2:at + 4] = total.to_bytes(2, "big")
+        head[at + 6:at + 8] = b"\0\0"          # no more fragments, offset 0
+        head[at + 10:at + 12] = b"\0\0"
+        head[at + 10:at + 12] = (~fold(ones_sum(bytes(head[at:]))) & 0xFFFF).to_bytes(2, "big")
+    else:
+        plen = len(head) - at - 40 + len(r.data)
+        if plen > 0xFFFF:
+            return None
+        head[at + 4:at + 6] = plen.to_bytes(2, "big")
+        head[first.nh_at] = r.proto
+    return bytes(head) + r.data
 
 
 def _anomaly(event: str) -> Anomaly:

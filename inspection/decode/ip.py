@@ -59,8 +59,10 @@ def decode_ipv4(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
         _bad(pkt, "decoder.ipv4.invalid_checksum")
     body = data[off + hlen:off + total]
     if frag & 0x3FFF:  # MF set or non-zero offset
-        pkt.fragment = Fragment(4, src, dst, ident, proto, (frag & 0x1FFF) * 8, bool(frag & 0x2000), body,
-                                pkt.ts, pkt.vlan)
+        fo = (frag & 0x1FFF) * 8
+        head = data[:off + hlen] if fo == 0 and not pkt.tunnel_depth else b""
+        pkt.fragment = Fragment(4, src, dst, ident, proto, fo, bool(frag & 0x2000), body,
+                                pkt.ts, pkt.vlan, head, off)
         return
     decode_l4(pkt, proto, body, validate)
 
@@ -80,6 +82,7 @@ def decode_ipv6(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
     pkt.family, pkt.src, pkt.dst, pkt.ttl, pkt.ip_len = 6, src, dst, hlim, 40 + plen
     end = off + 40 + plen
     i = off + 40
+    nh_at = off + 6          # the byte naming the header at `i`
     seen: set[int] = set()
     for _ in range(MAX_EXT_HEADERS):
         if nxt in (_EXT_HOP, _EXT_ROUTING, _EXT_DSTOPTS, _EXT_MH, _EXT_AH, _EXT_FRAG):
@@ -97,17 +100,18 @@ def decode_ipv6(pkt: Packet, data: bytes, off: int, validate: bool) -> None:
                 if fo >> 3 == 0 and not fo & 1:
                     # atomic fragment (RFC 6946): no reassembly needed
                     _bad(pkt, "decoder.ipv6.exthdr_useless_fh")
-                    nxt, i = inner, i + 8
+                    nxt, nh_at, i = inner, i, i + 8
                     continue
                 pkt.proto = inner
+                head = data[:i] if fo >> 3 == 0 and not pkt.tunnel_depth else b""
                 pkt.fragment = Fragment(6, src, dst, ident, inner, (fo >> 3) * 8, bool(fo & 1), body,
-                                        pkt.ts, pkt.vlan)
+                                        pkt.ts, pkt.vlan, head, off, nh_at)
                 return
             hlen = (data[i + 1] + 2) * 4 if nxt == _EXT_AH else (data[i + 1] + 1) * 8
             if i + hlen > end:
                 _bad(pkt, "decoder.ipv6.trunc_exthdr")
                 return
-            nxt = data[i]
+            nxt, nh_at = data[i], i
             i += hlen
             continue
         if nxt == _EXT_NONE or nxt == _EXT_ESP:

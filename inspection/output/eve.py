@@ -27,7 +27,7 @@ from signatures.stars import stars_for
 
 # pcap's names for the link types we read (what Suricata logs as packet_info.linktype_name)
 LINKTYPE_NAMES = {0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP", 113: "LINUX_SLL",
-                  228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2"}
+                  228: "IPv4", 229: "IPv6", 276: "LINUX_SLL2"}
 
 _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
