@@ -6,14 +6,18 @@ whose two- and three-byte patterns turn up in any payload. Here the
 prefilter stays one database per buffer, and its hits are intersected with
 the rules that can apply to the packet's protocol and ports: three C-level
 set intersections per packet instead of a header check per false candidate.
-The index is only ever a superset of what may match (wide or negated port
-specs are filed under "any"); the verifier still checks every rule in full.
+Wide or negated port specs (``1024:``, ``!80``) are filed under "any" and
+their few candidates are then tested against the packet's ports one by one
+(ET's UDP peer-to-peer rules would otherwise be verified on every DNS
+packet). The result is only ever a superset of what may match; the verifier
+still checks every rule in full.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 from signatures.model import Rule
+from signatures.netspec import intervals_contain
 
 SMALL_PORT_SET = 64        # specs covering more ports than this are not indexed port by port
 PROTOS = (6, 17, 1, 58, 132)
@@ -39,8 +43,13 @@ class PortGroups:
         # one group per protocol a rule names; 0 stands for every other protocol
         groups: dict[int, tuple[set[int], dict[int, set[int]], dict[int, set[int]]]] = {
             p: (set(), {}, {}) for p in (*PROTOS, *named, 0)}
+        # rules filed under "any" although their ports are limited: (src, dst, both ways)
+        self._wide: dict[int, tuple] = {}
         for idx, rule, l4 in rules:
             dports, sports = _ports(rule.dst_ports), _ports(rule.src_ports)
+            if dports is None and sports is None and not (rule.dst_ports.is_any and rule.src_ports.is_any):
+                self._wide[idx] = (None if rule.src_ports.is_any else rule.src_ports.ranges,
+                                   None if rule.dst_ports.is_any else rule.dst_ports.ranges, rule.bidirectional)
             for proto, (any_ports, by_dport, by_sport) in groups.items():
                 if l4 is not None and (proto not in l4 or proto == 0):
                     continue
@@ -58,12 +67,19 @@ class PortGroups:
                     any_ports.add(idx)
         self._groups = {p: (frozenset(a), {k: frozenset(v) for k, v in d.items()},
                             {k: frozenset(v) for k, v in s.items()}) for p, (a, d, s) in groups.items()}
+        self._wide_set = frozenset(self._wide)
 
     def narrow(self, candidates: set[int], proto: int, sport: int, dport: int) -> set[int]:
         """The candidates that may apply to a packet of `proto` from `sport` to `dport`."""
         g = self._groups.get(proto) or self._groups[0]
         any_ports, by_dport, by_sport = g
         out = candidates & any_ports
+        if out:
+            wide = out & self._wide_set
+            if wide:
+                for idx in wide:
+                    if not self._ports_ok(idx, sport, dport):
+                        out.discard(idx)
         d = by_dport.get(dport)
         if d:
             out |= candidates & d
@@ -71,3 +87,9 @@ class PortGroups:
         if s:
             out |= candidates & s
         return out
+
+    def _ports_ok(self, idx: int, sport: int, dport: int) -> bool:
+        src, dst, both = self._wide[idx]
+        if (src is None or intervals_contain(src, sport)) and (dst is None or intervals_contain(dst, dport)):
+            return True
+        return both and (src is None or intervals_contain(src, dport)) and (dst is None or intervals_contain(dst, sport))

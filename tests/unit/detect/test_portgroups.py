@@ -35,6 +35,18 @@ def test_narrowing_keeps_every_rule_whose_ports_match():
     assert groups.narrow(set(everything), 17, 40000, 40000) == {4}
 
 
+def test_wide_port_specs_are_tested_not_waved_through():
+    """`1024:` and `!80` cover too many ports to index; they must still drop out
+    for packets whose ports they exclude (DNS packets and ET's P2P rules)."""
+    hdrs = ["alert udp any 1024: -> any 1024:", "alert tcp any any -> any !80", "alert udp any any <> any 1024:"]
+    rules = [(i, rule('content:"x";', sid=i + 1, header=h)) for i, h in enumerate(hdrs)]
+    groups = PortGroups((i, r, frozenset(L4_PROTOS[r.protocol])) for i, r in rules)
+    assert groups.narrow({0, 1, 2}, 17, 40000, 53) == {2}       # the bidirectional one fits the reply way
+    assert groups.narrow({0, 1, 2}, 17, 53, 53) == set()
+    assert groups.narrow({0, 1, 2}, 17, 40000, 40001) == {0, 2}
+    assert groups.narrow({0, 1, 2}, 6, 40000, 80) == set() and groups.narrow({1}, 6, 40000, 81) == {1}
+
+
 def test_ip_proto_narrows_like_a_header_protocol():
     from inspection.detect.engine import Detector
     det = Detector([rule("ip_proto:41;", sid=1, header="alert ip any any -> any any"),
