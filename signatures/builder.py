@@ -24,6 +24,8 @@ from signatures.matches import (
 from signatures.model import Action, Protocol, Rule, Target
 from signatures.netspec import AddressSpec, PortSpec
 
+_DIRECTED = frozenset({"to_client", "to_server"})   # file.data's direction in a transactional rule
+
 IGNORED_KEYWORDS = MappingProxyType({
     "tag": "session tagging only adds packets to the log; the alert is unaffected",
     "rawbytes": "has no effect in Suricata either",
@@ -131,7 +133,11 @@ class OptionBuilder:
         elif name in CONTENT_MODIFIERS:
             self._legacy_modifier(name, value, CONTENT_MODIFIERS[name])
         elif name in STICKY_KEYWORDS:
-            opt.no_value(value, name)
+            if value is not None and value.strip() in _DIRECTED and STICKY_KEYWORDS[name] is Buffer.FILE_DATA:
+                if value.strip() == "to_server":   # the request's files: a separate buffer here
+                    raise UnsupportedRule(name, "file.data: to_server is not supported (use http.request_body)")
+            else:
+                opt.no_value(value, name)
             self._sticky(STICKY_KEYWORDS[name])
         elif name in TRANSFORM_KEYWORDS:
             self._transform(name, value, TRANSFORM_KEYWORDS[name])
@@ -443,7 +449,7 @@ class OptionBuilder:
     # --- finishing -----------------------------------------------------------------
 
     def finish(self, action: Action, src: AddressSpec, src_ports: PortSpec, dst: AddressSpec, dst_ports: PortSpec,
-               bidirectional: bool) -> Rule:
+               bidirectional: bool, transactional: bool = False) -> Rule:
         """Check what spans several options, freeze, and build the `Rule` with the header parts."""
         f = self.f
         if "msg" not in f:
@@ -457,6 +463,8 @@ class OptionBuilder:
         self._check_protocols(blocks)
         self._check_sizes(blocks)
         self._check_host(blocks)
+        if transactional and ("flow" in f and (f["flow"].to_server or f["flow"].to_client)):
+            raise MalformedRule("flow", "a transactional '=>' rule covers both directions; to_server/to_client make no sense")
         frozen = []
         for b in blocks:
             items = []
@@ -471,7 +479,8 @@ class OptionBuilder:
             f[key] = tuple(f[key])
         try:
             return Rule(action=action, protocol=self.protocol, src=src, src_ports=src_ports, dst=dst,
-                        dst_ports=dst_ports, bidirectional=bidirectional, buffers=tuple(frozen), **f)
+                        dst_ports=dst_ports, bidirectional=bidirectional, buffers=tuple(frozen),
+                        transactional=transactional, **f)
         except (ValueError, TypeError) as e:
             raise MalformedRule("rule", str(e)) from None
 

@@ -387,6 +387,9 @@ class Rule:
     tls_version: int | None = None
     buffers: tuple[BufferBlock, ...] = ()
     ignored: tuple[str, ...] = ()
+    # ``=>`` (Suricata 8): one transaction's request and response together; the
+    # header's source is the client, and both bodies are there to inspect
+    transactional: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.action, Action) or not isinstance(self.protocol, Protocol):

@@ -55,16 +55,14 @@ def parse_rule(text: str, *, variables: Variables | None = None,
         protocol = Protocol(proto_s.lower())
     except ValueError:
         raise UnsupportedRule("protocol", f"unknown protocol {proto_s[:20]!r}") from None
-    if dir_s == "=>":
-        raise UnsupportedRule("direction", "transactional '=>' rules (Suricata 8) are not supported")
-    if dir_s not in ("->", "<>"):
-        raise MalformedRule("direction", f"expected -> or <>, got {dir_s[:10]!r}")
+    if dir_s not in ("->", "<>", "=>"):
+        raise MalformedRule("direction", f"expected ->, <> or =>, got {dir_s[:10]!r}")
     src, dst = _address(variables, src_s), _address(variables, dst_s)
     sport, dport = _port(variables, sport_s), _port(variables, dport_s)
     builder = OptionBuilder(protocol, table, require_msg)  # type: ignore[arg-type]
     for name, value in options:
         builder.apply(name, value)
-    return builder.finish(action, src, sport, dst, dport, bidirectional=dir_s == "<>")
+    return builder.finish(action, src, sport, dst, dport, bidirectional=dir_s == "<>", transactional=dir_s == "=>")
 
 
 def _address(variables: Variables, text: str):

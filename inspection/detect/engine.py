@@ -188,6 +188,9 @@ class Detector:
         self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
                                  if p is not None and p.scope is Scope.PACKET)
         self.buffers_used = frozenset(b for p in self._plans if p is not None for b in p.buffers)
+        # response rules that also read the request body (``=>`` rules): it must outlive its inspection
+        self.request_body_at_response = any(p is not None and p.to_client and Buffer.HTTP_REQUEST_BODY in p.buffers
+                                            for p in self._plans)
         self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
         self.has_stream_rules = bool(self.stream_rules)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)

@@ -93,7 +93,7 @@ class _Header:
     """One rule's header, flattened once for the per-packet check."""
 
     __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
-                 "bidir")
+                 "bidir", "tx_both")
 
     def __init__(self, rule: Rule) -> None:
         p = rule.protocol
@@ -108,6 +108,7 @@ class _Header:
         self.src4, self.src6 = (None, None) if rule.src.is_any else (rule.src.ipv4, rule.src.ipv6)
         self.dst4, self.dst6 = (None, None) if rule.dst.is_any else (rule.dst.ipv4, rule.dst.ipv6)
         self.bidir = rule.bidirectional
+        self.tx_both = rule.transactional   # ``=>``: the header names the request's direction
 
     def endpoints(self, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
         if self.sports is not None and not _in(self.sports, sport):
@@ -149,7 +150,7 @@ class HeaderCheck:
             return False
         if h.pkt_checks and pkt is not None and not _packet_ok(rule, pkt):
             return False
-        if d == Direction.TO_SERVER:
+        if d == Direction.TO_SERVER or h.tx_both:
             src, sport, dst, dport = flow.cli, flow.cport, flow.srv, flow.sport
         else:
             src, sport, dst, dport = flow.srv, flow.sport, flow.cli, flow.cport

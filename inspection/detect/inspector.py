@@ -44,7 +44,8 @@ class FlowDetectState:
     before or after their transaction is logged, so each side waits for the other)."""
 
     __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
-                 "stream_alerted", "stream_pending", "stream_pending_len", "tx_seen", "pending")
+                 "stream_alerted", "stream_pending", "stream_pending_len", "tx_seen", "pending",
+                 "request_bodies")
 
     # Made for every inspected HTTP flow (tens of thousands on a box): shared empty
     # immutables until something is kept, containers only while they hold something.
@@ -62,6 +63,7 @@ class FlowDetectState:
         self.done_bodies: dict[tuple[int, Direction], bytes] | None = None
         self.bodies_done: frozenset[tuple[int, Direction]] = _NO_KEYS   # inspected before their stream ended
         self.waiting_txs: dict[int, HttpTransaction] | None = None
+        self.request_bodies: dict[int, bytes] | None = None   # kept for response rules that read them (`=>`)
 
 
 def _state(flow: Flow) -> FlowDetectState:
@@ -344,6 +346,14 @@ class RuleInspector:
         """Body rules only (their other buffers from the transaction); the rest ran on the heads."""
         hits: list[Hit] = []
         if request:
+            if self.detector.request_body_at_response:
+                st = _state(flow)
+                kept = st.request_bodies
+                if kept is None:
+                    kept = st.request_bodies = {}
+                kept[rec.tx_id] = request
+                if len(kept) > KEEP_LOGGED_TXS:
+                    del kept[next(iter(kept))]
             hits += self._http(flow, Direction.TO_SERVER, rec, (Buffer.HTTP_REQUEST_BODY, request))
         if response:
             hits += self._http(flow, Direction.TO_CLIENT, rec, (Buffer.FILE_DATA, response))
@@ -355,6 +365,9 @@ class RuleInspector:
         `body`, only the rules that inspect that body."""
         buffers = http_request_buffers(rec)
         if d is Direction.TO_CLIENT:
+            kept = flow.detect.request_bodies if flow.detect is not None else None
+            if kept and rec.tx_id in kept:
+                buffers[Buffer.HTTP_REQUEST_BODY] = kept[rec.tx_id]
             response = http_response_buffers(rec)
             for own in (Buffer.HTTP_START, Buffer.HTTP_HEADER_NAMES):   # this message's, or none
                 if own not in response:

@@ -203,3 +203,35 @@ def test_alert_payload_can_be_turned_off(tmp_path):
                      "--set", "outputs.eve.alert.payload=no")
     (a,) = of(events, "alert")
     assert "payload" not in a and "payload_printable" not in a and "stream" not in a
+
+
+def _post_and_reply():
+    c = TcpConversation(CLI, SRV, 40005, 80, start=1_700_000_400.0)
+    body = b'{"cmd":"run"}'
+    req = (b"POST /api HTTP/1.1\r\nHost: h.example\r\nContent-Length: " + str(len(body)).encode()
+           + b"\r\n\r\n" + body)
+    resp = b"HTTP/1.1 500 Oops\r\nContent-Length: 12\r\n\r\nstack trace!"
+    return list(c.handshake()) + list(c.send(req)) + list(c.send(resp, from_client=False)) + list(c.close())
+
+
+def test_transactional_rule_sees_request_and_response_bodies_together(tmp_path):
+    rc, events = run_rules(tmp_path, f'''
+alert http {CLI} any => {SRV} any (msg:"both"; http.request_body; content:"run"; http.stat_code; content:"500"; file.data: to_client; content:"stack"; sid:1;)
+alert http {SRV} any => {CLI} any (msg:"header is the request's way"; http.request_body; content:"run"; file.data; content:"stack"; sid:2;)
+alert http any any => any any (msg:"not this body"; http.request_body; content:"run"; file.data; content:"nothing"; sid:3;)
+''', _post_and_reply())
+    hits = of(events, "alert")
+    assert [a["alert"]["signature_id"] for a in hits] == [1]
+    assert hits[0]["http"]["status"] == 500
+
+
+def test_transactional_rule_syntax():
+    from signatures.errors import MalformedRule, UnsupportedRule
+    from signatures.parser import parse_rule
+    r = parse_rule('alert http any any => any any (msg:"x"; file.data: to_client; content:"a"; sid:1;)')
+    assert r.transactional and not r.bidirectional
+    import pytest
+    with pytest.raises(UnsupportedRule):
+        parse_rule('alert http any any => any any (msg:"x"; file.data: to_server; content:"a"; sid:1;)')
+    with pytest.raises(MalformedRule):
+        parse_rule('alert http any any => any any (msg:"x"; flow:to_server; content:"a"; sid:1;)')

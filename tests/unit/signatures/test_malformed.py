@@ -167,7 +167,6 @@ def test_malformed_in_context(options, header, keyword):
 
 @pytest.mark.parametrize("text, keyword", [
     ('alert foo any any -> any any (msg:"x"; sid:1;)', "protocol"),
-    ('alert http any any => any any (msg:"x"; sid:1;)', "direction"),
     (rule_text('asn1:oversize_length 100;'), "asn1"),
     (rule_text('ftpbounce;'), "ftpbounce"),
     (rule_text('byte_math:bytes 2, offset 0, oper +, rvalue 1, result x;'), "byte_math"),
