@@ -216,7 +216,7 @@ def _teredo(pkt: Packet, payload: bytes, validate: bool) -> None:
 
 
 transport.TUNNELS.gre = lambda pkt, data, validate: tunnel.decode_gre(
-    pkt, data, validate, _ethertype, decode_ipv4, decode_ipv6)
+    pkt, data, validate, _ethertype, decode_ipv4, decode_ipv6, _ppp)
 transport.TUNNELS.teredo = _teredo
 
 __all__ = ["decode_frame", "supported_linktype", "LINK_DECODERS"]

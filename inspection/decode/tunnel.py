@@ -11,6 +11,7 @@ from typing import Callable
 from inspection.model import Anomaly, AnomalyKind, Packet
 
 GRE_IPV4, GRE_IPV6, GRE_ETH, GRE_ERSPAN2, GRE_ERSPAN3 = 0x0800, 0x86DD, 0x6558, 0x88BE, 0x22EB
+GRE_PPP = 0x880B   # enhanced GRE (version 1, RFC 2637): PPTP's PPP frames
 TEREDO_PORT = 3544
 MAX_DEPTH = 3
 
@@ -28,7 +29,8 @@ def _reset(pkt: Packet) -> None:
     pkt.payload, pkt.l4_ok, pkt.fragment = b"", False, None
 
 
-def decode_gre(pkt: Packet, data: bytes, validate: bool, ether: Ether, ip4: IpDec, ip6: IpDec) -> None:
+def decode_gre(pkt: Packet, data: bytes, validate: bool, ether: Ether, ip4: IpDec, ip6: IpDec,
+               ppp: Callable[[Packet, bytes, bool], None] | None = None) -> None:
     if len(data) < 4:
         _bad(pkt, "decoder.gre.pkt_too_small")
         return
@@ -44,6 +46,8 @@ def decode_gre(pkt: Packet, data: bytes, validate: bool, ether: Ether, ip4: IpDe
         off += 4
     has_seq = bool(flags & 0x10)
     if has_seq:
+        off += 4
+    if ver == 1 and data[1] & 0x80:   # enhanced GRE: acknowledgment number present
         off += 4
     if len(data) < off:
         _bad(pkt, "decoder.gre.pkt_too_small")
@@ -73,7 +77,9 @@ def decode_gre(pkt: Packet, data: bytes, validate: bool, ether: Ether, ip4: IpDe
             return
         extra = 8 if data[off + 11] & 0x01 else 0  # optional platform sub-header
         _inner_ethernet(pkt, data, off + 12 + extra, validate, ether)
-    # other GRE payloads (PPP, WCCP, ...): nothing to inspect
+    elif proto == GRE_PPP and ppp is not None:
+        ppp(pkt, data[off:], validate)
+    # other GRE payloads (WCCP, ...): nothing to inspect
 
 
 def _inner_ethernet(pkt: Packet, data: bytes, off: int, validate: bool, ether: Ether) -> None:

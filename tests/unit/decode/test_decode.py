@@ -126,3 +126,16 @@ def test_garbled_real_frames_never_raise(cut, xor, pos):
     if pos < len(frame):
         frame[pos] ^= xor
     dec(bytes(frame[:len(frame) - cut]))
+
+
+def test_enhanced_gre_carries_ppp_to_the_inner_ip_packet():
+    """PPTP's GRE (version 1, key and ack present) with a PPP frame inside."""
+    inner = udp_packet(*V4, 5000, 9999, b"in the tunnel")[14:]            # the inner IPv4 packet
+    gre = struct.pack("!BBHHHII", 0x30, 0x81, 0x880B, len(inner) + 3, 7, 1, 0) + b"\xff\x03\x21" + inner
+    outer_ip = bytearray(udp_packet("203.0.113.1", "203.0.113.2", 1, 1, b"")[14:34])
+    outer_ip[9] = 47                                                       # GRE
+    struct.pack_into("!H", outer_ip, 2, 20 + len(gre))
+    struct.pack_into("!H", outer_ip, 10, 0)
+    frame = udp_packet(*V4, 1, 1, b"")[:14] + bytes(outer_ip) + gre
+    p = dec(frame, validate=False)
+    assert (p.proto, p.sport, p.dport, p.payload) == (IPPROTO_UDP, 5000, 9999, b"in the tunnel")
