@@ -21,7 +21,7 @@ from inspection.output.eve_dns import dns_to_eve
 from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_tls import tls_to_eve
-from inspection.stream.tcp import TcpState
+from inspection.stream.tcp import TcpSession, TcpState
 from signatures.classification import ClassificationTable, default_classifications
 from signatures.stars import stars_for
 
@@ -33,6 +33,16 @@ _TCP_STATE_NAMES = {
     TcpState.NONE: "none", TcpState.SYN_SENT: "syn_sent", TcpState.SYN_RECV: "syn_recv",
     TcpState.ESTABLISHED: "established", TcpState.CLOSING: "fin_wait1", TcpState.CLOSED: "closed",
 }
+
+
+def _tcp_state_name(sess: TcpSession) -> str:
+    """Suricata names a half-closed session from the server's side: the client's FIN
+    leaves the server in ``close_wait``, the server's own FIN in ``fin_wait1``."""
+    st = sess.state
+    if st == TcpState.CLOSING and sess.streams[Direction.TO_SERVER].fin is not None \
+            and sess.streams[Direction.TO_CLIENT].fin is None:
+        return "close_wait"
+    return _TCP_STATE_NAMES[st]
 
 
 def format_ts(ts: float, cache: dict[int, str] | None = None) -> str:
@@ -230,7 +240,7 @@ class EveWriter:
                 if fl & bit:
                     tcp[name] = True
             if flow.tcp is not None:
-                tcp["state"] = _TCP_STATE_NAMES[flow.tcp.state]
+                tcp["state"] = _tcp_state_name(flow.tcp)
             out["tcp"] = tcp
 
     @staticmethod

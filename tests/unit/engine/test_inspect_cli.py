@@ -192,3 +192,13 @@ def test_checksum_validation_modes(tmp_path):
     assert of(ev, "http") == [] and of(ev, "anomaly")
     rc, ev = run(tmp_path, pkts, "-k", "none")
     assert len(of(ev, "http")) == 1 and of(ev, "anomaly") == []
+
+
+@pytest.mark.parametrize("closer, state", [(0, "close_wait"), (1, "fin_wait1")])
+def test_half_closed_session_is_named_from_the_servers_side(tmp_path, closer, state):
+    """Suricata's names: the client's FIN leaves the server in close_wait; the server's own FIN is fin_wait1."""
+    c = TcpConversation(CLI, SRV, 40200, 80, start=1_700_000_500.0)
+    pkts = list(c.handshake()) + [c.frame(closer, 0x01 | ACK), c.frame(1 - closer, ACK)]
+    rc, ev = run(tmp_path, pkts)
+    (flow,) = of(ev, "flow")
+    assert flow["tcp"]["state"] == state
