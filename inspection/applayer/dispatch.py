@@ -1,9 +1,11 @@
 """Application-protocol detection by content, and feeding the chosen parser.
 
 TCP flows are recognised from their first bytes in either direction (HTTP
-request or response, TLS handshake, DNS on its TCP ports), not from port
-numbers; bytes seen before a decision are kept (bounded) and replayed to the
-parser in arrival order. UDP DNS is picked by port, as Suricata does.
+request or response, TLS handshake, DNS on its TCP ports, SMTP/POP3/IMAP
+greetings and first commands), not from port numbers (a port only settles a
+mail greeting another protocol could send too, such as FTP's 220); bytes seen
+before a decision are kept (bounded) and replayed to the parser in arrival
+order. UDP DNS is picked by port, as Suricata does.
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from typing import Callable
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
+from inspection.applayer.imap import ImapParser, probe_imap
+from inspection.applayer.pop3 import Pop3Parser, probe_pop3
+from inspection.applayer.smtp import SmtpParser, probe_smtp
 from inspection.applayer.tls import TlsParser, probe_tls
 from inspection.model import AppOutput, AppParser, BodyChunk, Direction
 
@@ -116,6 +121,10 @@ class TcpDetector:
                                                       max_encoding_layers=self._http_layers)
         if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
             yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
+        # mail last: their probes only say yes to their own greetings and first commands
+        yield "smtp", lambda b, d: probe_smtp(b, d, ports), SmtpParser
+        yield "pop3", lambda b, d: probe_pop3(b, d, ports), Pop3Parser
+        yield "imap", lambda b, d: probe_imap(b, d, ports), ImapParser
 
     @staticmethod
     def gap(app: AppState, d: Direction, length: int, ts: float) -> list[AppOutput]:
