@@ -118,7 +118,7 @@ def decode_words(raw: bytes) -> str:
         charset, enc, data = m.group(1).decode("ascii", "replace"), m.group(2), m.group(3)
         try:
             if enc in b"bB":
-                data = base64.b64decode(data + b"=" * (-len(data) % 4))
+                data = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
             else:
                 data = _QP_WORD.sub(lambda mm: bytes((int(mm.group(1), 16),)), data.replace(b"_", b" "))
         except (binascii.Error, ValueError):
