@@ -35,7 +35,8 @@ class EmailSummary:
 class LineReader:
     """Complete lines out of a byte stream, one at a time (the caller may
     switch modes between two lines and `take` the rest). A line longer than
-    `limit` is dropped up to its end and reported once as None. Consumed
+    `limit` is dropped up to its end and reported once as None, however the
+    stream was cut. Consumed
     bytes are released in one go, so reading stays linear."""
 
     __slots__ = ("limit", "buf", "_pos", "_skipping")
@@ -60,12 +61,11 @@ class LineReader:
                             self._skipping = True
                             yield None
                     return
-                line = bytes(buf[self._pos: lf + 1])
-                self._pos = lf + 1
+                start, self._pos = self._pos, lf + 1
                 if self._skipping:
                     self._skipping = False
                     continue
-                yield line
+                yield bytes(buf[start: lf + 1]) if lf + 1 - start <= self.limit else None
         finally:
             if self._pos:
                 del buf[: self._pos]

@@ -183,6 +183,7 @@ class SmtpParser:
         for line in cl.lines_until(lambda: self._mode is not _Mode.COMMAND):
             if line is None:
                 out.append(self._anomaly("MAX_COMMAND_LINE_LEN_EXCEEDED", _TS))
+                self._cmds.append(b"")     # the server still answers it
                 continue
             self._command(line.rstrip(b"\r\n"), out)
         return cl.take() if self._mode is not _Mode.COMMAND else b""
@@ -304,8 +305,8 @@ class SmtpParser:
     def _reply(self, code: int, out: list[AppOutput]) -> None:
         if not self._greeted:
             self._greeted = True
-            if not self._cmds:
-                return             # the greeting
+            if not self._cmds or code in (220, 554):
+                return             # the greeting (or the refusal to greet)
         if not self._cmds:
             out.append(self._anomaly("UNABLE_TO_MATCH_REPLY_WITH_REQUEST", _TC))
             return
