@@ -115,6 +115,8 @@ class MimeWalker:
         buf = self._buf
         buf += data
         while True:
+            if self._st is _S.BODY and self._enc is not _Enc.QP and not self._mid_line and buf[:2] != b"--":
+                self._bulk(out)
             lf = buf.find(b"\n", self._scan)
             if lf < 0:
                 self._scan = len(buf)
@@ -153,6 +155,28 @@ class MimeWalker:
         return "HEADER_STARTED" if self._top else "BODY_STARTED"
 
     # -- lines --------------------------------------------------------------------------------
+
+    def _bulk(self, out: list[PartEvent]) -> None:
+        """Whole lines that cannot be delimiters (none starts with "--") go in
+        one piece: line by line costs too much on a multi-megabyte attachment."""
+        buf = self._buf
+        j = buf.find(b"\n--")
+        end = j + 1 if j >= 0 else buf.rfind(b"\n") + 1
+        if end <= 0:
+            return
+        block = bytes(buf[:end])
+        del buf[:end]
+        self._scan = 0
+        if not self._file:
+            return
+        if self._enc is _Enc.BASE64:
+            self._base64(block, out)
+            return
+        content = block[:-2] if block.endswith(b"\r\n") else block[:-1]
+        data = self._eol + content
+        self._eol = block[len(content):]
+        if data:
+            out.append(PartData(data))
 
     def _long_line(self, out: list[PartEvent]) -> None:
         """A line longer than the line limit without its end yet."""
