@@ -162,7 +162,7 @@ class MessageFiles:
         status = w.status
         out: list[AppOutput] = []
         if not self._lost:
-            out = self._convert(w.finish())
+            out = self._convert(w.finish(cut=truncated))
             if not truncated and not self._lost:
                 status = w.status
         if self._open is not None:     # only after a cut: finish() ends what it opened

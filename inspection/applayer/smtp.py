@@ -91,7 +91,7 @@ class SmtpParser:
     app_proto = APP
 
     __slots__ = ("_cl", "_sv", "_mode", "_cmds", "_tx", "_helo", "_next_tx", "_dot", "_data", "_wait", "_bdat",
-                 "_bdat_last", "_greeted", "tunnel", "tunnel_data")
+                 "_bdat_last", "_greeted", "_desync", "tunnel", "tunnel_data")
 
     def __init__(self) -> None:
         self._cl = LineReader(MAX_LINE)
@@ -107,6 +107,7 @@ class SmtpParser:
         self._bdat = 0
         self._bdat_last = False
         self._greeted = False
+        self._desync = False      # client bytes were lost (stream depth, one-sided): replies may not match
         self.tunnel = False
         self.tunnel_data: list[tuple[Direction, bytes]] | tuple = ()
 
@@ -189,6 +190,7 @@ class SmtpParser:
         return cl.take() if self._mode is not _Mode.COMMAND else b""
 
     def _command(self, line: bytes, out: list[AppOutput]) -> None:
+        self._desync = False
         verb, _, arg = line.strip().partition(b" ")
         verb = verb.upper()
         if len(self._cmds) >= MAX_PENDING_CMDS:
@@ -307,8 +309,15 @@ class SmtpParser:
             self._greeted = True
             if not self._cmds or code in (220, 554):
                 return             # the greeting (or the refusal to greet)
+        if self._mode is _Mode.DATA:
+            # the server answers a message it has whole: the rest of ours never came
+            # (stream depth reached, bytes missing); the mail ends here, cut short
+            self._desync = True
+            self._end_mail(out, truncated=True)
+            return
         if not self._cmds:
-            out.append(self._anomaly("UNABLE_TO_MATCH_REPLY_WITH_REQUEST", _TC))
+            if not self._desync:
+                out.append(self._anomaly("UNABLE_TO_MATCH_REPLY_WITH_REQUEST", _TC))
             return
         verb = self._cmds.popleft()
         if verb == b"DATA" and self._mode is _Mode.DATA_WAIT:

@@ -128,9 +128,10 @@ class MimeWalker:
             self._scan = 0
             self._line(line, out)
 
-    def finish(self) -> list[PartEvent]:
+    def finish(self, cut: bool = False) -> list[PartEvent]:
         """End of the message: what is open ends; inside a multipart that is
-        before its closing delimiter, so an open attachment is incomplete."""
+        before its closing delimiter, so an open attachment is incomplete.
+        `cut`: the transfer ended early (then that is no fault of the message)."""
         out: list[PartEvent] = []
         if self._done:
             return out
@@ -142,7 +143,7 @@ class MimeWalker:
             self._end_headers(out)     # headers without a body
         if self._st is _S.BODY:
             self._end_leaf(out, complete=not self._bounds)
-        if self._bounds:
+        if self._bounds and not cut:
             self.anomalies.append("MIME_MALFORMED_MSG")
         self._done = True
         return out

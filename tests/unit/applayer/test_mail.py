@@ -254,3 +254,19 @@ def test_whole_and_bytewise_give_the_same_hashes():
     bytewise = files(run(SmtpParser, SMTP, 1))
     assert {k: hashlib.sha256(v[0]).hexdigest() for k, v in whole.items()} == {
         k: hashlib.sha256(v[0]).hexdigest() for k, v in bytewise.items()}
+
+
+def test_smtp_reply_during_data_means_client_bytes_were_lost():
+    """At the stream depth the client's bytes stop; the server's 250 to the
+    whole message still comes: the mail ends cut short, without noise."""
+    p = SmtpParser()
+    out = []
+    for d, b in SMTP[:5]:
+        out += p.feed(d, b, 0)
+    out += p.feed(TS, stuffed(message())[:600], 0)
+    out += p.feed(TC, b"250 queued\r\n221 bye\r\n", 0)
+    (tx,) = records(out, SmtpTransaction)
+    assert tx.email.status == "BODY_STARTED"
+    (got,) = files(out).values()
+    assert got[1] is True
+    assert records(out + p.close(0), Anomaly) == []
