@@ -30,6 +30,7 @@ class EmailSummary:
     subject: str | None = None
     message_id: str | None = None
     attachments: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
 
 
 class LineReader:
@@ -179,7 +180,8 @@ class MessageFiles:
             cc=split_addresses(h[b"cc"]) if b"cc" in h else (),
             subject=decode_words(h[b"subject"]) if b"subject" in h else None,
             message_id=decode_words(h[b"message-id"]) if b"message-id" in h else None,
-            attachments=tuple(self.walker.attachments[:MAX_ATTACHMENT_NAMES]))
+            attachments=tuple(self.walker.attachments[:MAX_ATTACHMENT_NAMES]),
+            urls=tuple(self.walker.urls.urls))
 
     def _convert(self, events: list) -> list[AppOutput]:
         out: list[AppOutput] = []

@@ -9,7 +9,8 @@ for 7bit/8bit/binary). The result does not depend on how the input was cut.
 
 Walks nested multiparts (a stack of boundaries; a closing outer boundary also
 closes the inner ones) and message/rfc822 entities. The top entity's header
-fields that the EVE ``email`` object shows are kept in `headers`.
+fields that the EVE ``email`` object shows are kept in `headers`, the URLs
+named in text/plain and text/html parts in `urls` (see `mime_urls`).
 
 Bounded: one buffered line (`max_line`; longer body lines are decoded in
 pieces, longer header lines cut: MIME_LONG_LINE), `max_header` bytes of one
@@ -27,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from inspection.files.mime_fields import Field, field_name, filename_of, parse_field
+from inspection.files.mime_urls import UrlCollector
 from inspection.files.multipart import PartData, PartEnd, PartEvent, PartStart
 
 __all__ = ["MimeCounters", "MimeLimits", "MimeWalker", "PartData", "PartEnd", "PartStart", "EMAIL_FIELDS"]
@@ -39,6 +41,7 @@ _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_B64_OR_PAD = bytes(c for c in range(256) if c not in _B64 + b"=")
 _WS = b" \t\r\n"
 _QP_ESC = re.compile(rb"=([0-9A-Fa-f]{2})")
+_URL_TYPES = frozenset({"text/plain", "text/html"})   # parts whose URLs go to `urls`
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ class MimeWalker:
 
     __slots__ = ("limits", "counters", "anomalies", "headers", "attachments", "_buf", "_scan", "_st", "_bounds",
                  "_depth", "_fields", "_cur", "_head_len", "_enc", "_file", "_b64", "_eol", "_mid_line",
-                 "_top", "_done", "_skip_line")
+                 "_top", "_done", "_skip_line", "_text", "urls")
 
     def __init__(self, limits: MimeLimits | None = None) -> None:
         self.limits = limits or MimeLimits()
@@ -99,6 +102,8 @@ class MimeWalker:
         self._head_len = 0
         self._enc = _Enc.IDENTITY
         self._file = False            # the current leaf is an attachment
+        self._text = False            # the current leaf is text whose URLs are collected
+        self.urls = UrlCollector()
         self._b64 = b""               # base64 characters waiting for a full quantum
         self._eol = b""               # a line end held back: it is the delimiter's if a delimiter follows
         self._mid_line = False        # part of the current body line was already passed on
@@ -168,7 +173,7 @@ class MimeWalker:
         block = bytes(buf[:end])
         del buf[:end]
         self._scan = 0
-        if not self._file:
+        if not (self._file or self._text):
             return
         if self._enc is _Enc.BASE64:
             self._base64(block, out)
@@ -177,7 +182,7 @@ class MimeWalker:
         data = self._eol + content
         self._eol = block[len(content):]
         if data:
-            out.append(PartData(data))
+            self._emit(data, out)
 
     def _long_line(self, out: list[PartEvent]) -> None:
         """A line longer than the line limit without its end yet."""
@@ -317,6 +322,8 @@ class MimeWalker:
         self._st = _S.BODY
         name = filename_of(disp, ctype)
         self._file = name is not None
+        mtype = ctype.value if ctype is not None else "text/plain"
+        self._text = name is None and mtype in _URL_TYPES
         if name is not None:
             self.counters.attachments += 1
             self.attachments.append(name)
@@ -325,7 +332,7 @@ class MimeWalker:
     # -- bodies -------------------------------------------------------------------------------
 
     def _body(self, line: bytes, out: list[PartEvent], *, partial: bool) -> None:
-        if not self._file:
+        if not (self._file or self._text):
             return
         enc = self._enc
         if enc is _Enc.BASE64:
@@ -347,7 +354,7 @@ class MimeWalker:
         data = self._eol + content
         self._eol = eol
         if data:
-            out.append(PartData(data))
+            self._emit(data, out)
 
     def _base64(self, chunk: bytes, out: list[PartEvent]) -> None:
         clean = chunk.translate(None, _NOT_B64_OR_PAD)
@@ -366,7 +373,7 @@ class MimeWalker:
         decoded += _b64(data[:whole], pad=False)
         self._b64 = data[whole:]
         if decoded:
-            out.append(PartData(bytes(decoded)))
+            self._emit(bytes(decoded), out)
 
     def _qp(self, text: bytes) -> bytes:
         if b"=" not in text:
@@ -379,14 +386,22 @@ class MimeWalker:
                 self.anomalies.append("MIME_INVALID_QP")
         return out
 
+    def _emit(self, data: bytes, out: list[PartEvent]) -> None:
+        if self._file:
+            out.append(PartData(data))
+        else:
+            self.urls.feed(data)
+
     def _end_leaf(self, out: list[PartEvent], complete: bool) -> None:
+        if self._text:
+            self.urls.finish()
         if self._file:
             if self._enc is _Enc.BASE64 and self._b64:
                 tail = _b64(self._b64, pad=True)
                 if tail:
                     out.append(PartData(tail))
             out.append(PartEnd(complete=complete))
-        self._file = False
+        self._file = self._text = False
         self._b64, self._eol = b"", b""
 
     def _limit(self, name: str) -> None:

@@ -60,5 +60,7 @@ def email_to_eve(e: EmailSummary) -> dict:
         eve["message_id"] = e.message_id
     if e.attachments:
         eve["attachment"] = list(e.attachments)
+    if e.urls:
+        eve["url"] = list(e.urls)
     return eve
 

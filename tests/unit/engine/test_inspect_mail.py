@@ -20,7 +20,7 @@ def message(attachment: bytes = EXE, name: str = "setup.exe") -> bytes:
     return (b"From: \"Alice\" <alice@example.org>\r\nTo: bob@example.net, \"Carol, C.\" <carol@example.net>\r\n"
             b"Cc: dave@example.net\r\nSubject: =?UTF-8?B?UmVwb3J0IOKckw==?=\r\nMIME-Version: 1.0\r\n"
             b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\n"
-            b"Content-Type: text/plain\r\n\r\n.hi\r\n--b1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Type: text/plain\r\n\r\n.hi, see https://files.example.org/get?id=7\r\n--b1\r\nContent-Type: application/octet-stream\r\n"
             b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\""
             + name.encode() + b"\"\r\n\r\n" + b64 + b"--b1--\r\n")
 
@@ -56,7 +56,7 @@ def test_smtp_mail_with_attachment(tmp_path):
     assert email["status"] == "PARSE_DONE" and email["from"] == "\"Alice\" <alice@example.org>"
     assert email["to"] == ["bob@example.net", "\"Carol, C.\" <carol@example.net>"]
     assert email["cc"] == ["dave@example.net"] and email["attachment"] == ["setup.exe"]
-    assert email["subject"] == "Report \u2713"
+    assert email["subject"] == "Report \u2713" and email["url"] == ["https://files.example.org/get?id=7"]
     (f,) = of(ev, "fileinfo")
     assert (f["app_proto"], f["src_ip"], f["dest_port"]) == ("smtp", CLI, 25)
     fi = f["fileinfo"]

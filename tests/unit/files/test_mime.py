@@ -180,3 +180,18 @@ def test_address_lists_and_encoded_words():
     assert decode_words(b"=?utf-8?q?a_b?= =?utf-8?b?Yw==?= d") == "a bc d"
     assert decode_words(b"=?bogus-charset?q?ok?=") == "ok"
     assert decode_words(b"=?utf-8?b?!!!?=") == "=?utf-8?b?!!!?="
+
+
+def test_urls_of_text_parts_are_collected_bounded_and_across_cuts():
+    text = (b"see http://a.example/x?y=1, and <https://b.example/p>.\r\nagain http://a.example/x?y=1\r\n"
+            b"long =\r\nhttp://c.exam=\r\nple/q end\r\n")
+    raw = (b"Content-Type: multipart/alternative; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + text + b"--X\r\nContent-Type: text/html\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + b64(b'<a href="http://d.example/">x</a>')
+           + b"--X\r\nContent-Disposition: attachment; filename=f.txt\r\n\r\nhttp://not.collected/\r\n--X--\r\n")
+    want = ["http://a.example/x?y=1", "https://b.example/p", "http://c.example/q", "http://d.example/"]
+    assert walk(raw)[1].urls.urls == want
+    assert walk(raw, list(range(len(raw))))[1].urls.urls == want
+    many = single(b"Content-Type: text/plain\r\n", b" ".join(b"http://h%d.example/" % i for i in range(40)))
+    w = walk(many)[1]
+    assert len(w.urls.urls) == 32 and w.urls.dropped == 8
