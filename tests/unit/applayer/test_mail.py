@@ -45,7 +45,8 @@ SMTP = [
 
 POP3 = [
     (TC, b"+OK ready\r\n"), (TS, b"CAPA\r\n"), (TC, b"+OK\r\nTOP\r\nUIDL\r\n.\r\n"), (TS, b"USER u\r\nPASS p\r\n"),
-    (TC, b"+OK\r\n+OK\r\n"), (TS, b"LIST\r\nRETR 1\r\n"), (TC, b"+OK 1 msg\r\n1 900\r\n.\r\n+OK\r\n" + stuffed(message())),
+    (TC, b"+OK\r\n+OK\r\n"), (TS, b"LIST\r\nRETR 1\r\n"),
+    (TC, b"+OK 1 msg\r\n1 900\r\n.\r\n+OK\r\n" + stuffed(message())),
     (TS, b"RETR 9\r\n"), (TC, b"-ERR no such message\r\n"), (TS, b"QUIT\r\n"), (TC, b"+OK bye\r\n"),
 ]
 
