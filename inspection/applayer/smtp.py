@@ -7,8 +7,10 @@ client sends the message, dot-stuffed and ended by a line holding a single
 dot; after a 220 to STARTTLS the flow turns into TLS (`tunnel`, handed back to
 detection as an HTTP CONNECT is). BDAT chunks are read by their length.
 
-One transaction per mail, as Suricata: MAIL FROM .. end of the message (or
-RSET, the next MAIL, flow end). The message goes through the MIME walker
+One transaction per mail, as Suricata: from the first command after the last
+mail (any but RSET and QUIT; so the greeting's EHLO and a session that only
+turns to TLS have one too) to the end of the message, RSET, the next MAIL,
+STARTTLS or flow end. The message goes through the MIME walker
 (`MessageFiles`): attachments come out as decoded `BodyChunk`s for the file
 tracker and the transaction carries the EVE ``email`` summary. Problems are
 anomalies under Suricata's SMTP event names; nothing raises on traffic.
@@ -40,6 +42,7 @@ SMTP_PORTS = frozenset({25, 587, 2525})
 _TS, _TC = Direction.TO_SERVER, Direction.TO_CLIENT
 _ADDR = re.compile(rb"<[^>]*>")
 _BDAT = re.compile(rb"^\s*(\d{1,15})(\s+LAST)?\s*$", re.I)
+_NO_NEW_TX = frozenset({b"RSET", b"QUIT"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +199,12 @@ class SmtpParser:
         if len(self._cmds) >= MAX_PENDING_CMDS:
             self._cmds.popleft()
             out.append(self._anomaly("INVALID_PIPELINED_SEQUENCE", _TS))
+        if verb not in _NO_NEW_TX:
+            self._open_tx()           # as Suricata: any command but RSET/QUIT opens a transaction
         if verb in (b"EHLO", b"HELO"):
             self._helo = _text(arg.strip())
         elif verb == b"MAIL":
-            if self._tx is not None:
+            if self._tx is not None and self._tx.mail_from is not None:
                 self._log(out)        # a mail that never got to DATA
             self._open_tx().mail_from = _address(arg)
         elif verb == b"RCPT":

@@ -98,6 +98,8 @@ def test_starttls_hands_the_flow_to_tls(tmp_path):
     rc, ev = run(tmp_path, pkts + list(c.close()))
     (tls,) = of(ev, "tls")
     assert tls["tls"]["sni"] == "mail.example.net"
+    (smtp,) = of(ev, "smtp")         # the session before TLS, as Suricata logs it
+    assert smtp["smtp"] == {"helo": "a"} and "email" not in smtp
     (flow,) = of(ev, "flow")
     assert flow["app_proto"] == "tls" and flow["app_proto_orig"] == "smtp"
 
