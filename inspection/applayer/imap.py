@@ -215,6 +215,10 @@ class ImapParser:
     # -- commands and completions -----------------------------------------------------------
 
     def _command(self, line: bytes, out: list[AppOutput]) -> None:
+        last = next(reversed(self._open.values()), None) if self._open else None
+        if last is not None and (last.command == "AUTHENTICATE"
+                                 or (last.command == "IDLE" and line.strip().upper() == b"DONE")):
+            return    # AUTHENTICATE's SASL responses (credentials: never logged), IDLE's DONE
         words = line.split(None, 3)
         if len(words) < 2:
             out.append(Anomaly(AnomalyKind.APPLAYER, "INVALID_COMMAND", APP, _TS))

@@ -9,7 +9,7 @@ files (app_proto pop3, direction to_client). After ``+OK`` to STLS the flow
 turns into TLS (`tunnel`).
 
 One transaction per command and its reply (Suricata 8 logs POP3 the same
-way); the PASS argument is not kept. Problems are anomalies, never raised.
+way); the PASS argument and SASL exchanges after AUTH are not kept. Problems are anomalies, never raised.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class Pop3Parser:
 
     app_proto = APP
 
-    __slots__ = ("_cl", "_sv", "_mode", "_cmds", "_cur", "_next_tx", "_dot", "_block", "_greeted",
+    __slots__ = ("_cl", "_sv", "_mode", "_cmds", "_cur", "_next_tx", "_dot", "_block", "_greeted", "_sasl",
                  "tunnel", "tunnel_data")
 
     def __init__(self) -> None:
@@ -83,6 +83,7 @@ class Pop3Parser:
         self._dot = DotBlock()
         self._block = bytearray()
         self._greeted = False
+        self._sasl = False        # AUTH got a "+ " challenge: client lines are credentials, not commands
         self.tunnel = False
         self.tunnel_data: list[tuple[Direction, bytes]] | tuple = ()
 
@@ -126,8 +127,8 @@ class Pop3Parser:
                 out.append(Anomaly(AnomalyKind.APPLAYER, "TOO_MANY_BYTES_IN_LINE", APP, _TS))
                 continue
             words = line.split()
-            if not words:
-                continue
+            if not words or self._sasl:
+                continue        # SASL responses are neither commands nor logged
             verb = words[0].upper()[:16]
             args = [] if verb == b"PASS" else words[1:]
             if len(self._cmds) >= MAX_PENDING:
@@ -170,6 +171,10 @@ class Pop3Parser:
         if not self._cmds:
             out.append(Anomaly(AnomalyKind.APPLAYER, "UNEXPECTED_RESPONSE", APP, _TC))
             return
+        if word == b"+":
+            self._sasl = True      # a challenge: the command goes on
+            return
+        self._sasl = False
         cmd = self._cmds.popleft()
         cmd.status = word.decode("latin-1")
         cmd.header = rest.decode("utf-8", "replace")[:1024]

@@ -271,3 +271,16 @@ def test_smtp_reply_during_data_means_client_bytes_were_lost():
     (got,) = files(out).values()
     assert got[1] is True
     assert records(out + p.close(0), Anomaly) == []
+
+
+def test_sasl_exchanges_are_not_commands_and_not_logged():
+    out = run(Pop3Parser, [(TC, b"+OK\r\n"), (TS, b"AUTH PLAIN\r\n"), (TC, b"+ \r\n"), (TS, b"AGJvYgBzZWNyZXQ=\r\n"),
+                           (TC, b"+OK welcome\r\n"), (TS, b"STAT\r\n"), (TC, b"+OK 1 10\r\n")])
+    assert [(t.command, t.args, t.status) for t in records(out, Pop3Transaction)] == [
+        ("AUTH", ("PLAIN",), "+OK"), ("STAT", (), "+OK")]
+    out = run(ImapParser, [(TC, b"* OK\r\n"), (TS, b"a AUTHENTICATE PLAIN\r\n"), (TC, b"+ \r\n"),
+                           (TS, b"AGJvYgBzZWNyZXQ=\r\n"), (TC, b"a OK\r\n"), (TS, b"b IDLE\r\n"), (TC, b"+ idling\r\n"),
+                           (TS, b"DONE\r\n"), (TC, b"b OK\r\n")])
+    assert [(t.tag, t.command, t.status) for t in records(out, ImapTransaction)] == [
+        ("a", "AUTHENTICATE", "OK"), ("b", "IDLE", "OK")]
+    assert records(out, Anomaly) == [] and "AGJv" not in repr(out)
