@@ -113,13 +113,14 @@ class DotBlock:
                             break
                     pos += 1     # a stuffed dot
                 self.bol = False
-            lf = buf.find(b"\n", pos)
-            if lf < 0:
+            j = buf.find(b"\n.", pos)     # only a line starting with a dot needs a look
+            if j < 0:
                 out += buf[pos:]
+                self.bol = buf[n - 1] == 0x0A
                 pos = n
                 break
-            out += buf[pos: lf + 1]
-            pos = lf + 1
+            out += buf[pos: j + 1]
+            pos = j + 1
             self.bol = True
         del buf[:pos]
         if ended:
