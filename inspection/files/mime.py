@@ -39,6 +39,7 @@ _MAX_BOUNDARY = 200
 _MAX_FIELD = 4096            # bytes kept of one header value
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_B64_OR_PAD = bytes(c for c in range(256) if c not in _B64 + b"=")
+_NOT_GARBAGE = _B64 + b"= \t\r\n"    # deleted, what is left of a base64 line is garbage
 _WS = b" \t\r\n"
 _QP_ESC = re.compile(rb"=([0-9A-Fa-f]{2})")
 _URL_TYPES = frozenset({"text/plain", "text/html"})   # parts whose URLs go to `urls`
@@ -358,7 +359,7 @@ class MimeWalker:
 
     def _base64(self, chunk: bytes, out: list[PartEvent]) -> None:
         clean = chunk.translate(None, _NOT_B64_OR_PAD)
-        garbage = len(chunk) - len(clean) - sum(chunk.count(c) for c in (b" ", b"\t", b"\r", b"\n"))
+        garbage = len(chunk.translate(None, _NOT_GARBAGE)) if len(clean) != len(chunk) else 0
         if garbage > 0:
             self.counters.base64_errors += garbage
             if "MIME_INVALID_BASE64" not in self.anomalies:
