@@ -162,6 +162,25 @@ def test_ftp_greeting_is_not_taken_for_smtp(tmp_path):
     assert not of(ev, "smtp") and not of(ev, "pop3")
 
 
+def test_rules_on_mail_flows(tmp_path):
+    """Rule headers naming smtp, app-layer-protocol and SMTP parser events match."""
+    rules = tmp_path / "mail.rules"
+    rules.write_text(
+        'alert smtp any any -> any any (msg:"rcpt"; flow:to_server; content:"RCPT TO"; sid:1;)\n'
+        'alert tcp any any -> any any (msg:"proto"; app-layer-protocol:smtp; content:"EHLO"; sid:2;)\n'
+        'alert pop3 any any -> any any (msg:"not pop3"; content:"EHLO"; sid:3;)\n'
+        'alert smtp any any -> any any (msg:"event"; app-layer-event:smtp.unable_to_match_reply_with_request; '
+        'sid:4;)\n')
+    pkts = smtp_capture(message())
+    c = TcpConversation(CLI, SRV, 41006, 25, start=1_700_000_500.0)
+    pkts += list(c.handshake())
+    for from_client, data in [(False, b"220 x\r\n"), (True, b"EHLO a\r\n"), (False, b"250 ok\r\n250 unasked\r\n")]:
+        pkts += list(c.send(data, from_client=from_client))
+    rc, ev = run(tmp_path, pkts + list(c.close()), "-S", str(rules))
+    sids = sorted(a["alert"]["signature_id"] for a in of(ev, "alert"))
+    assert sids == [1, 2, 2, 4]
+
+
 CLAM_MAILS = ["clam.mail", "clam.mail-boundary-content-disposition.eml", "clam.mail-comment-header-name.eml",
               "clam.mail-disposition-rfc2231-boundary.eml", "clam.mail-nested-comment-header-name.eml",
               "clam.exe.mbox.base64"]
