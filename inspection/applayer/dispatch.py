@@ -21,6 +21,7 @@ from inspection.applayer.tls import TlsParser, probe_tls
 from inspection.model import AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
+_MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
 _NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
 _NEITHER_FAILED = (False, False)
 
@@ -67,7 +68,8 @@ class TcpDetector:
         app.pending.append((d, data))
         app.pending_len += len(data)
         buf = b"".join(b for dd, b in app.pending if dd == d)
-        found = self._probe(d, buf, ports)
+        other = b"".join(b for dd, b in app.pending if dd != d)[:_MAIL_PEEK]   # mail greetings need both sides
+        found = self._probe(d, buf, ports, other)
         if not found and may_reverse and d == Direction.TO_SERVER:
             reply = self._probe(d.other, buf, ports)
             if reply:
@@ -104,10 +106,10 @@ class TcpDetector:
             out.extend(self.feed(app, d, chunk, ts, ports))
         return out
 
-    def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int]
+    def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int], other: bytes = b""
                ) -> tuple[str, Callable[[], AppParser]] | None | bool:
         undecided = False
-        for proto, probe, factory in self._candidates(ports):
+        for proto, probe, factory in self._candidates(ports, other):
             r = probe(buf, d)
             if r:
                 return proto, factory
@@ -115,15 +117,15 @@ class TcpDetector:
                 undecided = True
         return None if undecided else False
 
-    def _candidates(self, ports: tuple[int, int]):
+    def _candidates(self, ports: tuple[int, int], other: bytes = b""):
         yield "tls", probe_tls, TlsParser
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
         if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
             yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
         # mail last: their probes only say yes to their own greetings and first commands
-        yield "smtp", lambda b, d: probe_smtp(b, d, ports), SmtpParser
-        yield "pop3", lambda b, d: probe_pop3(b, d, ports), Pop3Parser
+        yield "smtp", lambda b, d: probe_smtp(b, d, ports, other), SmtpParser
+        yield "pop3", lambda b, d: probe_pop3(b, d, ports, other), Pop3Parser
         yield "imap", lambda b, d: probe_imap(b, d, ports), ImapParser
 
     @staticmethod

@@ -220,21 +220,30 @@ _CLIENT_FIRST = (b"CAPA", b"APOP ", b"STLS", b"AUTH ", b"USER ")
 _SURE_CLIENT_FIRST = (b"CAPA", b"APOP ", b"STLS")
 
 
-def probe_pop3(buf: bytes, d: Direction, ports: tuple[int, int] = (0, 0)) -> bool | None:
-    """``+OK`` greeting, or a first command only POP3 sends (USER and AUTH
-    are FTP's and SMTP's too: those need the POP3 port)."""
+def probe_pop3(buf: bytes, d: Direction, ports: tuple[int, int] = (0, 0), other: bytes = b"") -> bool | None:
+    """``+OK`` greeting, or a first command only POP3 sends. Off the POP3
+    port a ``+OK`` (Redis answers so too) or a USER/AUTH (FTP's, SMTP's) is
+    settled by the other side (`other`): a POP3 command, or a ``+OK``."""
     on_port = ports[1] in POP3_PORTS
     if d is _TC:
         if len(buf) < 4:
             return None if b"+OK "[: len(buf)] == buf.upper() else False
         if buf[:3].upper() != b"+OK" or buf[3:4] not in (b" ", b"\r", b"\n"):
             return False
-        return True if on_port else None
+        if on_port:
+            return True
+        if len(other) < 4:
+            return None
+        return any(other[:5].upper().startswith(p) for p in _CLIENT_FIRST)
     head = buf[:5].upper()
     if len(buf) < 5 and any(p.startswith(head) for p in _CLIENT_FIRST):
         return None
     if any(head.startswith(p) for p in _SURE_CLIENT_FIRST):
         return True
     if any(head.startswith(p) for p in _CLIENT_FIRST):
-        return True if on_port else None
+        if on_port:
+            return True
+        if len(other) < 3:
+            return None
+        return other[:3].upper() == b"+OK"
     return False

@@ -351,9 +351,10 @@ class SmtpParser:
 _CLIENT_FIRST = (b"EHLO ", b"HELO ")
 
 
-def probe_smtp(buf: bytes, d: Direction, ports: tuple[int, int] = (0, 0)) -> bool | None:
-    """A client's EHLO/HELO, or a 220 greeting on an SMTP port (a 220 elsewhere
-    may be FTP: undecided until the client speaks)."""
+def probe_smtp(buf: bytes, d: Direction, ports: tuple[int, int] = (0, 0), other: bytes = b"") -> bool | None:
+    """A client's EHLO/HELO, or a 220 greeting on an SMTP port. A 220
+    elsewhere may be FTP's: then the client's first command (`other`, the
+    bytes seen the other way) decides; until it comes, undecided."""
     if d is _TS:
         head = buf[:5].upper()
         if len(head) < 5:
@@ -363,4 +364,8 @@ def probe_smtp(buf: bytes, d: Direction, ports: tuple[int, int] = (0, 0)) -> boo
         return None if b"220 "[: len(buf)] == buf or b"220-"[: len(buf)] == buf else False
     if buf[:4] not in (b"220 ", b"220-"):
         return False
-    return True if ports[1] in SMTP_PORTS else None
+    if ports[1] in SMTP_PORTS:
+        return True
+    if len(other) < 5:
+        return None
+    return other[:5].upper() in _CLIENT_FIRST

@@ -211,6 +211,13 @@ def test_probes():
     assert probe_pop3(b"USER x", TS, (1, 110)) is True and probe_pop3(b"GET /", TS) is False
     assert probe_imap(b"* OK hi", TC) is True and probe_imap(b"* O", TC) is None and probe_imap(b"* OK", TS) is False
     assert probe_imap(b"+OK", TC) is False
+    # off their ports the other side settles a greeting or an ambiguous first command
+    assert probe_smtp(b"220 ftp", TC, (1, 21), b"USER anonymous") is False
+    assert probe_smtp(b"220 mx", TC, (1, 2526), b"EHLO a") is True
+    assert probe_pop3(b"USER x", TS, (1, 21), b"220 ProFTPD") is False
+    assert probe_pop3(b"USER x", TS, (1, 1110), b"+OK ready") is True
+    assert probe_pop3(b"+OK\r\n", TC, (1, 6379), b"*1\r\n$4\r\nPING") is False
+    assert probe_pop3(b"+OK hi", TC, (1, 1110), b"CAPA\r\n") is True
 
 
 PARSERS = [(SmtpParser, SMTP), (Pop3Parser, POP3), (ImapParser, IMAP)]
