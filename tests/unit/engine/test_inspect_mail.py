@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from firmware.bench.frames import TcpConversation
 from tests.unit.engine.test_inspect_cli import CLI, SRV, of, run
 
 EXE = b"MZ\x90\x00" + bytes(range(256)) * 20
-CLAMAV = Path(__file__).resolve().parents[3] / "../shared/corpus/clamav-testfiles"
+CORPUS = Path(os.environ.get("UTM_CORPUS", Path(__file__).resolve().parents[3].parent / "shared" / "corpus"))
+CLAMAV = CORPUS / "clamav-testfiles"
 CLAM_SHA256 = "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495"   # clamav.hdb: clam.exe
 
 
@@ -200,3 +202,29 @@ def test_clamav_mails_in_smtp_give_the_known_hash(tmp_path, name):
     (f,) = of(ev, "fileinfo")
     assert (f["fileinfo"]["filename"], f["fileinfo"]["sha256"]) == ("clam.exe", CLAM_SHA256)
     assert f["fileinfo"]["state"] == "CLOSED" and f["email"]["attachment"] == ["clam.exe"]
+
+
+# Zeek's own test traces of mail sessions (their btests name the protocol each one exercises)
+ZEEK_MAIL = [
+    ("smtp-attachment-msg.pcap", "smtp", None),
+    ("tls/smtp-starttls.pcap", "tls", "smtp"),
+    ("tls/pop3-starttls.pcap", "tls", "pop3"),
+    ("tls/imap-starttls.pcap", "tls", "imap"),
+    ("http/connect-with-smtp.pcap", "smtp", "http"),
+]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("trace,proto,orig", ZEEK_MAIL)
+def test_zeek_mail_traces_are_recognised(tmp_path, trace, proto, orig):
+    src = CORPUS / "zeek-traces" / "Traces" / trace
+    if not src.exists():
+        pytest.skip(f"corpus not present: {src}")
+    rc, ev = run(tmp_path, None, "-k", "none", pcaps=[src])
+    assert rc == 0
+    flows = [f for f in of(ev, "flow") if f.get("app_proto") == proto]
+    assert len(flows) == 1 and flows[0].get("app_proto_orig") == orig
+    if trace == "smtp-attachment-msg.pcap":
+        (f,) = of(ev, "fileinfo")
+        assert (f["fileinfo"]["filename"], f["fileinfo"]["state"]) == ("test.msg", "CLOSED")
+        assert f["email"]["attachment"] == ["test.msg"]
