@@ -1,9 +1,11 @@
 """Application-protocol detection by content, and feeding the chosen parser.
 
 TCP flows are recognised from their first bytes in either direction (HTTP
-request or response, TLS handshake, DNS on its TCP ports), not from port
-numbers; bytes seen before a decision are kept (bounded) and replayed to the
-parser in arrival order. UDP DNS is picked by port, as Suricata does.
+request or response, TLS handshake, DNS on its TCP ports, SMTP/POP3/IMAP
+greetings and first commands), not from port numbers (a port only settles a
+mail greeting another protocol could send too, such as FTP's 220); bytes seen
+before a decision are kept (bounded) and replayed to the parser in arrival
+order. UDP DNS is picked by port, as Suricata does.
 """
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from typing import Callable
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
+from inspection.applayer.imap import ImapParser, probe_imap
+from inspection.applayer.pop3 import Pop3Parser, probe_pop3
+from inspection.applayer.smtp import SmtpParser, probe_smtp
 from inspection.applayer.tls import TlsParser, probe_tls
 from inspection.model import AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
+_MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
 _NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
 _NEITHER_FAILED = (False, False)
 
@@ -62,7 +68,8 @@ class TcpDetector:
         app.pending.append((d, data))
         app.pending_len += len(data)
         buf = b"".join(b for dd, b in app.pending if dd == d)
-        found = self._probe(d, buf, ports)
+        other = b"".join(b for dd, b in app.pending if dd != d)[:_MAIL_PEEK]   # mail greetings need both sides
+        found = self._probe(d, buf, ports, other)
         if not found and may_reverse and d == Direction.TO_SERVER:
             reply = self._probe(d.other, buf, ports)
             if reply:
@@ -99,10 +106,10 @@ class TcpDetector:
             out.extend(self.feed(app, d, chunk, ts, ports))
         return out
 
-    def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int]
+    def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int], other: bytes = b""
                ) -> tuple[str, Callable[[], AppParser]] | None | bool:
         undecided = False
-        for proto, probe, factory in self._candidates(ports):
+        for proto, probe, factory in self._candidates(ports, other):
             r = probe(buf, d)
             if r:
                 return proto, factory
@@ -110,12 +117,16 @@ class TcpDetector:
                 undecided = True
         return None if undecided else False
 
-    def _candidates(self, ports: tuple[int, int]):
+    def _candidates(self, ports: tuple[int, int], other: bytes = b""):
         yield "tls", probe_tls, TlsParser
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
         if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
             yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
+        # mail last: their probes only say yes to their own greetings and first commands
+        yield "smtp", lambda b, d: probe_smtp(b, d, ports, other), SmtpParser
+        yield "pop3", lambda b, d: probe_pop3(b, d, ports, other), Pop3Parser
+        yield "imap", lambda b, d: probe_imap(b, d, ports), ImapParser
 
     @staticmethod
     def gap(app: AppState, d: Direction, length: int, ts: float) -> list[AppOutput]:

@@ -5,7 +5,8 @@ to that flow's `FileTracker` and logs the `FileEvent`s it returns. Which
 bodies are files follows Suricata: a response body with content (named by
 its Content-Disposition filename, else the request path), a POST or PUT
 request body (named by the path), and each part with a filename of a
-multipart/form-data upload.
+multipart/form-data upload. Mail parsers pass each attachment of a message
+as a named body of its own (already MIME-decoded; see `inspection.files.mime`).
 
 Files are hashed as they stream by (md5, sha1, sha256; never buffered
 whole), their type is sniffed from the first bytes, and a scanner session
@@ -200,7 +201,8 @@ class FileTracker:
     # -- bodies -----------------------------------------------------------------------------
 
     def _open_body(self, chunk: BodyChunk) -> _Body | None:
-        if chunk.direction is Direction.TO_SERVER:
+        # mail parsers (smtp, pop3, imap) hand on each attachment decoded and named, either way
+        if chunk.direction is Direction.TO_SERVER and chunk.app_proto == "http":
             method = (chunk.method or "").upper()
             if method not in _REQUEST_FILE_METHODS:
                 return None

@@ -20,6 +20,7 @@ from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
 from inspection.output.eve_dns import dns_to_eve
 from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
+from inspection.output.eve_mail import email_to_eve, imap_to_eve, pop3_to_eve, smtp_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpSession, TcpState
 from signatures.classification import ClassificationTable, default_classifications
@@ -114,6 +115,9 @@ class EveWriter:
             "http": lambda r: http_to_eve(r, log_headers=self._http_headers),  # type: ignore[arg-type]
             "tls": tls_to_eve,  # type: ignore[dict-item]
             "dns": dns_to_eve,  # type: ignore[dict-item]
+            "smtp": smtp_to_eve,  # type: ignore[dict-item]
+            "pop3": pop3_to_eve,  # type: ignore[dict-item]
+            "imap": imap_to_eve,  # type: ignore[dict-item]
         }
 
     def __call__(self, ev: EngineEvent) -> None:
@@ -174,6 +178,7 @@ class EveWriter:
             fmt = self._app.get(et)
             if fmt is not None:
                 out[et] = fmt(body)
+                _email(out, body)
                 tx = getattr(body, "tx_id", None)
                 if tx is not None and et != "dns":
                     out["tx_id"] = tx
@@ -296,6 +301,7 @@ class EveWriter:
             fmt = self._app.get(et)
             if fmt is not None:
                 out[et] = fmt(rec)
+                _email(out, rec)
                 out["tx_id"] = rec.tx_id
         self.alerts += 1
 
@@ -306,6 +312,7 @@ class EveWriter:
             fmt = self._app.get(rec.event_type)
             if fmt is not None:
                 out[rec.event_type] = fmt(rec)
+                _email(out, rec)
         out["app_proto"] = f.app_proto
         out["fileinfo"] = fileinfo_to_eve(f)
 
@@ -318,6 +325,13 @@ class EveWriter:
         if a.tx_id is not None:
             out["tx_id"] = a.tx_id
         self.anomalies[a.event] = self.anomalies.get(a.event, 0) + 1
+
+
+def _email(out: dict, rec: object) -> None:
+    """Mail records (smtp, pop3, imap) carry Suricata's ``email`` object next to their own."""
+    email = getattr(rec, "email", None)
+    if email is not None:
+        out["email"] = email_to_eve(email)
 
 
 __all__ = ["EveWriter", "format_ts", "format_ip"]
