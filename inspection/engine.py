@@ -187,7 +187,11 @@ class Engine:
         before = flow.state
         proto = pkt.proto
         if not pkt.checksum_ok and self._validate and proto == IPPROTO_TCP:
-            return  # as in Suricata, only TCP stream tracking refuses bad checksums
+            # as in Suricata, only TCP stream tracking refuses bad checksums: the packet
+            # rules still see the packet (a sender-side capture with offloading)
+            if self.inspector is not None:
+                self._detect_packet(flow, pkt, d, before)
+            return
         if proto == IPPROTO_TCP:
             if d:
                 flow.flags_tc |= pkt.tcp_flags

@@ -235,3 +235,18 @@ def test_transactional_rule_syntax():
         parse_rule('alert http any any => any any (msg:"x"; file.data: to_server; content:"a"; sid:1;)')
     with pytest.raises(MalformedRule):
         parse_rule('alert http any any => any any (msg:"x"; flow:to_server; content:"a"; sid:1;)')
+
+
+def test_packet_rules_see_a_segment_with_a_bad_checksum(tmp_path):
+    """As in Suricata, a bad TCP checksum keeps a segment out of the stream, not away
+    from the packet rules (captures taken on the sender have offloaded checksums)."""
+    c = TcpConversation(CLI, SRV, 40006, 25, start=1_700_000_600.0)
+    pkts = list(c.handshake()) + list(c.send(b"EHLO client.example\r\n"))
+    ts, frame = pkts[3]
+    bad = bytearray(frame)
+    bad[14 + 20 + 16] ^= 0xFF                      # the TCP checksum
+    pkts[3] = (ts, bytes(bad))
+    (tmp_path / "t.rules").write_text('alert tcp any any -> any 25 (msg:"helo"; content:"EHLO "; sid:1;)\n'
+                                      'alert tcp-stream any any -> any 25 (msg:"s"; content:"EHLO "; sid:2;)\n')
+    rc, events = run(tmp_path, pkts, "-S", str(tmp_path / "t.rules"), "-k", "all")
+    assert [a["alert"]["signature_id"] for a in of(events, "alert")] == [1]
