@@ -1,0 +1,73 @@
+"""Single-file Office XML (Word 2003 XML, Word/Excel "flat" XML) and CSV.
+
+Flat Office XML can carry a whole VBA project (``w:binData`` named
+editdata.mso, an embedded vbaProject part), DDE fields and DDE formulas;
+one of those makes the file a notice (these formats are rare in mail and
+web traffic, so a rewrite is not worth its risk). CSV cannot hold macros,
+but Excel evaluates ``=cmd|' /c calc'!A0`` style DDE formulas on open: such
+a cell becomes the quoted text ``"'=cmd|...!A0"`` (already quoted cells just
+get the apostrophe), which Excel shows as text. The quotes matter: tools that
+guess the CSV dialect may take the apostrophe itself for a quote character.
+"""
+from __future__ import annotations
+
+import re
+
+from inspection.files.sanitize.common import Context, Outcome, Unsafe
+from inspection.files.sanitize.model import Action, ActionKind
+from inspection.files.sanitize.wordfields import blank_dde_fields
+from inspection.files.sanitize.xmltext import attr_value, iter_tags
+
+__all__ = ["is_office_xml", "sanitize_office_xml", "sanitize_csv", "CSV_EXTENSIONS"]
+
+CSV_EXTENSIONS = (".csv", ".tsv")
+_MARKERS = (b"<?mso-application", b"schemas.microsoft.com/office/word/2003/wordml",
+            b"urn:schemas-microsoft-com:office:spreadsheet", b"schemas.microsoft.com/office/2006/xmlPackage")
+_MACRO_MARKERS = re.compile(rb"editdata\.mso|vbaProject|macrosPresent\s*=\s*[\"']yes|vnd\.ms-office\.activeX"
+                            rb"|vbaData|macrosheet", re.I)
+# a cell that starts (after blanks) with a formula sign and has the DDE shape app|topic!item;
+# unquoted, it ends at the next comma, semicolon, tab or line end (Excel does not quote with ')
+_CSV_QUOTED = re.compile(rb'(?m)(^|[,;\t])([ \t]*")([=+\-@])(?=[^"\r\n]*\|[^"\r\n]*!)')
+_CSV_BARE = re.compile(rb"(?m)(^|[,;\t])([ \t]*)([=+\-@][^,;\t\r\n\"]*\|[^,;\t\r\n]*![^,;\t\r\n]*)")
+_DDE_FORMULA = re.compile(r"^\s*\"?[=+\-@].*\|.*!", re.S)
+
+
+def is_office_xml(data: bytes) -> bool:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<?xml") and any(m in head or m in data[:65536] for m in _MARKERS)
+
+
+def sanitize_office_xml(data: bytes, name: str, ctx: Context) -> Outcome:
+    found = []
+    if _MACRO_MARKERS.search(data):
+        found.append("macros or ActiveX")
+    if blank_dde_fields(data)[1]:
+        found.append("DDE fields")
+    for tag in iter_tags(data):
+        if tag.local.lower() == b"cell":
+            formula = next((attr_value(v) for k, v in tag.attrs if k.rpartition(b":")[2].lower() == b"formula"), None)
+            if formula is not None and _DDE_FORMULA.match(formula):
+                found.append("DDE formulas")
+                break
+    if found:
+        raise Unsafe("Office XML document with " + ", ".join(found))
+    return Outcome(data)
+
+
+def sanitize_csv(data: bytes, name: str, ctx: Context) -> Outcome:
+    count = 0
+
+    def quoted(m: re.Match[bytes]) -> bytes:
+        nonlocal count
+        count += 1
+        return m.group(1) + m.group(2) + b"'" + m.group(3)
+
+    def bare(m: re.Match[bytes]) -> bytes:
+        nonlocal count
+        count += 1
+        return m.group(1) + m.group(2) + b"\"'" + m.group(3).replace(b'"', b'""') + b'"'
+
+    out = _CSV_BARE.sub(bare, _CSV_QUOTED.sub(quoted, data))
+    if not count:
+        return Outcome(data)
+    return Outcome(out, (Action(ActionKind.NEUTRALISED_CSV_FORMULA, name, f"{count} cell(s)"),))

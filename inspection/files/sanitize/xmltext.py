@@ -1,0 +1,109 @@
+"""Small edits on raw XML bytes, for OOXML parts.
+
+Why not parse and re-serialise with ElementTree: it renames namespace
+prefixes and drops unused declarations, and Office resolves prefixes listed
+in ``mc:Ignorable`` by name, so a re-serialised part can make Word report the
+file as corrupt. Office parts are machine-written and regular; removing an
+element or blanking a text/attribute by its byte span keeps everything else
+exactly as it was. Every edited part is parsed afterwards (`check_xml`) so a
+bad edit becomes a notice, never a broken file.
+"""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Callable, Iterator
+from xml.sax.saxutils import unescape
+
+from inspection.files.sanitize.common import Unsafe
+
+__all__ = ["Tag", "attr_value", "check_xml", "element_end", "iter_tags", "namespaces", "remove_elements"]
+
+_NAME = rb"[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?"
+_TAG = re.compile(rb"<(" + _NAME + rb")((?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*(/?)>")
+_ATTR = re.compile(rb"([^\s=/>]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_XMLNS = re.compile(rb"xmlns:([\w.\-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_ENTITIES = {"&quot;": '"', "&apos;": "'"}
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    start: int
+    end: int
+    qname: bytes
+    attrs: tuple[tuple[bytes, bytes], ...]   # raw (name, value) pairs, value still escaped
+    empty: bool                                # self-closing
+
+    @property
+    def local(self) -> bytes:
+        return self.qname.rpartition(b":")[2]
+
+
+def attr_value(raw: bytes) -> str:
+    """An attribute value as text (entities resolved)."""
+    text = raw.decode("utf-8", "replace")
+    text = re.sub(r"&#x([0-9a-fA-F]+);", lambda m: chr(int(m.group(1), 16)) if int(m.group(1), 16) < 0x110000 else "", text)
+    text = re.sub(r"&#([0-9]+);", lambda m: chr(int(m.group(1))) if int(m.group(1)) < 0x110000 else "", text)
+    return unescape(text, _ENTITIES)
+
+
+def iter_tags(data: bytes) -> Iterator[Tag]:
+    for m in _TAG.finditer(data):
+        attrs = tuple((a.group(1), a.group(2) if a.group(2) is not None else a.group(3))
+                      for a in _ATTR.finditer(m.group(2)))
+        yield Tag(m.start(), m.end(), m.group(1), attrs, bool(m.group(3)))
+
+
+def namespaces(data: bytes) -> dict[bytes, str]:
+    """prefix -> namespace URI for every ``xmlns:prefix`` declared anywhere in the part."""
+    out: dict[bytes, str] = {}
+    for m in _XMLNS.finditer(data):
+        out[m.group(1)] = (m.group(2) if m.group(2) is not None else m.group(3)).decode("utf-8", "replace")
+    return out
+
+
+def element_end(data: bytes, tag: Tag) -> int:
+    """Offset just past the element that `tag` opens (its matching end tag)."""
+    if tag.empty:
+        return tag.end
+    q = re.escape(tag.qname)
+    pattern = re.compile(rb"<" + q + rb"(?=[\s/>])(?:\"[^\"]*\"|'[^']*'|[^>\"'])*?(/?)>|</" + q + rb"\s*>")
+    depth = 1
+    for m in pattern.finditer(data, tag.end):
+        if m.group(0).startswith(b"</"):
+            depth -= 1
+            if depth == 0:
+                return m.end()
+        elif not m.group(1):
+            depth += 1
+    raise Unsafe(f"XML element {tag.qname.decode('ascii', 'replace')} is not closed")
+
+
+def remove_elements(data: bytes, select: Callable[[Tag], bool]) -> tuple[bytes, list[Tag]]:
+    """Remove every element whose start tag `select` picks (with its content)."""
+    out = bytearray()
+    pos = 0
+    removed: list[Tag] = []
+    for tag in iter_tags(data):
+        if tag.start < pos or not select(tag):
+            continue
+        end = element_end(data, tag)
+        out += data[pos:tag.start]
+        pos = end
+        removed.append(tag)
+    if not removed:
+        return data, removed
+    out += data[pos:]
+    return bytes(out), removed
+
+
+def check_xml(data: bytes, part: str) -> None:
+    """The part must be well-formed XML without a DTD (no entity expansion tricks)."""
+    head = data[:4096].lower()
+    if b"<!doctype" in head or b"<!entity" in data.lower():
+        raise Unsafe(f"{part}: XML with a document type declaration")
+    try:
+        ET.fromstring(data)
+    except ET.ParseError as e:
+        raise Unsafe(f"{part}: not well-formed XML ({e})") from None
