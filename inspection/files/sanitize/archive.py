@@ -27,7 +27,10 @@ def _member(ctx: Context, body: bytes, name: str):
         raise Unsafe("archive without a member sanitiser")
     if ctx.depth + 1 > ctx.limits.max_depth:
         raise LimitExceeded(LimitKind.DEPTH, f"{name} nested {ctx.depth + 1} deep")
-    return ctx.recurse(body, name, ctx)
+    result = ctx.recurse(body, name, ctx)
+    if result.limit_hit is not None:       # a limit anywhere inside makes the whole outer file a notice
+        raise LimitExceeded(result.limit_hit, f"in member {name}")
+    return result
 
 
 def _prefixed(result, name: str) -> list[Action]:

@@ -286,7 +286,11 @@ def _sanitize_embedding(pkg: _Package, part: str, ctx: Context) -> None:
     """An embedded package or OLE object is a file of its own: disarm it, or give up on the whole document."""
     if ctx.recurse is None:
         return
+    if ctx.depth + 1 > ctx.limits.max_depth:
+        raise LimitExceeded(LimitKind.DEPTH, f"embedded {part}")
     result = ctx.recurse(pkg.parts[part], part, ctx)
+    if result.limit_hit is not None:
+        raise LimitExceeded(result.limit_hit, f"in embedded {part}")
     if not result.changed:
         return
     if result.notice is not None:
