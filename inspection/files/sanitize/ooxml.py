@@ -317,7 +317,7 @@ def _drop_relationships(pkg: _Package) -> None:
                 gone[rel.rid] = rel
         if not gone:
             continue
-        new, _ = remove_elements(body, lambda t: t.local == b"Relationship" and _rid(t) in gone)
+        new, _ = remove_elements(body, lambda t: _rid(t) in gone, names=(b"Relationship",))
         pkg.set(rels_name, new)
         _drop_references(pkg, source, set(gone))
 
@@ -340,7 +340,8 @@ def _drop_references(pkg: _Package, source: str, rids: set[str]) -> None:
         return any(k.partition(b":")[0] in rel_prefixes and b":" in k and attr_value(v) in rids
                    for k, v in tag.attrs)
 
-    new, removed = remove_elements(body, refers)
+    near = re.compile(rb"=\s*[\"'](?:" + b"|".join(re.escape(r.encode()) for r in rids) + rb")[\"']")
+    new, removed = remove_elements(body, refers, near=near)
     if removed:
         pkg.set(real, new)
         if real.lower().endswith("workbook.xml"):
@@ -373,7 +374,7 @@ def _fix_workbook(pkg: _Package) -> None:
             formula = attr_value(body[tag.end:element_end(body, tag)]).lower()
             return any(f"{n}!" in formula or f"'{n}'!" in formula for n in names)
 
-        new, removed = remove_elements(body, drop)
+        new, removed = remove_elements(body, drop, names=(b"definedName",))
         if removed:
             pkg.set(part, new)
             for tag in removed:

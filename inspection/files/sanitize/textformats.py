@@ -1,9 +1,9 @@
 """Single-file Office XML (Word 2003 XML, Word/Excel "flat" XML) and CSV.
 
 Flat Office XML can carry a whole VBA project (``w:binData`` named
-editdata.mso, an embedded vbaProject part), DDE fields and DDE formulas;
-one of those makes the file a notice (these formats are rare in mail and
-web traffic, so a rewrite is not worth its risk). CSV cannot hold macros,
+editdata.mso, an embedded vbaProject part) or ActiveX: that makes the file a
+notice. DDE fields are blanked as in .docx, and Excel 2003 XML cells lose a
+DDE ``ss:Formula`` (their cached value stays). CSV cannot hold macros,
 but Excel evaluates ``=cmd|' /c calc'!A0`` style DDE formulas on open: such
 a cell becomes the quoted text ``"'=cmd|...!A0"`` (already quoted cells just
 get the apostrophe), which Excel shows as text. The quotes matter: tools that
@@ -16,7 +16,7 @@ import re
 from inspection.files.sanitize.common import Context, Outcome, Unsafe
 from inspection.files.sanitize.model import Action, ActionKind
 from inspection.files.sanitize.wordfields import blank_dde_fields
-from inspection.files.sanitize.xmltext import attr_value, iter_tags
+from inspection.files.sanitize.xmltext import attr_value, check_xml, iter_tags
 
 __all__ = ["is_office_xml", "sanitize_office_xml", "sanitize_csv", "CSV_EXTENSIONS"]
 
@@ -38,20 +38,42 @@ def is_office_xml(data: bytes) -> bool:
 
 
 def sanitize_office_xml(data: bytes, name: str, ctx: Context) -> Outcome:
-    found = []
+    """Macros or ActiveX: notice. DDE fields are blanked and DDE formulas dropped in place
+    (the cached field results and cell values stay), then the file must still parse."""
     if _MACRO_MARKERS.search(data):
-        found.append("macros or ActiveX")
-    if blank_dde_fields(data)[1]:
-        found.append("DDE fields")
-    for tag in iter_tags(data):
-        if tag.local.lower() == b"cell":
-            formula = next((attr_value(v) for k, v in tag.attrs if k.rpartition(b":")[2].lower() == b"formula"), None)
-            if formula is not None and _DDE_FORMULA.match(formula):
-                found.append("DDE formulas")
+        raise Unsafe("Office XML document with macros or ActiveX")
+    check_xml(data, name or "document")
+    out, fields = blank_dde_fields(data)
+    actions: list[Action] = []
+    if fields:
+        actions.append(Action(ActionKind.REMOVED_DDE_FIELD, name, f"{fields} field(s)"))
+    out, formulas = _drop_dde_formulas(out)
+    if formulas:
+        actions.append(Action(ActionKind.REMOVED_DDE_LINK, name, f"{formulas} DDE formula(s)"))
+    if not actions:
+        return Outcome(data)
+    check_xml(out, name or "document")
+    return Outcome(out, tuple(actions))
+
+
+def _drop_dde_formulas(data: bytes) -> tuple[bytes, int]:
+    edits: list[tuple[int, int, bytes]] = []
+    for tag in iter_tags(data, (b"Cell", b"cell")):
+        for k, v in tag.attrs:
+            if k.rpartition(b":")[2].lower() == b"formula" and _DDE_FORMULA.match(attr_value(v)):
+                raw = data[tag.start:tag.end]
+                pattern = re.compile(rb"\s" + re.escape(k) + rb"\s*=\s*(?:\"[^\"]*\"|'[^']*')")
+                edits.append((tag.start, tag.end, pattern.sub(b"", raw, count=1)))
                 break
-    if found:
-        raise Unsafe("Office XML document with " + ", ".join(found))
-    return Outcome(data)
+    if not edits:
+        return data, 0
+    out = bytearray()
+    pos = 0
+    for start, end, repl in edits:
+        out += data[pos:start] + repl
+        pos = end
+    out += data[pos:]
+    return bytes(out), len(edits)
 
 
 def sanitize_csv(data: bytes, name: str, ctx: Context) -> Outcome:

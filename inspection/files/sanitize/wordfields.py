@@ -50,7 +50,9 @@ def blank_dde_fields(data: bytes) -> tuple[bytes, int]:
     simple: list[Tag] = []
     found = 0
     skip_to = 0
-    for tag in iter_tags(data):
+    if b"instrText" not in data and b"fldSimple" not in data:
+        return data, 0
+    for tag in iter_tags(data, (b"fldChar", b"instrText", b"fldSimple")):
         if tag.start < skip_to:
             continue
         local = tag.local

@@ -32,12 +32,18 @@ class Tag:
     start: int
     end: int
     qname: bytes
-    attrs: tuple[tuple[bytes, bytes], ...]   # raw (name, value) pairs, value still escaped
+    raw_attrs: bytes
     empty: bool                                # self-closing
 
     @property
     def local(self) -> bytes:
         return self.qname.rpartition(b":")[2]
+
+    @property
+    def attrs(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Raw (name, value) pairs, values still escaped; parsed on demand (most tags are never asked)."""
+        return tuple((a.group(1), a.group(2) if a.group(2) is not None else a.group(3))
+                     for a in _ATTR.finditer(self.raw_attrs))
 
 
 def attr_value(raw: bytes) -> str:
@@ -48,11 +54,31 @@ def attr_value(raw: bytes) -> str:
     return unescape(text, _ENTITIES)
 
 
-def iter_tags(data: bytes) -> Iterator[Tag]:
+def iter_tags(data: bytes, names: tuple[bytes, ...] = (), near: re.Pattern[bytes] | None = None) -> Iterator[Tag]:
+    """Start tags in document order. `names` keeps only those local names; `near` keeps only
+    tags containing a match of that pattern. Both let the regex engine skip the other tags,
+    which matters for multi-megabyte document parts."""
+    if names:
+        alt = b"|".join(re.escape(n) for n in names)
+        hint = re.compile(rb"<(?:[\w.\-]+:)?(?:" + alt + rb")(?=[\s/>])")
+        for h in hint.finditer(data):
+            m = _TAG.match(data, h.start())
+            if m is not None:
+                yield Tag(m.start(), m.end(), m.group(1), m.group(2), bool(m.group(3)))
+        return
+    if near is not None:
+        last = -1
+        for h in near.finditer(data):
+            start = data.rfind(b"<", 0, h.start())
+            if start <= last or start < 0:
+                continue
+            m = _TAG.match(data, start)
+            if m is not None and m.end() > h.start():
+                last = start
+                yield Tag(m.start(), m.end(), m.group(1), m.group(2), bool(m.group(3)))
+        return
     for m in _TAG.finditer(data):
-        attrs = tuple((a.group(1), a.group(2) if a.group(2) is not None else a.group(3))
-                      for a in _ATTR.finditer(m.group(2)))
-        yield Tag(m.start(), m.end(), m.group(1), attrs, bool(m.group(3)))
+        yield Tag(m.start(), m.end(), m.group(1), m.group(2), bool(m.group(3)))
 
 
 def namespaces(data: bytes) -> dict[bytes, str]:
@@ -80,12 +106,14 @@ def element_end(data: bytes, tag: Tag) -> int:
     raise Unsafe(f"XML element {tag.qname.decode('ascii', 'replace')} is not closed")
 
 
-def remove_elements(data: bytes, select: Callable[[Tag], bool]) -> tuple[bytes, list[Tag]]:
-    """Remove every element whose start tag `select` picks (with its content)."""
+def remove_elements(data: bytes, select: Callable[[Tag], bool], names: tuple[bytes, ...] = (),
+                    near: re.Pattern[bytes] | None = None) -> tuple[bytes, list[Tag]]:
+    """Remove every element whose start tag `select` picks (with its content); `names` and
+    `near` narrow the candidates as in `iter_tags`."""
     out = bytearray()
     pos = 0
     removed: list[Tag] = []
-    for tag in iter_tags(data):
+    for tag in iter_tags(data, names, near):
         if tag.start < pos or not select(tag):
             continue
         end = element_end(data, tag)

@@ -95,3 +95,28 @@ def test_csv_is_judged_by_name_only():
     data = b"=cmd|'/k calc.exe'!A0\r\n"
     assert sanitize(data, "x.txt").changed is False
     assert sanitize(data, "x.CSV").changed is True
+
+
+WORD2003 = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<?mso-application progid="Word.Document"?>\n'
+            b'<w:wordDocument xmlns:w="http://schemas.microsoft.com/office/word/2003/wordml"><w:body><w:p>'
+            b'<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>DDEAUTO c:\\\\cmd.exe "/k calc"</w:instrText></w:r>'
+            b'<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>seen</w:t></w:r>'
+            b'<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p></w:body></w:wordDocument>')
+EXCEL2003 = (b'<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
+             b'<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+             b'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="S"><Table><Row>'
+             b'<Cell ss:Formula="=cmd|\'/c calc.exe\'!A1"><Data ss:Type="Number">0</Data></Cell>'
+             b'<Cell ss:Formula="=SUM(1,2)"><Data ss:Type="Number">3</Data></Cell></Row></Table></Worksheet></Workbook>')
+
+
+def test_flat_office_xml_dde_is_disarmed_in_place_and_macros_make_a_notice():
+    for data, name in ((WORD2003, "w.xml"), (EXCEL2003, "e.xml")):
+        assert ot.dde(data, name)
+        result = sanitize(data, name)
+        assert result.kind is InputKind.OFFICE_XML and result.changed and not result.is_notice
+        assert ot.dde(result.data, name) == ""
+    assert b"seen" in sanitize(WORD2003, "w.xml").data
+    assert b'ss:Formula="=SUM(1,2)"' in sanitize(EXCEL2003, "e.xml").data
+    with_vba = WORD2003.replace(b"<w:body>", b'<w:docSuppData><w:binData w:name="editdata.mso">AAAA</w:binData>'
+                                              b"</w:docSuppData><w:body>")
+    assert sanitize(with_vba, "v.xml").is_notice
