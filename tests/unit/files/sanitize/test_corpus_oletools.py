@@ -12,7 +12,7 @@ import pytest
 from inspection.files.sanitize import sanitize
 from tests.conformance import sanitize_report
 
-pytestmark = pytest.mark.corpus
+pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
