@@ -120,3 +120,15 @@ def test_flat_office_xml_dde_is_disarmed_in_place_and_macros_make_a_notice():
     with_vba = WORD2003.replace(b"<w:body>", b'<w:docSuppData><w:binData w:name="editdata.mso">AAAA</w:binData>'
                                               b"</w:docSuppData><w:body>")
     assert sanitize(with_vba, "v.xml").is_notice
+
+
+def test_rtf_dde_spelled_with_unicode_escapes_or_quote_codes_is_removed():
+    for data in (rb"{\rtf1 {\field{\*\fldinst \u68?\u68?\u69?AUTO c:\\x.exe}{\fldrslt r}} ok}",
+                 rb"{\rtf1 {\field{\*\fldinst {\field{\*\fldinst QUOTE 68 68 69 32}} c:\\x.exe}{\fldrslt r}} ok}"):
+        result = sanitize(data, "u.rtf")
+        assert result.data == rb"{\rtf1  ok}" and result.actions[0].kind is ActionKind.REMOVED_RTF_DDE_FIELD
+
+
+def test_rtf_deep_nesting_is_bounded():
+    result = sanitize(b"{\\rtf1 " + b"{" * 5000 + b"x" + b"}" * 5001, "d.rtf")
+    assert result.is_notice and "nested" in result.notice
