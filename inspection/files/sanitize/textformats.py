@@ -33,6 +33,8 @@ _DDE_FORMULA = re.compile(r"^\s*\"?[=+\-@].*\|.*!", re.S)
 
 
 def is_office_xml(data: bytes) -> bool:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):       # UTF-16: recognised here, refused by check_xml
+        data = data[:131072].decode("utf-16", "replace").encode("utf-8", "replace")
     head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"<?xml") and any(m in head or m in data[:65536] for m in _MARKERS)
 

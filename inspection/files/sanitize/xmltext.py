@@ -126,8 +126,15 @@ def remove_elements(data: bytes, select: Callable[[Tag], bool], names: tuple[byt
     return bytes(out), removed
 
 
+_WIDE = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<", b"\x00\x00")
+
+
 def check_xml(data: bytes, part: str) -> None:
-    """The part must be well-formed XML without a DTD (no entity expansion tricks)."""
+    """The part must be well-formed XML in an ASCII-compatible encoding (our byte-level
+    edits look for ASCII tags; a UTF-16 part would hide them) without a DTD (no entity
+    expansion tricks)."""
+    if data[:2] in _WIDE:
+        raise Unsafe(f"{part}: XML in UTF-16/32, which this sanitiser does not edit")
     head = data[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in data.lower():
         raise Unsafe(f"{part}: XML with a document type declaration")

@@ -101,3 +101,19 @@ def test_doctype_in_a_part_is_refused():
     })
     result = sanitize(bad, "x.docx")
     assert result.is_notice and "document type" in result.notice
+
+
+def test_utf16_parts_are_refused_not_skipped():
+    doc = ('<?xml version="1.0" encoding="UTF-16"?><w:document xmlns:w="%s"><w:body><w:p><w:fldSimple '
+           'w:instr="DDEAUTO c:\\\\x.exe"/></w:p></w:body></w:document>' % builders.W).encode("utf-16")
+    data = builders.zip_of({
+        "[Content_Types].xml": builders._types(("word/document.xml",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"), vba_default=False),
+        "_rels/.rels": builders._rels(("rId1", f"{builders.RT}/officeDocument", "word/document.xml", False)),
+        "word/document.xml": doc,
+    })
+    result = sanitize(data, "w.docx")
+    assert result.is_notice and "UTF-16" in result.notice
+    flat = ('<?xml version="1.0" encoding="UTF-16"?><?mso-application progid="Word.Document"?>'
+            '<w:wordDocument xmlns:w="http://schemas.microsoft.com/office/word/2003/wordml"/>').encode("utf-16")
+    assert sanitize(flat, "f.xml").is_notice
