@@ -39,7 +39,7 @@ def detect_kind(data: bytes, filename: str = "") -> InputKind:
             names = zipfile.ZipFile(io.BytesIO(data)).namelist()
         except Exception:  # a damaged zip is still a zip: the zip disarmer refuses it
             return InputKind.ZIP
-        return InputKind.OOXML if CONTENT_TYPES in names else InputKind.ZIP
+        return InputKind.OOXML if CONTENT_TYPES.lower() in {n.lower() for n in names} else InputKind.ZIP
     if data[:8] == OLE_MAGIC:
         return InputKind.OLE
     if b"%PDF-" in data[:1024]:

@@ -204,8 +204,8 @@ def _main_part(pkg: _Package) -> str:
 
 def sanitize_ooxml(data: bytes, name: str, ctx: Context) -> Outcome:
     infos, parts = read_members(data, ctx)
-    if CONTENT_TYPES not in parts:
-        raise Unsafe("not an OOXML package")
+    if CONTENT_TYPES not in parts:      # e.g. [content_types].xml: Office may still read it; we do not
+        raise Unsafe("OOXML package without an exactly named [Content_Types].xml")
     for part, body in parts.items():
         if part.endswith((".xml", ".rels")):
             check_xml(body, part)
@@ -232,18 +232,43 @@ def sanitize_ooxml(data: bytes, name: str, ctx: Context) -> Outcome:
     return Outcome(out, tuple(pkg.actions), suggested)
 
 
+_MACRO_RELS: dict[str, ActionKind] = {
+    "vbaproject": ActionKind.REMOVED_VBA_PROJECT, "wordvbadata": ActionKind.REMOVED_VBA_PROJECT,
+    "vbaprojectsignature": ActionKind.REMOVED_VBA_PROJECT, "vbaprojectsignatureagile": ActionKind.REMOVED_VBA_PROJECT,
+    "vbaprojectsignaturev3": ActionKind.REMOVED_VBA_PROJECT,
+    "xlmacrosheet": ActionKind.REMOVED_MACRO_SHEET, "xlintlmacrosheet": ActionKind.REMOVED_MACRO_SHEET,
+    "control": ActionKind.REMOVED_ACTIVEX, "activexcontrolbinary": ActionKind.REMOVED_ACTIVEX,
+}
+
+
+def _targets_by_type(pkg: _Package) -> dict[str, set[str]]:
+    """lower-case part name -> the (lower-case, last path segment) types of internal relationships to it."""
+    out: dict[str, set[str]] = {}
+    for rels_name in (n for n in pkg.parts if n.endswith(".rels")):
+        source = _rels_source(rels_name)
+        for rel in _parse_rels(pkg.parts[rels_name]):
+            if not rel.external:
+                out.setdefault(_resolve(source, rel.target).lower(), set()).add(rel.type.rpartition("/")[2].lower())
+    return out
+
+
 def _choose_removals(pkg: _Package, ctx: Context) -> None:
+    """Parts go by content type, by name, or by the type of relationship that loads them:
+    a VBA project renamed to image1.png is still loaded as one if a vbaProject relationship points at it."""
+    rel_types = _targets_by_type(pkg)
     for part in list(pkg.parts):
         if part == CONTENT_TYPES or part.endswith(".rels"):
             continue
+        types = rel_types.get(part.lower(), set())
         kind = _macro_kind(part, pkg.ctype(part))
+        if kind is None:
+            kind = next((_MACRO_RELS[t] for t in sorted(types) if t in _MACRO_RELS), None)
         body = pkg.parts[part]
-        if kind is None and part.lower().startswith("xl/externallinks/") and b"ddeLink" in body:
-            for tag in iter_tags(body):
-                if tag.local == b"ddeLink":
-                    kind = ActionKind.REMOVED_DDE_LINK
-                    break
-        if part.lower().startswith("xl/externallinks/") and part.lower().endswith(".bin") and _xlsb_link(body):
+        external_link = "externallink" in types or part.lower().startswith("xl/externallinks/")
+        if kind is None and external_link and b"ddeLink" in body:
+            if any(tag.local == b"ddeLink" for tag in iter_tags(body, (b"ddeLink",))):
+                kind = ActionKind.REMOVED_DDE_LINK
+        if external_link and not part.lower().endswith(".xml") and _xlsb_link(body):
             raise Unsafe(f"binary workbook with a DDE or OLE link ({part})")
         if kind is None and "/embeddings/" in f"/{part.lower()}":
             _sanitize_embedding(pkg, part, ctx)

@@ -117,3 +117,24 @@ def test_utf16_parts_are_refused_not_skipped():
     flat = ('<?xml version="1.0" encoding="UTF-16"?><?mso-application progid="Word.Document"?>'
             '<w:wordDocument xmlns:w="http://schemas.microsoft.com/office/word/2003/wordml"/>').encode("utf-16")
     assert sanitize(flat, "f.xml").is_notice
+
+
+def test_vba_project_under_a_harmless_name_is_found_by_its_relationship():
+    z = zipfile.ZipFile(io.BytesIO(builders.docm()))
+    parts = {n: z.read(n) for n in z.namelist()}
+    parts["word/media/image1.png"] = parts.pop("word/vbaProject.bin")
+    parts["word/_rels/image1.png.rels"] = parts.pop("word/_rels/vbaProject.bin.rels")
+    parts["word/_rels/document.xml.rels"] = parts["word/_rels/document.xml.rels"].replace(
+        b'Target="vbaProject.bin"', b'Target="media/image1.png"')
+    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
+        b"</Types>", b'<Override PartName="/word/media/image1.png" ContentType="image/png"/></Types>')
+    result = sanitize(builders.zip_of(parts), "d.docm")
+    assert any(a.kind is ActionKind.REMOVED_VBA_PROJECT and a.target == "word/media/image1.png" for a in result.actions)
+    assert "word/media/image1.png" not in zipfile.ZipFile(io.BytesIO(result.data)).namelist()
+
+
+def test_content_types_in_another_case_is_refused():
+    z = zipfile.ZipFile(io.BytesIO(builders.docm()))
+    parts = {("[content_types].xml" if n == "[Content_Types].xml" else n): z.read(n) for n in z.namelist()}
+    result = sanitize(builders.zip_of(parts), "d.docm")
+    assert result.kind.value == "ooxml" and result.is_notice
