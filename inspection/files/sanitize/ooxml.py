@@ -252,6 +252,12 @@ def _targets_by_type(pkg: _Package) -> dict[str, set[str]]:
     return out
 
 
+def _external_targets(pkg: _Package, part: str) -> list[str]:
+    folder, _, base = part.rpartition("/")
+    rels = pkg.parts.get(f"{folder}/_rels/{base}.rels" if folder else f"_rels/{base}.rels", b"")
+    return [rel.target for rel in _parse_rels(rels) if rel.external]
+
+
 def _choose_removals(pkg: _Package, ctx: Context) -> None:
     """Parts go by content type, by name, or by the type of relationship that loads them:
     a VBA project renamed to image1.png is still loaded as one if a vbaProject relationship points at it."""
@@ -270,6 +276,12 @@ def _choose_removals(pkg: _Package, ctx: Context) -> None:
                 kind = ActionKind.REMOVED_DDE_LINK
         if external_link and not part.lower().endswith(".xml") and _xlsb_link(body):
             raise Unsafe(f"binary workbook with a DDE or OLE link ({part})")
+        if kind is None and external_link:
+            outside = _external_targets(pkg, part)
+            if outside:       # a link to another file: without its target the part is an empty shell
+                pkg.removed[part] = ActionKind.REMOVED_EXTERNAL_RELATIONSHIP
+                pkg.act(ActionKind.REMOVED_EXTERNAL_RELATIONSHIP, part, "externalLink -> " + ", ".join(outside))
+                continue
         if kind is None and "/embeddings/" in f"/{part.lower()}":
             _sanitize_embedding(pkg, part, ctx)
             continue

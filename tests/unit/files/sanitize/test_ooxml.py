@@ -138,3 +138,17 @@ def test_content_types_in_another_case_is_refused():
     parts = {("[content_types].xml" if n == "[Content_Types].xml" else n): z.read(n) for n in z.namelist()}
     result = sanitize(builders.zip_of(parts), "d.docm")
     assert result.kind.value == "ooxml" and result.is_notice
+
+
+def test_external_workbook_link_goes_whole():
+    z = zipfile.ZipFile(io.BytesIO(builders.xlsm()))
+    parts = {n: z.read(n) for n in z.namelist()}
+    parts["xl/externalLinks/externalLink1.xml"] = (builders.HEAD + f'<externalLink xmlns="{builders.S}" '
+        f'xmlns:r="{builders.R}"><externalBook r:id="rId1"/></externalLink>').encode()
+    parts["xl/externalLinks/_rels/externalLink1.xml.rels"] = builders._rels(
+        ("rId1", f"{builders.RT}/externalLinkPath", "http://attacker.example/book.xlsx", True)).encode()
+    result = sanitize(builders.zip_of(parts), "b.xlsm")
+    out = _parts(result.data)
+    assert not [n for n in out if "externalLink" in n]
+    assert "externalReference " not in out["xl/workbook.xml"].decode()
+    assert any("attacker.example" in a.detail for a in result.actions)
