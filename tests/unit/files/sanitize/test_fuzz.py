@@ -48,3 +48,12 @@ def test_truncated_and_garbled_samples_never_raise(kind, data):
         if pos < len(body):
             body[pos] = value
     _check(sanitize(bytes(body), f"x.{kind}", LIMITS), bytes(body))
+
+
+def test_sanitising_twice_changes_nothing_the_second_time():
+    for kind, sample in SAMPLES.items():
+        first = sanitize(sample, f"x.{kind}")
+        if first.is_notice:
+            continue
+        second = sanitize(first.data, first.suggested_name or f"x.{kind}")
+        assert not second.changed, (kind, second.actions)
