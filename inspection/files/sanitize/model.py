@@ -33,6 +33,7 @@ class ActionKind(enum.Enum):
     REMOVED_VBA_PROJECT = "removed-vba-project"          # vbaProject.bin, vbaData.xml, signatures
     REMOVED_MACRO_SHEET = "removed-macro-sheet"          # xl/macrosheets/*, Excel 4 / international macro sheets
     REMOVED_ACTIVEX = "removed-activex"                  # activeX/* parts
+    REMOVED_MACRO_CUSTOMIZATION = "removed-macro-customization"  # Word key bindings / toolbars that call macros
     REMOVED_EXTERNAL_RELATIONSHIP = "removed-external-relationship"  # TargetMode="External", detail = target
     REMOVED_REFERENCE = "removed-reference"              # an element pointing at a removed relationship
     REMOVED_DEFINED_NAME = "removed-defined-name"        # Auto_Open & co., names on removed sheets

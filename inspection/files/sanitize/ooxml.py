@@ -1,7 +1,8 @@
 """Office Open XML: rewrite the package without macros, ActiveX, external
 relationships and DDE, so it becomes the macro-free document type.
 
-What goes: VBA projects (vbaProject.bin, vbaData.xml, signatures), Excel 4
+What goes: VBA projects (vbaProject.bin, vbaData.xml, signatures) and Word's
+macro key bindings and toolbars (keyMapCustomizations, attachedToolbars), Excel 4
 and international macro sheets (with their ``<sheet>`` entries and the
 defined names that start or point at them), ActiveX parts, externalLink
 parts carrying a ``ddeLink``, every relationship with TargetMode="External"
@@ -70,6 +71,9 @@ _MACRO_TYPES: dict[str, ActionKind] = {
     "application/vnd.ms-excel.intlmacrosheet": ActionKind.REMOVED_MACRO_SHEET,
     "application/vnd.ms-office.activex+xml": ActionKind.REMOVED_ACTIVEX,
     "application/vnd.ms-office.activex": ActionKind.REMOVED_ACTIVEX,
+    # macro-only parts of Word: a macro-free document may not have them ([MS-OFFMACRO])
+    "application/vnd.ms-word.keymapcustomizations+xml": ActionKind.REMOVED_MACRO_CUSTOMIZATION,
+    "application/vnd.ms-word.attachedtoolbars": ActionKind.REMOVED_MACRO_CUSTOMIZATION,
 }
 _AUTO_NAMES = ("auto_open", "auto_close", "auto_activate", "auto_deactivate",
                "_xlnm.auto_open", "_xlnm.auto_close", "_xlnm.auto_activate", "_xlnm.auto_deactivate")
@@ -238,6 +242,8 @@ _MACRO_RELS: dict[str, ActionKind] = {
     "vbaprojectsignaturev3": ActionKind.REMOVED_VBA_PROJECT,
     "xlmacrosheet": ActionKind.REMOVED_MACRO_SHEET, "xlintlmacrosheet": ActionKind.REMOVED_MACRO_SHEET,
     "control": ActionKind.REMOVED_ACTIVEX, "activexcontrolbinary": ActionKind.REMOVED_ACTIVEX,
+    "keymapcustomizations": ActionKind.REMOVED_MACRO_CUSTOMIZATION,
+    "attachedtoolbars": ActionKind.REMOVED_MACRO_CUSTOMIZATION,
 }
 
 

