@@ -7,6 +7,7 @@ import sys
 from firmware.cli import definitions as definitions_cmd
 from firmware.cli import inspect as inspect_cmd
 from firmware.cli import rules as rules_cmd
+from firmware.cli import sanitize as sanitize_cmd
 
 SUBCOMMANDS = [inspect_cmd, rules_cmd, definitions_cmd]
 try:  # the benchmark needs only the standard library and the engine
@@ -14,6 +15,7 @@ try:  # the benchmark needs only the standard library and the engine
     SUBCOMMANDS.append(bench_cmd)
 except ImportError:  # pragma: no cover - partial checkouts
     pass
+SUBCOMMANDS.append(sanitize_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
