@@ -16,6 +16,7 @@ from inspection.io.pcap import read_frames
 from inspection.output.eve import EveWriter
 
 if TYPE_CHECKING:
+    from inspection.policy.urlcat import UrlCategorizer
     from inspection.detect.inspector import RuleInspector
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
@@ -141,10 +142,12 @@ def _count_rules(summary: RunSummary, rules: Sequence[object], parse_skipped: It
 def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
                   progress_out: TextIO | None = None,
                   on_engine: Callable[[Engine], None] | None = None,
-                  rule_files: list[Path] | None = None, bundle: Path | None = None) -> RunSummary:
+                  rule_files: list[Path] | None = None, bundle: Path | None = None,
+                  urlcat: "UrlCategorizer | None" = None) -> RunSummary:
     """Inspect captures in order and write `logdir/eve.json`.
 
     Rules come from `rule_files` (parsed now) or a compiled `bundle`, not both.
+    `urlcat` (URL categories and app types) is looked up once per HTTP/TLS/DNS transaction.
 
     A corrupt file stops at the damage: its good frames count, the error is
     recorded in the summary, and the next file is read.
@@ -163,7 +166,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
         eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet)
-        engine = Engine(cfg, eve.write, inspector)
+        engine = Engine(cfg, eve.write, inspector, urlcat)
         if on_engine is not None:
             on_engine(engine)
         base = 0

@@ -145,6 +145,8 @@ class EveWriter:
                 tx = getattr(body, "tx_id", None)
                 if tx is not None and et != "dns":
                     out["tx_id"] = tx
+                if ev.extra:
+                    out.update(ev.extra)
         return out
 
     def _endpoints(self, out: dict, flow: Flow, d: Direction) -> None:
@@ -231,19 +233,23 @@ class EveWriter:
 
     def _alert(self, out: dict, hit: object, d: Direction, flow: Flow | None) -> None:
         """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
-        rule = hit.rule  # type: ignore[attr-defined]
-        cls = self._classes.get(rule.classtype) if rule.classtype else None
-        alert: dict = {
-            "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
-            "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
-            "category": cls.description if cls is not None else "", "severity": rule.priority,
-            "stars": stars_for(rule),
-        }
-        if rule.metadata:
-            meta: dict[str, list[str]] = {}
-            for k, v in rule.metadata:
-                meta.setdefault(k, []).append(v)
-            alert["metadata"] = meta
+        policy_alert = getattr(hit, "alert_fields", None)   # an alert from the URL category policy
+        if policy_alert is not None:
+            alert: dict = policy_alert()
+        else:
+            rule = hit.rule  # type: ignore[attr-defined]
+            cls = self._classes.get(rule.classtype) if rule.classtype else None
+            alert = {
+                "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
+                "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
+                "category": cls.description if cls is not None else "", "severity": rule.priority,
+                "stars": stars_for(rule),
+            }
+            if rule.metadata:
+                meta: dict[str, list[str]] = {}
+                for k, v in rule.metadata:
+                    meta.setdefault(k, []).append(v)
+                alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
         if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow), and its tags
