@@ -31,6 +31,7 @@ NONE: tuple[Category, ...] = ()
 _Node = tuple  # (categories or None, a longer listed name lies below)
 _CHUNK = 1 << 20     # bytes of keys turned into strings at a time while loading
 _MERGE_CACHE = 4096
+_WWWISH = ("www", "web", "ftp")
 
 
 class CategoryDB:
@@ -102,14 +103,20 @@ class CategoryDB:
 
         def lookup(host: str, path: str | None = None) -> tuple[Category, ...]:
             h = host.lower()
-            if not h.isascii() or ":" in h or h[-1:] in ("", ".") or h[:1] in (".", "[", "*", " "):
+            if not h:
+                return NONE
+            last = h[-1]
+            # ports, brackets, trailing dots and IDN need the full normaliser; leading junk ("*.", ".")
+            # does not: the walk from the right never reaches it before the listed names
+            if last == "." or ":" in h or not h.isascii():
                 h = normalize_host(host)
                 if h is None:
                     return NONE
-            found = None
-            if h[-1].isdigit():             # an IP address matches exactly
+                last = h[-1]
+            found = NONE
+            if last.isdigit():               # an IP address matches exactly
                 node = get(hash(h))
-                if node is not None:
+                if node is not None and node[0]:
                     found = node[0]
             else:
                 i = h.rfind(".")
@@ -120,32 +127,31 @@ class CategoryDB:
                     if node is None:
                         break
                     cats, deeper = node
-                    if cats is not None:
-                        found = cats if found is None else merge(found, cats)
+                    if cats:
+                        found = merge(found, cats) if found else cats
                     if not deeper or i < 0:
                         break
                     i = h.rfind(".", 0, i)
             if path is not None and has_urls:
-                found = url_lookup(h, path, found)
-            return NONE if found is None else found
+                return url_lookup(h, path, found)
+            return found
 
         return lookup
 
-    def _url_lookup(self, h: str, path: str | None, found: tuple[Category, ...] | None
-                    ) -> tuple[Category, ...] | None:
-        uh = strip_www(h)
+    def _url_lookup(self, h: str, path: str | None, found: tuple[Category, ...]) -> tuple[Category, ...]:
+        uh = strip_www(h) if h[:3] in _WWWISH else h
         p = normalize_path(path) if path is not None else "/"  # type: ignore[arg-type]
         if uh in self._url_hosts:
             urls = self._urls
             for cand in _path_prefixes(p):
                 r = urls.get(uh + cand)
                 if r is not None:
-                    found = r if found is None else self._merge(found, r)
+                    found = self._merge(found, r) if found else r
         if path is not None and self._exprs is not None:
             cats = self._exprs.match(h + p)
             if cats:
                 r = tuple(sorted((self.categories[i] for i in cats), key=self._rank.__getitem__))
-                found = r if found is None else self._merge(found, r)
+                found = self._merge(found, r) if found else r
         return found
 
     def _merge(self, a: tuple[Category, ...], b: tuple[Category, ...]) -> tuple[Category, ...]:

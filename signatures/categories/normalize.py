@@ -95,7 +95,7 @@ def split_url(text: str) -> tuple[str, str | None]:
 
 def normalize_path(path: str) -> str:
     """Lowercased, fragment dropped, always starting with ``/`` (squidGuard compares URLs case-insensitively)."""
-    p = path.split("#", 1)[0].lower()
-    if not p.startswith("/"):
-        p = "/" + p
-    return p
+    p = path.lower()
+    if "#" in p:
+        p = p[:p.index("#")]
+    return p if p[:1] == "/" else "/" + p
