@@ -122,6 +122,11 @@ def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
              if s.alerts_thresholded else "") + "\n")
         w(f"rules load: {s.rules_load_seconds:.3f} s "
           f"({'compiled bundle' if s.rules_source == 'bundle' else 'parsed and compiled'})\n")
+    if s.categories is not None:
+        c = s.categories
+        per = ", ".join(f"{k[9:]}={v}" for k, v in c.items() if k.startswith("category."))
+        w(f"categories: {c['lookups']} lookups, {c['categorised']} categorised, {c['blocked']} blocked"
+          + (f" ({per})" if per else "") + f"; apps recognised: {c['apps']}\n")
     w("events: " + (", ".join(f"{k}={v}" for k, v in sorted(s.events.items())) or "none") + "\n")
     if s.anomalies:
         w("anomalies:\n")

@@ -47,6 +47,7 @@ class RunSummary:
     rules_load_seconds: float = 0.0      # parse + prepare (-S), or read + verify + load (--bundle)
     rules_source: str = ""               # "rules" or "bundle"
     limits: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] | None = None   # URL category/app lookups (only with --categories/--apps)
 
     @property
     def mbit_per_s(self) -> float:
@@ -193,6 +194,10 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     summary.checksum_auto_disabled = st.checksum_auto_disabled
     summary.bad_checksums = st.bad_checksum
     summary.alerts = st.alerts
+    if urlcat is not None:
+        uc = urlcat.counters
+        summary.categories = {"lookups": uc.lookups, "categorised": uc.categorised, "blocked": uc.blocked,
+                              "apps": uc.apps, **{f"category.{k}": v for k, v in sorted(uc.by_category.items())}}
     sc, fc, dc = engine.stream_counters, engine.flows.counters, engine.defrag.counters
     summary.limits = {
         "flow.memcap_prunes": fc.memcap_prunes,

@@ -90,3 +90,14 @@ def test_inspect_without_categories_adds_nothing(tmp_path):
     rc, ev = run(tmp_path, conversations())
     assert rc == 0 and not of(ev, "alert")
     assert all("category" not in e and "app" not in e for e in ev)
+
+
+def test_inspect_summary_counts_lookups(tree, tmp_path, capsys):
+    from tests.unit.engine.test_inspect_cli import write_pcap
+
+    db = compile_db(tree, tmp_path, capsys)
+    pcap = write_pcap(tmp_path / "c.pcap", conversations())
+    assert main(["inspect", "-r", str(pcap), "-l", str(tmp_path / "o"), "--categories", str(db)]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("categories:"))
+    assert "2 blocked" in line and "malware=1" in line and "phishing=1" in line and "apps recognised: 0" in line
