@@ -27,6 +27,7 @@ CORPUS_LISTS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" 
 GENERATED_DOMAINS = 850_000
 GENERATED_URLS = 43_000
 ROUNDS = 3
+DUPLICATE_SHARE = 0.35   # UT1: ~856k list lines, ~557k distinct names
 _TLDS = ("com", "net", "org", "de", "fr", "jp", "co.uk", "xyz", "info", "ru", "io", "co.jp")
 
 
@@ -83,13 +84,26 @@ def generate_lists(root: Path, seed: int = 1, domains: int = GENERATED_DOMAINS, 
     files = {c: ([], []) for c in cats}
     names = list(cats)
     weights = list(cats.values())
+    # shaped like UT1: ~8% IPs, ~75% registrable names, the rest under shared hosting parents
+    # (pages.dev, webflow.io...: a few thousand parents with many subdomains each)
+    parents = [f"{_label(rnd)}.{rnd.choice(_TLDS)}" for _ in range(3000)]
+    made: list[str] = []
     for i in range(domains):
         c = rnd.choices(names, weights)[0]
+        r = rnd.random()
+        if made and r < DUPLICATE_SHARE:     # UT1 lists one name in several categories (phishing+malware...)
+            files[c][0].append(rnd.choice(made))
+            continue
+        r = rnd.random()
         if i % 12 == 0:
             files[c][0].append(f"{rnd.randrange(1, 224)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{i % 256}")
+        elif r < 0.8:
+            files[c][0].append(f"{_label(rnd)}.{rnd.choice(_TLDS)}")
+        elif r < 0.97:
+            files[c][0].append(f"{_label(rnd)}.{rnd.choice(parents)}")
         else:
-            labels = [_label(rnd) for _ in range(rnd.choice((1, 1, 1, 2, 3)))]
-            files[c][0].append(".".join(labels) + "." + rnd.choice(_TLDS))
+            files[c][0].append(f"{_label(rnd)}.{_label(rnd)}.{rnd.choice(parents)}")
+        made.append(files[c][0][-1])
     for _ in range(urls):
         c = rnd.choices(names, weights)[0]
         files[c][1].append(f"{_label(rnd)}.{rnd.choice(_TLDS)}/{_label(rnd)}/{_label(rnd)}")
@@ -138,16 +152,18 @@ def _mixes(lists_root: Path, n: int, seed: int) -> tuple[list[str], list[tuple[s
 
 
 def run_category_bench(lists: Path | None, db_path: Path | None, *, lookups: int = 200_000,
-                       seed: int = 1, progress=lambda msg: None) -> CategoryBench:
+                       seed: int = 1, generate: bool = False, progress=lambda msg: None) -> CategoryBench:
     """Compile (unless `db_path` exists and no `lists` were given), load, measure."""
     with tempfile.TemporaryDirectory(prefix="utm-catbench-") as tmp:
-        if lists is None and CORPUS_LISTS.is_dir():
+        if lists is None and CORPUS_LISTS.is_dir() and not generate:
             lists = CORPUS_LISTS
         if lists is None:
-            progress(f"no UT1 corpus at {CORPUS_LISTS}: generating {GENERATED_DOMAINS:,} domains")
+            progress(f"{'no UT1 corpus at ' + str(CORPUS_LISTS) if not generate else 'asked to generate'}: "
+                     f"generating {GENERATED_DOMAINS:,} domains")
             lists = Path(tmp) / "lists"
             generate_lists(lists, seed)
-            source = f"generated ({GENERATED_DOMAINS:,} domains, {GENERATED_URLS:,} URLs, seed {seed})"
+            source = (f"generated ({GENERATED_DOMAINS:,} domain lines, {DUPLICATE_SHARE:.0%} of them repeated in "
+                      f"a second category as in UT1, {GENERATED_URLS:,} URLs, seed {seed})")
         else:
             source = str(lists)
         db = db_path or Path(tmp) / "categories.db"

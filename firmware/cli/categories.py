@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     b = cs.add_parser("bench", help="compile the lists, then measure load time, RSS and lookups/s")
     b.add_argument("--lists", type=Path, default=None, metavar="LISTS_DIR",
                    help="UT1 lists (default ../shared/corpus/ut1-blacklists; a generated list when absent)")
+    b.add_argument("--generate", action="store_true",
+                   help="use a generated list of UT1's size even when the corpus is there")
     b.add_argument("--db", type=Path, default=None, metavar="DB", help="also keep the compiled database here")
     b.add_argument("--lookups", type=int, default=200_000, metavar="N", help="lookups per mix (default 200000)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -122,12 +124,14 @@ def run_lookup(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from firmware.bench.categories import CategoryBenchError, run_category_bench
 
+    if args.lists is not None and args.generate:
+        return _err("--lists and --generate exclude each other")
     if args.lists is not None and not args.lists.is_dir():
         return _err(f"{args.lists}: no such folder")
     if args.lookups < 1000:
         return _err("--lookups: at least 1000")
     try:
-        report = run_category_bench(args.lists, args.db, lookups=args.lookups,
+        report = run_category_bench(args.lists, args.db, lookups=args.lookups, generate=args.generate,
                                     progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
     except (CategoryError, CategoryBenchError) as e:
         return _err(str(e))
