@@ -48,21 +48,12 @@ def _err(msg: str) -> int:
 def run_compile(args: argparse.Namespace) -> int:
     from signatures.categories.compile import compile_lists
     from signatures.categories.db import encode, write_db
-    from signatures.categories.expressions import check_expression
 
     t0 = time.perf_counter()
     try:
         policy = load_policy(args.policy)
         compiled = compile_lists(args.lists, policy)
-        bad_exprs = {}
-        for n, (cat, pattern) in enumerate(compiled.expressions):
-            why = check_expression(pattern)
-            if why is not None:
-                bad_exprs[n] = why
-                name = compiled.categories[cat].name
-                compiled.reports[name].skip(f"expression does not compile ({why})", pattern)
-                compiled.reports[name].expressions -= 1
-        data = encode(compiled, source=str(args.lists), skipped_expressions=bad_exprs)
+        data = encode(compiled, source=str(args.lists))
         if not args.out.parent.is_dir():
             return _err(f"{args.out.parent}: no such folder")
         write_db(args.out, data)
@@ -92,7 +83,7 @@ def run_compile(args: argparse.Namespace) -> int:
     if compiled.aliases:
         w("aliases: " + ", ".join(f"{a}->{t}" for a, t in sorted(compiled.aliases.items())) + "\n")
     w(f"total: {len(compiled.categories)} categories, {len(compiled.domains):,} domains, "
-      f"{len(compiled.urls):,} URLs, {len(compiled.expressions) - len(bad_exprs)} expressions\n")
+      f"{len(compiled.urls):,} URLs, {len(compiled.expressions)} expressions\n")
     w(f"database: {args.out} ({len(data):,} bytes) in {elapsed:.2f} s\n")
     return 0
 

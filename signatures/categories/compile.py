@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signatures.categories.errors import ListsError
+from signatures.categories.expressions import check_expression
 from signatures.categories.model import Category
 from signatures.categories.normalize import normalize_host, normalize_path, strip_www
 from signatures.categories.policy import Policy, load_policy
@@ -134,6 +135,10 @@ def compile_lists(lists_dir: Path, policy: Policy | None = None) -> CompiledList
             for line in _lines(f / "expressions"):
                 if len(line) > MAX_LINE:
                     rep.skip("line too long", line)
+                    continue
+                why = check_expression(line)
+                if why is not None:
+                    rep.skip(f"expression does not compile ({why})", line)
                     continue
                 expressions.append((i, line))
                 rep.expressions += 1

@@ -50,8 +50,8 @@ def _u16(values: list[int]) -> bytes:
     return a.tobytes()
 
 
-def encode(c: CompiledLists, *, source: str = "", skipped_expressions: dict[int, str] | None = None) -> bytes:
-    """The database bytes for `c` (expressions listed in `skipped_expressions` are left out)."""
+def encode(c: CompiledLists, *, source: str = "") -> bytes:
+    """The database bytes for `c`."""
     combos: dict[frozenset[int], int] = {}
 
     def combo(s: frozenset[int]) -> int:
@@ -78,15 +78,14 @@ def encode(c: CompiledLists, *, source: str = "", skipped_expressions: dict[int,
     dvals = [nodes[k] for k in dkeys]
     ukeys = sorted(c.urls)
     uvals = [combo(c.urls[k]) for k in ukeys]
-    skipped = skipped_expressions or {}
     meta = {
         "categories": [cat.to_json() for cat in c.categories],
         "aliases": c.aliases,
         "combos": [sorted(s) for s, _ in sorted(combos.items(), key=lambda kv: kv[1])],
-        "expressions": [[cat, p] for n, (cat, p) in enumerate(c.expressions) if n not in skipped],
+        "expressions": [[cat, p] for cat, p in c.expressions],
         "tld_keys": tld_keys,
         "counts": {"domains": len(c.domains), "nodes": len(dkeys), "urls": len(ukeys),
-                   "expressions": len(c.expressions) - len(skipped)},
+                   "expressions": len(c.expressions)},
         "source": source,
     }
     for k in dkeys + ukeys:
