@@ -51,7 +51,10 @@ class CategoryDB:
         self._url_hosts = frozenset(k.partition("/")[0] for k in urls)
         self._exprs = ExpressionMatcher(expressions) if expressions else None
         self._rank = {c: i for i, c in enumerate(categories)}
+        # Merges are cached by the ids of their inputs, so every input must outlive the cache:
+        # combinations live in the index, expression results in `_expr_results`, merges in `_merged`.
         self._merged: dict[tuple[int, int], tuple[Category, ...]] = {}
+        self._expr_results: dict[frozenset[int], tuple[Category, ...]] = {}
         self.lookup: Callable[..., tuple[Category, ...]] = self._make_lookup(tld_keys)
         self.lookup.__doc__ = "lookup(host, path=None): every category listed, blocked ones first"
 
@@ -150,7 +153,12 @@ class CategoryDB:
         if path is not None and self._exprs is not None:
             cats = self._exprs.match(h + p)
             if cats:
-                r = tuple(sorted((self.categories[i] for i in cats), key=self._rank.__getitem__))
+                r = self._expr_results.get(cats)
+                if r is None:
+                    r = tuple(sorted((self.categories[i] for i in cats), key=self._rank.__getitem__))
+                    if len(self._expr_results) >= _MERGE_CACHE:
+                        return tuple(sorted({*found, *r}, key=self._rank.__getitem__))  # uncached: no id reuse
+                    self._expr_results[cats] = r
                 found = self._merge(found, r) if found else r
         return found
 
