@@ -119,3 +119,16 @@ def test_bad_database_refused(tree, tmp_path, damage, reason):
 def test_missing_database(tmp_path):
     with pytest.raises(DatabaseError, match="No such file"):
         CategoryDB.load(tmp_path / "none.db")
+
+
+def test_expression_results_merge_correctly_over_many_lookups(tmp_path):
+    from tests.unit.categories.conftest import make_tree
+
+    root = make_tree(tmp_path / "t", {
+        "aaa": {"expressions": "/aaa/\n"}, "bbb": {"expressions": "/bbb/\n"}, "ccc": {"domains": "x.test\n"},
+    })
+    db = build(root, tmp_path)
+    for _ in range(50):     # alternating results: a cache keyed by a freed tuple's id would mix them up
+        assert names(db.lookup("x.test", "/aaa/1")) == ["aaa", "ccc"]
+        assert names(db.lookup("x.test", "/bbb/1")) == ["bbb", "ccc"]
+        assert names(db.lookup("x.test", "/aaa/bbb/")) == ["aaa", "bbb", "ccc"]
