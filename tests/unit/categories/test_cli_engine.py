@@ -101,3 +101,23 @@ def test_inspect_summary_counts_lookups(tree, tmp_path, capsys):
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("categories:"))
     assert "2 blocked" in line and "malware=1" in line and "phishing=1" in line and "apps recognised: 0" in line
+
+
+def test_bench_on_a_small_tree(tree, tmp_path, capsys):
+    db = tmp_path / "bench.db"
+    assert main(["categories", "bench", "--lists", str(tree), "--db", str(db), "--lookups", "1000", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["domains"] == 8 and report["host_lookups_per_s"] > 0 and report["rss_after_mb"] > 0
+    assert 0 < report["host_hit_share"] < 1 and db.is_file()
+    assert main(["categories", "bench", "--lists", str(tree), "--generate"]) == 2
+
+
+def test_generated_lists_look_like_ut1(tmp_path):
+    from firmware.bench.categories import generate_lists
+    from signatures.categories.compile import compile_lists
+
+    generate_lists(tmp_path / "g", seed=3, domains=3000, urls=200)
+    c = compile_lists(tmp_path / "g")
+    lines = sum(r.domains + r.duplicates for r in c.reports.values())
+    assert lines == 3000 and 0.55 < len(c.domains) / lines < 0.8     # names repeated across categories
+    assert any(k[-1].isdigit() for k in c.domains) and len(c.urls) > 150
