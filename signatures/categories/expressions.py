@@ -25,7 +25,7 @@ def check_expression(pattern: str) -> str | None:
 class ExpressionMatcher:
     """All expressions in one database; `match(url)` -> the category indexes whose expression matched."""
 
-    __slots__ = ("_db", "_scratch", "_cats", "_hits")
+    __slots__ = ("_db", "_scratch", "_cats", "_hits", "_on_match")
 
     def __init__(self, expressions: list[tuple[int, str]]) -> None:
         self._cats = [c for c, _ in expressions]
@@ -33,16 +33,24 @@ class ExpressionMatcher:
         self._db.compile(expressions=[p.encode("utf-8", "surrogateescape") for _, p in expressions],
                          ids=list(range(len(expressions))), flags=[_FLAGS] * len(expressions))
         self._scratch = hyperscan.Scratch(self._db)
-        self._hits: set[int] = set()
-
-    def match(self, url: str) -> frozenset[int]:
-        hits = self._hits
-        hits.clear()
+        hits: set[int] = set()
         cats = self._cats
 
         def on_match(eid: int, start: int, end: int, flags: int, ctx: object) -> None:
             hits.add(cats[eid])
 
-        self._db.scan(url.encode("utf-8", "surrogateescape"), match_event_handler=on_match,
+        self._hits = hits
+        self._on_match = on_match      # made once: a closure per scan costs as much as a dict probe
+
+    def match(self, url: str) -> frozenset[int]:
+        hits = self._hits
+        self._db.scan(url.encode("utf-8", "surrogateescape"), match_event_handler=self._on_match,
                       scratch=self._scratch)
-        return frozenset(hits)
+        if not hits:
+            return _NOTHING
+        found = frozenset(hits)
+        hits.clear()
+        return found
+
+
+_NOTHING: frozenset[int] = frozenset()
