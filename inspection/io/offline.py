@@ -16,8 +16,8 @@ from inspection.io.pcap import read_frames
 from inspection.output.eve import EveWriter
 
 if TYPE_CHECKING:
-    from inspection.policy.urlcat import UrlCategorizer
     from inspection.detect.inspector import RuleInspector
+    from inspection.policy.urlcat import UrlCategorizer
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
 
