@@ -60,7 +60,10 @@ class CategoryDB:
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_buffer(cls, buf: "bytes | mmap.mmap", where: str = "<db>") -> "CategoryDB":
+    def from_buffer(cls, buf: "bytes | mmap.mmap", where: str = "<db>",
+                    release: Callable[[], None] | None = None) -> "CategoryDB":
+        """Check and load a database held in `buf`; `release` is called as soon as `buf` is no longer
+        read (before the index is built, so a mapped file's pages and the index are never both resident)."""
         d = decode(buf, where)
         meta = d.meta
         try:
@@ -78,8 +81,13 @@ class CategoryDB:
         if any((v & ~DEEPER) >= len(combos) and (v & ~DEEPER) != NO_COMBO for v in set(d.domain_combos)) or \
                 (d.url_combos and max(d.url_combos) >= len(combos)):
             raise DatabaseError(where, "bad section: a key names an unknown category combination")
-        nodes = _hashed_nodes(buf, d.domain_keys, d.domain_combos, combos)
+        hashes = array("q")
+        hashes.extend(map(hash, _keys(buf, d.domain_keys)))
         urls = {k: combos[v] for k, v in zip(_keys(buf, d.url_keys), d.url_combos)}
+        if release is not None:
+            release()
+        nodes = _hashed_nodes(hashes, d.domain_combos, combos)
+        del hashes
         try:
             return cls(cats, aliases, nodes, urls, exprs, counts, source, tld_keys)
         except Exception as e:  # noqa: BLE001 - Hyperscan refusing a stored expression means a bad file
@@ -88,10 +96,12 @@ class CategoryDB:
     @classmethod
     def load(cls, path: Path) -> "CategoryDB":
         buf = map_db(path)
-        try:
+        if isinstance(buf, bytes):
             db = cls.from_buffer(buf, str(path))
-        finally:
-            if not isinstance(buf, bytes):
+        else:
+            try:
+                db = cls.from_buffer(buf, str(path), release=buf.close)
+            finally:
                 buf.close()
         _trim_heap()
         return db
@@ -212,12 +222,9 @@ def _keys(buf: "bytes | mmap.mmap", span: tuple[int, int]) -> Iterator[str]:
         start = end + 1
 
 
-def _hashed_nodes(buf: "bytes | mmap.mmap", span: tuple[int, int], vals: array,
-                  combos: list[tuple[Category, ...]]) -> dict[int, _Node]:
-    """hash(name) -> node. Hashes are gathered first and the dict built after, so the transient
-    name strings do not sit between the kept ints in memory (RSS stays near the live size)."""
-    hashes = array("q")
-    hashes.extend(map(hash, _keys(buf, span)))
+def _hashed_nodes(hashes: array, vals: array, combos: list[tuple[Category, ...]]) -> dict[int, _Node]:
+    """hash(name) -> node. The hashes were gathered before, so the transient name strings do
+    not sit between the kept ints in memory (RSS stays near the live size)."""
     shared: dict[int, _Node] = {}
 
     def node(v: int) -> _Node:
