@@ -194,7 +194,9 @@ def run_category_bench(lists: Path | None, db_path: Path | None, *, lookups: int
         progress("loading and timing lookups in a fresh process")
         cmd = [sys.executable, "-m", "firmware.bench.categories", str(db), str(root), str(lookups), str(seed)]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
+            # run from the folder holding this package, so the child imports this very code
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600,
+                                 cwd=Path(__file__).resolve().parents[2])
             m = json.loads(out.stdout)
         except (subprocess.SubprocessError, OSError, ValueError) as e:
             err = getattr(e, "stderr", "") or ""

@@ -41,3 +41,25 @@ def test_full_lists_compile_and_find_their_entries():
             assert cat in got, (cat, entry, got)
             checked += 1
     assert checked > 1000
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_full_lists_load_under_100_mb(tmp_path):
+    """The brief's memory bound, measured in a fresh process (VmRSS after loading the database)."""
+    import json
+    import subprocess
+    import sys
+
+    from signatures.categories.db import write_db
+
+    if not (CORPUS / "blacklists").is_dir():
+        pytest.skip(f"UT1 corpus absent ({CORPUS}); nothing to measure")
+    db = tmp_path / "ut1.db"
+    write_db(db, encode(compile_lists(CORPUS)))
+    out = subprocess.run([sys.executable, "-m", "firmware.bench.categories", str(db), str(CORPUS / "blacklists"),
+                          "1000", "1"], capture_output=True, text=True, check=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[3])
+    m = json.loads(out.stdout)
+    assert m["rss_after_mb"] < 100, m
+    assert m["host_hit_share"] > 0.3
