@@ -114,3 +114,24 @@ def test_fast_path_agrees_with_the_normaliser(small_db, host):
 def test_single_label_entries_cover_everything_below(small_db):
     assert [c.name for c in small_db.lookup("files.example.zip")] == ["malware"]
     assert [c.name for c in small_db.lookup("10.0.0.1")] == ["malware"] and small_db.lookup("10.0.0.2") == ()
+
+
+_LINE = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+                max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LINE, max_size=30), st.lists(_LINE, max_size=10))
+def test_compile_accounts_for_every_line(tmp_path_factory, domains, urls):
+    """Garbage in the lists is skipped and counted, never raised; every line is accounted for."""
+    root = tmp_path_factory.mktemp("fuzz") / "lists"
+    (root / "cat").mkdir(parents=True)
+    (root / "cat" / "domains").write_text("\n".join(domains) + "\n", encoding="utf-8")
+    (root / "cat" / "urls").write_text("\n".join(urls) + "\n", encoding="utf-8")
+    c = compile_lists(root)
+    r = c.reports["cat"]
+    counted = [x.strip() for x in domains + urls if x.strip() and not x.strip().startswith("#")]
+    assert r.domains + r.urls + r.duplicates + sum(r.skipped.values()) == len(counted)
+    db = CategoryDB.from_buffer(encode(c))
+    for name in c.domains:
+        assert [x.name for x in db.lookup(name)] == ["cat"]
