@@ -4,6 +4,7 @@
 #   ./build.sh test         setup, then the whole test suite (conformance runs when ../shared/corpus exists)
 #   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
+#   ./build.sh bench-categories  setup, then URL category compile/load/RSS/lookups per second (UT1 lists)
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -66,11 +67,15 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/utm" bench "$@" ;;
+    bench-categories)
+        setup
+        shift
+        exec "$VENV/bin/utm" categories bench "$@" ;;
     conformance)
         setup
         shift
         exec "$VENV/bin/python" -m tests.conformance.report "$@" ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

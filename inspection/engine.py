@@ -25,6 +25,7 @@ from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSe
 
 if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
     from inspection.detect.inspector import RuleInspector
+    from inspection.policy.urlcat import UrlCategorizer
 
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
@@ -45,6 +46,7 @@ class EngineEvent:
     packet: Packet | None = None
     frame: tuple[int, bytes] | None = None   # (link type, captured bytes) of the packet an alert fired on
     payload: bytes | None = None             # that packet's payload, for the alert's ``payload``
+    extra: dict | None = None   # fields added at the top level of the event (URL category, app type)
 
 
 @dataclass(slots=True)
@@ -59,9 +61,10 @@ class EngineStats:
 
 class Engine:
     def __init__(self, cfg: EngineConfig, emit: Callable[[EngineEvent], None],
-                 inspector: "RuleInspector | None" = None) -> None:
+                 inspector: "RuleInspector | None" = None, urlcat: "UrlCategorizer | None" = None) -> None:
         self.cfg = cfg
         self.inspector = inspector
+        self.urlcat = urlcat
         self._emit = emit
         self.stats = EngineStats()
         self._validate = cfg.checksum is not ChecksumMode.NONE
@@ -340,8 +343,13 @@ class Engine:
                 et = r.event_type
                 if et != "dns" or r.direction is Direction.TO_SERVER:
                     self._app_txs[et] = self._app_txs.get(et, 0) + 1
+                extra = cat_hits = None
+                if self.urlcat is not None and et in ("http", "tls", "dns"):
+                    extra, cat_hits = self.urlcat.record(r)
                 self._emit(EngineEvent(et, pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
-                                       flow, r.direction, r))
+                                       flow, r.direction, r, extra=extra))
+                if cat_hits:
+                    self._alerts(flow, cat_hits)
                 if ins is not None:
                     hits = ins.record(flow, r, pkt)
                     if hits:

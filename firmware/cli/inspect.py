@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. stream.midstream=true")
     p.add_argument("--http-headers", action="store_true", help="log all HTTP request/response headers")
+    p.add_argument("--categories", default=None, metavar="DB",
+                   help="URL category database from `utm categories compile`: http/tls/dns events get "
+                        "`category`, block categories raise alerts")
+    p.add_argument("--apps", nargs="?", const="", default=None, metavar="APPS_TOML",
+                   help="record application types (`app` on http/tls/dns events); "
+                        "default data: signatures/apps/apps.toml")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     p.set_defaults(run=run)
 
@@ -64,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from signatures.errors import RuleFileError
 
     try:
+        urlcat = _urlcat(args)
+    except ValueError as e:
+        print(f"utm inspect: {e}", file=sys.stderr)
+        return 2
+    try:
         summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules],
-                                bundle=Path(args.bundle) if args.bundle is not None else None)
+                                bundle=Path(args.bundle) if args.bundle is not None else None, urlcat=urlcat)
     except RuleFileError as e:
         print(f"utm inspect: {e}", file=sys.stderr)
         return 2
@@ -77,6 +88,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
     return 1 if summary.capture_errors else 0
+
+
+def _urlcat(args: argparse.Namespace):  # -> UrlCategorizer | None
+    """The categorizer for --categories/--apps, or None (then the engine does no lookups at all)."""
+    if args.categories is None and args.apps is None:
+        return None
+    from inspection.policy.urlcat import UrlCategorizer
+    from signatures.apps import load_apps
+    from signatures.categories.errors import CategoryError
+    from signatures.categories.lookup import CategoryDB
+
+    try:
+        db = CategoryDB.load(Path(args.categories)) if args.categories is not None else None
+        apps = load_apps(Path(args.apps) if args.apps else None) if args.apps is not None else None
+    except CategoryError as e:
+        raise ValueError(f"categories refused: {e}") from None
+    return UrlCategorizer(db, apps)
 
 
 def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
@@ -94,6 +122,11 @@ def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:
              if s.alerts_thresholded else "") + "\n")
         w(f"rules load: {s.rules_load_seconds:.3f} s "
           f"({'compiled bundle' if s.rules_source == 'bundle' else 'parsed and compiled'})\n")
+    if s.categories is not None:
+        c = s.categories
+        per = ", ".join(f"{k[9:]}={v}" for k, v in c.items() if k.startswith("category."))
+        w(f"categories: {c['lookups']} lookups, {c['categorised']} categorised, {c['blocked']} blocked"
+          + (f" ({per})" if per else "") + f"; apps recognised: {c['apps']}\n")
     w("events: " + (", ".join(f"{k}={v}" for k, v in sorted(s.events.items())) or "none") + "\n")
     if s.anomalies:
         w("anomalies:\n")

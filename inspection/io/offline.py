@@ -17,6 +17,7 @@ from inspection.output.eve import EveWriter
 
 if TYPE_CHECKING:
     from inspection.detect.inspector import RuleInspector
+    from inspection.policy.urlcat import UrlCategorizer
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
 
@@ -46,6 +47,7 @@ class RunSummary:
     rules_load_seconds: float = 0.0      # parse + prepare (-S), or read + verify + load (--bundle)
     rules_source: str = ""               # "rules" or "bundle"
     limits: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] | None = None   # URL category/app lookups (only with --categories/--apps)
 
     @property
     def mbit_per_s(self) -> float:
@@ -141,10 +143,12 @@ def _count_rules(summary: RunSummary, rules: Sequence[object], parse_skipped: It
 def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
                   progress_out: TextIO | None = None,
                   on_engine: Callable[[Engine], None] | None = None,
-                  rule_files: list[Path] | None = None, bundle: Path | None = None) -> RunSummary:
+                  rule_files: list[Path] | None = None, bundle: Path | None = None,
+                  urlcat: "UrlCategorizer | None" = None) -> RunSummary:
     """Inspect captures in order and write `logdir/eve.json`.
 
     Rules come from `rule_files` (parsed now) or a compiled `bundle`, not both.
+    `urlcat` (URL categories and app types) is looked up once per HTTP/TLS/DNS transaction.
 
     A corrupt file stops at the damage: its good frames count, the error is
     recorded in the summary, and the next file is read.
@@ -164,7 +168,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
         eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet,
                            log_payload=cfg.alert_payload)
-        engine = Engine(cfg, eve.write, inspector)
+        engine = Engine(cfg, eve.write, inspector, urlcat)
         if on_engine is not None:
             on_engine(engine)
         base = 0
@@ -191,6 +195,10 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     summary.checksum_auto_disabled = st.checksum_auto_disabled
     summary.bad_checksums = st.bad_checksum
     summary.alerts = st.alerts
+    if urlcat is not None:
+        uc = urlcat.counters
+        summary.categories = {"lookups": uc.lookups, "categorised": uc.categorised, "blocked": uc.blocked,
+                              "apps": uc.apps, **{f"category.{k}": v for k, v in sorted(uc.by_category.items())}}
     sc, fc, dc = engine.stream_counters, engine.flows.counters, engine.defrag.counters
     summary.limits = {
         "flow.memcap_prunes": fc.memcap_prunes,

@@ -85,7 +85,7 @@ _PRINTABLE = bytes(c if 0x20 <= c < 0x7f or c in (0x0a, 0x0d) else 0x2e for c in
 def _payload(out: dict, hit: object, packet_payload: bytes | None) -> None:
     """Suricata's ``payload``/``payload_printable``/``stream``: the stream data a
     stream match inspected, else the payload of the packet the alert fired on."""
-    data = hit.stream  # type: ignore[attr-defined]
+    data = getattr(hit, "stream", None)   # category alerts have no stream
     if data is not None:
         out["stream"] = 1
     else:
@@ -158,7 +158,7 @@ class EveWriter:
         body = ev.body
         if et == "alert":
             self._alert(out, body, ev.direction, flow)
-            if body.timeout:  # type: ignore[attr-defined]
+            if getattr(body, "timeout", False):
                 out["pkt_src"] = "stream (flow timeout)"
             if self._log_payload:
                 _payload(out, body, ev.payload)
@@ -182,6 +182,8 @@ class EveWriter:
                 tx = getattr(body, "tx_id", None)
                 if tx is not None and et != "dns":
                     out["tx_id"] = tx
+                if ev.extra:
+                    out.update(ev.extra)
         return out
 
     def _endpoints(self, out: dict, flow: Flow, d: Direction) -> None:
@@ -268,19 +270,23 @@ class EveWriter:
 
     def _alert(self, out: dict, hit: object, d: Direction, flow: Flow | None) -> None:
         """Suricata's alert object, plus the transaction it matched (as Suricata logs it)."""
-        rule = hit.rule  # type: ignore[attr-defined]
-        cls = self._classes.get(rule.classtype) if rule.classtype else None
-        alert: dict = {
-            "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
-            "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
-            "category": cls.description if cls is not None else "", "severity": rule.priority,
-            "stars": stars_for(rule),
-        }
-        if rule.metadata:
-            meta: dict[str, list[str]] = {}
-            for k, v in rule.metadata:
-                meta.setdefault(k, []).append(v)
-            alert["metadata"] = meta
+        policy_alert = getattr(hit, "alert_fields", None)   # an alert from the URL category policy
+        if policy_alert is not None:
+            alert: dict = policy_alert()
+        else:
+            rule = hit.rule  # type: ignore[attr-defined]
+            cls = self._classes.get(rule.classtype) if rule.classtype else None
+            alert = {
+                "action": "blocked" if hit.blocked else "allowed",  # type: ignore[attr-defined]
+                "gid": rule.gid, "signature_id": rule.sid, "rev": rule.rev, "signature": rule.msg,
+                "category": cls.description if cls is not None else "", "severity": rule.priority,
+                "stars": stars_for(rule),
+            }
+            if rule.metadata:
+                meta: dict[str, list[str]] = {}
+                for k, v in rule.metadata:
+                    meta.setdefault(k, []).append(v)
+                alert["metadata"] = meta
         out["direction"] = d.eve_name
         out["alert"] = alert
         if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow), and its tags
