@@ -5,9 +5,10 @@ import argparse
 import sys
 
 from firmware.cli import inspect as inspect_cmd
+from firmware.cli import net as net_cmd
 from firmware.cli import rules as rules_cmd
 
-SUBCOMMANDS = [inspect_cmd, rules_cmd]
+SUBCOMMANDS = [inspect_cmd, rules_cmd, net_cmd]
 try:  # the benchmark needs only the standard library and the engine
     from firmware.cli import bench as bench_cmd
     SUBCOMMANDS.append(bench_cmd)
