@@ -125,8 +125,8 @@ class Applier:
                 journal.append(lambda: ln.sysctl_set(c.target, old_v))
         elif c.op is Op.LOAD_RULESET:
             family = rs.Family(c.target)
+            self.filters.restore(family, plan.ruleset_text(family))   # atomic: a failure changed nothing
             journal.append(lambda: self.filters.restore(family, _restorable(saved[family])))
-            self.filters.restore(family, plan.ruleset_text(family))
         else:  # pragma: no cover - Op.NONE never reaches here (Plan.actions filters it)
             raise NetconfigError(f"no backend operation for {c.op}")
 
