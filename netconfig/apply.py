@@ -112,8 +112,14 @@ class Applier:
             ln.add_address(c.target, c.value)
             journal.append(lambda: ln.del_address(c.target, c.value))
         elif c.op is Op.DEL_ADDRESS:
+            gw_before = ln.gateway4()
             ln.del_address(c.target, c.value)
-            journal.append(lambda: ln.add_address(c.target, c.value))
+
+            def undo_del() -> None:    # the kernel dropped the default route with the address: put both back
+                ln.add_address(c.target, c.value)
+                if gw_before is not None and ln.gateway4() != gw_before:
+                    ln.set_gateway4(gw_before)
+            journal.append(undo_del)
         elif c.op is Op.SET_GATEWAY:
             old_gw = ln.gateway4()
             ln.set_gateway4(c.value or None)

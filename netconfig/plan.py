@@ -89,12 +89,14 @@ def _addresses(cfg: NetConfig, obs: Observed) -> list[Change]:
     link = obs.link(br)
     have = {a for a in (link.addresses if link else ()) if ":" not in a}
     want = str(m.address)
+    # old addresses go first: removing a primary address takes its secondaries (the new one) with it
+    out += [Change(AP, Op.DEL_ADDRESS, br, a, note="not in the config") for a in sorted(have - {want})]
     out.append(Change(NC, Op.NONE, f"{br} address {want}") if want in have
                else Change(AP, Op.ADD_ADDRESS, br, want))
-    out += [Change(AP, Op.DEL_ADDRESS, br, a, note="not in the config") for a in sorted(have - {want})]
     gw = str(m.gateway) if m.gateway else None
-    if gw is not None:
-        out.append(Change(NC, Op.NONE, f"default via {gw}") if obs.gateway4 == gw
+    if gw is not None:   # a removed address takes the default route through it along: set it again then
+        same = obs.gateway4 == gw and want in have and have == {want}
+        out.append(Change(NC, Op.NONE, f"default via {gw}") if same
                    else Change(AP, Op.SET_GATEWAY, "default", gw, note=f"was {obs.gateway4 or 'none'}"))
     return out
 
