@@ -84,7 +84,10 @@ def run_plan(args: argparse.Namespace) -> int:
     for p in plan.problems:
         print(f"  PROBLEM  {p}")
     n = len(plan.actions)
-    print(f"{n} change(s) to apply" if n else "nothing to change")
+    if plan.problems:
+        print(f"cannot apply: {len(plan.problems)} problem(s); apply would change nothing")
+    else:
+        print(f"{n} change(s) to apply" if n else "nothing to change")
     return 1 if plan.problems else 0
 
 

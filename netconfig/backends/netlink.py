@@ -18,14 +18,18 @@ from netconfig.errors import BackendError
 from netconfig.model import Link
 
 IFF_UP = 0x1
+NETNS_DIR = "/run/netns"      # where `ip netns add` mounts named namespaces
 TIMEOUT = 10.0
 
 
 class NetlinkBackend:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
+        if netns is not None and not (Path(NETNS_DIR) / netns).exists():
+            # checked first: pyroute2 would otherwise create a namespace of that name
+            raise BackendError(f"open network namespace {netns}", f"no such namespace in {NETNS_DIR}")
         try:
-            self._ipr = IPRoute(netns=netns) if netns else IPRoute()
+            self._ipr = IPRoute(netns=netns, flags=0) if netns else IPRoute()
         except (OSError, NetlinkError) as e:
             raise BackendError(f"open netlink{' in ' + netns if netns else ''}", str(e)) from None
 

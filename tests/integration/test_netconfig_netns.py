@@ -177,3 +177,16 @@ def test_failed_apply_rolls_back_links_and_ipv4_ruleset(lab, tmp_path):
         assert links.links() == links_before          # p-s2 released again, old address back
         assert rules_of(lab["box"]) == v4_before
         assert store.committed_text() == good.encode()
+
+
+def test_missing_namespace_is_an_error_not_created(tmp_path):
+    need_root_netns()
+    name = "utmt-absent-" + os.urandom(3).hex()
+    cfg = tmp_path / "net.toml"
+    cfg.write_text(CONFIG)
+    r = utm("plan", "--config", str(cfg), "--netns", name, "--state-dir", str(tmp_path / "s"))
+    try:
+        assert r.returncode == 1 and "no such namespace" in r.stderr
+        assert not Path("/run/netns", name).exists()
+    finally:
+        run("ip", "netns", "del", name, check=False)
