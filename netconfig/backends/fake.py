@@ -11,6 +11,8 @@ from netconfig import ruleset as rs
 from netconfig.errors import BackendError
 from netconfig.model import Link
 
+EMPTY_TABLES = "*filter\nCOMMIT\n*mangle\nCOMMIT"
+
 
 class FakeKernel:
     """Implements both LinkBackend and FilterBackend."""
@@ -21,12 +23,17 @@ class FakeKernel:
         self._sysctl: dict[str, str] = {}
         self._rules: dict[rs.Family, str] = {}
         self.fail_on: set[str] = set()       # operation names, e.g. {"restore:ipv6", "set_master:eth3"}
+        self.fail_once: set[str] = set()     # the same, but each fails only the first time (a transient error)
         self.calls: list[str] = []           # every mutating call, for assertions
 
     def _mut(self, op: str) -> None:
         self.calls.append(op)
         if op in self.fail_on or op.split(":")[0] in self.fail_on:
             raise BackendError(op, "injected failure")
+        for key in (op, op.split(":")[0]):
+            if key in self.fail_once:
+                self.fail_once.discard(key)
+                raise BackendError(op, "injected failure")
 
     def _get(self, name: str) -> Link:
         if name not in self._links:
@@ -56,6 +63,8 @@ class FakeKernel:
         self._mut(f"delete_link:{name}")
         self._get(name)
         del self._links[name]
+        for key in [k for k in self._sysctl if k.split("/")[3:4] == [name]]:
+            del self._sysctl[key]      # as in the kernel: a device's sysctls go with it
         for n, ln in list(self._links.items()):
             if ln.master == name:
                 self._links[n] = dataclasses.replace(ln, master=None)
@@ -91,7 +100,7 @@ class FakeKernel:
 
     # FilterBackend
     def save(self, family: rs.Family) -> str:
-        return self._rules.get(family, "")
+        return self._rules.get(family, EMPTY_TABLES)   # like iptables-nft-save -t: the tables, empty
 
     def restore(self, family: rs.Family, text: str) -> None:
         self._mut(f"restore:{family.value}")

@@ -128,3 +128,13 @@ def test_dhcp_leaves_addresses_alone(tmp_path):
     k.add_address("br0", "192.0.2.77/24")     # what a DHCP client would have added
     plan, _ = ap.plan(schema.loads(cfg))
     assert plan.unchanged
+
+
+def test_permanent_failure_during_rollback_is_reported(tmp_path):
+    k, ap = setup(tmp_path)
+    ap.apply(schema.loads(A), A)
+    changed = A.replace(b"192.0.2.2/24", b"192.0.2.3/24")
+    k.fail_on = {"add_address"}      # the new address fails, and so does putting the old one back
+    with pytest.raises(ApplyError) as e:
+        ap.apply(schema.loads(changed), changed)
+    assert not e.value.rolled_back and "ROLLBACK FAILED" in str(e.value)
