@@ -23,7 +23,7 @@ def sysctl_keys(cfg: NetConfig) -> tuple[str, ...]:
 def desired_sysctls(cfg: NetConfig) -> tuple[tuple[str, str], ...]:
     dis, ra, auto = sysctl_keys(cfg)
     if cfg.management.ipv6 is Ipv6Mode.SLAAC:
-        return ((dis, "0"), (ra, "1"), (auto, "1"))
+        return ((dis, "0"), (ra, "2"), (auto, "1"))     # 2: RAs count even if forwarding gets enabled
     return ((dis, "1"),)
 
 

@@ -190,3 +190,20 @@ def test_missing_namespace_is_an_error_not_created(tmp_path):
         assert not Path("/run/netns", name).exists()
     finally:
         run("ip", "netns", "del", name, check=False)
+
+
+def test_drift_is_found_and_only_that_is_repaired(lab, tmp_path):
+    """Someone flushes the IPv4 tables behind our back: plan shows exactly that ruleset, apply reloads only it."""
+    cfg = tmp_path / "net.toml"
+    cfg.write_text(CONFIG)
+    common = ["--netns", lab["box"], "--state-dir", str(tmp_path / "s")]
+    assert utm("apply", "--config", str(cfg), *common).returncode == 0
+    subprocess.run(["ip", "netns", "exec", lab["box"], "iptables-nft-restore"], input="*filter\nCOMMIT\n",
+                   text=True, check=True, timeout=10)
+    assert "live ruleset DIFFERS" in utm("show", *common).stdout
+    plan = utm("plan", "--config", str(cfg), *common).stdout.splitlines()
+    todo = [ln for ln in plan if ln.strip() and not ln.strip().startswith("no change")]
+    assert todo[0].split()[:3] == ["apply", "load-ruleset", "ipv4"] and todo[1] == "1 change(s) to apply"
+    r = utm("apply", "--config", str(cfg), *common)
+    assert r.returncode == 0 and "applied 1 change(s)" in r.stdout
+    assert "matches the committed config" in utm("show", *common).stdout
