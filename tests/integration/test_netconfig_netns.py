@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,51 @@ def test_drift_is_found_and_only_that_is_repaired(lab, tmp_path):
     r = utm("apply", "--config", str(cfg), *common)
     assert r.returncode == 0 and "applied 1 change(s)" in r.stdout
     assert "matches the committed config" in utm("show", *common).stdout
+
+
+UDP_SINK = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.0.2.1', 5000))\n"
+            "while True:\n"
+            "    data, peer = s.recvfrom(2048); print(peer[1], data.decode(), flush=True)\n")
+UDP_SEND = ("import socket, sys, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.0.2.10', int(sys.argv[1])))\n"
+            "for word in sys.argv[2:]:\n"
+            "    s.sendto(word.encode(), ('192.0.2.1', 5000)); time.sleep(0.2)\n")
+
+
+def counter(ns: str, chain: str, needle: str) -> int:
+    out = run("ip", "netns", "exec", ns, "iptables-nft", "-L", chain, "-v", "-n", "-x").stdout
+    return sum(int(ln.split()[0]) for ln in out.splitlines() if needle in ln)
+
+
+def test_mark_contract_block_and_bypass_in_the_kernel(lab, tmp_path):
+    """What docs/netconfig.md promises the live engine, with a mangle rule standing in for its verdict marks.
+
+    BLOCK (0x2) on one packet: that packet and every later one of the flow are dropped, other flows pass.
+    BYPASS (0x1) on one accepted packet: the rest of the flow is accepted before the queue.
+    """
+    cfg = tmp_path / "net.toml"
+    cfg.write_text(CONFIG)
+    assert utm("apply", "--config", str(cfg), "--netns", lab["box"], "--state-dir", str(tmp_path / "s")).returncode == 0
+    box = lab["box"]
+    for word, mark in (("BLOCKME", "0x2/0x2"), ("PASSME", "0x1/0x1")):
+        run("ip", "netns", "exec", box, "iptables-nft", "-t", "mangle", "-I", "PREROUTING", "-p", "udp",
+            "-m", "string", "--string", word, "--algo", "bm", "-j", "MARK", "--set-xmark", mark)
+    sink = subprocess.Popen(["ip", "netns", "exec", lab["wan"], sys.executable, "-c", UDP_SINK],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        send = lambda sport, *words: run("ip", "netns", "exec", lab["lan"], sys.executable, "-c", UDP_SEND,  # noqa: E731
+                                         str(sport), *words)
+        send(40001, "warmup")                    # the bridge learns where 192.0.2.1 is
+        send(40002, "hello", "BLOCKME", "after-block")
+        send(40003, "PASSME", "after-pass", "more")
+        send(40004, "other-flow")
+        time.sleep(0.5)
+    finally:
+        sink.kill()
+        got = sink.communicate(timeout=5)[0].split("\n")
+    got = [ln for ln in got if ln]
+    assert "40002 hello" in got and "40002 BLOCKME" not in got and "40002 after-block" not in got
+    assert {"40003 PASSME", "40003 after-pass", "40003 more", "40004 other-flow"} <= set(got)
+    assert counter(box, "UTM-FWD", "connmark match  0x2/0x2") >= 2            # BLOCKME and after-block
+    assert counter(box, "UTM-FWD", "connmark match  0x1/0x1") >= 2            # after-pass and more skipped the queue
