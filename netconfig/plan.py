@@ -84,7 +84,8 @@ def _addresses(cfg: NetConfig, obs: Observed) -> list[Change]:
     m = cfg.management
     br = cfg.ports.bridge
     if m.ipv4 is Ipv4Mode.DHCP:
-        return [Change(NC, Op.NONE, f"{br} IPv4 by DHCP", note="address owned by the DHCP client")]
+        return [Change(NC, Op.NONE, f"{br} IPv4 by DHCP",
+                       note="the address belongs to a DHCP client on the bridge; netconfig does not start one yet")]
     out: list[Change] = []
     link = obs.link(br)
     have = {a for a in (link.addresses if link else ()) if ":" not in a}

@@ -168,6 +168,11 @@ def run_show(args: argparse.Namespace) -> int:
     for fam, r in state["rulesets"].items():
         rules = sum(r["rules"].values())
         print(f"{fam} ruleset: {r['digest'] or 'not ours/absent'}, {rules} rule(s) in UTM chains")
+    if committed is not None and committed.management.ipv4.value == "dhcp":
+        b = next((x for x in state["bridges"] if x["name"] == committed.ports.bridge), None)
+        if b is not None and not any(":" not in a for a in b["addresses"]):
+            print(f"no IPv4 address on {b['name']} yet: management is by DHCP and netconfig does not run a DHCP "
+                  "client; start one on the bridge")
     if committed is None:
         print(f"no committed config in {args.state_dir}")
     else:

@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return {"up": up, "down": down, "status": status}[args.action]()
+    except BrokenPipeError:       # `status | head`
+        return 0
     except (TestbedError, OSError, subprocess.SubprocessError) as e:
         print(f"testbed {args.action}: {e}", file=sys.stderr)
         return 1
