@@ -50,6 +50,8 @@ def make_plan(cfg: NetConfig, obs: Observed, committed: NetConfig | None = None)
             continue
         if link.master != br:
             note = f"{role} port" + (f", leaves {link.master}" if link.master else "")
+            if link.addresses:   # an enslaved port's own addresses stop working: say so before it happens
+                note += f"; its addresses {', '.join(link.addresses)} stop working as a bridge port"
             ch.append(Change(AP, Op.SET_MASTER, name, br, note=note))
         else:
             ch.append(Change(NC, Op.NONE, f"port {name} ({role}) in {br}"))

@@ -138,3 +138,12 @@ def test_permanent_failure_during_rollback_is_reported(tmp_path):
     with pytest.raises(ApplyError) as e:
         ap.apply(schema.loads(changed), changed)
     assert not e.value.rolled_back and "ROLLBACK FAILED" in str(e.value)
+
+
+def test_port_with_an_address_is_warned_about():
+    k = FakeKernel((Link(name="eth0", kind="", up=True, addresses=("192.0.2.5/24",)),
+                    Link(name="eth1", kind="", up=True)))
+    cfg = schema.loads(b'[ports]\nwan = "eth0"\nlan = "eth1"\n')
+    plan = make_plan(cfg, observe(cfg, k, k))
+    note = next(c.note for c in plan.changes if c.op is Op.SET_MASTER and c.target == "eth0")
+    assert "192.0.2.5/24 stop working" in note
