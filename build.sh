@@ -6,18 +6,20 @@
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh bench-categories  setup, then URL category compile/load/RSS/lookups per second (UT1 lists)
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
+#   ./build.sh testbed up|down|status   (root) a small office in network namespaces around the box's bridge
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
-DEBS=(tshark)
+DEBS=(tshark iproute2 iptables)   # iproute2/iptables: netconfig's namespace tests
+TESTBED_DEBS=(dnsmasq-base)        # installed by `testbed up` only
 PY=${PYTHON:-python3}
 
 log() { printf '%s\n' "$*" >&2; }
 
 setup_debs() {
     local missing=()
-    for p in "${DEBS[@]}"; do
+    for p in "${DEBS[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -75,6 +77,11 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/python" -m tests.conformance.report "$@" ;;
+    testbed)
+        shift
+        if [ "${1:-}" = up ]; then setup_debs "${TESTBED_DEBS[@]}"; fi
+        setup_venv
+        exec "$VENV/bin/python" -m tests.sim.testbed "$@" ;;
     *)
         sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;

@@ -7,10 +7,11 @@ import sys
 from firmware.cli import categories as categories_cmd
 from firmware.cli import definitions as definitions_cmd
 from firmware.cli import inspect as inspect_cmd
+from firmware.cli import net as net_cmd
 from firmware.cli import rules as rules_cmd
 from firmware.cli import sanitize as sanitize_cmd
 
-SUBCOMMANDS = [inspect_cmd, rules_cmd, categories_cmd, definitions_cmd]
+SUBCOMMANDS = [inspect_cmd, rules_cmd, categories_cmd, definitions_cmd, net_cmd]
 try:  # the benchmark needs only the standard library and the engine
     from firmware.cli import bench as bench_cmd
     SUBCOMMANDS.append(bench_cmd)

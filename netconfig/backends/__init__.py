@@ -1,0 +1,1 @@
+"""Backends behind observe.LinkBackend / FilterBackend: netlink (pyroute2), iptables-nft, and a fake."""
