@@ -94,8 +94,12 @@ def split_url(text: str) -> tuple[str, str | None]:
 
 
 def normalize_path(path: str) -> str:
-    """Lowercased, fragment dropped, always starting with ``/`` (squidGuard compares URLs case-insensitively)."""
+    """Lowercased, fragment dropped, always starting with ``/`` (squidGuard compares URLs case-insensitively);
+    non-ASCII characters percent-encoded as UTF-8, as a browser sends them."""
     p = path.lower()
+    if not p.isascii():
+        p = "".join(c if c < "\x80" else "".join(f"%{b:02x}" for b in c.encode("utf-8", "surrogatepass"))
+                    for c in p)
     if "#" in p:
         p = p[:p.index("#")]
     return p if p[:1] == "/" else "/" + p

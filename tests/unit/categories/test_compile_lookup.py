@@ -132,3 +132,12 @@ def test_expression_results_merge_correctly_over_many_lookups(tmp_path):
         assert names(db.lookup("x.test", "/aaa/1")) == ["aaa", "ccc"]
         assert names(db.lookup("x.test", "/bbb/1")) == ["bbb", "ccc"]
         assert names(db.lookup("x.test", "/aaa/bbb/")) == ["aaa", "bbb", "ccc"]
+
+
+def test_non_ascii_url_paths_compile_and_match_as_sent(tmp_path):
+    """UT1 lines with raw UTF-8 paths: kept, percent-encoded like the browser's request."""
+    (tmp_path / "lists" / "phishing").mkdir(parents=True)
+    (tmp_path / "lists" / "phishing" / "urls").write_text("shop.test/über\n0/\x80\n", encoding="utf-8")
+    db = build(tmp_path / "lists", tmp_path)
+    assert names(db.lookup_url("http://shop.test/%C3%BCber/login")) == ["phishing"]
+    assert names(db.lookup_url("http://shop.test/über")) == ["phishing"]
