@@ -95,10 +95,12 @@ class Engine:
         self._flows_by_proto: dict[int, int] = {}
         self._app_flows: dict[str, int] = {}
         self._app_txs: dict[str, int] = {}
+        self.flow: Flow | None = None   # the flow of the packet just processed (the live verdict needs it)
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, linktype: int, data: bytes, ts: float, wire_len: int) -> None:
         st = self.stats
+        self.flow = None
         st.packets += 1
         st.bytes += wire_len
         if ts > st.last_ts:
@@ -174,6 +176,8 @@ class Engine:
         if flow is None:
             flow = flows.create(key, pkt, self._starts_reversed(pkt))
             self._flows_by_proto[pkt.proto] = self._flows_by_proto.get(pkt.proto, 0) + 1
+        if pkt is self._cur:
+            self.flow = flow
         d = flow.direction_of(pkt)
         if d:
             flow.pkts_tc += 1
@@ -347,6 +351,10 @@ class Engine:
                     self._file_outputs(flow, tracker, tracker.record(r))
 
     # -- files ---------------------------------------------------------------------------------
+    def file_in_transit(self, flow: Flow) -> bool:
+        """A file is on its way in this flow (the live path keeps such a flow queued)."""
+        return flow in self._trackers
+
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
         tracker = self._trackers.get(flow)
         if tracker is None:

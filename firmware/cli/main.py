@@ -13,6 +13,9 @@ try:  # the benchmark needs only the standard library and the engine
     SUBCOMMANDS.append(bench_cmd)
 except ImportError:  # pragma: no cover - partial checkouts
     pass
+from firmware.cli import run as run_cmd  # noqa: E402 - `utm run` and `utm reload`
+
+SUBCOMMANDS.append(run_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
