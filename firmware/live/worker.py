@@ -101,6 +101,7 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     except NfqError as e:
         print(f"utm run: worker {spec.queue}: {e}", file=sys.stderr)
         return 4
+    heartbeat.value = time.monotonic()   # bound: from now on a silent worker blackholes its queue
     spec.logdir.mkdir(parents=True, exist_ok=True)
     sender = AfPacketSender() if spec.resets else None
     with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
