@@ -125,14 +125,14 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
                     _finish_reload(worker, spec, done)
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
-                    eve.write(worker.stats_event(restarts))
+                    eve.write(worker.stats_event(restarts, spec.queue))
                 if now >= next_flush:
                     next_flush = now + FLUSH_EVERY
                     fh.flush()
         finally:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
-            eve.write(worker.stats_event(restarts))
+            eve.write(worker.stats_event(restarts, spec.queue))
             if sender is not None:
                 sender.close()
     return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
-from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg
+from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
 from inspection.model import IPPROTO_TCP, Direction
 from inspection.policy.tcpreset import ResetError, reset_frames
 from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitView
@@ -225,7 +225,7 @@ class LiveWorker:
             flow.detect = None
         self.counters.reloads += 1
 
-    def stats_event(self, restarts: int = 0) -> EngineEvent:
+    def stats_event(self, restarts: int = 0, queue_num: int | None = None) -> EngineEvent:
         e = self.engine
         pc, qc, c = self.policy.counters, self.queue.counters, self.counters
         live = {
@@ -238,6 +238,7 @@ class LiveWorker:
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},
+            "kernel_queue": kernel_stats(queue_num) if queue_num is not None else None,
             "worker_restarts": restarts,
             "memory_max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }

@@ -439,6 +439,30 @@ class NfQueue:
         self._sock.close()
 
 
+KERNEL_STATS = "/proc/net/netfilter/nfnetlink_queue"
+_KERNEL_FIELDS = ("queue", "portid", "waiting", "copy_mode", "copy_range", "queue_dropped", "user_dropped",
+                  "id_sequence")
+
+
+def parse_kernel_stats(text: str, queue: int) -> dict[str, int] | None:
+    """The kernel's line for `queue` in /proc/net/netfilter/nfnetlink_queue: packets waiting,
+    dropped because the queue was full (without fail-open) or undeliverable to us."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= len(_KERNEL_FIELDS) and parts[0] == str(queue) and all(p.isdigit() for p in parts):
+            v = dict(zip(_KERNEL_FIELDS, map(int, parts)))
+            return {k: v[k] for k in ("waiting", "queue_dropped", "user_dropped")}
+    return None
+
+
+def kernel_stats(queue: int, path: str = KERNEL_STATS) -> dict[str, int] | None:
+    try:
+        with open(path) as fh:
+            return parse_kernel_stats(fh.read(), queue)
+    except OSError:
+        return None
+
+
 def packets_from(messages: Iterable[bytes]) -> list[QueuedPacket]:
     """Decode kernel datagrams (tests replay captured ones through this)."""
     return [m for b in messages for m in decode_messages(b) if isinstance(m, QueuedPacket)]

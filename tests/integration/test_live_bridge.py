@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.bridgebed import SERVER_IP, BridgeBed, children, missing_reason, ruleset, run
+from tests.sim.bridgebed import SERVER_IP, SERVER_IP6, BridgeBed, children, missing_reason, ruleset, run
 
 pytestmark = [pytest.mark.netns]
 _why = missing_reason()
@@ -46,9 +46,9 @@ def bed():
         b.close()
 
 
-def fetch(b: BridgeBed, size: int, *words: str, mode: str = "raw", timeout: float = 20) -> dict:
+def fetch(b: BridgeBed, size: int, *words: str, mode: str = "raw", timeout: float = 20, v6: bool = False) -> dict:
     try:
-        r = run(sys.executable, PEER, mode, SERVER_IP, str(PORT), str(size), *words, ns=b.client, check=False,
+        r = run(sys.executable, PEER, mode, SERVER_IP6 if v6 else SERVER_IP, str(PORT), str(size), *words, ns=b.client, check=False,
                 timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "bytes": 0, "error": "timeout"}
@@ -136,6 +136,19 @@ def test_a_drop_rule_resets_the_connection_and_logs_blocked(bed, tmp_path, rules
     assert [(a["alert"]["signature_id"], a["alert"]["action"]) for a in alerts] == [(1, "blocked")]
     live = last_stats(events)
     assert live["resets_sent"] == 2 and live["flows_blocked"] == 1
+
+
+def test_ipv6_passes_and_is_blocked_the_same_way(bed, tmp_path, rules):
+    utm = Utm(bed, tmp_path, rules)
+    try:
+        clean = fetch(bed, 500_000, v6=True)
+        evil = fetch(bed, 1000, "EVIL", v6=True)
+    finally:
+        events = utm.stop()
+    assert clean["ok"], clean
+    assert not evil["ok"] and evil["error"] == "ConnectionResetError"
+    [alert] = [e for e in events if e["event_type"] == "alert"]
+    assert alert["alert"]["action"] == "blocked" and alert["src_ip"].startswith("2001:0db8:")
 
 
 def test_detect_only_alerts_and_lets_it_through(bed, tmp_path, rules):

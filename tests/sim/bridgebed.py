@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CLIENT_IP, SERVER_IP = "192.0.2.10", "192.0.2.20"
+CLIENT_IP6, SERVER_IP6 = "2001:db8::10", "2001:db8::20"
 IPT_RESTORE = "iptables-nft-restore" if shutil.which("iptables-nft-restore") else "iptables-restore"
+IP6T_RESTORE = "ip6tables-nft-restore" if shutil.which("ip6tables-nft-restore") else "ip6tables-restore"
 
 
 def ruleset(queue: int, bypass_mark: int = 0x1, block_mark: int = 0x2, *, bypass: bool = True,
@@ -53,7 +55,7 @@ def missing_reason() -> str | None:
     """Why the bed cannot be built here, or None."""
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
-    for tool in ("ip", IPT_RESTORE):
+    for tool in ("ip", IPT_RESTORE, IP6T_RESTORE):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
     return None
@@ -84,8 +86,9 @@ class BridgeBed:
                 run("ip", "link", "set", port, "master", "br0", ns=self.box)
                 run("ip", "link", "set", port, "up", ns=self.box)
             run("ip", "link", "set", "br0", "up", ns=self.box)
-            for ns, ip in ((self.client, CLIENT_IP), (self.server, SERVER_IP)):
+            for ns, ip, ip6 in ((self.client, CLIENT_IP, CLIENT_IP6), (self.server, SERVER_IP, SERVER_IP6)):
                 run("ip", "addr", "add", f"{ip}/24", "dev", "eth0", ns=ns)
+                run("ip", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad", ns=ns)
                 run("ip", "link", "set", "eth0", "up", ns=ns)
             self.apply_rules(rules if rules is not None else ruleset(self.queue))
             self.wait_forwarding()
@@ -95,7 +98,9 @@ class BridgeBed:
         return self
 
     def apply_rules(self, rules: str) -> None:
+        """The same ruleset for IPv4 and IPv6 (iptables-nft and ip6tables-nft)."""
         run(IPT_RESTORE, ns=self.box, input=rules)
+        run(IP6T_RESTORE, ns=self.box, input=rules)
 
     def wait_forwarding(self, timeout: float = 5.0) -> None:
         """Until the bridge forwards (ports leave the listening state)."""

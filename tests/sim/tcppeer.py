@@ -44,7 +44,8 @@ def _serve_one(conn: socket.socket) -> None:
 
 
 def serve(port: int) -> None:
-    srv = socket.create_server(("", port), backlog=256, reuse_port=True)
+    srv = socket.create_server(("", port), family=socket.AF_INET6, backlog=256, reuse_port=True,
+                               dualstack_ipv6=True)
     while True:
         conn, _ = srv.accept()
         threading.Thread(target=_serve_one, args=(conn,), daemon=True).start()

@@ -12,7 +12,7 @@ from inspection.io.nfqueue import (CMD_BIND, NFQA_CFG_CMD, NFQA_CFG_FLAGS, NFQA_
                                    NFQA_VERDICT_HDR, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, Ack, FakeQueue, Flag,
                                    NfqDecodeError, QueuedPacket, Verdict, VerdictMsg, decode_messages,
                                    encode_batch_verdict, encode_bind, encode_packet_message, encode_params,
-                                   encode_verdict, encode_verdicts, parse_attrs)
+                                   encode_verdict, encode_verdicts, parse_attrs, parse_kernel_stats)
 
 IP = bytes.fromhex("4500003c1c4640004006b1e6c0000a0ac0000214") + b"\x00" * 40
 
@@ -125,3 +125,9 @@ def test_fake_queue_hands_out_batches_and_records_verdicts():
     q.verdicts([VerdictMsg(0, Verdict.ACCEPT)])
     assert len(q.receive(10, 0)) == 2 and q.sent == [VerdictMsg(0, Verdict.ACCEPT)]
     assert q.counters.received == 5
+
+
+def test_kernel_queue_line_is_parsed():
+    text = "    0  23774     0 2 65535     0     0        6  1\n   11  30000     5 2 65535     7     2      900  1\n"
+    assert parse_kernel_stats(text, 11) == {"waiting": 5, "queue_dropped": 7, "user_dropped": 2}
+    assert parse_kernel_stats(text, 3) is None and parse_kernel_stats("garbage", 0) is None
