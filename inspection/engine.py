@@ -352,8 +352,10 @@ class Engine:
 
     # -- files ---------------------------------------------------------------------------------
     def file_in_transit(self, flow: Flow) -> bool:
-        """A file is on its way in this flow (the live path keeps such a flow queued)."""
-        return flow in self._trackers
+        """A file is on its way in this flow and still being judged (not past the file size
+        limit): the live path keeps such a flow queued."""
+        t = self._trackers.get(flow) if self._trackers else None
+        return t is not None and t.judging
 
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
         tracker = self._trackers.get(flow)

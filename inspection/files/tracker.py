@@ -152,6 +152,19 @@ class FileTracker:
         still arrives of one cannot make it a file)."""
         return not self._waiting and all(b is None for b in self._bodies.values())
 
+    @property
+    def judging(self) -> bool:
+        """A file is open whose bytes still reach the hashes and the scanner (not past the
+        size limit, no gap), or a multipart body may still start one: the live path keeps
+        such a flow queued until the file is judged."""
+        for b in self._bodies.values():
+            if b is None:
+                continue
+            f = b.file
+            if (f is not None and not (f.capped or f.gaps)) or (f is None and b.splitter is not None):
+                return True
+        return False
+
     # -- input ------------------------------------------------------------------------------
 
     def body(self, chunk: BodyChunk) -> list[FileEvent | Anomaly]:

@@ -3,10 +3,12 @@
   tcppeer.py serve PORT                    answer "GET SIZE [WORDS]\\n" with SIZE deterministic bytes, then close
   tcppeer.py fetch HOST PORT SIZE [WORDS]  one request; prints JSON: ok, bytes, sha256, error, seconds
   tcppeer.py raw HOST PORT SIZE [WORDS]    the same with "DATA" instead of "GET" (no HTTP, no file)
+  tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark)
   tcppeer.py many HOST PORT N SIZE         N sequential small requests; prints JSON latencies (ms)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -16,7 +18,9 @@ import threading
 import time
 
 
+@functools.lru_cache(maxsize=4)
 def payload(size: int) -> bytes:
+    """Deterministic bytes for `size` (cached: the benchmark must not time their making)."""
     return random.Random(size).randbytes(size)
 
 
@@ -67,9 +71,28 @@ def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.
                 n += len(chunk)
     except OSError as e:
         err = type(e).__name__
+    seconds = time.perf_counter() - started
     ok = not err and n == size and h.hexdigest() == hashlib.sha256(payload(size)).hexdigest()
-    return {"ok": ok, "bytes": n, "sha256": h.hexdigest(), "error": err,
-            "seconds": time.perf_counter() - started}
+    return {"ok": ok, "bytes": n, "sha256": h.hexdigest(), "error": err, "seconds": seconds}
+
+
+def sink(host: str, port: int, size: int, verb: str, timeout: float = 60.0) -> dict:
+    """Download and count only (the benchmark: no hashing in the measured loop)."""
+    buf = bytearray(1 << 20)
+    n = 0
+    started = time.perf_counter()
+    err = ""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(f"{verb} {size}\n".encode())
+            while True:
+                k = s.recv_into(buf)
+                if not k:
+                    break
+                n += k
+    except OSError as e:
+        err = type(e).__name__
+    return {"ok": not err and n == size, "bytes": n, "error": err, "seconds": time.perf_counter() - started}
 
 
 def many(host: str, port: int, count: int, size: int) -> dict:
@@ -92,6 +115,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]))))
     elif cmd == "raw":   # not HTTP: the engine finds no protocol, no file is in transit
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]), verb="DATA")))
+    elif cmd in ("sink-raw", "sink-http"):
+        print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), "DATA" if cmd == "sink-raw" else "GET")))
     elif cmd == "many":
         print(json.dumps(many(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
     else:

@@ -143,3 +143,28 @@ def test_stats_event_has_the_live_branch(tmp_path):
     assert live["packets"] == len(evil_conversation()) and live["worker_restarts"] == 2
     assert live["flows_blocked"] == 1 and live["verdicts"]["drop"] == 2   # the EVIL segment and its ACK
     assert live["memory_max_rss_kb"] > 0
+
+
+def _http_download(size: int, port: int = 40003):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size
+    return (list(c.handshake()) + list(c.send(b"GET /f.bin HTTP/1.1\r\nHost: a\r\n\r\n"))
+            + list(c.send(head + b"\x00" * size, from_client=False)))
+
+
+def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
+    inspector = None
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
+                    eve.write, inspector)
+    q = FakeQueue(queued(_http_download(60000)))
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    marks = [v.mark for v in q.sent]
+    first = marks.index(0x1)
+    # handed back only once the file passed its 30,000-byte limit, not at the 2,000-byte depth
+    queued_before = sum(len(p.payload) for p in queued(_http_download(60000))[:first])
+    assert 30000 < queued_before < 45000
