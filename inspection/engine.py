@@ -355,7 +355,14 @@ class Engine:
         """A file is on its way in this flow and still being judged (not past the file size
         limit): the live path keeps such a flow queued."""
         t = self._trackers.get(flow) if self._trackers else None
-        return t is not None and t.judging
+        if t is None:
+            return False
+        dirs = t.judging()
+        tcp = flow.tcp
+        if not dirs or tcp is None:
+            return bool(dirs)
+        # past the stream depth no more of the file reaches the tracker: it cannot be judged further
+        return any(tcp.streams[d].reassemble and not tcp.streams[d].depth_hit for d in dirs)
 
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
         tracker = self._trackers.get(flow)

@@ -168,3 +168,18 @@ def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
     # handed back only once the file passed its 30,000-byte limit, not at the 2,000-byte depth
     queued_before = sum(len(p.payload) for p in queued(_http_download(60000))[:first])
     assert 30000 < queued_before < 45000
+
+
+def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, stream_depth=20000),
+                    eve.write, None)
+    pkts = queued(_http_download(60000, port=40004))
+    q = FakeQueue(pkts)
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    first = [v.mark for v in q.sent].index(0x1)
+    assert 17000 < sum(len(p.payload) for p in pkts[:first]) < 25000   # the segment crossing 20,000 is marked
