@@ -5,6 +5,7 @@
 #   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
+#   ./build.sh bench-live   setup, then the live path (bridge + utm run) against the plain bridge, in namespaces (root)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -70,7 +71,11 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/python" -m tests.conformance.report "$@" ;;
+    bench-live)
+        setup
+        shift
+        exec "$VENV/bin/python" -m tests.sim.bench_live "$@" ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

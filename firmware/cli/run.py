@@ -90,6 +90,10 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if unknown:
         raise ConfigError(unknown[0], "unknown setting")
     cfg = replace(cfg, stream_inline=True)   # inline: data is inspected before it is acknowledged
+    if not any(s.split("=", 1)[0].strip() == "stream.reassembly.depth" for s in args.sets):
+        # a file is judged whole up to the file size limit: reassemble that far (flows without a
+        # file are handed back at --depth long before)
+        cfg = replace(cfg, stream_depth=max(cfg.stream_depth, cfg.file_size_limit))
     policy = PolicyConfig(bypass_mark=_mark("--bypass-mark", args.bypass_mark),
                           block_mark=_mark("--block-mark", args.block_mark),
                           inspect_depth=parse_size("--depth", args.depth),

@@ -21,6 +21,8 @@ from typing import Any, Callable, Protocol
 HANG_AFTER = 3.0        # seconds without a heartbeat before a running worker counts as hung
 START_GRACE = 120.0     # a starting worker (loading rules, queue not bound yet) may take this long
 CHECK_EVERY = 0.25
+QUICK_DEATH = 5.0       # a worker that dies this soon after its start is retried with a pause...
+RETRY_MAX = 2.0         # ...of at most this (dead workers are bypassed meanwhile, PLATFORM.md)
 
 
 class Health(enum.Enum):
@@ -76,6 +78,8 @@ class _Running:
     slot: Slot
     proc: Any
     beat: Any        # multiprocessing.Value('d'): the worker's last monotonic heartbeat
+    fails: int = 0                   # deaths in a row, each soon after its start
+    retry_at: float | None = None    # dead, restart due at this time
 
 
 @dataclass
@@ -95,13 +99,13 @@ class Supervisor:
         self._hup = False
 
     # -- processes -----------------------------------------------------------------------------
-    def _spawn(self, queue: int, restarts: int) -> None:
+    def _spawn(self, queue: int, restarts: int, fails: int = 0) -> None:
         beat = self._ctx.Value("d", 0.0, lock=False)
         proc = self._ctx.Process(target=_child, args=(self.target, queue, beat, restarts),
                                  name=f"utm-worker-{queue}", daemon=False)
         proc.start()
         self.counters.started += 1
-        self._running[queue] = _Running(Slot(queue, time.monotonic(), restarts=restarts), proc, beat)
+        self._running[queue] = _Running(Slot(queue, time.monotonic(), restarts=restarts), proc, beat, fails=fails)
 
     def pids(self) -> dict[int, int]:
         return {q: r.proc.pid for q, r in self._running.items()}
@@ -113,17 +117,26 @@ class Supervisor:
             r.slot.alive = r.proc.is_alive()
             health = self.watchdog.check(r.slot, now)
             if health is Health.DEAD:
-                self.counters.restarts_dead += 1
-                self.log(f"worker {q} (pid {r.proc.pid}) exited with {r.proc.exitcode}; restarting")
-                r.proc.join(0)
-                self._spawn(q, r.slot.restarts + 1)
+                if r.retry_at is None:
+                    r.proc.join(0)
+                    self.counters.restarts_dead += 1
+                    # one that dies right after starting (queue taken, rules gone) is retried with
+                    # a growing pause, at most RETRY_MAX, instead of a restart storm
+                    quick = now - r.slot.started < QUICK_DEATH
+                    r.fails = r.fails + 1 if quick else 0
+                    delay = min(RETRY_MAX, CHECK_EVERY * 2 ** r.fails) if quick else 0.0
+                    r.retry_at = now + delay
+                    self.log(f"worker {q} (pid {r.proc.pid}) exited with {r.proc.exitcode}; restarting"
+                             + (f" in {delay:.1f} s" if delay else ""))
+                if now >= r.retry_at:
+                    self._spawn(q, r.slot.restarts + 1, r.fails)
             elif health is Health.HUNG:
                 self.counters.restarts_hung += 1
                 self.log(f"worker {q} (pid {r.proc.pid}) hung (no heartbeat for "
                          f"{now - (r.slot.heartbeat or r.slot.started):.1f} s); killing and replacing")
                 _kill(r.proc.pid)
                 r.proc.join(2.0)
-                self._spawn(q, r.slot.restarts + 1)
+                self._spawn(q, r.slot.restarts + 1, r.fails)
 
     # -- signals and the main loop -------------------------------------------------------------
     def request_stop(self, *_: object) -> None:

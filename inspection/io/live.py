@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW = 228, 229, 101
 _LINKTYPES = {0x0800: LINKTYPE_IPV4, 0x86DD: LINKTYPE_IPV6}
+PLACEHOLDER_MAC = bytes.fromhex("0275746d0001")   # locally administered ("utm")
 
 
 class FrameSender(Protocol):
@@ -198,8 +199,9 @@ class LiveWorker:
         if sender_end is None:
             c.reset_errors += 1
             return
-        # the receiver's MAC is known once it has sent a packet; else only the sender is reset
-        receiver_mac = receiver_end[0] if receiver_end is not None else b"\xff" * 6
+        # the receiver's MAC is known once it has sent a packet; else only the sender is reset,
+        # from a locally administered placeholder address
+        receiver_mac = receiver_end[0] if receiver_end is not None else PLACEHOLDER_MAC
         try:
             to_sender, to_receiver = reset_frames(qp.payload, sender_end[0], receiver_mac)
         except ResetError:

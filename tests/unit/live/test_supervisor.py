@@ -83,3 +83,23 @@ def test_stop_all_ends_every_worker():
         except ProcessLookupError:
             alive = False
         assert not alive
+
+
+def _always_dies(queue, beat, restarts):
+    return 4
+
+
+def test_a_worker_that_keeps_dying_is_retried_with_a_pause_not_a_storm():
+    logs = []
+    sup = Supervisor([3], _always_dies, log=logs.append)
+    sup._spawn(3, 0)
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            sup.check_once()
+            time.sleep(0.05)
+    finally:
+        sup.stop_all(timeout=1.0)
+    # pauses 0.5, 1, 2 s: a handful of starts in 3 s, not one every check (60)
+    assert 2 <= sup.counters.started <= 5, logs
+    assert any("restarting in" in m for m in logs)
