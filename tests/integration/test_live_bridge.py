@@ -58,17 +58,19 @@ def fetch(b: BridgeBed, size: int, *words: str, mode: str = "raw", timeout: floa
 class Utm:
     """One `utm run` in the box namespace, stopped (by PID) at the end of the test."""
 
-    def __init__(self, b: BridgeBed, logdir: Path, rules: Path, *extra: str) -> None:
-        self.b, self.logdir = b, logdir
+    def __init__(self, b: BridgeBed, logdir: Path, rules: Path, *extra: str, queues: int = 1) -> None:
+        self.b, self.logdir, self.queues = b, logdir, queues
         self.err = open(logdir / "stderr.txt", "wb")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = b.spawn(b.box, [sys.executable, "-m", "firmware.cli.main", "run", "--queue", str(QUEUE),
+        qargs = ["--queue", str(QUEUE)] if queues == 1 else ["--queues", f"{QUEUE}:{QUEUE + queues - 1}"]
+        self.proc = b.spawn(b.box, [sys.executable, "-m", "firmware.cli.main", "run", *qargs,
                                     "-S", str(rules), "-l", str(logdir), *extra], env=env, stderr=self.err)
         assert wait(lambda: self.bound(), 20), self.stderr()
 
     def bound(self) -> bool:
         r = run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=self.b.box, check=False)
-        return any(line.split()[:1] == [str(QUEUE)] for line in r.stdout.splitlines())
+        bound = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+        return all(str(q) in bound for q in range(QUEUE, QUEUE + self.queues))
 
     def workers(self) -> list[int]:
         return children(self.proc.pid)
@@ -203,14 +205,36 @@ def test_reload_applies_new_rules_without_a_restart(bed, tmp_path):
         assert fetch(bed, 1000, "EVIL")["ok"]
         rules.write_text(QUIET_RULE + EVIL_RULE)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        traffic = bed.spawn(bed.client, [sys.executable, PEER, "many", SERVER_IP, str(PORT), "150", "2000"],
+                            stdout=subprocess.PIPE, text=True)   # requests on the wire during the reload
+        time.sleep(0.2)
         subprocess.run([sys.executable, "-m", "firmware.cli.main", "reload", "-l", str(tmp_path)], check=True,
                        env=env, capture_output=True, timeout=10)
         assert wait(lambda: "rules reloaded" in utm.stderr(), 10), utm.stderr()
+        during = json.loads(traffic.communicate(timeout=60)[0])
+        assert during["failed"] == 0 and len(during["latencies_ms"]) == 150
         r = fetch(bed, 1000, "EVIL")
         assert utm.workers() == [worker]        # the same process: swapped, not restarted
     finally:
         utm.stop()
     assert not r["ok"]
+
+
+def test_two_queues_two_workers_both_inspect(bed, tmp_path, rules):
+    bed.apply_rules(ruleset(QUEUE, balance=2))
+    try:
+        utm = Utm(bed, tmp_path, rules, queues=2)
+        try:
+            assert len(utm.workers()) == 2
+            clean = [fetch(bed, 100_000, v6=v6) for v6 in (False, True)]
+            evil = [fetch(bed, 1000, "EVIL", v6=v6) for v6 in (False, True)]
+        finally:
+            events = utm.stop()
+    finally:
+        bed.apply_rules(ruleset(QUEUE))
+    assert all(r["ok"] for r in clean) and not any(r["ok"] for r in evil)
+    assert len([e for e in events if e["event_type"] == "alert"]) == 2
+    assert {p.name for p in tmp_path.glob("eve.q*.json")} == {f"eve.q{QUEUE}.json", f"eve.q{QUEUE + 1}.json"}
 
 
 def test_fail_closed_ruleset_stops_traffic_without_a_worker(bed):

@@ -23,10 +23,11 @@ IP6T_RESTORE = "ip6tables-nft-restore" if shutil.which("ip6tables-nft-restore") 
 
 
 def ruleset(queue: int, bypass_mark: int = 0x1, block_mark: int = 0x2, *, bypass: bool = True,
-            connbytes: int | None = None) -> str:
+            connbytes: int | None = None, balance: int = 1) -> str:
     """The rule shapes of docs/live.md: connmark bypass first, blocked flows dropped,
     then bridged TCP/UDP to the queue; marks set by verdicts saved to the connmark."""
     qb = " --queue-bypass" if bypass else ""
+    target = f"--queue-num {queue}" if balance == 1 else f"--queue-balance {queue}:{queue + balance - 1}"
     cb = f" -m connbytes --connbytes 0:{connbytes} --connbytes-dir both --connbytes-mode bytes" if connbytes else ""
     both = bypass_mark | block_mark
     return "\n".join([
@@ -40,8 +41,8 @@ def ruleset(queue: int, bypass_mark: int = 0x1, block_mark: int = 0x2, *, bypass
         ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
         f"-A FORWARD -m connmark --mark {bypass_mark:#x}/{bypass_mark:#x} -j ACCEPT",
         f"-A FORWARD -m connmark --mark {block_mark:#x}/{block_mark:#x} -j DROP",
-        f"-A FORWARD -m physdev --physdev-is-bridged -p tcp{cb} -j NFQUEUE --queue-num {queue}{qb}",
-        f"-A FORWARD -m physdev --physdev-is-bridged -p udp{cb} -j NFQUEUE --queue-num {queue}{qb}",
+        f"-A FORWARD -m physdev --physdev-is-bridged -p tcp{cb} -j NFQUEUE {target}{qb}",
+        f"-A FORWARD -m physdev --physdev-is-bridged -p udp{cb} -j NFQUEUE {target}{qb}",
         "COMMIT", ""])
 
 
