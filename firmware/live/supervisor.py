@@ -182,7 +182,21 @@ class Supervisor:
 def _child(target: Callable[[int, Any, int], int], queue: int, beat: Any, restarts: int) -> None:
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_DFL)
+    _die_with_parent()
     sys.exit(target(queue, beat, restarts))
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this worker when the supervisor dies (even by SIGKILL): an orphan would keep its
+    queue bound with nobody watching it; gone, its queue is bypassed (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:   # the supervisor died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _signal(pid: int | None, sig: int) -> None:

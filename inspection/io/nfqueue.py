@@ -427,7 +427,11 @@ class NfQueue:
         self.counters.verdicts += len(verdicts)
 
     def batch_accept(self, last_id: int, mark: int | None = None) -> None:
-        self._sock.send(encode_batch_verdict(self.queue, last_id, Verdict.ACCEPT, mark))
+        """Accept every waiting packet up to `last_id` in one message (NFQNL_MSG_VERDICT_BATCH)."""
+        try:
+            self._sock.send(encode_batch_verdict(self.queue, last_id, Verdict.ACCEPT, mark))
+        except OSError:
+            self.counters.send_errors += 1
 
     def close(self) -> None:
         """Unbind (packets still waiting are then accepted or bypassed by the kernel) and close."""

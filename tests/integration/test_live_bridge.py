@@ -178,6 +178,29 @@ def test_killed_worker_is_bypassed_then_replaced(bed, tmp_path, rules):
     assert r["ok"] and r2["ok"]
 
 
+def test_killed_supervisor_takes_its_workers_along_and_traffic_is_bypassed(bed, tmp_path, rules):
+    utm = Utm(bed, tmp_path, rules)
+    [worker] = utm.workers()
+    try:
+        utm.proc.kill()
+        utm.proc.wait(5)
+        assert wait(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), 5)
+        assert wait(lambda: not utm.bound(), 5)
+        r = fetch(bed, 200_000)
+    finally:
+        utm.stop()
+        if Path(f"/proc/{worker}").exists() and not _zombie(worker):
+            os.kill(worker, signal.SIGKILL)   # an orphan left behind if this very feature failed
+    assert r["ok"]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_hung_worker_is_replaced_within_5_seconds(bed, tmp_path, rules):
     utm = Utm(bed, tmp_path, rules)
     try:
