@@ -352,8 +352,8 @@ class Engine:
 
     # -- files ---------------------------------------------------------------------------------
     def file_in_transit(self, flow: Flow) -> bool:
-        """A file is on its way in this flow and still being judged (not past the file size
-        limit): the live path keeps such a flow queued."""
+        """A file is on its way in this flow and can still be judged (not past the file size
+        limit or its direction's stream depth): the live path keeps such a flow queued."""
         t = self._trackers.get(flow) if self._trackers else None
         if t is None:
             return False

@@ -162,7 +162,10 @@ class FileTracker:
             if b is None:
                 continue
             f = b.file
-            if (f is not None and not (f.capped or f.gaps or f.hashed >= limit)) or (f is None and b.splitter is not None):
+            if f is None:
+                if b.splitter is not None:
+                    out.add(d)
+            elif not (f.capped or f.gaps or f.hashed >= limit):
                 out.add(d)
         return out
 
