@@ -7,6 +7,7 @@
 #   ./build.sh bench-categories  setup, then URL category compile/load/RSS/lookups per second (UT1 lists)
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 #   ./build.sh testbed up|down|status   (root) a small office in network namespaces around the box's bridge
+#   ./build.sh bench-live   setup, then the live path (bridge + utm run) against the plain bridge, in namespaces (root)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -82,7 +83,11 @@ case "${1:-}" in
         if [ "${1:-}" = up ]; then setup_debs "${TESTBED_DEBS[@]}"; fi
         setup_venv
         exec "$VENV/bin/python" -m tests.sim.testbed "$@" ;;
+    bench-live)
+        setup
+        shift
+        exec "$VENV/bin/python" -m tests.sim.bench_live "$@" ;;
     *)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

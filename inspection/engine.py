@@ -98,10 +98,12 @@ class Engine:
         self._flows_by_proto: dict[int, int] = {}
         self._app_flows: dict[str, int] = {}
         self._app_txs: dict[str, int] = {}
+        self.flow: Flow | None = None   # the flow of the packet just processed (the live verdict needs it)
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, linktype: int, data: bytes, ts: float, wire_len: int) -> None:
         st = self.stats
+        self.flow = None
         st.packets += 1
         st.bytes += wire_len
         if ts > st.last_ts:
@@ -177,6 +179,8 @@ class Engine:
         if flow is None:
             flow = flows.create(key, pkt, self._starts_reversed(pkt))
             self._flows_by_proto[pkt.proto] = self._flows_by_proto.get(pkt.proto, 0) + 1
+        if pkt is self._cur:
+            self.flow = flow
         d = flow.direction_of(pkt)
         if d:
             flow.pkts_tc += 1
@@ -359,6 +363,19 @@ class Engine:
                     self._file_outputs(flow, tracker, tracker.record(r))
 
     # -- files ---------------------------------------------------------------------------------
+    def file_in_transit(self, flow: Flow) -> bool:
+        """A file is on its way in this flow and can still be judged (not past the file size
+        limit or its direction's stream depth): the live path keeps such a flow queued."""
+        t = self._trackers.get(flow) if self._trackers else None
+        if t is None:
+            return False
+        dirs = t.judging()
+        tcp = flow.tcp
+        if not dirs or tcp is None:
+            return bool(dirs)
+        # past the stream depth no more of the file reaches the tracker: it cannot be judged further
+        return any(tcp.streams[d].reassemble and not tcp.streams[d].depth_hit for d in dirs)
+
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
         tracker = self._trackers.get(flow)
         if tracker is None:

@@ -153,6 +153,23 @@ class FileTracker:
         still arrives of one cannot make it a file)."""
         return not self._waiting and all(b is None for b in self._bodies.values())
 
+    def judging(self) -> set[Direction]:
+        """Directions with a file open whose bytes still reach the hashes and the scanner (not
+        past the size limit, no gap), or a multipart body that may still start one: the live
+        path keeps such a flow queued until the file is judged."""
+        limit = self._ctx.limits.max_size   # the parser may stop handing on bytes right at it
+        out: set[Direction] = set()
+        for (_, d), b in self._bodies.items():
+            if b is None:
+                continue
+            f = b.file
+            if f is None:
+                if b.splitter is not None:
+                    out.add(d)
+            elif not (f.capped or f.gaps or f.hashed >= limit):
+                out.add(d)
+        return out
+
     # -- input ------------------------------------------------------------------------------
 
     def body(self, chunk: BodyChunk) -> list[FileEvent | Anomaly]:

@@ -1,0 +1,164 @@
+"""`utm run` (the live data path: NFQUEUE workers under a supervisor) and `utm reload`.
+
+The netfilter ruleset that queues traffic is not written here: see docs/live.md
+for the rule shapes the workers expect (queue numbers, marks, --queue-bypass).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from firmware.base.atomic import write_atomic
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.errors import ConfigError
+from inspection.policy.verdict import ALL_CLASSES, FailMode, PolicyConfig
+
+PIDFILE = "utm-run.pid"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the live inspection data path (NFQUEUE workers, root)",
+                       description="Bind NFQUEUE queues, inspect queued packets inline and give verdicts: "
+                                   "one worker process per queue, restarted when it dies or hangs. "
+                                   "SIGHUP or `utm reload` reloads the rules; SIGTERM stops.")
+    p.add_argument("--queue", type=int, default=None, metavar="N", help="queue number (default 0)")
+    p.add_argument("--queues", default=None, metavar="A:B",
+                   help="a range of queues, one worker each (for iptables --queue-balance A:B)")
+    rules = p.add_mutually_exclusive_group()
+    rules.add_argument("-S", dest="rules", action="append", default=[], metavar="RULES",
+                       help="signature file; repeat for several")
+    rules.add_argument("--bundle", default=None, metavar="BUNDLE", help="compiled rule bundle")
+    p.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR",
+                   help="output folder: eve.qN.json per worker, the pid file (default: .)")
+    p.add_argument("--fail", choices=[m.value for m in FailMode], default="open",
+                   help="open (default): a full queue passes traffic; closed: it drops. The ruleset's "
+                        "--queue-bypass decides what happens when no worker is bound")
+    p.add_argument("--bypass-mark", default="0x1", metavar="MARK", help="verdict mark for handed-back flows")
+    p.add_argument("--block-mark", default="0x2", metavar="MARK", help="verdict mark on blocked flows' packets")
+    p.add_argument("--depth", default="1mb", metavar="SIZE",
+                   help="bytes per flow (both ways) inspected before it is handed back (default 1mb)")
+    p.add_argument("--detect-only", action="append", default=[], metavar="CLASS",
+                   help="threat class (rule classtype) that alerts without blocking; '*' for all")
+    p.add_argument("--no-resets", action="store_true", help="drop blocked flows without sending TCP resets")
+    p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine setting, as for `utm inspect`")
+    p.set_defaults(run=run)
+
+    r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)")
+    r.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="the LOGDIR of `utm run`")
+    r.set_defaults(run=reload)
+
+
+def _fail(msg: str) -> int:
+    print(f"utm run: {msg}", file=sys.stderr)
+    return 2
+
+
+def _queues(args: argparse.Namespace) -> list[int]:
+    if args.queues:
+        a, sep, b = args.queues.partition(":")
+        if not sep or not a.isdigit() or not b.isdigit() or int(a) > int(b):
+            raise ConfigError("--queues", f"expected A:B with A <= B, got {args.queues!r}")
+        qs = list(range(int(a), int(b) + 1))
+    else:
+        qs = [0 if args.queue is None else args.queue]
+    if any(not 0 <= q <= 65535 for q in qs) or len(qs) > 64:
+        raise ConfigError("--queue", "queue numbers are 0-65535, at most 64 workers")
+    return qs
+
+
+def _mark(key: str, value: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise ConfigError(key, f"expected a number like 0x1, got {value!r}") from None
+
+
+def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Validated worker spec from the arguments (raises ConfigError)."""
+    from inspection.config import parse_size
+    from firmware.live.worker import WorkerSpec
+
+    # no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the
+    # NIC (NFQA_SKB_INFO "not ready"), and a bad one on the wire is the receiver's to refuse
+    cfg, unknown = EngineConfig.from_sets(args.sets, EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True))
+    if unknown:
+        raise ConfigError(unknown[0], "unknown setting")
+    cfg = replace(cfg, stream_inline=True)   # inline: data is inspected before it is acknowledged
+    if not any(s.split("=", 1)[0].strip() == "stream.reassembly.depth" for s in args.sets):
+        # a file is judged whole up to the file size limit: reassemble that far (flows without a
+        # file are handed back at --depth long before)
+        cfg = replace(cfg, stream_depth=max(cfg.stream_depth, cfg.file_size_limit))
+    policy = PolicyConfig(bypass_mark=_mark("--bypass-mark", args.bypass_mark),
+                          block_mark=_mark("--block-mark", args.block_mark),
+                          inspect_depth=parse_size("--depth", args.depth),
+                          detect_only=frozenset(args.detect_only), fail=FailMode(args.fail),
+                          resets=not args.no_resets)
+    if args.stats_every <= 0:
+        raise ConfigError("--stats-every", "must be positive")
+    return WorkerSpec(queue=0, logdir=Path(args.logdir), rule_files=tuple(Path(r) for r in args.rules),
+                      bundle=Path(args.bundle) if args.bundle else None, engine=cfg, policy=policy,
+                      stats_every=args.stats_every, resets=not args.no_resets)
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware.live.supervisor import Supervisor
+    from firmware.live.worker import load_rules, run_worker, with_queue
+
+    try:
+        queues = _queues(args)
+        spec = build_spec(args)
+    except ConfigError as e:
+        return _fail(str(e))
+    for r in args.rules:
+        if not Path(r).is_file():
+            return _fail(f"{r}: no such rule file")
+    if args.bundle is not None and not Path(args.bundle).is_file():
+        return _fail(f"{args.bundle}: no such bundle file")
+    if os.geteuid() != 0:
+        return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
+    try:   # fail here, once, rather than in every worker
+        load_rules(spec)
+    except Exception as e:   # noqa: BLE001 - RuleFileError, BundleError: one line, exit 2
+        return _fail(f"rules: {e}")
+    logdir = Path(args.logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    pidfile = logdir / PIDFILE
+
+    def target(queue: int, beat: object, restarts: int) -> int:
+        return run_worker(with_queue(spec, queue), beat, restarts)
+
+    sup = Supervisor(queues, target)
+    print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
+          + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
+    try:
+        return sup.run(started=lambda: write_atomic(pidfile, f"{os.getpid()}\n".encode()))
+    finally:
+        try:
+            pidfile.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def reload(args: argparse.Namespace) -> int:
+    pidfile = Path(args.logdir) / PIDFILE
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        print(f"utm reload: {pidfile}: no running `utm run` recorded there", file=sys.stderr)
+        return 2
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        print(f"utm reload: process {pid} from {pidfile} is not running", file=sys.stderr)
+        return 2
+    except PermissionError:
+        print(f"utm reload: not allowed to signal process {pid}", file=sys.stderr)
+        return 2
+    print(f"utm reload: asked process {pid} to reload its rules")
+    return 0

@@ -1,0 +1,211 @@
+"""The supervisor of `utm run`: one worker process per queue, a watchdog, reload, stop.
+
+PLATFORM.md: a queue with no listener is bypassed by the kernel, but a bound
+worker that hangs blackholes its traffic even with fail-open. So the watchdog
+replaces a dead worker at once and kills (SIGKILL) and replaces a worker whose
+heartbeat is older than `hang_after` seconds; both within 5 seconds. The
+decision logic (`Watchdog.check`) is pure and tested with a fake clock;
+`Supervisor` does the process work.
+"""
+from __future__ import annotations
+
+import enum
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+HANG_AFTER = 3.0        # seconds without a heartbeat before a running worker counts as hung
+START_GRACE = 120.0     # a starting worker (loading rules, queue not bound yet) may take this long
+CHECK_EVERY = 0.25
+QUICK_DEATH = 5.0       # a worker that dies this soon after its start is retried with a pause...
+RETRY_MAX = 2.0         # ...of at most this (dead workers are bypassed meanwhile, PLATFORM.md)
+
+
+class Health(enum.Enum):
+    OK = "ok"
+    STARTING = "starting"
+    DEAD = "dead"
+    HUNG = "hung"
+
+
+@dataclass(slots=True)
+class Slot:
+    """One queue's worker as the watchdog sees it."""
+
+    queue: int
+    started: float
+    heartbeat: float = 0.0      # 0.0 until the worker's loop has run once
+    alive: bool = True
+    restarts: int = 0
+
+
+class Watchdog:
+    """Pure: which workers are dead or hung, given the clock and their heartbeats."""
+
+    def __init__(self, hang_after: float = HANG_AFTER, start_grace: float = START_GRACE) -> None:
+        self.hang_after = hang_after
+        self.start_grace = start_grace
+
+    def check(self, slot: Slot, now: float) -> Health:
+        if not slot.alive:
+            return Health.DEAD
+        if slot.heartbeat == 0.0:
+            return Health.HUNG if now - slot.started > self.start_grace else Health.STARTING
+        return Health.HUNG if now - slot.heartbeat > self.hang_after else Health.OK
+
+
+class WorkerProcess(Protocol):
+    pid: int | None
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class SupervisorCounters:
+    started: int = 0
+    restarts_dead: int = 0
+    restarts_hung: int = 0
+
+
+@dataclass
+class _Running:
+    slot: Slot
+    proc: Any
+    beat: Any        # multiprocessing.Value('d'): the worker's last monotonic heartbeat
+    fails: int = 0                   # deaths in a row, each soon after its start
+    retry_at: float | None = None    # dead, restart due at this time
+
+
+@dataclass
+class Supervisor:
+    """Starts `target(queue, heartbeat, restarts)` in a forked process per queue and keeps it alive."""
+
+    queues: list[int]
+    target: Callable[[int, Any, int], int]
+    watchdog: Watchdog = field(default_factory=Watchdog)
+    log: Callable[[str], None] = lambda m: print(f"utm run: {m}", file=sys.stderr, flush=True)
+    counters: SupervisorCounters = field(default_factory=SupervisorCounters)
+
+    def __post_init__(self) -> None:
+        self._ctx = mp.get_context("fork")
+        self._running: dict[int, _Running] = {}
+        self._stop = False
+        self._hup = False
+
+    # -- processes -----------------------------------------------------------------------------
+    def _spawn(self, queue: int, restarts: int, fails: int = 0) -> None:
+        beat = self._ctx.Value("d", 0.0, lock=False)
+        proc = self._ctx.Process(target=_child, args=(self.target, queue, beat, restarts),
+                                 name=f"utm-worker-{queue}", daemon=False)
+        proc.start()
+        self.counters.started += 1
+        self._running[queue] = _Running(Slot(queue, time.monotonic(), restarts=restarts), proc, beat, fails=fails)
+
+    def pids(self) -> dict[int, int]:
+        return {q: r.proc.pid for q, r in self._running.items()}
+
+    def check_once(self) -> None:
+        now = time.monotonic()
+        for q, r in list(self._running.items()):
+            r.slot.heartbeat = r.beat.value
+            r.slot.alive = r.proc.is_alive()
+            health = self.watchdog.check(r.slot, now)
+            if health is Health.DEAD:
+                if r.retry_at is None:
+                    r.proc.join(0)
+                    self.counters.restarts_dead += 1
+                    # one that dies right after starting (queue taken, rules gone) is retried with
+                    # a growing pause, at most RETRY_MAX, instead of a restart storm
+                    quick = now - r.slot.started < QUICK_DEATH
+                    r.fails = r.fails + 1 if quick else 0
+                    delay = min(RETRY_MAX, CHECK_EVERY * 2 ** r.fails) if quick else 0.0
+                    r.retry_at = now + delay
+                    self.log(f"worker {q} (pid {r.proc.pid}) exited with {r.proc.exitcode}; restarting"
+                             + (f" in {delay:.1f} s" if delay else ""))
+                if now >= r.retry_at:
+                    self._spawn(q, r.slot.restarts + 1, r.fails)
+            elif health is Health.HUNG:
+                self.counters.restarts_hung += 1
+                self.log(f"worker {q} (pid {r.proc.pid}) hung (no heartbeat for "
+                         f"{now - (r.slot.heartbeat or r.slot.started):.1f} s); killing and replacing")
+                _kill(r.proc.pid)
+                r.proc.join(2.0)
+                self._spawn(q, r.slot.restarts + 1, r.fails)
+
+    # -- signals and the main loop -------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def request_reload(self, *_: object) -> None:
+        self._hup = True
+
+    def run(self, started: Callable[[], None] | None = None) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        for q in self.queues:
+            self._spawn(q, 0)
+        if started is not None:
+            started()
+        try:
+            while not self._stop:
+                time.sleep(CHECK_EVERY)
+                if self._hup:
+                    self._hup = False
+                    self.log("reload: rules rebuilt in each worker, swapped when ready")
+                    for r in self._running.values():
+                        _signal(r.proc.pid, signal.SIGHUP)
+                self.check_once()
+        finally:
+            self.stop_all()
+        return 0
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """SIGTERM each worker, wait, SIGKILL the ones that do not leave."""
+        for r in self._running.values():
+            _signal(r.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for r in self._running.values():
+            r.proc.join(max(0.0, deadline - time.monotonic()))
+            if r.proc.is_alive():
+                _kill(r.proc.pid)
+                r.proc.join(1.0)
+        self._running.clear()
+
+
+def _child(target: Callable[[int, Any, int], int], queue: int, beat: Any, restarts: int) -> None:
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    _die_with_parent()
+    sys.exit(target(queue, beat, restarts))
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this worker when the supervisor dies (even by SIGKILL): an orphan would keep its
+    queue bound with nobody watching it; gone, its queue is bypassed (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:   # the supervisor died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _signal(pid: int | None, sig: int) -> None:
+    if pid:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _kill(pid: int | None) -> None:
+    _signal(pid, signal.SIGKILL)

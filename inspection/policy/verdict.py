@@ -1,0 +1,171 @@
+"""Per-flow verdicts on live traffic (pure): accept, drop and reset, or hand back.
+
+The live worker asks `FlowPolicy.decide` once per queued packet, after the
+engine has processed it, with what the engine learned (`FlowFacts`) and the
+alerts that fired on it. The answer says what the kernel does with the packet
+and which mark the verdict sets; marks are how the netfilter ruleset learns
+that a flow is bypassed (the ruleset saves the mark to the connmark, the flow
+skips the queue) or blocked. See docs/live.md for the rule shapes.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from inspection.errors import ConfigError
+
+ALL_CLASSES = "*"   # detect-only for every threat class
+
+
+class FailMode(enum.Enum):
+    OPEN = "open"       # no worker bound: the kernel lets traffic pass (--queue-bypass)
+    CLOSED = "closed"   # no worker bound: traffic stops (rules without --queue-bypass)
+
+
+class Action(enum.Enum):
+    ACCEPT = "accept"     # pass, keep queueing this flow
+    BYPASS = "bypass"     # pass and mark: the kernel stops queueing the flow
+    DROP = "drop"         # drop the packet (and every later one of the flow)
+
+
+class Reason(enum.Enum):
+    INSPECTING = "inspecting"
+    BLOCKED_RULE = "blocked_rule"       # a drop/reject rule fired on this packet
+    BLOCKED_FLOW = "blocked_flow"       # an earlier packet of the flow was blocked
+    TLS_ENCRYPTED = "tls_encrypted"     # handshake seen both ways: the rest is ciphertext
+    DEPTH = "depth"                     # past the inspection depth with no file in transit
+    NOT_TRACKED = "not_tracked"         # no flow (undecodable, ARP-like, non-IP): nothing to learn
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    bypass_mark: int = 0x1
+    block_mark: int = 0x2
+    inspect_depth: int = 1 << 20        # bytes both ways; past it a flow without a file is handed back
+    detect_only: frozenset[str] = field(default_factory=frozenset)   # classtypes, or {"*"}
+    fail: FailMode = FailMode.OPEN
+    resets: bool = True                 # TCP resets to both ends when a flow is blocked
+
+    def __post_init__(self) -> None:
+        for name in ("bypass_mark", "block_mark"):
+            v = getattr(self, name)
+            if not 0 < v <= 0xFFFFFFFF:
+                raise ConfigError(name, f"mark must be a non-zero 32-bit value, got {v:#x}")
+        if self.bypass_mark & self.block_mark:
+            raise ConfigError("block_mark", "the bypass and block marks must not share bits")
+        if self.inspect_depth < 0:
+            raise ConfigError("inspect_depth", "must not be negative")
+
+    def is_detect_only(self, classtype: str | None) -> bool:
+        d = self.detect_only
+        return bool(d) and (ALL_CLASSES in d or (classtype or "") in d)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFacts:
+    """What the engine knows about the flow of the packet at hand."""
+
+    flow_id: int
+    is_tcp: bool
+    bytes_total: int            # both directions, wire bytes
+    tls_handshake_done: bool
+    file_in_transit: bool
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HitView:
+    """An alert that fired on this packet, as the policy needs it."""
+
+    blocking: bool              # the rule's action is drop or reject
+    classtype: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PacketDecision:
+    action: Action
+    reason: Reason
+    mark: int | None = None     # the verdict's packet mark (None: leave it)
+    reset: bool = False         # send TCP resets to both ends
+
+    @property
+    def accepted(self) -> bool:
+        return self.action is not Action.DROP
+
+
+@dataclass(slots=True)
+class PolicyCounters:
+    accepted: int = 0
+    bypassed_flows: int = 0
+    dropped: int = 0
+    blocked_flows: int = 0
+    detect_only_hits: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class FlowPolicy:
+    """Remembers which flows are blocked or handed back; decides per packet."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        self.cfg = cfg
+        self.counters = PolicyCounters()
+        self._blocked: set[int] = set()
+        self._bypassed: set[int] = set()
+
+    def allows(self, hit: HitView) -> bool:
+        """True when this hit is logged with ``action: allowed`` (not blocking, or detect-only)."""
+        if not hit.blocking:
+            return True
+        if self.cfg.is_detect_only(hit.classtype):
+            self.counters.detect_only_hits += 1
+            return True
+        return False
+
+    def decide(self, facts: FlowFacts | None, hits: Iterable[HitView]) -> PacketDecision:
+        d = self._decide(facts, hits)
+        c = self.counters
+        c.by_reason[d.reason.value] = c.by_reason.get(d.reason.value, 0) + 1
+        if d.action is Action.DROP:
+            c.dropped += 1
+        else:
+            c.accepted += 1
+        return d
+
+    def _decide(self, facts: FlowFacts | None, hits: Iterable[HitView]) -> PacketDecision:
+        cfg = self.cfg
+        if facts is None:
+            blocking = any(h.blocking and not cfg.is_detect_only(h.classtype) for h in hits)
+            if blocking:
+                return PacketDecision(Action.DROP, Reason.BLOCKED_RULE)
+            return PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
+        fid = facts.flow_id
+        if fid in self._blocked:
+            return PacketDecision(Action.DROP, Reason.BLOCKED_FLOW, cfg.block_mark)
+        if any(h.blocking and not cfg.is_detect_only(h.classtype) for h in hits):
+            self._blocked.add(fid)
+            self._bypassed.discard(fid)
+            self.counters.blocked_flows += 1
+            return PacketDecision(Action.DROP, Reason.BLOCKED_RULE, cfg.block_mark,
+                                  reset=cfg.resets and facts.is_tcp)
+        if fid in self._bypassed:   # packets already queued before the kernel saw the mark
+            return PacketDecision(Action.BYPASS, Reason.DEPTH, cfg.bypass_mark)
+        reason = None
+        if facts.tls_handshake_done:
+            reason = Reason.TLS_ENCRYPTED
+        elif facts.bytes_total > cfg.inspect_depth and not facts.file_in_transit:
+            reason = Reason.DEPTH
+        if reason is None:
+            return PacketDecision(Action.ACCEPT, Reason.INSPECTING)
+        self._bypassed.add(fid)
+        self.counters.bypassed_flows += 1
+        return PacketDecision(Action.BYPASS, reason, cfg.bypass_mark)
+
+    def forget(self, flow_id: int) -> None:
+        """The flow ended in the engine: drop what was kept for it."""
+        self._blocked.discard(flow_id)
+        self._bypassed.discard(flow_id)
+
+    @property
+    def tracked(self) -> int:
+        return len(self._blocked) + len(self._bypassed)

@@ -1,0 +1,166 @@
+"""`./build.sh bench-live`: the plain kernel bridge against the inspecting path, in namespaces.
+
+Root only. Builds the three-namespace bed of tests/sim/bridgebed.py, measures
+with no queue rules (plain bridge), then with the docs/live.md ruleset and
+`utm run` bound (default depth 1 MB, one drop rule): one large raw download
+(handed back after its head), one large HTTP download (a file: queued to the
+end), sequential small requests (latency p50/p99 with connection setup) and
+parallel clients (requests per second). Engine CPU and memory come from
+/proc of the worker. Everything is removed at the end.
+
+    python -m tests.sim.bench_live [--large-mb N] [--small N] [--clients N] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.sim.bridgebed import SERVER_IP, BridgeBed, children, missing_reason, run, ruleset
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER = str(ROOT / "tests" / "sim" / "tcppeer.py")
+PORT = 8080
+QUEUE = 21
+PLAIN = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+RULE = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)\n'
+
+
+def _peer(bed: BridgeBed, *args: str, timeout: float = 300) -> dict:
+    r = run(sys.executable, PEER, *args, ns=bed.client, timeout=timeout, check=False)
+    if not r.stdout.strip():
+        raise RuntimeError(f"peer failed: {r.stderr[-300:]}")
+    return json.loads(r.stdout)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def measure(bed: BridgeBed, large: int, small: int, clients: int) -> dict:
+    out: dict = {}
+    for mode in ("raw", "http"):
+        r = _peer(bed, f"sink-{mode}", SERVER_IP, str(PORT), str(large))
+        if not r["ok"]:
+            raise RuntimeError(f"large {mode} download failed: {r}")
+        out[f"{mode}_mbit_s"] = large * 8 / 1e6 / r["seconds"]
+    r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), "1000")
+    lat = r["latencies_ms"]
+    out.update(small_ok=len(lat), small_failed=r["failed"], p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99))
+    per = max(1, small // clients)
+    started = time.perf_counter()
+    procs = [subprocess.Popen(["ip", "netns", "exec", bed.client, sys.executable, PEER, "many", SERVER_IP,
+                               str(PORT), str(per), "1000"], stdout=subprocess.PIPE, text=True)
+             for _ in range(clients)]
+    done = failed = 0
+    for p in procs:
+        so, _ = p.communicate(timeout=300)
+        r = json.loads(so)
+        done += len(r["latencies_ms"])
+        failed += r["failed"]
+    out.update(parallel_requests_per_s=done / (time.perf_counter() - started), parallel_failed=failed)
+    return out
+
+
+def _cpu_and_rss(pid: int) -> tuple[float, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    rss = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    return ticks / os.sysconf("SC_CLK_TCK"), rss
+
+
+def bench(large_mb: int, small: int, clients: int) -> dict:
+    large = large_mb << 20
+    bed = BridgeBed(queue=QUEUE)
+    bed.up(PLAIN)
+    report: dict = {"large_mb": large_mb, "small_requests": small, "clients": clients}
+    tmp = Path(tempfile.mkdtemp(prefix="utm-bench-live-"))
+    try:
+        bed.python(bed.server, PEER, "serve", str(PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        _peer(bed, "raw", SERVER_IP, str(PORT), str(large))   # warm-up: the server makes its bytes once
+        report["plain"] = measure(bed, large, small, clients)
+        bed.apply_rules(ruleset(QUEUE))
+        (tmp / "r.rules").write_text(RULE)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        utm = bed.spawn(bed.box, [sys.executable, "-m", "firmware.cli.main", "run", "--queue", str(QUEUE),
+                                  "-S", str(tmp / "r.rules"), "-l", str(tmp)], env=env,
+                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not children(utm.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        [worker] = children(utm.pid)
+        cpu0, _ = _cpu_and_rss(worker)
+        t0 = time.perf_counter()
+        report["inspecting"] = measure(bed, large, small, clients)
+        wall = time.perf_counter() - t0
+        cpu1, rss = _cpu_and_rss(worker)
+        report["engine"] = {"cpu_seconds": cpu1 - cpu0, "cpu_share_of_one_core": (cpu1 - cpu0) / wall,
+                            "rss_kb": rss}
+        utm.send_signal(signal.SIGTERM)
+        utm.wait(15)
+        stats = [json.loads(l) for l in (tmp / f"eve.q{QUEUE}.json").read_text().splitlines()
+                 if '"live"' in l]
+        if stats:
+            live = stats[-1]["stats"]["live"]
+            report["engine"].update(queued_packets=live["packets"], queued_bytes=live["bytes"],
+                                    flows_bypassed=live["flows_bypassed"], enobufs=live["queue"]["enobufs"])
+        p, i = report["plain"], report["inspecting"]
+        report["ratio"] = {"raw_throughput": i["raw_mbit_s"] / p["raw_mbit_s"],
+                           "http_throughput": i["http_mbit_s"] / p["http_mbit_s"],
+                           "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
+                           "requests_per_s": i["parallel_requests_per_s"] / p["parallel_requests_per_s"]}
+    finally:
+        bed.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench-live", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--large-mb", type=int, default=100)
+    ap.add_argument("--small", type=int, default=400, help="small requests (sequential, then in parallel)")
+    ap.add_argument("--clients", type=int, default=20, help="parallel clients")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    why = missing_reason()
+    if why:
+        print(f"bench-live: {why}", file=sys.stderr)
+        return 2
+    r = bench(a.large_mb, a.small, a.clients)
+    if a.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    p, i, q = r["plain"], r["inspecting"], r["ratio"]
+    print(f"{'':28}{'plain bridge':>14}{'inspecting':>14}{'ratio/added':>14}")
+    print(f"{'raw download Mbit/s':28}{p['raw_mbit_s']:14.0f}{i['raw_mbit_s']:14.0f}{q['raw_throughput']:14.2f}")
+    print(f"{'HTTP download Mbit/s':28}{p['http_mbit_s']:14.0f}{i['http_mbit_s']:14.0f}{q['http_throughput']:14.2f}")
+    print(f"{'small request p50 ms':28}{p['p50_ms']:14.2f}{i['p50_ms']:14.2f}{q['added_p50_ms']:+14.2f}")
+    print(f"{'small request p99 ms':28}{p['p99_ms']:14.2f}{i['p99_ms']:14.2f}{q['added_p99_ms']:+14.2f}")
+    print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
+          f"{q['requests_per_s']:14.2f}")
+    e = r["engine"]
+    print(f"engine: {e['cpu_seconds']:.1f} s CPU ({e['cpu_share_of_one_core']:.0%} of one core while measured), "
+          f"RSS {e['rss_kb'] / 1024:.0f} MB; queued {e.get('queued_packets', 0)} packets "
+          f"({e.get('queued_bytes', 0) / 1e6:.1f} MB), {e.get('flows_bypassed', 0)} flows handed back, "
+          f"ENOBUFS {e.get('enobufs', 0)}")
+    print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "
+          "2 shared vCPUs over veth: compare the columns, not with hardware)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

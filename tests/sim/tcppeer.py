@@ -1,0 +1,128 @@
+"""Test peers for the live path, run inside the bed's namespaces (standard library only).
+
+  tcppeer.py serve PORT                    answer "GET SIZE [WORDS]\\n" with SIZE deterministic bytes, then close
+  tcppeer.py fetch HOST PORT SIZE [WORDS]  one request; prints JSON: ok, bytes, sha256, error, seconds
+  tcppeer.py raw HOST PORT SIZE [WORDS]    the same with "DATA" instead of "GET" (no HTTP, no file)
+  tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark)
+  tcppeer.py many HOST PORT N SIZE         N sequential small requests; prints JSON latencies (ms)
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import random
+import socket
+import sys
+import threading
+import time
+
+
+@functools.lru_cache(maxsize=4)
+def payload(size: int) -> bytes:
+    """Deterministic bytes for `size` (cached: the benchmark must not time their making)."""
+    return random.Random(size).randbytes(size)
+
+
+def _serve_one(conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(10)
+        buf = b""
+        while b"\n" not in buf:
+            try:
+                chunk = conn.recv(4096)
+            except OSError:   # reset by the box: expected in the blocking tests
+                return
+            if not chunk:
+                return
+            buf += chunk
+        parts = buf.split(b"\n", 1)[0].split()
+        try:
+            size = int(parts[1])
+        except (IndexError, ValueError):
+            return
+        try:
+            conn.sendall(payload(min(size, 256 << 20)))
+        except OSError:
+            return
+
+
+def serve(port: int) -> None:
+    srv = socket.create_server(("", port), family=socket.AF_INET6, backlog=256, reuse_port=True,
+                               dualstack_ipv6=True)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=_serve_one, args=(conn,), daemon=True).start()
+
+
+def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.0, verb: str = "GET") -> dict:
+    started = time.perf_counter()
+    h = hashlib.sha256()
+    n = 0
+    err = ""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(f"{verb} {size} {words}\n".encode())
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                h.update(chunk)
+                n += len(chunk)
+    except OSError as e:
+        err = type(e).__name__
+    seconds = time.perf_counter() - started
+    ok = not err and n == size and h.hexdigest() == hashlib.sha256(payload(size)).hexdigest()
+    return {"ok": ok, "bytes": n, "sha256": h.hexdigest(), "error": err, "seconds": seconds}
+
+
+def sink(host: str, port: int, size: int, verb: str, timeout: float = 60.0) -> dict:
+    """Download and count only (the benchmark: no hashing in the measured loop)."""
+    buf = bytearray(1 << 20)
+    n = 0
+    started = time.perf_counter()
+    err = ""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(f"{verb} {size}\n".encode())
+            while True:
+                k = s.recv_into(buf)
+                if not k:
+                    break
+                n += k
+    except OSError as e:
+        err = type(e).__name__
+    return {"ok": not err and n == size, "bytes": n, "error": err, "seconds": time.perf_counter() - started}
+
+
+def many(host: str, port: int, count: int, size: int) -> dict:
+    lat = []
+    failed = 0
+    for _ in range(count):
+        r = fetch(host, port, size, timeout=5.0)
+        if r["ok"]:
+            lat.append(r["seconds"] * 1000)
+        else:
+            failed += 1
+    return {"latencies_ms": lat, "failed": failed}
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0]
+    if cmd == "serve":
+        serve(int(argv[1]))
+    elif cmd == "fetch":
+        print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]))))
+    elif cmd == "raw":   # not HTTP: the engine finds no protocol, no file is in transit
+        print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]), verb="DATA")))
+    elif cmd in ("sink-raw", "sink-http"):
+        print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), "DATA" if cmd == "sink-raw" else "GET")))
+    elif cmd == "many":
+        print(json.dumps(many(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
+    else:
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,185 @@
+"""The live worker on a fake queue: the real engine and rules, verdicts, resets, detect-only, bypass."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.engine import Engine
+from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.nfqueue import FakeQueue, QueuedPacket, Verdict
+from inspection.io.offline import RunSummary, load_inspector
+from inspection.output.eve import EveWriter
+from inspection.policy.verdict import FlowPolicy, PolicyConfig
+
+RULES = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; classtype:trojan-activity; sid:1;)\n'
+CLI_PORT, SRV_PORT = 1, 2   # ifindexes of the bridge ports towards the client and the server
+
+
+def queued(frames, start_id=1):
+    """Frames from a conversation as NFQUEUE would hand them over on a bridge."""
+    out = []
+    for i, (_, frame) in enumerate(frames):
+        from_client = frame[6:12] == CLIENT_MAC
+        out.append(QueuedPacket(packet_id=start_id + i, hw_protocol=0x0800, hook=2, payload=frame[14:],
+                                hwaddr=frame[6:12], physin=CLI_PORT if from_client else SRV_PORT,
+                                physout=SRV_PORT if from_client else CLI_PORT))
+    return out
+
+
+def make(tmp_path: Path, policy: PolicyConfig, packets, rules: str | None = RULES):
+    inspector = None
+    if rules is not None:
+        (tmp_path / "r.rules").write_text(rules)
+        inspector = load_inspector([tmp_path / "r.rules"], RunSummary(), 1 << 16)
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, inspector)
+    q = FakeQueue(list(packets))
+    sender = FakeSender()
+    clock = iter(range(1_700_000_000, 1_800_000_000))
+    w = LiveWorker(q, engine, FlowPolicy(policy), sender, eve.write, clock=lambda: float(next(clock)))
+    return w, q, sender, out
+
+
+def events(out: io.BytesIO) -> list[dict]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def evil_conversation():
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40000, 8080)
+    return list(c.handshake()) + list(c.send(b"hello\n")) + list(c.send(b"GET /EVIL\n"))
+
+
+def test_blocking_rule_drops_marks_and_resets_both_ends(tmp_path):
+    pkts = queued(evil_conversation())
+    w, q, sender, out = make(tmp_path, PolicyConfig(block_mark=0x2), pkts)
+    while w.run_once(0):
+        pass
+    by_id = {v.packet_id: v for v in q.sent}
+    assert len(by_id) == len(pkts)
+    evil = next(p for p in pkts if b"EVIL" in p.payload)
+    assert by_id[evil.packet_id].verdict is Verdict.DROP and by_id[evil.packet_id].mark == 0x2
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < evil.packet_id)
+    assert [(ifx, f[:6]) for ifx, f in sender.frames] == [(CLI_PORT, CLIENT_MAC), (SRV_PORT, SERVER_MAC)]
+    alerts = [e for e in events(out) if e["event_type"] == "alert"]
+    assert [a["alert"]["action"] for a in alerts] == ["blocked"]
+    assert w.counters.resets_sent == 2
+
+
+def test_later_packets_of_a_blocked_flow_are_dropped(tmp_path):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40001, 8080)
+    frames = list(c.handshake()) + list(c.send(b"EVIL\n")) + list(c.send(b"more\n"))
+    w, q, _, _ = make(tmp_path, PolicyConfig(), queued(frames))
+    while w.run_once(0):
+        pass
+    verdicts = [v.verdict for v in q.sent]
+    first_drop = verdicts.index(Verdict.DROP)
+    assert first_drop == 3 and all(v is Verdict.DROP for v in verdicts[first_drop:])
+
+
+def test_detect_only_alerts_with_action_allowed_and_blocks_nothing(tmp_path):
+    w, q, sender, out = make(tmp_path, PolicyConfig(detect_only=frozenset({"trojan-activity"})),
+                             queued(evil_conversation()))
+    while w.run_once(0):
+        pass
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent) and not sender.frames
+    alerts = [e for e in events(out) if e["event_type"] == "alert"]
+    assert [a["alert"]["action"] for a in alerts] == ["allowed"]
+    assert w.policy.counters.detect_only_hits == 1
+
+
+def test_clean_flow_is_handed_back_past_the_depth(tmp_path):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40002, 9000)
+    frames = list(c.handshake()) + list(c.send(b"DATA 1\n")) + list(c.send(b"z" * 20000, from_client=False))
+    w, q, _, _ = make(tmp_path, PolicyConfig(inspect_depth=4000, bypass_mark=0x1), queued(frames))
+    while w.run_once(0):
+        pass
+    marks = [v.mark for v in q.sent]
+    first = marks.index(0x1)
+    assert 3 < first < len(marks) - 1 and all(m == 0x1 for m in marks[first:])
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent)
+    assert w.policy.counters.bypassed_flows == 1
+
+
+def test_an_engine_failure_accepts_the_packet_and_is_counted(tmp_path):
+    w, q, _, _ = make(tmp_path, PolicyConfig(), queued(evil_conversation())[:1], rules=None)
+
+    def boom(*a):
+        raise RuntimeError("bug")
+    w.engine.process = boom   # type: ignore[method-assign]
+    w.run_once(0)
+    assert [v.verdict for v in q.sent] == [Verdict.ACCEPT] and w.counters.engine_errors == 1
+
+
+def test_undecodable_packets_pass(tmp_path):
+    junk = [QueuedPacket(1, 0x0800, 2, b"\x45\x00"), QueuedPacket(2, 0x1234, 2, b"")]
+    w, q, _, _ = make(tmp_path, PolicyConfig(), junk)
+    w.run_once(0)
+    assert [v.verdict for v in q.sent] == [Verdict.ACCEPT, Verdict.ACCEPT]
+
+
+def test_reload_swaps_the_inspector_and_restarts_flow_detection(tmp_path):
+    frames = evil_conversation()
+    w, q, _, out = make(tmp_path, PolicyConfig(), queued(frames[:4]), rules=None)
+    while w.run_once(0):
+        pass
+    (tmp_path / "new.rules").write_text(RULES)
+    w.swap_inspector(load_inspector([tmp_path / "new.rules"], RunSummary(), 1 << 16))
+    q.pending = queued(frames[4:], start_id=100)
+    while w.run_once(0):
+        pass
+    assert Verdict.DROP in [v.verdict for v in q.sent] and w.counters.reloads == 1
+
+
+def test_stats_event_has_the_live_branch(tmp_path):
+    w, _, _, out = make(tmp_path, PolicyConfig(), queued(evil_conversation()))
+    while w.run_once(0):
+        pass
+    ev = w.stats_event(restarts=2)
+    live = ev.body.tree()["live"]
+    assert live["packets"] == len(evil_conversation()) and live["worker_restarts"] == 2
+    assert live["flows_blocked"] == 1 and live["verdicts"]["drop"] == 2   # the EVIL segment and its ACK
+    assert live["memory_max_rss_kb"] > 0
+
+
+def _http_download(size: int, port: int = 40003):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size
+    return (list(c.handshake()) + list(c.send(b"GET /f.bin HTTP/1.1\r\nHost: a\r\n\r\n"))
+            + list(c.send(head + b"\x00" * size, from_client=False)))
+
+
+def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
+    inspector = None
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
+                    eve.write, inspector)
+    q = FakeQueue(queued(_http_download(60000)))
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    marks = [v.mark for v in q.sent]
+    first = marks.index(0x1)
+    # handed back only once the file passed its 30,000-byte limit, not at the 2,000-byte depth
+    queued_before = sum(len(p.payload) for p in queued(_http_download(60000))[:first])
+    assert 30000 < queued_before < 45000
+
+
+def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, stream_depth=20000),
+                    eve.write, None)
+    pkts = queued(_http_download(60000, port=40004))
+    q = FakeQueue(pkts)
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    first = [v.mark for v in q.sent].index(0x1)
+    assert 17000 < sum(len(p.payload) for p in pkts[:first]) < 25000   # the segment crossing 20,000 is marked

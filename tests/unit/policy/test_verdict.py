@@ -1,0 +1,87 @@
+"""The per-flow verdict policy (pure)."""
+from __future__ import annotations
+
+import pytest
+
+from inspection.errors import ConfigError
+from inspection.policy.verdict import (Action, FlowFacts, FlowPolicy, HitView, PolicyConfig, Reason)
+
+
+def facts(fid=1, total=100, tls=False, file=False, tcp=True):
+    return FlowFacts(flow_id=fid, is_tcp=tcp, bytes_total=total, tls_handshake_done=tls, file_in_transit=file)
+
+
+def test_clean_packets_are_accepted_without_a_mark():
+    d = FlowPolicy(PolicyConfig()).decide(facts(), [])
+    assert (d.action, d.reason, d.mark, d.reset) == (Action.ACCEPT, Reason.INSPECTING, None, False)
+
+
+def test_blocking_hit_drops_resets_and_the_flow_stays_blocked():
+    p = FlowPolicy(PolicyConfig(block_mark=0x4))
+    d = p.decide(facts(), [HitView(False), HitView(True, "trojan-activity")])
+    assert (d.action, d.reason, d.mark, d.reset) == (Action.DROP, Reason.BLOCKED_RULE, 0x4, True)
+    later = p.decide(facts(total=10 << 20), [])
+    assert (later.action, later.reason, later.reset) == (Action.DROP, Reason.BLOCKED_FLOW, False)
+    assert p.counters.blocked_flows == 1 and p.counters.dropped == 2
+
+
+def test_udp_block_sends_no_reset():
+    d = FlowPolicy(PolicyConfig()).decide(facts(tcp=False), [HitView(True)])
+    assert d.action is Action.DROP and not d.reset
+
+
+def test_alert_only_hit_does_not_block():
+    assert FlowPolicy(PolicyConfig()).decide(facts(), [HitView(False)]).action is Action.ACCEPT
+
+
+def test_detect_only_per_class():
+    p = FlowPolicy(PolicyConfig(detect_only=frozenset({"policy-violation"})))
+    assert p.allows(HitView(True, "policy-violation"))
+    assert not p.allows(HitView(True, "trojan-activity"))
+    assert p.decide(facts(1), [HitView(True, "policy-violation")]).action is Action.ACCEPT
+    assert p.decide(facts(2), [HitView(True, "trojan-activity")]).action is Action.DROP
+    every = FlowPolicy(PolicyConfig(detect_only=frozenset({"*"})))
+    assert every.decide(facts(3), [HitView(True, None)]).action is Action.ACCEPT
+
+
+def test_tls_after_handshake_is_handed_back():
+    d = FlowPolicy(PolicyConfig()).decide(facts(tls=True), [])
+    assert (d.action, d.reason, d.mark) == (Action.BYPASS, Reason.TLS_ENCRYPTED, 0x1)
+
+
+def test_depth_hands_back_only_without_a_file_in_transit():
+    p = FlowPolicy(PolicyConfig(inspect_depth=1000))
+    assert p.decide(facts(1, total=1000), []).action is Action.ACCEPT
+    assert p.decide(facts(1, total=5000, file=True), []).action is Action.ACCEPT
+    d = p.decide(facts(1, total=5001), [])
+    assert (d.action, d.reason, d.mark) == (Action.BYPASS, Reason.DEPTH, 0x1)
+    # packets already in the queue before the kernel saw the mark keep getting it
+    assert p.decide(facts(1, total=6000, file=True), []).action is Action.BYPASS
+    assert p.counters.bypassed_flows == 1
+
+
+def test_a_bypassed_flow_can_still_be_blocked_by_a_queued_packet():
+    p = FlowPolicy(PolicyConfig(inspect_depth=0))
+    assert p.decide(facts(total=1), []).action is Action.BYPASS
+    assert p.decide(facts(total=2), [HitView(True)]).action is Action.DROP
+
+
+def test_forget_ends_the_flow_state():
+    p = FlowPolicy(PolicyConfig())
+    p.decide(facts(), [HitView(True)])
+    assert p.tracked == 1
+    p.forget(1)
+    assert p.tracked == 0 and p.decide(facts(), []).action is Action.ACCEPT
+
+
+def test_packet_without_a_flow():
+    p = FlowPolicy(PolicyConfig())
+    assert p.decide(None, []).reason is Reason.NOT_TRACKED
+    assert p.decide(None, [HitView(True)]).action is Action.DROP
+
+
+@pytest.mark.parametrize("kw", [dict(bypass_mark=0), dict(bypass_mark=0x3, block_mark=0x2),
+                                dict(block_mark=1 << 32), dict(inspect_depth=-1)])
+def test_bad_config_is_a_config_error(kw):
+    with pytest.raises(ConfigError):
+        PolicyConfig(**kw)
