@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import hashlib
 import ipaddress
 import re
 import zlib
@@ -28,7 +29,7 @@ import orjson
 from cloudlink.errors import (DecodeError, FieldError, FieldNotAllowedError, LimitError, ProtocolError)
 
 __all__ = [
-    "VERSION", "Action", "LinkState", "CommandKind", "Detection", "DetectionBatch", "BatchAck",
+    "VERSION", "EnrolCode", "Action", "LinkState", "CommandKind", "Detection", "DetectionBatch", "BatchAck",
     "Heartbeat", "HeartbeatAck", "EnrolRequest", "EnrolResponse", "CommandEnvelope", "ErrorReply",
     "encode", "decode", "encode_batch", "decode_batch", "ProtocolError", "DecodeError", "FieldError",
     "FieldNotAllowedError", "LimitError", "DETECTION_FIELDS", "MAX_BATCH_EVENTS",
@@ -382,6 +383,47 @@ class HeartbeatAck:
 
 
 # --- enrolment --------------------------------------------------------------------------------
+
+_CODE_RE = re.compile(r"([A-Z2-7]{16})-([A-Z2-7]{26})\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolCode:
+    """A one-time enrolment code: an 80-bit secret and the cloud CA's pin.
+
+    `pin` is the first 128 bits of the SHA-256 of the CA certificate (DER),
+    base32. The agent fetches the CA over unauthenticated TLS, accepts it only
+    if it hashes to the pin, and sends the secret only over TLS verified
+    against that CA. So the code alone bootstraps trust: no CA file to carry.
+    """
+    secret: str
+    pin: str
+
+    def __post_init__(self) -> None:
+        if not _CODE_RE.match(f"{self.secret}-{self.pin}"):
+            raise FieldError("an enrolment code is 16 and 26 base32 characters joined by '-'", "code")
+
+    def __str__(self) -> str:
+        return f"{self.secret}-{self.pin}"
+
+    @classmethod
+    def parse(cls, text: str) -> "EnrolCode":
+        m = _CODE_RE.match(text.strip().upper().replace(" ", ""))
+        if not m:
+            raise FieldError("an enrolment code is 16 and 26 base32 characters joined by '-'", "code")
+        return cls(m.group(1), m.group(2))
+
+    @staticmethod
+    def pin_for(ca_der: bytes) -> str:
+        return base64.b32encode(hashlib.sha256(ca_der).digest()[:16]).decode("ascii").rstrip("=")
+
+    @classmethod
+    def new(cls, random_bytes: bytes, ca_der: bytes) -> "EnrolCode":
+        """`random_bytes` (10 of them) come from the caller: no hidden randomness in the protocol."""
+        if len(random_bytes) != 10:
+            raise FieldError("the secret needs exactly 10 random bytes", "secret")
+        return cls(base64.b32encode(random_bytes).decode("ascii"), cls.pin_for(ca_der))
+
 
 @dataclass(frozen=True, slots=True)
 class EnrolRequest:

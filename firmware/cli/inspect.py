@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a setting, e.g. stream.midstream=true")
     p.add_argument("--http-headers", action="store_true", help="log all HTTP request/response headers")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.add_argument("--export-to", default=None, metavar="DIR", type=Path,
+                   help="also queue the alerts for the cloud in the agent state folder DIR "
+                        "(sent by `utm cloudlink run --state DIR`)")
     p.set_defaults(run=run)
 
 
@@ -76,7 +79,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"utm inspect: error: {e}", file=sys.stderr)
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
+    if args.export_to is not None and not _export(Path(args.logdir) / "eve.json", args.export_to, args.quiet):
+        return 2
     return 1 if summary.capture_errors else 0
+
+
+def _export(eve: Path, folder: Path, quiet: bool) -> bool:
+    """Queue the run's alerts for the cloud link (the engine itself never imports cloudlink)."""
+    from cloudlink.errors import CloudlinkError
+    from cloudlink.export import export_eve
+    try:
+        r = export_eve(eve, folder)
+    except (CloudlinkError, OSError) as e:
+        print(f"utm inspect: --export-to {folder}: {e}", file=sys.stderr)
+        return False
+    if not quiet:
+        refused = sum(r.refused.values())
+        print(f"exported to {folder}: {r.alerts} alerts, {r.queued} queued, {r.duplicates} already queued"
+              + (f", {r.dropped} dropped by the queue cap" if r.dropped else "")
+              + (f", {refused} refused (" + ", ".join(f"{k}={v}" for k, v in sorted(r.refused.items())) + ")"
+                 if refused else ""))
+    return True
 
 
 def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:

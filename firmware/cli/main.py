@@ -13,6 +13,12 @@ try:  # the benchmark needs only the standard library and the engine
     SUBCOMMANDS.append(bench_cmd)
 except ImportError:  # pragma: no cover - partial checkouts
     pass
+try:  # the cloud link needs aiohttp and cryptography
+    from firmware.cli import cloud as cloud_cmd
+    from firmware.cli import cloudlink as cloudlink_cmd
+    SUBCOMMANDS += [cloud_cmd, cloudlink_cmd]
+except ImportError:  # pragma: no cover - partial installs
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,165 @@
+"""The cloud's SQLite store: enrolment codes, devices, detections, counters.
+
+Idempotent ingest is the unique index on (device, key): a batch that is sent
+again after a lost ack stores nothing new and is answered the same way.
+Codes are kept as SHA-256 hashes, redeemed with a conditional UPDATE inside
+the enrolment transaction, so each works once even under concurrent use.
+Times are passed in (epoch seconds); nothing here reads the clock.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import orjson
+
+from cloudlink.protocol import Detection, Heartbeat
+from refcloud.errors import CloudStateError, DeviceRefused, EnrolmentRefused
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS codes (
+    hash TEXT PRIMARY KEY, created REAL NOT NULL, expires REAL NOT NULL, used REAL, device_id TEXT);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY, serial TEXT NOT NULL, enrolled REAL NOT NULL, firmware TEXT NOT NULL,
+    last_seen REAL, heartbeat TEXT, heartbeats INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS detections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, key TEXT NOT NULL, received REAL NOT NULL,
+    ts TEXT NOT NULL, stars INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (device_id, key));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def _code_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    serial: str
+    enrolled: float
+    firmware: str
+    last_seen: float | None
+    heartbeats: int
+    heartbeat: dict | None       # the last reported heartbeat, as decoded
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDetection:
+    id: int
+    device_id: str
+    received: float
+    detection: Detection
+
+
+class CloudStore:
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")   # an acked detection must survive a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise CloudStateError(f"{path}: cannot open the store: {e}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self, fn: Callable, *args):  # type: ignore[no-untyped-def, type-arg]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(*args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return out
+        except sqlite3.Error as e:
+            raise CloudStateError(f"store: {e}") from None
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        if n:
+            self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT name, value FROM counters ORDER BY name").fetchall())
+
+    # --- enrolment ---------------------------------------------------------------------------
+
+    def add_code(self, secret: str, now: float, valid_s: float) -> None:
+        self._tx(lambda: self._db.execute("INSERT INTO codes (hash, created, expires) VALUES (?, ?, ?)",
+                                          (_code_hash(secret), now, now + valid_s)))
+
+    def enrol(self, secret: str, now: float, device_id: str, firmware: str,
+              issue: Callable[[], str]) -> None:
+        """Redeem the code and record the device in one transaction; `issue` returns the new cert's serial."""
+        def _enrol() -> None:
+            row = self._db.execute("SELECT expires, used FROM codes WHERE hash = ?",
+                                   (_code_hash(secret),)).fetchone()
+            if row is None:
+                raise EnrolmentRefused("unknown enrolment code", "bad_code")
+            if row[1] is not None:
+                raise EnrolmentRefused("this enrolment code was already used", "code_used")
+            if row[0] < now:
+                raise EnrolmentRefused("this enrolment code has expired", "code_expired")
+            serial = issue()
+            self._db.execute("UPDATE codes SET used = ?, device_id = ? WHERE hash = ? AND used IS NULL",
+                             (now, device_id, _code_hash(secret)))
+            self._db.execute("INSERT INTO devices (id, serial, enrolled, firmware) VALUES (?, ?, ?, ?)",
+                             (device_id, serial, now, firmware))
+            self._bump("enrol.ok")
+        try:
+            self._tx(_enrol)
+        except EnrolmentRefused:
+            self._tx(lambda: self._bump("enrol.refused"))   # the refusing transaction was rolled back
+            raise
+
+    def check_device(self, device_id: str, serial: str) -> None:
+        """The certificate must be the device's current one (a re-enrolled device's old cert is refused)."""
+        row = self._db.execute("SELECT serial FROM devices WHERE id = ?", (device_id,)).fetchone()
+        if row is None or row[0] != serial:
+            raise DeviceRefused(f"certificate {serial} is not the current one of a known device")
+
+    # --- heartbeats and detections -------------------------------------------------------------
+
+    def heartbeat(self, device_id: str, hb: Heartbeat, now: float) -> None:
+        self._tx(lambda: self._db.execute(
+            "UPDATE devices SET last_seen = ?, heartbeat = ?, heartbeats = heartbeats + 1, firmware = ? "
+            "WHERE id = ?", (now, orjson.dumps(hb.to_json()).decode(), hb.firmware_version, device_id)))
+
+    def ingest(self, device_id: str, events: tuple[Detection, ...], now: float) -> tuple[list[str], list[str]]:
+        """Store new events; return (accepted, duplicates) keys. A repeated key stores nothing."""
+        def _ingest() -> tuple[list[str], list[str]]:
+            acc, dup = [], []
+            for d in events:
+                body = orjson.dumps({**d.to_json(), "device_id": device_id}).decode()
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO detections (device_id, key, received, ts, stars, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (device_id, d.key, now, d.ts, d.stars, body))
+                (acc if cur.rowcount else dup).append(d.key)
+            self._bump("ingest.accepted", len(acc))
+            self._bump("ingest.duplicates", len(dup))
+            self._db.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (now, device_id))
+            return acc, dup
+        return self._tx(_ingest)
+
+    def devices(self) -> list[DeviceRow]:
+        rows = self._db.execute("SELECT id, serial, enrolled, firmware, last_seen, heartbeats, heartbeat "
+                                "FROM devices ORDER BY enrolled").fetchall()
+        return [DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None) for r in rows]
+
+    def detections(self, device_id: str | None = None) -> Iterator[StoredDetection]:
+        q = "SELECT id, device_id, received, body FROM detections"
+        args: tuple = ()
+        if device_id is not None:
+            q, args = q + " WHERE device_id = ?", (device_id,)
+        for rid, dev, received, body in self._db.execute(q + " ORDER BY id", args):
+            yield StoredDetection(rid, dev, received, Detection.from_json(orjson.loads(body)))
+
+    def detection_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
