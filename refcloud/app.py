@@ -27,7 +27,7 @@ from cloudlink.protocol import (MAX_BATCH_COMPRESSED, MAX_MESSAGE_BYTES, BatchAc
                                 ProtocolError, decode, decode_batch, encode)
 from firmware.base.atomic import write_atomic
 from refcloud.ca import cert_pem, key_pem
-from refcloud.errors import DeviceRefused, EnrolmentRefused
+from refcloud.errors import DeviceRefused, EnrolmentRefused, NoClientCert
 from refcloud.state import CloudState
 
 Clock = Callable[[], float]
@@ -71,6 +71,8 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return _error(403, e.code, str(e))
     except DeviceRefused as e:
         return _error(403, "unknown_device", str(e))
+    except NoClientCert as e:
+        return _error(401, "client_cert_required", str(e))
 
 
 def _peer_device(request: web.Request) -> str:
@@ -78,9 +80,7 @@ def _peer_device(request: web.Request) -> str:
     sslobj = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
     if not der:
-        raise web.HTTPUnauthorized(body=encode(ErrorReply("client_cert_required",
-                                                          "this endpoint needs the device's client certificate")),
-                                   content_type="application/json")
+        raise NoClientCert("this endpoint needs the device's client certificate")
     cert = x509.load_der_x509_certificate(der)
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     device_id = str(cns[0].value) if cns else ""

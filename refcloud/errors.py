@@ -22,5 +22,5 @@ class DeviceRefused(RefcloudError):
     """A client certificate that is valid for TLS but names no current device (re-enrolled, unknown)."""
 
 
-class NotSupportedYet(RefcloudError):
-    """A documented part of issue 5 that this version does not do."""
+class NoClientCert(RefcloudError):
+    """A device endpoint was called over TLS without a client certificate."""
