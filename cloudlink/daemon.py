@@ -96,7 +96,8 @@ class Agent:
         q = self.queue.stats()
         ok = self.status.last_error is None or (self.status.last_heartbeat_ok or 0) >= (self.status.last_error_at or 0)
         counters = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
-                    ("queue.duplicates", q.duplicates), ("upload.sent", self.status.uploaded),
+                    ("queue.duplicates", q.duplicates),
+                    ("queue.lost_disk_full", q.lost_disk_full), ("upload.sent", self.status.uploaded),
                     ("upload.failures", self.status.upload_failures))
         return Heartbeat(sent_at=datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="microseconds"),
                          firmware_version=self.config.firmware_version, uptime_s=self.uptime(),

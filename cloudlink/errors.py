@@ -48,6 +48,14 @@ class QueueError(CloudlinkError):
     """The durable queue cannot be opened or written."""
 
 
+class QueueFullError(QueueError):
+    """The disk is full: the events being enqueued were not stored (and are counted as lost)."""
+
+    def __init__(self, message: str, lost: int) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
 class StateError(CloudlinkError):
     """The agent's state folder is missing, unreadable or not enrolled."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from cloudlink.errors import ProtocolError, QueueError
+from cloudlink.errors import ProtocolError, QueueError, QueueFullError
 from cloudlink.eve import detection_from_eve
 from cloudlink.protocol import Detection
 from cloudlink.queue import DetectionQueue
@@ -26,6 +26,7 @@ class ExportResult:
     queued: int = 0
     duplicates: int = 0
     dropped: int = 0                     # by the queue's cap (lowest stars, oldest first)
+    lost_disk_full: int = 0
     refused: dict[str, int] = field(default_factory=dict)   # reason -> count
 
 
@@ -39,7 +40,12 @@ def export_eve(eve: Path, state_dir: Path) -> ExportResult:
     pending: list[Detection] = []
     with DetectionQueue(state_dir / "queue.sqlite") as q:
         def flush() -> None:
-            r = q.enqueue(pending)
+            try:
+                r = q.enqueue(pending)
+            except QueueFullError as e:
+                res.lost_disk_full += e.lost
+                pending.clear()
+                return
             res.queued += r.added
             res.duplicates += r.duplicates
             res.dropped += r.dropped

@@ -13,7 +13,9 @@ and acks are batched, so the extra fsync is cheap next to what it buys.
 Bounds: at most `max_events` events and `max_bytes` of stored JSON. Past
 either, the lowest-stars events go first, oldest first among equal stars, and
 every drop is added to a counter kept in the same database (so it survives
-restarts and is reported in heartbeats).
+restarts and is reported in heartbeats). If the disk itself is full, the
+events being enqueued are lost: `QueueFullError` says how many, and the count
+is added to `lost_disk_full` with the next write that succeeds.
 """
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ from typing import Iterable
 
 import orjson
 
-from cloudlink.errors import ProtocolError, QueueError
+from cloudlink.errors import ProtocolError, QueueError, QueueFullError
 from cloudlink.protocol import Detection
 
 DEFAULT_MAX_EVENTS = 100_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-COUNTERS = ("enqueued", "duplicates", "dropped", "acked")
+COUNTERS = ("enqueued", "duplicates", "dropped", "acked", "lost_disk_full")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -60,6 +62,7 @@ class QueueStats:
     duplicates: int
     dropped: int
     acked: int
+    lost_disk_full: int
     max_events: int
     max_bytes: int
 
@@ -74,6 +77,7 @@ class DetectionQueue:
         self.path = Path(path)
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self._lost_pending = 0          # lost to a full disk, not yet written to the counter
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -91,17 +95,24 @@ class DetectionQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, fn, *args):  # type: ignore[no-untyped-def]
+    def _write(self, fn, *args, lost_if_full: int = 0):  # type: ignore[no-untyped-def]
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(*args)
+                if self._lost_pending:
+                    self._bump("lost_disk_full", self._lost_pending)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            self._lost_pending = 0
             return result
         except sqlite3.Error as e:
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                self._lost_pending += lost_if_full
+                raise QueueFullError(f"{self.path}: disk full, {lost_if_full} event(s) lost", lost_if_full) from None
             raise QueueError(f"{self.path}: {e}") from None
 
     def _bump(self, name: str, n: int) -> None:
@@ -117,7 +128,7 @@ class DetectionQueue:
                 raise ProtocolError("queued detections carry no device id; it is added on upload")
             body = orjson.dumps(d.to_json())
             rows.append((d.key, d.stars, len(body), body))
-        return self._write(self._enqueue, rows)
+        return self._write(self._enqueue, rows, lost_if_full=len(rows))
 
     def _enqueue(self, rows: list[tuple[str, int, int, bytes]]) -> EnqueueResult:
         added = 0
@@ -179,6 +190,7 @@ class DetectionQueue:
         try:
             depth, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
             c = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            c["lost_disk_full"] = c.get("lost_disk_full", 0) + self._lost_pending
         except sqlite3.Error as e:
             raise QueueError(f"{self.path}: {e}") from None
         return QueueStats(depth=depth, bytes=size, max_events=self.max_events, max_bytes=self.max_bytes,

@@ -97,6 +97,7 @@ def _export(eve: Path, folder: Path, quiet: bool) -> bool:
         refused = sum(r.refused.values())
         print(f"exported to {folder}: {r.alerts} alerts, {r.queued} queued, {r.duplicates} already queued"
               + (f", {r.dropped} dropped by the queue cap" if r.dropped else "")
+              + (f", {r.lost_disk_full} lost (disk full)" if r.lost_disk_full else "")
               + (f", {refused} refused (" + ", ".join(f"{k}={v}" for k, v in sorted(r.refused.items())) + ")"
                  if refused else ""))
     return True

@@ -68,3 +68,23 @@ def test_shared_between_two_connections(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_full_disk_loses_counted_events_and_recovers(tmp_path):
+    """max_page_count stands in for a full disk: SQLite answers SQLITE_FULL exactly as it would."""
+    from cloudlink.errors import QueueFullError
+    with DetectionQueue(tmp_path / "q.sqlite") as q:
+        q._db.execute("PRAGMA max_page_count = 40")
+        lost = 0
+        for i in range(400):
+            try:
+                q.enqueue([det(i, url="http://example.com/" + "b" * 400)])
+            except QueueFullError as e:
+                lost += e.lost
+        s = q.stats()
+        assert lost > 0 and s.depth + lost == 400 and s.lost_disk_full == lost
+        q.ack([d.key for d in q.take(50)])          # the link delivers; pages are freed and reused
+        q.enqueue([det(1000)])
+        assert q.stats().lost_disk_full == lost and q.stats().depth == s.depth - 50 + 1
+    with DetectionQueue(tmp_path / "q.sqlite") as q:   # persisted
+        assert q.stats().lost_disk_full == lost
