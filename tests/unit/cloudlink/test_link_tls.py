@@ -197,3 +197,16 @@ def test_cloud_down_while_detections_keep_coming(tmp_path):
     assert qs.depth == 0 and sorted(keys) == sorted(produced) and len(keys) == 150
     assert status.upload_failures > 0 and status.heartbeat_failures > 0    # the outage was seen
     assert devices[0].heartbeats >= 2
+
+
+def test_server_certificate_cannot_act_as_a_device(cloud, tmp_path):
+    """Signed by the right CA but made for serverAuth only: the handshake refuses it as a client cert."""
+    ctx = ssl.create_default_context(cafile=str(cloud.state_dir / "ca.pem"))
+    ctx.load_cert_chain(cloud.state_dir / "server.pem", cloud.state_dir / "server.key")
+
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            async with s.post(cloud.url + "/v1/heartbeat", data=b"{}", ssl=ctx) as r:
+                return r.status
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(go())
