@@ -39,3 +39,24 @@ def test_non_alerts_ignored_and_broken_alerts_typed():
         detection_from_eve({"event_type": "alert"})
     with pytest.raises(ProtocolError):
         detection_from_eve(dict(ALERT, timestamp="garbage"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_val = st.none() | st.booleans() | st.integers(-5, 2**33) | st.text(max_size=30) | st.floats(allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    k: _val | st.dictionaries(st.sampled_from(["hostname", "url", "http_port", "sni", "filename", "sha256",
+                                               "signature_id", "signature", "stars", "action", "category",
+                                               "start", "src_mac"]), _val, max_size=6)
+    for k in ("timestamp", "src_ip", "dest_ip", "alert", "http", "tls", "fileinfo", "ether", "flow")}))
+def test_hostile_alert_records_give_a_detection_or_a_typed_error(rec):
+    rec = {**rec, "event_type": "alert"}
+    try:
+        d = detection_from_eve(rec)
+    except ProtocolError:
+        return
+    assert d is not None and d.key

@@ -210,3 +210,29 @@ def test_server_certificate_cannot_act_as_a_device(cloud, tmp_path):
                 return r.status
     with pytest.raises(aiohttp.ClientError):
         asyncio.run(go())
+
+
+def test_endpoints_fall_back_from_8443_to_443():
+    from cloudlink.errors import EnrolError
+    from cloudlink.state import endpoints_for
+    assert endpoints_for("https://cloud.example") == ("https://cloud.example:8443", "https://cloud.example:443")
+    assert endpoints_for("https://[::1]:9000/") == ("https://[::1]:9000",)
+    for bad in ("http://cloud.example", "https://cloud.example/api", "cloud.example", "https://:80"):
+        with pytest.raises(EnrolError):
+            endpoints_for(bad)
+
+
+def test_agent_uses_the_next_endpoint_when_the_first_is_closed(cloud, tmp_path):
+    import socket
+    st = _enrol(cloud, tmp_path / "agent")
+    with socket.socket() as s:          # a port that is certainly closed: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{s.getsockname()[1]}"
+        two = replace(st, endpoints=(dead, cloud.url))
+
+        async def go():
+            async with HttpsCloud(two, timeout_s=10) as c:
+                with DetectionQueue(st.queue_path) as q:
+                    await c.heartbeat(Agent(two, c, q, AgentConfig()).heartbeat_message())
+                    return c.endpoint
+        assert asyncio.run(go()) == cloud.url

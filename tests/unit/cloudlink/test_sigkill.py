@@ -87,3 +87,22 @@ def test_sigkill_mid_upload_loses_and_duplicates_nothing(tmp_path):
     with DetectionQueue(tmp_path / "agent" / "queue.sqlite") as q:
         s = q.stats()
     assert s.depth == 0 and s.dropped == 0
+
+
+def test_sigterm_stops_the_agent_cleanly(tmp_path):
+    new_code(tmp_path / "cloud")
+    with CloudThread(tmp_path / "cloud") as cloud:
+        st = asyncio.run(enrol(cloud.url, new_code(tmp_path / "cloud"), tmp_path / "agent", "0.1.0", timeout_s=10))
+        proc = _agent(st.folder)
+        try:
+            deadline = time.monotonic() + 30
+            while not (st.folder / "status.json").exists():       # written after the first heartbeat
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            proc.stderr.close()
