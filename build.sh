@@ -5,6 +5,7 @@
 #   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
+#   ./build.sh bench-cloud  setup, then the cloud link footprint (throughput, agent memory/CPU, bytes a day)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -66,11 +67,15 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/utm" bench "$@" ;;
+    bench-cloud)
+        setup
+        shift
+        exec "$VENV/bin/utm" bench-cloud "$@" ;;
     conformance)
         setup
         shift
         exec "$VENV/bin/python" -m tests.conformance.report "$@" ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

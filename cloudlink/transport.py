@@ -77,17 +77,25 @@ async def _post(session: aiohttp.ClientSession, endpoints: tuple[str, ...], path
 
 
 class HttpsCloud:
-    """The cloud over mutual TLS; remembers which endpoint answered and tries it first."""
+    """The cloud over mutual TLS; remembers which endpoint answered and tries it first.
 
-    def __init__(self, state: AgentState, *, timeout_s: float = 30.0) -> None:
+    The connection is kept open between calls for `keepalive_s` (the daemon
+    passes its heartbeat interval plus a margin): a TLS handshake with both
+    certificates costs about 4 KB, a heartbeat on an open connection about
+    1 KB, which is the difference between missing and meeting 8 MB a day.
+    """
+
+    def __init__(self, state: AgentState, *, timeout_s: float = 30.0, keepalive_s: float = 15.0) -> None:
         self._ssl = state.client_ssl_context()
         self._endpoints = state.endpoints
+        self._keepalive = keepalive_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self.endpoint: str | None = None
 
     async def __aenter__(self) -> "HttpsCloud":
-        self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
+        self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False,
+                                              connector=aiohttp.TCPConnector(keepalive_timeout=self._keepalive))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -36,6 +36,7 @@ Clock = Callable[[], float]
 @dataclass(frozen=True, slots=True)
 class CloudConfig:
     heartbeat_interval_s: int = 60
+    keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
 
 
@@ -164,9 +165,10 @@ def server_ssl_context(state: CloudState, names: list[str], now: float) -> ssl.S
     """Issue a fresh server certificate for `names`; ask for (not demand) a client cert from our CA."""
     key, cert = state.ca.issue_server(names, datetime.fromtimestamp(now, timezone.utc))
     write_atomic(state.folder / "server.key", key_pem(key), mode=0o600)
-    write_atomic(state.folder / "server.pem", cert_pem(cert) + state.ca.cert_pem)
+    write_atomic(state.folder / "server.pem", cert_pem(cert))   # no CA in the chain: every agent has it pinned
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.num_tickets = 0           # agents do not resume sessions; tickets would be ~500 B per connection
     ctx.load_cert_chain(state.folder / "server.pem", state.folder / "server.key")
     ctx.load_verify_locations(cadata=state.ca.cert_pem.decode("ascii"))
     ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -184,7 +186,7 @@ async def serve(state_dir: Path, host: str, port: int, *, names: list[str], conf
         ctx = server_ssl_context(st, server_names(host, names), clock())
     finally:
         st.close()
-    runner = web.AppRunner(make_app(state_dir, config, clock), access_log=None)
+    runner = web.AppRunner(make_app(state_dir, config, clock), access_log=None, keepalive_timeout=config.keepalive_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ctx)

@@ -90,7 +90,7 @@ def run_agent(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with HttpsCloud(state) as cloud:
+        async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
             agent = Agent(state, cloud, queue, cfg)
             if args.drain:
                 ok = await agent.drain()

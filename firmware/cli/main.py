@@ -15,8 +15,9 @@ except ImportError:  # pragma: no cover - partial checkouts
     pass
 try:  # the cloud link needs aiohttp and cryptography
     from firmware.cli import cloud as cloud_cmd
+    from firmware.cli import bench_cloud as bench_cloud_cmd
     from firmware.cli import cloudlink as cloudlink_cmd
-    SUBCOMMANDS += [cloud_cmd, cloudlink_cmd]
+    SUBCOMMANDS += [cloud_cmd, cloudlink_cmd, bench_cloud_cmd]
 except ImportError:  # pragma: no cover - partial installs
     pass
 
