@@ -97,7 +97,7 @@ class Agent:
         ok = self.status.last_error is None or (self.status.last_heartbeat_ok or 0) >= (self.status.last_error_at or 0)
         counters = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
                     ("queue.duplicates", q.duplicates),
-                    ("queue.lost_disk_full", q.lost_disk_full), ("upload.sent", self.status.uploaded),
+                    ("queue.lost_disk_full", q.lost_disk_full), ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
                     ("upload.failures", self.status.upload_failures))
         return Heartbeat(sent_at=datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="microseconds"),
                          firmware_version=self.config.firmware_version, uptime_s=self.uptime(),
@@ -184,15 +184,20 @@ class Agent:
                 await self._sleep(stop, self.config.poll_interval_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set. Both tasks are cancelled and awaited on the way out."""
+        """Until `stop` is set. If a task dies of a bug the other is stopped and the error raised, so a
+        supervisor restarts the agent instead of it running half-alive."""
         tasks = [asyncio.create_task(self._heartbeats(stop)), asyncio.create_task(self._uploads(stop))]
+        stopper = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in tasks:
+            for t in (stopper, *tasks):
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
             self._save_status()
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
 
     async def drain(self) -> bool:
         """One heartbeat, then upload until the queue is empty; False at the first failure (no retrying)."""

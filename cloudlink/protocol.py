@@ -17,15 +17,14 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
-import ipaddress
 import re
 import zlib
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
+from cloudlink import fields as F
 from cloudlink.errors import (DecodeError, FieldError, FieldNotAllowedError, LimitError, ProtocolError)
 
 __all__ = [
@@ -42,13 +41,6 @@ MAX_BATCH_COMPRESSED = 1024 * 1024
 MAX_BATCH_JSON = 4 * 1024 * 1024          # decompression stops here: no zip bombs
 MAX_COUNTERS = 64
 BATCH_MEDIA_TYPE = "application/vnd.utm.detections+json+zlib"
-
-_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}\Z")
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
-_HEX_RE = {32: re.compile(r"[0-9a-f]{32}\Z"), 64: re.compile(r"[0-9a-f]{64}\Z")}
-_COUNTER_RE = re.compile(r"[a-z0-9_.]{1,64}\Z")
-_CTRL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
 
 class Action(enum.Enum):
     ALLOWED = "allowed"
@@ -79,102 +71,6 @@ _COMMAND_ARGS = {CommandKind.REBOOT: 0, CommandKind.ISOLATE: 1, CommandKind.RELE
                  CommandKind.DIAGNOSTICS: 0, CommandKind.CHECK_DEFINITIONS: 0}
 
 
-# --- field checks -----------------------------------------------------------------------------
-
-def _str(v: Any, name: str, maxlen: int, *, minlen: int = 0) -> str:
-    if not isinstance(v, str):
-        raise FieldError("must be a string", name)
-    if not minlen <= len(v) <= maxlen:
-        raise FieldError(f"length must be {minlen}..{maxlen}", name)
-    if _CTRL_RE.search(v):
-        raise FieldError("control characters are not allowed", name)
-    return v
-
-
-def _opt_str(v: Any, name: str, maxlen: int) -> str | None:
-    return None if v is None else _str(v, name, maxlen, minlen=1)
-
-
-def _int(v: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise FieldError("must be an integer", name)
-    if not lo <= v <= hi:
-        raise FieldError(f"must be {lo}..{hi}", name)
-    return v
-
-
-def _key(v: Any, name: str = "key") -> str:
-    if not isinstance(v, str) or not _KEY_RE.match(v):
-        raise FieldError("must be 8-64 characters of [A-Za-z0-9_-]", name)
-    return v
-
-
-def _ts(v: Any, name: str) -> str:
-    """An ISO 8601 time with an offset, normalised to UTC with microseconds (stable keys, sortable)."""
-    if not isinstance(v, str) or len(v) > 40:
-        raise FieldError("must be an ISO 8601 time", name)
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        raise FieldError("must be an ISO 8601 time", name) from None
-    if dt.tzinfo is None:
-        raise FieldError("time needs a UTC offset", name)
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _ip(v: Any, name: str) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or len(v) > 45:
-        raise FieldError("must be an IP address", name)
-    try:
-        return str(ipaddress.ip_address(v))
-    except ValueError:
-        raise FieldError("must be an IP address", name) from None
-
-
-def _mac(v: Any, name: str) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not _MAC_RE.match(v.lower()):
-        raise FieldError("must be a MAC address aa:bb:cc:dd:ee:ff", name)
-    return v.lower()
-
-
-def _hex(v: Any, name: str, n: int) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not _HEX_RE[n].match(v.lower()):
-        raise FieldError(f"must be {n} hex digits", name)
-    return v.lower()
-
-
-def _enum(cls: type[enum.Enum], v: Any, name: str) -> Any:
-    try:
-        return cls(v)
-    except ValueError:
-        raise FieldError(f"must be one of {', '.join(m.value for m in cls)}", name) from None
-
-
-def _exact_keys(obj: Mapping[str, Any], allowed: frozenset[str], required: frozenset[str], what: str) -> None:
-    extra = set(obj) - allowed
-    if extra:
-        raise FieldError(f"unknown field(s) in {what}: {', '.join(sorted(extra)[:5])}", sorted(extra)[0])
-    missing = required - set(obj)
-    if missing:
-        raise FieldError(f"missing in {what}", sorted(missing)[0])
-
-
-def _check_envelope(obj: Any, type_: str) -> dict:
-    if not isinstance(obj, dict):
-        raise DecodeError("message must be a JSON object")
-    if obj.get("type") != type_:
-        raise DecodeError(f"expected a {type_!r} message, got {str(obj.get('type'))[:40]!r}")
-    if obj.get("v") != VERSION:
-        raise DecodeError(f"unsupported protocol version {str(obj.get('v'))[:20]!r}")
-    return {k: v for k, v in obj.items() if k not in ("type", "v")}
-
-
 # --- detections -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -199,31 +95,31 @@ class Detection:
     category: str | None = None
 
     def __post_init__(self) -> None:
-        _key(self.key)
+        F.key(self.key)
         for f, v in (("ts", self.ts), ("flow_start", self.flow_start)):
-            if v is not None and _ts(v, f) != v:
+            if v is not None and F.ts(v, f) != v:
                 raise FieldError("time must be normalised UTC (use Detection.from_json)", f)
-        _int(self.rule_id, "rule_id", 0, 2**32 - 1)
-        _str(self.rule_msg, "rule_msg", 512)
-        _int(self.stars, "stars", 0, 3)
+        F.integer(self.rule_id, "rule_id", 0, 2**32 - 1)
+        F.text(self.rule_msg, "rule_msg", 512)
+        F.integer(self.stars, "stars", 0, 3)
         if not isinstance(self.action, Action):
             raise FieldError("must be an Action", "action")
         if self.device_id is not None:
-            _key(self.device_id, "device_id")
+            F.key(self.device_id, "device_id")
         for f in ("src_ip", "dest_ip"):
             v = getattr(self, f)
-            if v is not None and _ip(v, f) != v:
+            if v is not None and F.ip(v, f) != v:
                 raise FieldError("must be a normalised IP address", f)
         for f in ("src_mac", "dest_mac"):
             v = getattr(self, f)
-            if v is not None and _mac(v, f) != v:
+            if v is not None and F.mac(v, f) != v:
                 raise FieldError("must be a lower-case MAC address", f)
-        _opt_str(self.url, "url", 2048)
-        _opt_str(self.file_name, "file_name", 255)
-        _opt_str(self.category, "category", 128)
-        if self.file_sha256 is not None and _hex(self.file_sha256, "file_sha256", 64) != self.file_sha256:
+        F.opt_text(self.url, "url", 2048)
+        F.opt_text(self.file_name, "file_name", 255)
+        F.opt_text(self.category, "category", 128)
+        if self.file_sha256 is not None and F.hexdigits(self.file_sha256, "file_sha256", 64) != self.file_sha256:
             raise FieldError("must be lower-case hex", "file_sha256")
-        if self.file_md5 is not None and _hex(self.file_md5, "file_md5", 32) != self.file_md5:
+        if self.file_md5 is not None and F.hexdigits(self.file_md5, "file_md5", 32) != self.file_md5:
             raise FieldError("must be lower-case hex", "file_md5")
 
     def to_json(self) -> dict[str, Any]:
@@ -246,19 +142,19 @@ class Detection:
         if missing:
             raise FieldError("missing in detection", sorted(missing)[0])
         return cls(
-            key=_key(obj["key"]), ts=_ts(obj["ts"], "ts"),
-            rule_id=_int(obj["rule_id"], "rule_id", 0, 2**32 - 1),
-            rule_msg=_str(obj["rule_msg"], "rule_msg", 512),
-            stars=_int(obj["stars"], "stars", 0, 3), action=_enum(Action, obj["action"], "action"),
-            device_id=None if obj.get("device_id") is None else _key(obj["device_id"], "device_id"),
-            flow_start=None if obj.get("flow_start") is None else _ts(obj["flow_start"], "flow_start"),
-            src_ip=_ip(obj.get("src_ip"), "src_ip"), dest_ip=_ip(obj.get("dest_ip"), "dest_ip"),
-            src_mac=_mac(obj.get("src_mac"), "src_mac"), dest_mac=_mac(obj.get("dest_mac"), "dest_mac"),
-            url=_opt_str(obj.get("url"), "url", 2048),
-            file_name=_opt_str(obj.get("file_name"), "file_name", 255),
-            file_sha256=_hex(obj.get("file_sha256"), "file_sha256", 64),
-            file_md5=_hex(obj.get("file_md5"), "file_md5", 32),
-            category=_opt_str(obj.get("category"), "category", 128),
+            key=F.key(obj["key"]), ts=F.ts(obj["ts"], "ts"),
+            rule_id=F.integer(obj["rule_id"], "rule_id", 0, 2**32 - 1),
+            rule_msg=F.text(obj["rule_msg"], "rule_msg", 512),
+            stars=F.integer(obj["stars"], "stars", 0, 3), action=F.member(Action, obj["action"], "action"),
+            device_id=None if obj.get("device_id") is None else F.key(obj["device_id"], "device_id"),
+            flow_start=None if obj.get("flow_start") is None else F.ts(obj["flow_start"], "flow_start"),
+            src_ip=F.ip(obj.get("src_ip"), "src_ip"), dest_ip=F.ip(obj.get("dest_ip"), "dest_ip"),
+            src_mac=F.mac(obj.get("src_mac"), "src_mac"), dest_mac=F.mac(obj.get("dest_mac"), "dest_mac"),
+            url=F.opt_text(obj.get("url"), "url", 2048),
+            file_name=F.opt_text(obj.get("file_name"), "file_name", 255),
+            file_sha256=F.hexdigits(obj.get("file_sha256"), "file_sha256", 64),
+            file_md5=F.hexdigits(obj.get("file_md5"), "file_md5", 32),
+            category=F.opt_text(obj.get("category"), "category", 128),
         )
 
 
@@ -284,7 +180,7 @@ class DetectionBatch:
 
     @classmethod
     def from_json(cls, obj: dict) -> "DetectionBatch":
-        _exact_keys(obj, frozenset({"events"}), frozenset({"events"}), "detections")
+        F.exact_keys(obj, frozenset({"events"}), frozenset({"events"}), "detections")
         ev = obj["events"]
         if not isinstance(ev, list):
             raise FieldError("must be a list", "events")
@@ -299,19 +195,27 @@ class BatchAck:
     accepted: tuple[str, ...]
     duplicates: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        for name in ("accepted", "duplicates"):
+            keys = getattr(self, name)
+            if len(keys) > MAX_BATCH_EVENTS:
+                raise LimitError(f"{name}: more than {MAX_BATCH_EVENTS} keys", MAX_BATCH_EVENTS)
+            for k in keys:
+                F.key(k, name)
+
     def to_json(self) -> dict[str, Any]:
         return {"accepted": list(self.accepted), "duplicates": list(self.duplicates)}
 
     @classmethod
     def from_json(cls, obj: dict) -> "BatchAck":
         both = frozenset({"accepted", "duplicates"})
-        _exact_keys(obj, both, both, "ack")
+        F.exact_keys(obj, both, both, "ack")
         out = []
         for name in ("accepted", "duplicates"):
             v = obj[name]
             if not isinstance(v, list) or len(v) > MAX_BATCH_EVENTS:
                 raise FieldError(f"must be a list of at most {MAX_BATCH_EVENTS} keys", name)
-            out.append(tuple(_key(k, name) for k in v))
+            out.append(tuple(F.key(k, name) for k in v))
         return cls(out[0], out[1])
 
 
@@ -329,12 +233,20 @@ class Heartbeat:
     counters: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
+        if F.ts(self.sent_at, "sent_at") != self.sent_at:
+            raise FieldError("time must be normalised UTC", "sent_at")
+        F.text(self.firmware_version, "firmware_version", 64, minlen=1)
+        F.integer(self.uptime_s, "uptime_s", 0, 2**40)
+        if not isinstance(self.link_state, LinkState):
+            raise FieldError("must be a LinkState", "link_state")
+        F.opt_text(self.definitions_version, "definitions_version", 64)
+        F.opt_text(self.last_error, "last_error", 512)
         if len(self.counters) > MAX_COUNTERS:
             raise LimitError(f"at most {MAX_COUNTERS} counters", MAX_COUNTERS)
         for name, value in self.counters:
-            if not isinstance(name, str) or not _COUNTER_RE.match(name):
+            if not isinstance(name, str) or not F.COUNTER_RE.match(name):
                 raise FieldError("counter names are [a-z0-9_.]{1,64}", "counters")
-            _int(value, f"counters.{name}", 0, 2**63 - 1)
+            F.integer(value, f"counters.{name}", 0, 2**63 - 1)
         if self.inspected_share is not None and (
                 isinstance(self.inspected_share, bool) or not isinstance(self.inspected_share, (int, float))
                 or not 0.0 <= self.inspected_share <= 1.0):
@@ -349,20 +261,20 @@ class Heartbeat:
     @classmethod
     def from_json(cls, obj: dict) -> "Heartbeat":
         req = frozenset({"sent_at", "firmware_version", "uptime_s", "link_state"})
-        _exact_keys(obj, req | {"definitions_version", "inspected_share", "last_error", "counters"}, req,
+        F.exact_keys(obj, req | {"definitions_version", "inspected_share", "last_error", "counters"}, req,
                     "heartbeat")
         counters = obj.get("counters") or {}
         if not isinstance(counters, dict):
             raise FieldError("must be an object", "counters")
         share = obj.get("inspected_share")
-        return cls(sent_at=_ts(obj["sent_at"], "sent_at"),
-                   firmware_version=_str(obj["firmware_version"], "firmware_version", 64, minlen=1),
-                   uptime_s=_int(obj["uptime_s"], "uptime_s", 0, 2**40),
-                   link_state=_enum(LinkState, obj["link_state"], "link_state"),
-                   definitions_version=_opt_str(obj.get("definitions_version"), "definitions_version", 64),
+        return cls(sent_at=F.ts(obj["sent_at"], "sent_at"),
+                   firmware_version=F.text(obj["firmware_version"], "firmware_version", 64, minlen=1),
+                   uptime_s=F.integer(obj["uptime_s"], "uptime_s", 0, 2**40),
+                   link_state=F.member(LinkState, obj["link_state"], "link_state"),
+                   definitions_version=F.opt_text(obj.get("definitions_version"), "definitions_version", 64),
                    inspected_share=float(share) if isinstance(share, int) and not isinstance(share, bool)
                    else share,
-                   last_error=_opt_str(obj.get("last_error"), "last_error", 512),
+                   last_error=F.opt_text(obj.get("last_error"), "last_error", 512),
                    counters=tuple(sorted(counters.items())))
 
 
@@ -371,15 +283,20 @@ class HeartbeatAck:
     server_time: str
     heartbeat_interval_s: int
 
+    def __post_init__(self) -> None:
+        if F.ts(self.server_time, "server_time") != self.server_time:
+            raise FieldError("time must be normalised UTC", "server_time")
+        F.integer(self.heartbeat_interval_s, "heartbeat_interval_s", 1, 86400)
+
     def to_json(self) -> dict[str, Any]:
         return {"server_time": self.server_time, "heartbeat_interval_s": self.heartbeat_interval_s}
 
     @classmethod
     def from_json(cls, obj: dict) -> "HeartbeatAck":
         both = frozenset({"server_time", "heartbeat_interval_s"})
-        _exact_keys(obj, both, both, "heartbeat_ack")
-        return cls(_ts(obj["server_time"], "server_time"),
-                   _int(obj["heartbeat_interval_s"], "heartbeat_interval_s", 1, 86400))
+        F.exact_keys(obj, both, both, "heartbeat_ack")
+        return cls(F.ts(obj["server_time"], "server_time"),
+                   F.integer(obj["heartbeat_interval_s"], "heartbeat_interval_s", 1, 86400))
 
 
 # --- enrolment --------------------------------------------------------------------------------
@@ -432,19 +349,21 @@ class EnrolRequest:
     csr_pem: str
     firmware_version: str
 
+    def __post_init__(self) -> None:
+        F.text(self.code, "code", 64, minlen=8)
+        F.text(self.firmware_version, "firmware_version", 64, minlen=1)
+        if not isinstance(self.csr_pem, str) or not 0 < len(self.csr_pem) <= 8192 or not self.csr_pem.startswith(
+                "-----BEGIN CERTIFICATE REQUEST-----"):
+            raise FieldError("must be a PEM certificate request of at most 8 KiB", "csr_pem")
+
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "csr_pem": self.csr_pem, "firmware_version": self.firmware_version}
 
     @classmethod
     def from_json(cls, obj: dict) -> "EnrolRequest":
         keys = frozenset({"code", "csr_pem", "firmware_version"})
-        _exact_keys(obj, keys, keys, "enrol")
-        csr = obj["csr_pem"]
-        if not isinstance(csr, str) or not 0 < len(csr) <= 8192 or not csr.startswith(
-                "-----BEGIN CERTIFICATE REQUEST-----"):
-            raise FieldError("must be a PEM certificate request of at most 8 KiB", "csr_pem")
-        return cls(_str(obj["code"], "code", 64, minlen=8), csr,
-                   _str(obj["firmware_version"], "firmware_version", 64, minlen=1))
+        F.exact_keys(obj, keys, keys, "enrol")
+        return cls(obj["code"], obj["csr_pem"], obj["firmware_version"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,18 +371,20 @@ class EnrolResponse:
     device_id: str
     cert_pem: str
 
+    def __post_init__(self) -> None:
+        F.key(self.device_id, "device_id")
+        if not isinstance(self.cert_pem, str) or not 0 < len(self.cert_pem) <= 16384 or not self.cert_pem.startswith(
+                "-----BEGIN CERTIFICATE-----"):
+            raise FieldError("must be a PEM certificate of at most 16 KiB", "cert_pem")
+
     def to_json(self) -> dict[str, Any]:
         return {"device_id": self.device_id, "cert_pem": self.cert_pem}
 
     @classmethod
     def from_json(cls, obj: dict) -> "EnrolResponse":
         keys = frozenset({"device_id", "cert_pem"})
-        _exact_keys(obj, keys, keys, "enrolled")
-        cert = obj["cert_pem"]
-        if not isinstance(cert, str) or not 0 < len(cert) <= 16384 or not cert.startswith(
-                "-----BEGIN CERTIFICATE-----"):
-            raise FieldError("must be a PEM certificate of at most 16 KiB", "cert_pem")
-        return cls(_key(obj["device_id"], "device_id"), cert)
+        F.exact_keys(obj, keys, keys, "enrolled")
+        return cls(obj["device_id"], obj["cert_pem"])
 
 
 # --- commands (envelope only) -----------------------------------------------------------------
@@ -481,15 +402,15 @@ class CommandEnvelope:
     signature: str | None = None   # base64, over signed_bytes(); checked by the agent (later)
 
     def __post_init__(self) -> None:
-        _key(self.command_id, "command_id")
-        _key(self.device_id, "device_id")
+        F.key(self.command_id, "command_id")
+        F.key(self.device_id, "device_id")
         if len(self.args) != _COMMAND_ARGS[self.kind]:
             raise FieldError(f"{self.kind.value} takes {_COMMAND_ARGS[self.kind]} argument(s)", "args")
         for a in self.args:
-            _str(a, "args", 256, minlen=1)
-        if _ts(self.expires_at, "expires_at") <= _ts(self.issued_at, "issued_at"):
+            F.text(a, "args", 256, minlen=1)
+        if F.ts(self.expires_at, "expires_at") <= F.ts(self.issued_at, "issued_at"):
             raise FieldError("must be after issued_at", "expires_at")
-        _hex(self.nonce, "nonce", 32)
+        F.hexdigits(self.nonce, "nonce", 32)
 
     def signed_bytes(self) -> bytes:
         """Canonical bytes a signature covers: every field but the signature, sorted keys."""
@@ -505,7 +426,7 @@ class CommandEnvelope:
     @classmethod
     def from_json(cls, obj: dict) -> "CommandEnvelope":
         req = frozenset({"command_id", "device_id", "kind", "args", "issued_at", "expires_at", "nonce"})
-        _exact_keys(obj, req | {"signature"}, req, "command")
+        F.exact_keys(obj, req | {"signature"}, req, "command")
         args = obj["args"]
         if not isinstance(args, list) or len(args) > 4:
             raise FieldError("must be a list of at most 4 strings", "args")
@@ -517,10 +438,10 @@ class CommandEnvelope:
                 base64.b64decode(sig, validate=True)
             except ValueError:
                 raise FieldError("must be base64", "signature") from None
-        return cls(_key(obj["command_id"], "command_id"), _key(obj["device_id"], "device_id"),
-                   _enum(CommandKind, obj["kind"], "kind"), tuple(_str(a, "args", 256, minlen=1) for a in args),
-                   _ts(obj["issued_at"], "issued_at"), _ts(obj["expires_at"], "expires_at"),
-                   _hex(obj["nonce"], "nonce", 32) or "", sig)
+        return cls(F.key(obj["command_id"], "command_id"), F.key(obj["device_id"], "device_id"),
+                   F.member(CommandKind, obj["kind"], "kind"), tuple(F.text(a, "args", 256, minlen=1) for a in args),
+                   F.ts(obj["issued_at"], "issued_at"), F.ts(obj["expires_at"], "expires_at"),
+                   F.hexdigits(obj["nonce"], "nonce", 32) or "", sig)
 
 
 # --- errors on the wire -----------------------------------------------------------------------
@@ -531,14 +452,18 @@ class ErrorReply:
     code: str
     message: str
 
+    def __post_init__(self) -> None:
+        F.text(self.code, "code", 64, minlen=1)
+        F.text(self.message, "message", 512)
+
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
 
     @classmethod
     def from_json(cls, obj: dict) -> "ErrorReply":
         keys = frozenset({"code", "message"})
-        _exact_keys(obj, keys, keys, "error")
-        return cls(_str(obj["code"], "code", 64, minlen=1), _str(obj["message"], "message", 512))
+        F.exact_keys(obj, keys, keys, "error")
+        return cls(F.text(obj["code"], "code", 64, minlen=1), F.text(obj["message"], "message", 512))
 
 
 _TYPES: dict[type, str] = {
@@ -567,7 +492,7 @@ def decode(data: bytes, kind: type) -> Any:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise DecodeError(f"not JSON: {str(e)[:80]}") from None
-    return kind.from_json(_check_envelope(obj, type_))
+    return kind.from_json(F.check_envelope(obj, type_, VERSION))
 
 
 def encode_batch(batch: DetectionBatch) -> bytes:

@@ -31,7 +31,7 @@ from cloudlink.protocol import Detection
 
 DEFAULT_MAX_EVENTS = 100_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-COUNTERS = ("enqueued", "duplicates", "dropped", "acked", "lost_disk_full")
+COUNTERS = ("enqueued", "duplicates", "dropped", "acked", "lost_disk_full", "unreadable")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -63,6 +63,7 @@ class QueueStats:
     dropped: int
     acked: int
     lost_disk_full: int
+    unreadable: int
     max_events: int
     max_bytes: int
 
@@ -166,13 +167,29 @@ class DetectionQueue:
         return dropped
 
     def take(self, limit: int) -> list[Detection]:
-        """The next events to send, highest stars first, oldest first among equals; nothing is removed."""
+        """The next events to send, highest stars first, oldest first among equals; nothing is removed.
+
+        A row that no longer decodes (written by another schema version, or
+        damaged) would block the queue forever: it is deleted and counted as
+        `unreadable` instead.
+        """
         try:
-            rows = self._db.execute("SELECT body FROM events ORDER BY stars DESC, id ASC LIMIT ?",
+            rows = self._db.execute("SELECT id, body FROM events ORDER BY stars DESC, id ASC LIMIT ?",
                                     (limit,)).fetchall()
         except sqlite3.Error as e:
             raise QueueError(f"{self.path}: {e}") from None
-        return [Detection.from_json(orjson.loads(r[0])) for r in rows]
+        out, bad = [], []
+        for rid, body in rows:
+            try:
+                out.append(Detection.from_json(orjson.loads(body)))
+            except (orjson.JSONDecodeError, ProtocolError):
+                bad.append((rid,))
+        if bad:
+            def _drop() -> None:
+                self._db.executemany("DELETE FROM events WHERE id = ?", bad)
+                self._bump("unreadable", len(bad))
+            self._write(_drop)
+        return out
 
     def ack(self, keys: Iterable[str]) -> int:
         """Delete acknowledged events; keys not in the queue (already acked) are ignored."""

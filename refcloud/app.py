@@ -55,7 +55,9 @@ def _reply(msg: object, status: int = 200) -> web.Response:
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return _reply(ErrorReply(code, message[:512]), status)
+    """Messages can quote untrusted input (an unknown field's name): control characters are escaped."""
+    clean = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in message)
+    return _reply(ErrorReply(code, clean[:512]), status)
 
 
 @web.middleware

@@ -101,6 +101,8 @@ def run_agent(args: argparse.Namespace) -> int:
             return 0
     try:
         return asyncio.run(main())
+    except CloudlinkError as e:
+        return _fail(str(e))
     finally:
         queue.close()
 

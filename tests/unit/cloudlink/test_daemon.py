@@ -92,3 +92,17 @@ def test_config_validated():
         AgentConfig(batch_size=0)
     with pytest.raises(ValueError):
         AgentConfig(backoff_base_s=10, backoff_max_s=1)
+
+
+def test_a_crashed_task_stops_the_agent_with_its_error(agent_parts):
+    st, q = agent_parts
+
+    class Broken(FakeCloud):
+        async def heartbeat(self, hb):
+            raise RuntimeError("bug in the heartbeat path")
+    agent = Agent(st, Broken(), q, AgentConfig(poll_interval_s=0.01))
+
+    async def go():
+        await asyncio.wait_for(agent.run(asyncio.Event()), 5)
+    with pytest.raises(RuntimeError, match="bug in the heartbeat path"):
+        asyncio.run(go())

@@ -137,3 +137,21 @@ def test_valid_batch_fed_truncated_and_bytewise():
     for cut in range(0, len(raw), 7):
         with pytest.raises(ProtocolError):
             p.decode(raw[:cut], p.DetectionBatch)
+
+
+def test_every_message_validates_at_construction():
+    with pytest.raises(FieldError):
+        p.Heartbeat(sent_at="2026-11-22T10:00:00", firmware_version="1", uptime_s=1, link_state=p.LinkState.UP)
+    with pytest.raises(FieldError):
+        p.Heartbeat(sent_at="2026-11-22T10:00:00.000000+00:00", firmware_version="", uptime_s=1,
+                    link_state=p.LinkState.UP)
+    with pytest.raises(FieldError):
+        p.HeartbeatAck("2026-11-22T10:00:00.000000+00:00", 0)
+    with pytest.raises(FieldError):
+        p.BatchAck(("bad key!",), ())
+    with pytest.raises(FieldError):
+        p.EnrolRequest("ABCDEFGHIJKLMNOP", "not a csr", "0.1.0")
+    with pytest.raises(FieldError):
+        p.EnrolResponse("dev-0001", "-----BEGIN CERTIFICATE REQUEST-----")
+    with pytest.raises(FieldError):
+        p.ErrorReply("bad_message", "line\nbreak")

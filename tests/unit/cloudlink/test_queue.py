@@ -88,3 +88,12 @@ def test_full_disk_loses_counted_events_and_recovers(tmp_path):
         assert q.stats().lost_disk_full == lost and q.stats().depth == s.depth - 50 + 1
     with DetectionQueue(tmp_path / "q.sqlite") as q:   # persisted
         assert q.stats().lost_disk_full == lost
+
+
+def test_unreadable_rows_are_dropped_and_counted_not_blocking(tmp_path):
+    with DetectionQueue(tmp_path / "q.sqlite") as q:
+        q.enqueue([det(1, stars=3), det(2, stars=2)])
+        q._db.execute("UPDATE events SET body = ? WHERE key = 'k00000001'", (b'{"key":"k00000001","payload":"x"}',))
+        assert [d.key for d in q.take(10)] == ["k00000002"]
+        s = q.stats()
+        assert s.unreadable == 1 and s.depth == 1
