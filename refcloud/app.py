@@ -28,6 +28,7 @@ from cloudlink.protocol import (MAX_BATCH_COMPRESSED, MAX_MESSAGE_BYTES, BatchAc
 from firmware.base.atomic import write_atomic
 from refcloud.ca import cert_pem, key_pem
 from refcloud.errors import DeviceRefused, EnrolmentRefused, NoClientCert
+from refcloud.notify import NotifyConfig, SmtpSender, notify_loop
 from refcloud.state import CloudState
 
 Clock = Callable[[], float]
@@ -36,6 +37,7 @@ Clock = Callable[[], float]
 @dataclass(frozen=True, slots=True)
 class CloudConfig:
     heartbeat_interval_s: int = 60
+    notify: NotifyConfig | None = None    # alert and down-device mail; None: no mail
     keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
 
@@ -144,6 +146,20 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     st.close()
 
 
+async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The mail loop is a background task owned by the app: started after the store, stopped before it."""
+    cfg = app[CONFIG].notify
+    if cfg is None:
+        yield
+        return
+    stop = asyncio.Event()
+    sender = SmtpSender(cfg.smtp_host, cfg.smtp_port, cfg.mail_from, cfg.recipients)
+    task = asyncio.create_task(notify_loop(app[STATE].store, sender, cfg, app[CLOCK], stop))
+    yield
+    stop.set()
+    await task
+
+
 def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock | None = None) -> web.Application:
     import time
     app = web.Application(client_max_size=MAX_BATCH_COMPRESSED + 1024, middlewares=[_errors])
@@ -151,6 +167,7 @@ def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock 
     app[CONFIG] = config
     app[CLOCK] = clock or time.time
     app.cleanup_ctx.append(_state_ctx)
+    app.cleanup_ctx.append(_notify_ctx)
     app.router.add_get("/v1/ca", get_ca)
     app.router.add_post("/v1/enrol", post_enrol)
     app.router.add_post("/v1/heartbeat", post_heartbeat)

@@ -18,6 +18,7 @@ import orjson
 
 from cloudlink.protocol import Detection, Heartbeat
 from refcloud.errors import CloudStateError, DeviceRefused, EnrolmentRefused
+from refcloud.mail import Watch, WatchState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codes (
@@ -29,6 +30,9 @@ CREATE TABLE IF NOT EXISTS detections (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, key TEXT NOT NULL, received REAL NOT NULL,
     ts TEXT NOT NULL, stars INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (device_id, key));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS watch (
+    device_id TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, last_mail REAL);
 """
 
 
@@ -163,3 +167,34 @@ class CloudStore:
 
     def detection_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+
+    # --- what the notifier needs -----------------------------------------------------------
+
+    def bump(self, name: str, n: int = 1) -> None:
+        self._tx(self._bump, name, n)
+
+    def meta(self, name: str, default: float = 0.0) -> float:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, name: str, value: float) -> None:
+        self._tx(lambda: self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
+                                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value)))
+
+    def detections_after(self, last_id: int, limit: int) -> list[StoredDetection]:
+        rows = self._db.execute("SELECT id, device_id, received, body FROM detections WHERE id > ? ORDER BY id "
+                                "LIMIT ?", (last_id, limit)).fetchall()
+        return [StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))) for r in rows]
+
+    def watch_states(self) -> list[tuple[str, float, WatchState]]:
+        """(device id, last heard from, watch state) for every device; a device never heard is timed from enrolment."""
+        rows = self._db.execute("SELECT d.id, COALESCE(d.last_seen, d.enrolled), w.state, w.since, w.last_mail "
+                                "FROM devices d LEFT JOIN watch w ON w.device_id = d.id ORDER BY d.id").fetchall()
+        return [(r[0], r[1], WatchState(Watch(r[2]), r[3], r[4]) if r[2] else WatchState(Watch.UP, r[1], None))
+                for r in rows]
+
+    def set_watch(self, device_id: str, st: WatchState) -> None:
+        self._tx(lambda: self._db.execute(
+            "INSERT INTO watch (device_id, state, since, last_mail) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) "
+            "DO UPDATE SET state = excluded.state, since = excluded.since, last_mail = excluded.last_mail",
+            (device_id, st.state.value, st.since, st.last_mail)))

@@ -23,7 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                     help="extra host name or address for the server certificate (repeat)")
     sv.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
                     help="interval the cloud announces to agents (default 60)")
-    sv.add_argument("--smtp", default=None, metavar="HOST:PORT", help="alert mail relay (not supported yet)")
+    sv.add_argument("--smtp", default=None, metavar="HOST:PORT",
+                    help="SMTP server for alert and down-device mail (needs --mail-to)")
+    sv.add_argument("--mail-to", action="append", default=[], metavar="ADDR",
+                    help="recipient of alert and down-device mail (repeat, at most 3)")
+    sv.add_argument("--mail-from", default="utm-cloud@localhost", metavar="ADDR")
+    sv.add_argument("--alert-interval", type=float, default=60.0, metavar="S",
+                    help="at most one alert digest per interval (default 60)")
+    sv.add_argument("--down-after", type=float, default=600.0, metavar="S",
+                    help="a device silent this long is down and mailed about (default 600)")
     sv.set_defaults(run=run_serve)
     ec = s.add_parser("enroll-code", help="print a one-time enrolment code (creates the state and CA if new)")
     ec.add_argument("--state", required=True, type=Path, metavar="DIR")
@@ -45,20 +53,30 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--listen wants HOST:PORT, not {text!r}")
+        raise ValueError(f"{option} wants HOST:PORT, not {text!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     from refcloud.app import CloudConfig, serve
     from refcloud.errors import RefcloudError
-    if args.smtp is not None:
-        return _fail("--smtp: alert mail is not supported yet (issue 5, later part)")
+    from refcloud.mail import WatchConfig
+    from refcloud.notify import NotifyConfig
+    notify = None
     try:
         host, port = parse_listen(args.listen)
+        if args.smtp is not None:
+            if not args.mail_to:
+                raise ValueError("--smtp needs --mail-to (at most 3)")
+            shost, sport = parse_listen(args.smtp, "--smtp")
+            notify = NotifyConfig(shost, sport, tuple(args.mail_to), mail_from=args.mail_from,
+                                  alert_interval_s=args.alert_interval,
+                                  watch=WatchConfig(down_after_s=args.down_after))
+        elif args.mail_to:
+            raise ValueError("--mail-to needs --smtp HOST:PORT")
     except ValueError as e:
         return _fail(str(e))
     if not (args.state / "ca.pem").exists():
@@ -73,7 +91,8 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await serve(args.state, host, port, names=args.name,
-                    config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval), stop=stop, ready=ready)
+                    config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify),
+                    stop=stop, ready=ready)
     try:
         asyncio.run(main())
     except OSError as e:

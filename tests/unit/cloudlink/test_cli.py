@@ -74,7 +74,11 @@ def test_capture_to_cloud_with_the_cli(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["cloud", "serve", "--state", "{tmp}/c", "--listen", "127.0.0.1:0", "--smtp", "127.0.0.1:25"], "not supported yet"),
+    (["cloud", "serve", "--state", "{tmp}/c", "--listen", "127.0.0.1:0", "--smtp", "127.0.0.1:25"], "--mail-to"),
+    (["cloud", "serve", "--state", "{tmp}/c", "--listen", "127.0.0.1:0", "--smtp", "127.0.0.1:25"]
+     + ["--mail-to", "a@example.com"] * 4, "recipients"),
+    (["cloud", "serve", "--state", "{tmp}/c", "--listen", "127.0.0.1:0", "--smtp", "x", "--mail-to", "a@example.com"],
+     "--smtp wants HOST:PORT"),
     (["cloud", "serve", "--state", "{tmp}/none", "--listen", "127.0.0.1:0"], "not a cloud state folder"),
     (["cloud", "serve", "--state", "{tmp}/c", "--listen", "nonsense"], "HOST:PORT"),
     (["cloud", "events", "--state", "{tmp}/none"], "not a cloud state folder"),
