@@ -1,7 +1,7 @@
-"""The agent loop: heartbeats and queued uploads, each with its own backoff.
+"""The agent loop: heartbeats, queued uploads and remote commands, each with its own backoff.
 
-Two independent tasks so a slow upload never delays a heartbeat and vice
-versa. The producer (the engine, or `utm inspect --export-to`) only ever
+Independent tasks so a slow upload never delays a heartbeat and vice versa;
+the command task keeps one long-lived request open to the cloud. The producer (the engine, or `utm inspect --export-to`) only ever
 writes the SQLite queue; it never waits for this loop or for the cloud.
 While the cloud is unreachable each task waits an exponentially growing,
 jittered delay (base * 2^failures, capped, then a random point in its upper
@@ -18,6 +18,7 @@ from typing import Callable
 
 import orjson
 
+from cloudlink.commands import CommandExecutor, CommandLog, handle_command, load_command_key
 from cloudlink.errors import CloudlinkError, ProtocolError, QueueError
 from cloudlink.protocol import MAX_BATCH_EVENTS, DetectionBatch, Heartbeat, LinkState
 from cloudlink.queue import DetectionQueue
@@ -33,6 +34,7 @@ class AgentConfig:
     poll_interval_s: float = 2.0          # how often an empty queue is looked at again
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
+    command_wait_s: float = 50.0          # the long poll for commands; the cloud answers at once if one waits
     firmware_version: str = "0+unknown"
 
     def __post_init__(self) -> None:
@@ -65,6 +67,7 @@ class AgentStatus:
     upload_failures: int = 0
     heartbeat_failures: int = 0
     heartbeats_sent: int = 0
+    commands: dict[str, int] = field(default_factory=dict)     # result status -> count
     retry_at: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -74,8 +77,10 @@ class AgentStatus:
 class Agent:
     def __init__(self, state: AgentState, cloud: CloudPort, queue: DetectionQueue, config: AgentConfig, *,
                  clock: Callable[[], float] = time.time, uptime: Callable[[], int] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, commands: CommandLog | None = None,
+                 executor: CommandExecutor | None = None) -> None:
         self.state, self.cloud, self.queue, self.config = state, cloud, queue, config
+        self.commands, self.executor = commands, executor
         self.clock = clock
         self.uptime = uptime or _boot_uptime
         self.rng = rng or random.Random()
@@ -145,6 +150,43 @@ class Agent:
         self.status.last_upload_ok = self.clock()
         return len(done)
 
+    def diagnostics(self) -> dict:
+        """The diagnostics command's answer: metadata about the agent, never traffic or files."""
+        q = self.queue.stats()
+        return {"device_id": self.state.device_id, "firmware_version": self.config.firmware_version,
+                "uptime_s": self.uptime(), "endpoint": getattr(self.cloud, "endpoint", None),
+                "queue": {f: getattr(q, f) for f in q.__dataclass_fields__},
+                "link": {k: v for k, v in self.status.to_json().items() if k != "retry_at"}}
+
+    async def commands_once(self, wait_s: float | None = None) -> bool:
+        """Report results still owed, then wait for commands and carry them out; False on a link failure."""
+        assert self.commands is not None and self.executor is not None
+        try:
+            for r in self.commands.unreported():        # e.g. from before a restart
+                await self.cloud.report_result(r)
+                self.commands.mark_reported(r.command_id)
+            batch = await self.cloud.poll_commands(self.config.command_wait_s if wait_s is None else wait_s)
+            key = load_command_key(self.state.command_key)
+            for env in batch.commands:
+                result = handle_command(env, key, self.state.device_id, self.clock(), self.commands, self.executor)
+                self.status.commands[result.status.value] = self.status.commands.get(result.status.value, 0) + 1
+                await self.cloud.report_result(result)
+                self.commands.mark_reported(result.command_id)
+        except (CloudlinkError, ValueError) as e:
+            self._error("commands", e)
+            return False
+        return True
+
+    async def _commands(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            if await self.commands_once():
+                failures = 0
+                continue
+            failures += 1
+            await self._sleep(stop, backoff_delay(failures, self.config.backoff_base_s, self.config.backoff_max_s,
+                                                  self.rng))
+
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         try:
             await asyncio.wait_for(stop.wait(), seconds)
@@ -187,6 +229,8 @@ class Agent:
         """Until `stop` is set. If a task dies of a bug the other is stopped and the error raised, so a
         supervisor restarts the agent instead of it running half-alive."""
         tasks = [asyncio.create_task(self._heartbeats(stop)), asyncio.create_task(self._uploads(stop))]
+        if self.commands is not None and self.executor is not None:
+            tasks.append(asyncio.create_task(self._commands(stop)))
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -200,7 +244,8 @@ class Agent:
                 raise r
 
     async def drain(self) -> bool:
-        """One heartbeat, then upload until the queue is empty; False at the first failure (no retrying)."""
+        """One heartbeat, upload until the queue is empty, pending commands once (no waiting);
+        False at the first failure (no retrying)."""
         ok = await self.heartbeat_once()
         while ok:
             n = await self.upload_once()
@@ -208,6 +253,8 @@ class Agent:
                 ok = False
             elif n == 0:
                 break
+        if ok and self.commands is not None and self.executor is not None:
+            ok = await self.commands_once(wait_s=0)
         self._save_status()
         return ok
 

@@ -80,5 +80,13 @@ class CloudRefusedError(TransportError):
         self.status = status
 
 
+class CommandRefusedError(CloudlinkError):
+    """A remote command failed verification; `reason` is reported back to the cloud."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
 class EnrolError(CloudlinkError):
     """Enrolment failed: bad code, CA fingerprint mismatch, unusable answer."""

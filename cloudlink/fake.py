@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cloudlink.errors import CloudUnreachableError
-from cloudlink.protocol import BatchAck, Detection, DetectionBatch, Heartbeat, HeartbeatAck
+from cloudlink.protocol import (BatchAck, CommandBatch, CommandEnvelope, CommandResult, Detection, DetectionBatch,
+                                Heartbeat, HeartbeatAck)
 
 
 @dataclass
@@ -21,6 +22,8 @@ class FakeCloud:
     duplicates: int = 0
     calls: int = 0
     endpoint: str | None = "fake://cloud"
+    pending: list[CommandEnvelope] = field(default_factory=list)
+    results: list[CommandResult] = field(default_factory=list)
 
     def _check(self) -> None:
         self.calls += 1
@@ -46,3 +49,13 @@ class FakeCloud:
             self.lose_next_answers -= 1
             raise CloudUnreachableError("fake cloud: answer lost after storing")
         return BatchAck(tuple(acc), tuple(dup))
+
+    async def poll_commands(self, wait_s: float) -> CommandBatch:
+        """Hands out every pending command once (the real cloud repeats until a result arrives)."""
+        self._check()
+        out, self.pending = tuple(self.pending), []
+        return CommandBatch(out)
+
+    async def report_result(self, result: CommandResult) -> None:
+        self._check()
+        self.results.append(result)

@@ -30,6 +30,7 @@ from cloudlink.errors import (DecodeError, FieldError, FieldNotAllowedError, Lim
 __all__ = [
     "VERSION", "EnrolCode", "Action", "LinkState", "CommandKind", "Detection", "DetectionBatch", "BatchAck",
     "Heartbeat", "HeartbeatAck", "EnrolRequest", "EnrolResponse", "CommandEnvelope", "ErrorReply",
+    "CommandBatch", "CommandResult", "CommandStatus",
     "encode", "decode", "encode_batch", "decode_batch", "ProtocolError", "DecodeError", "FieldError",
     "FieldNotAllowedError", "LimitError", "DETECTION_FIELDS", "MAX_BATCH_EVENTS",
 ]
@@ -55,7 +56,7 @@ class LinkState(enum.Enum):
 
 
 class CommandKind(enum.Enum):
-    """Remote commands (issue 5). Only the envelope exists yet; nothing executes them."""
+    """Remote commands (issue 5). Every kind is verified; only DIAGNOSTICS is carried out yet."""
     REBOOT = "reboot"
     ISOLATE = "isolate"
     RELEASE = "release"
@@ -368,30 +369,38 @@ class EnrolRequest:
 
 @dataclass(frozen=True, slots=True)
 class EnrolResponse:
+    """The signed certificate, and the cloud's command key, pinned with it (same trusted channel)."""
     device_id: str
     cert_pem: str
+    command_key: str          # base64 of the raw 32-byte Ed25519 public key that signs commands
 
     def __post_init__(self) -> None:
         F.key(self.device_id, "device_id")
+        try:
+            raw = base64.b64decode(self.command_key, validate=True) if isinstance(self.command_key, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise FieldError("must be base64 of a 32-byte Ed25519 public key", "command_key")
         if not isinstance(self.cert_pem, str) or not 0 < len(self.cert_pem) <= 16384 or not self.cert_pem.startswith(
                 "-----BEGIN CERTIFICATE-----"):
             raise FieldError("must be a PEM certificate of at most 16 KiB", "cert_pem")
 
     def to_json(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "cert_pem": self.cert_pem}
+        return {"device_id": self.device_id, "cert_pem": self.cert_pem, "command_key": self.command_key}
 
     @classmethod
     def from_json(cls, obj: dict) -> "EnrolResponse":
-        keys = frozenset({"device_id", "cert_pem"})
+        keys = frozenset({"device_id", "cert_pem", "command_key"})
         F.exact_keys(obj, keys, keys, "enrolled")
-        return cls(obj["device_id"], obj["cert_pem"])
+        return cls(obj["device_id"], obj["cert_pem"], obj["command_key"])
 
 
-# --- commands (envelope only) -----------------------------------------------------------------
+# --- commands ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class CommandEnvelope:
-    """A remote command as the cloud will sign it. Signing and execution are not built yet."""
+    """A remote command, signed by the cloud's command key over signed_bytes(); see cloudlink/commands.py."""
     command_id: str
     device_id: str
     kind: CommandKind
@@ -399,7 +408,7 @@ class CommandEnvelope:
     issued_at: str
     expires_at: str
     nonce: str
-    signature: str | None = None   # base64, over signed_bytes(); checked by the agent (later)
+    signature: str | None = None   # base64 Ed25519 signature over signed_bytes(); None is refused by the agent
 
     def __post_init__(self) -> None:
         F.key(self.command_id, "command_id")
@@ -444,6 +453,69 @@ class CommandEnvelope:
                    F.hexdigits(obj["nonce"], "nonce", 32) or "", sig)
 
 
+MAX_COMMANDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CommandBatch:
+    """The answer to the agent's long poll: the device's pending commands (possibly none)."""
+    commands: tuple[CommandEnvelope, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.commands) > MAX_COMMANDS:
+            raise LimitError(f"at most {MAX_COMMANDS} commands per answer", MAX_COMMANDS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"commands": [c.to_json() for c in self.commands]}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CommandBatch":
+        F.exact_keys(obj, frozenset({"commands"}), frozenset({"commands"}), "commands")
+        cs = obj["commands"]
+        if not isinstance(cs, list) or len(cs) > MAX_COMMANDS:
+            raise FieldError(f"must be a list of at most {MAX_COMMANDS} commands", "commands")
+        out = []
+        for c in cs:
+            if not isinstance(c, dict):
+                raise FieldError("must be an object", "commands")
+            out.append(CommandEnvelope.from_json(c))
+        return cls(tuple(out))
+
+
+class CommandStatus(enum.Enum):
+    DONE = "done"
+    REFUSED = "refused"           # failed verification: unsigned, tampered, expired, replayed, not ours
+    UNSUPPORTED = "unsupported"   # verified, but this build cannot carry it out yet
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    command_id: str
+    status: CommandStatus
+    detail: str
+    finished_at: str
+
+    def __post_init__(self) -> None:
+        F.key(self.command_id, "command_id")
+        if not isinstance(self.status, CommandStatus):
+            raise FieldError("must be a CommandStatus", "status")
+        F.text(self.detail, "detail", 4096)
+        if F.ts(self.finished_at, "finished_at") != self.finished_at:
+            raise FieldError("time must be normalised UTC", "finished_at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command_id": self.command_id, "status": self.status.value, "detail": self.detail,
+                "finished_at": self.finished_at}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CommandResult":
+        keys = frozenset({"command_id", "status", "detail", "finished_at"})
+        F.exact_keys(obj, keys, keys, "command_result")
+        return cls(obj["command_id"], F.member(CommandStatus, obj["status"], "status"), obj["detail"],
+                   F.ts(obj["finished_at"], "finished_at"))
+
+
 # --- errors on the wire -----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +541,7 @@ class ErrorReply:
 _TYPES: dict[type, str] = {
     DetectionBatch: "detections", BatchAck: "ack", Heartbeat: "heartbeat", HeartbeatAck: "heartbeat_ack",
     EnrolRequest: "enrol", EnrolResponse: "enrolled", CommandEnvelope: "command", ErrorReply: "error",
+    CommandBatch: "commands", CommandResult: "command_result",
 }
 
 

@@ -4,6 +4,7 @@ DIR/agent.json   server endpoints, device id, CA pin (written atomically)
 DIR/ca.pem       the cloud CA, pinned at enrolment (its SHA-256 matched the code)
 DIR/device.key   the device's private key (0600): made here, never sent anywhere
 DIR/device.pem   the client certificate the cloud signed for it
+DIR/commands.sqlite  used command nonces and results not yet reported
 DIR/queue.sqlite the durable detection queue (usable before enrolment: offline exports)
 DIR/status.json  what `utm cloudlink run` last did, for `utm cloudlink status`
 
@@ -84,6 +85,11 @@ class AgentState:
     endpoints: tuple[str, ...]
     device_id: str
     ca_pin: str
+    command_key: str          # the cloud's Ed25519 command key (base64), pinned at enrolment
+
+    @property
+    def commands_path(self) -> Path:
+        return self.folder / "commands.sqlite"
 
     @property
     def queue_path(self) -> Path:
@@ -101,7 +107,8 @@ class AgentState:
             for f in ("ca.pem", "device.key", "device.pem"):
                 if not (folder / f).is_file():
                     raise StateError(f"{folder}: {f} is missing; enrol again")
-            return cls(folder, tuple(obj["endpoints"]), str(obj["device_id"]), str(obj["ca_pin"]))
+            return cls(folder, tuple(obj["endpoints"]), str(obj["device_id"]), str(obj["ca_pin"]),
+                       str(obj["command_key"]))
         except FileNotFoundError:
             raise StateError(f"{folder}: not enrolled (no agent.json); run `utm cloudlink enroll` first") from None
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as e:
@@ -109,7 +116,7 @@ class AgentState:
 
     @staticmethod
     def save(folder: Path, endpoints: tuple[str, ...], device_id: str, ca_pin: str, ca_pem: bytes,
-             key: ec.EllipticCurvePrivateKey, cert_pem: str) -> "AgentState":
+             key: ec.EllipticCurvePrivateKey, cert_pem: str, command_key: str) -> "AgentState":
         """Write key, certificate and CA first, agent.json last: a folder with agent.json is complete."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(folder / "device.key", key.private_bytes(serialization.Encoding.PEM,
@@ -118,8 +125,9 @@ class AgentState:
         write_atomic(folder / "device.pem", cert_pem.encode("ascii"))
         write_atomic(folder / "ca.pem", ca_pem)
         write_atomic(folder / "agent.json", orjson.dumps(
-            {"endpoints": list(endpoints), "device_id": device_id, "ca_pin": ca_pin}, option=orjson.OPT_INDENT_2))
-        return AgentState(folder, endpoints, device_id, ca_pin)
+            {"endpoints": list(endpoints), "device_id": device_id, "ca_pin": ca_pin, "command_key": command_key},
+            option=orjson.OPT_INDENT_2))
+        return AgentState(folder, endpoints, device_id, ca_pin, command_key)
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """Mutual TLS: trust only the pinned CA, check the host name, present the device certificate."""

@@ -18,7 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from cloudlink.errors import CloudRefusedError, CloudUnreachableError, EnrolError, ProtocolError, TransportError
-from cloudlink.protocol import (BATCH_MEDIA_TYPE, MAX_MESSAGE_BYTES, BatchAck, DetectionBatch, EnrolCode,
+from cloudlink.protocol import (BATCH_MEDIA_TYPE, MAX_MESSAGE_BYTES, BatchAck, CommandBatch, CommandResult,
+                                DetectionBatch, EnrolCode,
                                 EnrolRequest, EnrolResponse, ErrorReply, Heartbeat, HeartbeatAck, decode, encode,
                                 encode_batch)
 from cloudlink.state import AgentState, check_issued_cert, endpoints_for, make_csr, new_device_key
@@ -32,6 +33,10 @@ class CloudPort(Protocol):
     async def heartbeat(self, hb: Heartbeat) -> HeartbeatAck: ...
 
     async def upload(self, batch: DetectionBatch) -> BatchAck: ...
+
+    async def poll_commands(self, wait_s: float) -> CommandBatch: ...
+
+    async def report_result(self, result: CommandResult) -> None: ...
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -52,16 +57,18 @@ def _refusal(status: int, body: bytes) -> TransportError:
     return CloudUnreachableError(msg) if status >= 500 else CloudRefusedError(msg, status)
 
 
-async def _post(session: aiohttp.ClientSession, endpoints: tuple[str, ...], path: str, body: bytes,
-                content_type: str, ssl_ctx: ssl.SSLContext) -> tuple[str, bytes]:
-    """POST to the first endpoint that accepts a connection; (endpoint, answer body) or a TransportError."""
+async def _post(session: aiohttp.ClientSession, endpoints: tuple[str, ...], path: str, body: bytes | None,
+                content_type: str, ssl_ctx: ssl.SSLContext, *, method: str = "POST",
+                timeout: aiohttp.ClientTimeout | None = None) -> tuple[str, bytes]:
+    """Call the first endpoint that accepts a connection; (endpoint, answer body) or a TransportError."""
     last: TransportError = CloudUnreachableError("no endpoint")
     for ep in endpoints:
         try:
-            async with session.post(ep + path, data=body, headers={"Content-Type": content_type},
-                                    ssl=ssl_ctx) as resp:
+            async with session.request(method, ep + path, data=body, ssl=ssl_ctx,
+                                       headers={"Content-Type": content_type} if body is not None else None,
+                                       **({"timeout": timeout} if timeout is not None else {})) as resp:
                 data = await _read_limited(resp, MAX_MESSAGE_BYTES)
-                if resp.status != 200:
+                if resp.status not in (200, 204):
                     raise _refusal(resp.status, data)
                 return ep, data
         except aiohttp.ClientConnectorCertificateError as e:
@@ -102,13 +109,24 @@ class HttpsCloud:
         if self._session is not None:
             await self._session.close()
 
-    async def _call(self, path: str, body: bytes, ctype: str) -> bytes:
+    async def _call(self, path: str, body: bytes | None, ctype: str = "application/json", *, method: str = "POST",
+                    timeout: aiohttp.ClientTimeout | None = None) -> bytes:
         assert self._session is not None, "use HttpsCloud as an async context manager"
         order = self._endpoints
         if self.endpoint in order:
             order = (self.endpoint,) + tuple(e for e in order if e != self.endpoint)
-        self.endpoint, data = await _post(self._session, order, path, body, ctype, self._ssl)
+        self.endpoint, data = await _post(self._session, order, path, body, ctype, self._ssl, method=method,
+                                          timeout=timeout)
         return data
+
+    async def poll_commands(self, wait_s: float) -> CommandBatch:
+        """The long-lived request: the cloud answers when a command is pending or after `wait_s`."""
+        data = await self._call(f"/v1/commands?wait={wait_s:g}", None, method="GET",
+                                timeout=aiohttp.ClientTimeout(total=wait_s + 20))
+        return decode(data, CommandBatch)
+
+    async def report_result(self, result: CommandResult) -> None:
+        await self._call("/v1/command-results", encode(result))
 
     async def heartbeat(self, hb: Heartbeat) -> HeartbeatAck:
         return decode(await self._call("/v1/heartbeat", encode(hb), "application/json"), HeartbeatAck)
@@ -169,6 +187,7 @@ async def enrol(server: str, code_text: str, folder: Path, firmware_version: str
     check_issued_cert(resp.cert_pem, key, ca_pem, resp.device_id)
     folder = Path(folder)
     try:
-        return AgentState.save(folder, endpoints, resp.device_id, code.pin, ca_pem, key, resp.cert_pem)
+        return AgentState.save(folder, endpoints, resp.device_id, code.pin, ca_pem, key, resp.cert_pem,
+                           resp.command_key)
     except OSError as e:
         raise EnrolError(f"{folder}: cannot save the identity: {os.strerror(e.errno or 0)}") from None

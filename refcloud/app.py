@@ -22,9 +22,9 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cloudlink.protocol import (MAX_BATCH_COMPRESSED, MAX_MESSAGE_BYTES, BatchAck, DecodeError, EnrolRequest,
-                                EnrolResponse, ErrorReply, FieldError, Heartbeat, HeartbeatAck, LimitError,
-                                ProtocolError, decode, decode_batch, encode)
+from cloudlink.protocol import (MAX_BATCH_COMPRESSED, MAX_COMMANDS, MAX_MESSAGE_BYTES, BatchAck, CommandBatch,
+                                CommandResult, DecodeError, EnrolRequest, EnrolResponse, ErrorReply, FieldError,
+                                Heartbeat, HeartbeatAck, LimitError, ProtocolError, decode, decode_batch, encode)
 from firmware.base.atomic import write_atomic
 from refcloud.ca import cert_pem, key_pem
 from refcloud.errors import DeviceRefused, EnrolmentRefused, NoClientCert
@@ -114,7 +114,7 @@ async def post_enrol(request: web.Request) -> web.Response:
         issued.append(cert)
         return format(cert.serial_number, "x")
     st.store.enrol(req.code, now, device_id, req.firmware_version, issue)
-    return _reply(EnrolResponse(device_id, cert_pem(issued[0]).decode("ascii")))
+    return _reply(EnrolResponse(device_id, cert_pem(issued[0]).decode("ascii"), st.command_public_b64))
 
 
 async def post_heartbeat(request: web.Request) -> web.Response:
@@ -136,6 +136,34 @@ async def post_detections(request: web.Request) -> web.Response:
     if delay:
         await asyncio.sleep(delay)
     return _reply(BatchAck(tuple(acc), tuple(dup)))
+
+
+MAX_POLL_S = 55.0
+
+
+async def get_commands(request: web.Request) -> web.Response:
+    """Long poll: answer as soon as the device has a pending command, or after `wait` seconds with none.
+    `utm cloud command` writes from another process, so the store is looked at twice a second."""
+    device_id = _peer_device(request)
+    try:
+        wait = min(MAX_POLL_S, max(0.0, float(request.query.get("wait", "0"))))
+    except ValueError:
+        raise FieldError("must be a number of seconds", "wait") from None
+    st, clock = request.app[STATE], request.app[CLOCK]
+    deadline = clock() + wait
+    while True:
+        pending = st.store.pending_commands(device_id, _iso(clock()), MAX_COMMANDS)
+        if pending or clock() >= deadline:
+            return _reply(CommandBatch(tuple(pending)))
+        await asyncio.sleep(min(0.5, max(0.0, deadline - clock())))
+
+
+async def post_command_result(request: web.Request) -> web.Response:
+    device_id = _peer_device(request)
+    result = decode(await _read(request, MAX_MESSAGE_BYTES), CommandResult)
+    if not request.app[STATE].store.add_result(device_id, result, request.app[CLOCK]()):
+        raise FieldError(f"no command {result.command_id} for this device", "command_id")
+    return web.Response(status=204)
 
 
 async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +200,8 @@ def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock 
     app.router.add_post("/v1/enrol", post_enrol)
     app.router.add_post("/v1/heartbeat", post_heartbeat)
     app.router.add_post("/v1/detections", post_detections)
+    app.router.add_get("/v1/commands", get_commands)
+    app.router.add_post("/v1/command-results", post_command_result)
     return app
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import orjson
 
-from cloudlink.protocol import Detection, Heartbeat
+from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat
 from refcloud.errors import CloudStateError, DeviceRefused, EnrolmentRefused
 from refcloud.mail import Watch, WatchState
 
@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS detections (
     ts TEXT NOT NULL, stars INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (device_id, key));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY, device_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, expires TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, result TEXT, result_at REAL);
 CREATE TABLE IF NOT EXISTS watch (
     device_id TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, last_mail REAL);
 """
@@ -198,3 +201,38 @@ class CloudStore:
             "INSERT INTO watch (device_id, state, since, last_mail) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) "
             "DO UPDATE SET state = excluded.state, since = excluded.since, last_mail = excluded.last_mail",
             (device_id, st.state.value, st.since, st.last_mail)))
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def add_command(self, env: CommandEnvelope, now: float) -> None:
+        if not self._db.execute("SELECT 1 FROM devices WHERE id = ?", (env.device_id,)).fetchone():
+            raise DeviceRefused(f"no device {env.device_id}")
+        self._tx(lambda: self._db.execute(
+            "INSERT INTO commands (id, device_id, body, created, expires) VALUES (?, ?, ?, ?, ?)",
+            (env.command_id, env.device_id, orjson.dumps(env.to_json()).decode(), now, env.expires_at)))
+
+    def pending_commands(self, device_id: str, now_iso: str, limit: int) -> list[CommandEnvelope]:
+        """Commands without a result that have not expired; handed out again until a result comes."""
+        rows = self._db.execute("SELECT id, body FROM commands WHERE device_id = ? AND result IS NULL AND expires > ? "
+                                "ORDER BY created LIMIT ?", (device_id, now_iso, limit)).fetchall()
+        if rows:
+            self._tx(lambda: self._db.executemany("UPDATE commands SET delivered = delivered + 1 WHERE id = ?",
+                                                  [(r[0],) for r in rows]))
+        return [CommandEnvelope.from_json(orjson.loads(r[1])) for r in rows]
+
+    def add_result(self, device_id: str, result: CommandResult, now: float) -> bool:
+        """Store a device's result for its own command, once; False for a command it was not sent."""
+        def _add() -> bool:
+            cur = self._db.execute("UPDATE commands SET result = ?, result_at = ? WHERE id = ? AND device_id = ? "
+                                   "AND result IS NULL", (orjson.dumps(result.to_json()).decode(), now,
+                                                          result.command_id, device_id))
+            if cur.rowcount:
+                self._bump(f"commands.{result.status.value}")
+            return cur.rowcount == 1 or self._db.execute(
+                "SELECT 1 FROM commands WHERE id = ? AND device_id = ?", (result.command_id, device_id)).fetchone() \
+                is not None
+        return self._tx(_add)
+
+    def commands(self) -> list[tuple[CommandEnvelope, int, dict | None]]:
+        rows = self._db.execute("SELECT body, delivered, result FROM commands ORDER BY created").fetchall()
+        return [(CommandEnvelope.from_json(orjson.loads(b)), d, orjson.loads(r) if r else None) for b, d, r in rows]

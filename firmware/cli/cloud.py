@@ -42,6 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ev.add_argument("--json", action="store_true", help="one JSON object per line")
     ev.add_argument("--device", default=None, metavar="ID", help="only this device")
     ev.set_defaults(run=run_events)
+    cm = s.add_parser("command", help="queue a signed command for a device (only `diagnostics` is supported yet)",
+                      description="Sign a command with the cloud's command key and hand it to the device at its "
+                                  "next poll. The device verifies signature, expiry and nonce and reports a "
+                                  "result (`utm cloud commands`). Only `diagnostics` (metadata only) is carried "
+                                  "out yet; reboot, isolate, release, set_mode, exclusions and check_definitions "
+                                  "are refused here as not supported.")
+    cm.add_argument("--state", required=True, type=Path, metavar="DIR")
+    cm.add_argument("--ttl", type=float, default=600.0, metavar="S", help="valid for S seconds (default 600)")
+    cm.add_argument("device", metavar="DEVICE")
+    cm.add_argument("kind", metavar="KIND")
+    cm.add_argument("args", nargs="*", metavar="ARG")
+    cm.set_defaults(run=run_command)
+    cl = s.add_parser("commands", help="commands sent and the results devices reported")
+    cl.add_argument("--state", required=True, type=Path, metavar="DIR")
+    cl.add_argument("--json", action="store_true", help="one JSON object per line")
+    cl.set_defaults(run=run_commands)
     dv = s.add_parser("devices", help="enrolled devices, last seen and last heartbeat")
     dv.add_argument("--state", required=True, type=Path, metavar="DIR")
     dv.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -160,6 +176,56 @@ def run_devices(args: argparse.Namespace) -> int:
             else:
                 seen = "never" if d.last_seen is None else f"{int(time.time() - d.last_seen)} s ago"
                 print(f"{d.id}  firmware {d.firmware}  last seen {seen}  heartbeats {d.heartbeats}")
+    finally:
+        st.close()
+    return 0
+
+
+SUPPORTED_COMMANDS = ("diagnostics",)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from cloudlink.errors import ProtocolError
+    from cloudlink.protocol import CommandKind
+    from refcloud.errors import RefcloudError
+    try:
+        kind = CommandKind(args.kind)
+    except ValueError:
+        return _fail(f"unknown command {args.kind!r}; known: {', '.join(k.value for k in CommandKind)}")
+    if kind.value not in SUPPORTED_COMMANDS:
+        return _fail(f"{kind.value} is not supported yet (only {', '.join(SUPPORTED_COMMANDS)})")
+    if not 0 < args.ttl <= 86400:
+        return _fail("--ttl must be 0..86400 seconds")
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        env = st.sign_command(args.device, kind, tuple(args.args), time.time(), args.ttl)
+    except (RefcloudError, ProtocolError) as e:
+        return _fail(str(e))
+    finally:
+        st.close()
+    print(env.command_id)
+    return 0
+
+
+def run_commands(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        for env, delivered, result in st.store.commands():
+            obj = {"command_id": env.command_id, "device_id": env.device_id, "kind": env.kind.value,
+                   "args": list(env.args), "issued_at": env.issued_at, "expires_at": env.expires_at,
+                   "delivered": delivered, "result": result}
+            if args.json:
+                print(orjson.dumps(obj).decode())
+            else:
+                res = "waiting" if result is None else f"{result['status']}: {result['detail'][:80]}"
+                print(f"{env.command_id}  {env.device_id}  {env.kind.value} {' '.join(env.args)}  {res}")
     finally:
         st.close()
     return 0

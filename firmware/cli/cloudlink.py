@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--backoff-max", type=float, default=300.0, metavar="S",
                    help="longest wait between retries while the cloud is unreachable (default 300)")
     r.add_argument("--drain", action="store_true",
-                   help="one heartbeat, upload until the queue is empty, exit (1 if the cloud failed)")
+                   help="one heartbeat, upload until the queue is empty, carry out pending commands, exit "
+                        "(1 if the cloud failed)")
     r.set_defaults(run=run_agent)
     st = s.add_parser("status", help="enrolment, queue and last link activity")
     st.add_argument("--state", required=True, type=Path, metavar="DIR")
@@ -72,6 +73,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_agent(args: argparse.Namespace) -> int:
+    from cloudlink.commands import AgentExecutor, CommandLog
     from cloudlink.daemon import Agent, AgentConfig
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
@@ -82,6 +84,7 @@ def run_agent(args: argparse.Namespace) -> int:
                           firmware_version=firmware_version())
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
+        commands = CommandLog(state.commands_path)
     except (ValueError, CloudlinkError) as e:
         return _fail(str(e))
 
@@ -91,7 +94,8 @@ def run_agent(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
-            agent = Agent(state, cloud, queue, cfg)
+            agent = Agent(state, cloud, queue, cfg, commands=commands)
+            agent.executor = AgentExecutor(agent.diagnostics)
             if args.drain:
                 ok = await agent.drain()
                 if not ok:
@@ -105,6 +109,7 @@ def run_agent(args: argparse.Namespace) -> int:
         return _fail(str(e))
     finally:
         queue.close()
+        commands.close()
 
 
 def _when(t: float | None) -> str:

@@ -61,6 +61,11 @@ def test_capture_to_cloud_with_the_cli(tmp_path):
         # delivered keys leave the queue, so the repeat is queued and sent again; the cloud's index absorbs it
         assert devices[0]["heartbeats"] == 2 and devices[0]["heartbeat"]["counters"]["queue.enqueued"] == 22
         assert "uploaded 0, 11 already at the cloud" in utm("cloudlink", "status", "--state", str(agent)).stdout
+        cid = utm("cloud", "command", "--state", str(cloud), devices[0]["id"], "diagnostics").stdout.strip()
+        utm("cloudlink", "run", "--state", str(agent), "--drain")
+        cmds = [json.loads(x) for x in utm("cloud", "commands", "--state", str(cloud), "--json").stdout.splitlines()]
+        assert cmds[0]["command_id"] == cid and cmds[0]["result"]["status"] == "done"
+        assert json.loads(cmds[0]["result"]["detail"])["queue"]["depth"] == 0
     finally:
         serve.send_signal(signal.SIGTERM)
         try:

@@ -15,7 +15,7 @@ from tests.unit.cloudlink.helpers import det
 
 @pytest.fixture
 def agent_parts(tmp_path):
-    st = AgentState(tmp_path, ("https://cloud.example:8443",), "dev-0123456789abcdef", "PIN")
+    st = AgentState(tmp_path, ("https://cloud.example:8443",), "dev-0123456789abcdef", "PIN", "")
     q = DetectionQueue(st.queue_path)
     yield st, q
     q.close()

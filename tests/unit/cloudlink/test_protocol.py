@@ -152,6 +152,8 @@ def test_every_message_validates_at_construction():
     with pytest.raises(FieldError):
         p.EnrolRequest("ABCDEFGHIJKLMNOP", "not a csr", "0.1.0")
     with pytest.raises(FieldError):
-        p.EnrolResponse("dev-0001", "-----BEGIN CERTIFICATE REQUEST-----")
+        p.EnrolResponse("dev-00000001", "-----BEGIN CERTIFICATE REQUEST-----", "A" * 44)
+    with pytest.raises(FieldError):
+        p.EnrolResponse("dev-00000001", "-----BEGIN CERTIFICATE-----", "c2hvcnQ=")
     with pytest.raises(FieldError):
         p.ErrorReply("bad_message", "line\nbreak")
