@@ -46,6 +46,7 @@ STATE_DIR = web.AppKey("state_dir", Path)
 STATE = web.AppKey("state", CloudState)
 CONFIG = web.AppKey("config", CloudConfig)
 CLOCK = web.AppKey("clock", Clock)  # type: ignore[arg-type]
+CLOSING = web.AppKey("closing", asyncio.Event)   # set at shutdown: long polls answer at once
 
 
 def _iso(t: float) -> str:
@@ -151,11 +152,15 @@ async def get_commands(request: web.Request) -> web.Response:
         raise FieldError("must be a number of seconds", "wait") from None
     st, clock = request.app[STATE], request.app[CLOCK]
     deadline = clock() + wait
+    closing = request.app[CLOSING]
     while True:
         pending = st.store.pending_commands(device_id, _iso(clock()), MAX_COMMANDS)
-        if pending or clock() >= deadline:
+        if pending or clock() >= deadline or closing.is_set():
             return _reply(CommandBatch(tuple(pending)))
-        await asyncio.sleep(min(0.5, max(0.0, deadline - clock())))
+        try:
+            await asyncio.wait_for(closing.wait(), min(0.5, max(0.0, deadline - clock())))
+        except TimeoutError:
+            pass
 
 
 async def post_command_result(request: web.Request) -> web.Response:
@@ -188,14 +193,20 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
+async def _closing(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
 def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock | None = None) -> web.Application:
     import time
     app = web.Application(client_max_size=MAX_BATCH_COMPRESSED + 1024, middlewares=[_errors])
     app[STATE_DIR] = Path(state_dir)
     app[CONFIG] = config
     app[CLOCK] = clock or time.time
+    app[CLOSING] = asyncio.Event()
     app.cleanup_ctx.append(_state_ctx)
     app.cleanup_ctx.append(_notify_ctx)
+    app.on_shutdown.append(_closing)
     app.router.add_get("/v1/ca", get_ca)
     app.router.add_post("/v1/enrol", post_enrol)
     app.router.add_post("/v1/heartbeat", post_heartbeat)
