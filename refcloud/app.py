@@ -27,7 +27,7 @@ from cloudlink.protocol import (MAX_BATCH_COMPRESSED, MAX_COMMANDS, MAX_MESSAGE_
                                 Heartbeat, HeartbeatAck, LimitError, ProtocolError, decode, decode_batch, encode)
 from firmware.base.atomic import write_atomic
 from refcloud.ca import cert_pem, key_pem
-from refcloud.errors import DeviceRefused, EnrolmentRefused, NoClientCert
+from refcloud.errors import DeviceRefused, EnrolmentRefused, NoClientCert, RefcloudError
 from refcloud.notify import NotifyConfig, SmtpSender, notify_loop
 from refcloud.state import CloudState
 
@@ -38,6 +38,7 @@ Clock = Callable[[], float]
 class CloudConfig:
     heartbeat_interval_s: int = 60
     notify: NotifyConfig | None = None    # alert and down-device mail; None: no mail
+    retention_s: float = 90 * 86400.0     # SPEC section 6: detections are kept 90 days
     keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
 
@@ -193,6 +194,21 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Hourly, and once at start: detections older than the retention period are deleted."""
+    async def loop() -> None:
+        while True:
+            try:
+                app[STATE].store.expire(app[CLOCK](), app[CONFIG].retention_s)
+            except RefcloudError:
+                pass            # retried next hour
+            await asyncio.sleep(3600)
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _closing(app: web.Application) -> None:
     app[CLOSING].set()
 
@@ -206,6 +222,7 @@ def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock 
     app[CLOSING] = asyncio.Event()
     app.cleanup_ctx.append(_state_ctx)
     app.cleanup_ctx.append(_notify_ctx)
+    app.cleanup_ctx.append(_retention_ctx)
     app.on_shutdown.append(_closing)
     app.router.add_get("/v1/ca", get_ca)
     app.router.add_post("/v1/enrol", post_enrol)

@@ -236,3 +236,14 @@ class CloudStore:
     def commands(self) -> list[tuple[CommandEnvelope, int, dict | None]]:
         rows = self._db.execute("SELECT body, delivered, result FROM commands ORDER BY created").fetchall()
         return [(CommandEnvelope.from_json(orjson.loads(b)), d, orjson.loads(r) if r else None) for b, d, r in rows]
+
+    # --- retention -----------------------------------------------------------------------------
+
+    def expire(self, now: float, keep_s: float) -> int:
+        """Delete detections received more than `keep_s` ago (SPEC: 90 days) and finished commands as old."""
+        def _expire() -> int:
+            n = self._db.execute("DELETE FROM detections WHERE received < ?", (now - keep_s,)).rowcount
+            self._db.execute("DELETE FROM commands WHERE created < ?", (now - keep_s,))
+            self._bump("retention.deleted", n)
+            return n
+        return self._tx(_expire)

@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                     help="extra host name or address for the server certificate (repeat)")
     sv.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
                     help="interval the cloud announces to agents (default 60)")
+    sv.add_argument("--retention-days", type=float, default=90.0, metavar="D",
+                    help="detections older than this are deleted, hourly (default 90)")
     sv.add_argument("--smtp", default=None, metavar="HOST:PORT",
                     help="SMTP server for alert and down-device mail (needs --mail-to)")
     sv.add_argument("--mail-to", action="append", default=[], metavar="ADDR",
@@ -93,6 +95,8 @@ def run_serve(args: argparse.Namespace) -> int:
                                   watch=WatchConfig(down_after_s=args.down_after))
         elif args.mail_to:
             raise ValueError("--mail-to needs --smtp HOST:PORT")
+        if not 0 < args.retention_days <= 3650:
+            raise ValueError("--retention-days must be 0..3650")
     except ValueError as e:
         return _fail(str(e))
     if not (args.state / "ca.pem").exists():
@@ -107,7 +111,8 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await serve(args.state, host, port, names=args.name,
-                    config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify),
+                    config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify,
+                                       retention_s=args.retention_days * 86400),
                     stop=stop, ready=ready)
     try:
         asyncio.run(main())

@@ -89,3 +89,38 @@ def test_store_codes_devices_and_ingest(tmp_path):
         st.close()
     with pytest.raises(CloudStateError):
         CloudState.open(tmp_path / "missing", 1000.0)
+
+
+def test_retention_deletes_only_what_is_older_than_the_period(tmp_path):
+    st = CloudState.open(tmp_path / "c", 0.0, create=True)
+    try:
+        day = 86400.0
+        st.store.ingest("dev-000000000001", (det(1),), 0.0)
+        st.store.ingest("dev-000000000001", (det(2),), 50 * day)
+        assert st.store.expire(89 * day, 90 * day) == 0
+        assert st.store.expire(91 * day, 90 * day) == 1
+        assert [r.detection.key for r in st.store.detections()] == ["k00000002"]
+        assert st.store.counters()["retention.deleted"] == 1
+    finally:
+        st.close()
+
+
+def test_served_cloud_applies_retention_at_start(tmp_path):
+    import time
+    from refcloud.app import CloudConfig
+    from tests.sim.cloud import CloudThread, new_code
+    new_code(tmp_path / "c")
+    st = CloudState.open(tmp_path / "c", time.time())
+    st.store.ingest("dev-000000000001", (det(1),), time.time() - 100 * 86400)
+    st.store.ingest("dev-000000000001", (det(2),), time.time())
+    st.close()
+    with CloudThread(tmp_path / "c", CloudConfig()):
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            st = CloudState.open(tmp_path / "c", time.time())
+            n = st.store.detection_count()
+            st.close()
+            if n == 1:
+                break
+            time.sleep(0.05)
+    assert n == 1
