@@ -1,4 +1,7 @@
-"""The reference cloud's HTTPS service (aiohttp): enrolment, heartbeats, idempotent ingest.
+"""The reference cloud's HTTPS service (aiohttp): enrolment, heartbeats, idempotent ingest, commands.
+
+Background work (mail, retention) are tasks owned by the app through
+`cleanup_ctx`; the app is frozen by the runner at startup (STYLE habit 12).
 
 One listener does both trust levels: the TLS context asks for a client
 certificate but does not demand one (CERT_OPTIONAL), so a new device can
@@ -80,6 +83,8 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return _error(403, "unknown_device", str(e))
     except NoClientCert as e:
         return _error(401, "client_cert_required", str(e))
+    except RefcloudError as e:          # the store failed: the agent backs off and retries
+        return _error(503, "unavailable", str(e))
 
 
 def _peer_device(request: web.Request) -> str:

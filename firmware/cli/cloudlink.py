@@ -161,6 +161,8 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"last heartbeat: {_when(link.get('last_heartbeat_ok'))}")
         print(f"last upload: {_when(link.get('last_upload_ok'))}; uploaded {link.get('uploaded', 0)}, "
               f"{link.get('cloud_duplicates', 0)} already at the cloud")
+        if link.get("commands"):
+            print("commands: " + ", ".join(f"{k} {v}" for k, v in sorted(link["commands"].items())))
         if link.get("last_error"):
             print(f"last error: {link['last_error']} at {_when(link.get('last_error_at'))}")
     else:
