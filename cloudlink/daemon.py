@@ -85,6 +85,18 @@ class Agent:
         self.uptime = uptime or _boot_uptime
         self.rng = rng or random.Random()
         self.status = AgentStatus(started_at=clock(), pid=_pid())
+        self._carry_over()
+
+    def _carry_over(self) -> None:
+        """Keep the last good heartbeat and upload times of the previous run: 'never' would be wrong."""
+        try:
+            prev = orjson.loads(self.state.status_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        for f in ("last_heartbeat_ok", "last_upload_ok"):
+            v = prev.get(f) if isinstance(prev, dict) else None
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                setattr(self.status, f, float(v))
 
     def _error(self, what: str, e: Exception) -> None:
         self.status.last_error = f"{what}: {e}"[:512]

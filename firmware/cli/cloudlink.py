@@ -159,8 +159,8 @@ def run_status(args: argparse.Namespace) -> int:
     link = out["link"]
     if link:
         print(f"last heartbeat: {_when(link.get('last_heartbeat_ok'))}")
-        print(f"last upload: {_when(link.get('last_upload_ok'))}; uploaded {link.get('uploaded', 0)}, "
-              f"{link.get('cloud_duplicates', 0)} already at the cloud")
+        print(f"last upload: {_when(link.get('last_upload_ok'))}; last run uploaded {link.get('uploaded', 0)}, "
+              f"{link.get('cloud_duplicates', 0)} were already at the cloud")
         if link.get("commands"):
             print("commands: " + ", ".join(f"{k} {v}" for k, v in sorted(link["commands"].items())))
         if link.get("last_error"):

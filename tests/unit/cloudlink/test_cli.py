@@ -60,7 +60,8 @@ def test_capture_to_cloud_with_the_cli(tmp_path):
         devices = [json.loads(x) for x in utm("cloud", "devices", "--state", str(cloud), "--json").stdout.splitlines()]
         # delivered keys leave the queue, so the repeat is queued and sent again; the cloud's index absorbs it
         assert devices[0]["heartbeats"] == 2 and devices[0]["heartbeat"]["counters"]["queue.enqueued"] == 22
-        assert "uploaded 0, 11 already at the cloud" in utm("cloudlink", "status", "--state", str(agent)).stdout
+        st_out = utm("cloudlink", "status", "--state", str(agent)).stdout
+        assert "last run uploaded 0, 11 were already at the cloud" in st_out and "last upload: never" not in st_out
         cid = utm("cloud", "command", "--state", str(cloud), devices[0]["id"], "diagnostics").stdout.strip()
         utm("cloudlink", "run", "--state", str(agent), "--drain")
         cmds = [json.loads(x) for x in utm("cloud", "commands", "--state", str(cloud), "--json").stdout.splitlines()]

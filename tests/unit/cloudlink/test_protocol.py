@@ -105,7 +105,7 @@ def test_command_envelope_validation():
 
 
 _KINDS = [p.DetectionBatch, p.BatchAck, p.Heartbeat, p.HeartbeatAck, p.EnrolRequest, p.EnrolResponse,
-          p.CommandEnvelope, p.ErrorReply]
+          p.CommandEnvelope, p.ErrorReply, p.CommandBatch, p.CommandResult]
 
 
 @settings(max_examples=300, deadline=None)
