@@ -1,9 +1,9 @@
 """The agent loop: heartbeats, queued uploads and remote commands, each with its own backoff.
 
 Independent tasks so a slow upload never delays a heartbeat and vice versa;
-the command task keeps one long-lived request open to the cloud. The producer (the engine, or `utm inspect --export-to`) only ever
-writes the SQLite queue; it never waits for this loop or for the cloud.
-While the cloud is unreachable each task waits an exponentially growing,
+the command task keeps one long-lived request open to the cloud. The
+producer (the engine, or `utm inspect --export-to`) only ever writes the
+SQLite queue; it never waits for this loop or for the cloud. While the cloud is unreachable each task waits an exponentially growing,
 jittered delay (base * 2^failures, capped, then a random point in its upper
 half) so a fleet of boxes does not reconnect in lockstep.
 """
@@ -113,8 +113,8 @@ class Agent:
         q = self.queue.stats()
         ok = self.status.last_error is None or (self.status.last_heartbeat_ok or 0) >= (self.status.last_error_at or 0)
         counters = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
-                    ("queue.duplicates", q.duplicates),
-                    ("queue.lost_disk_full", q.lost_disk_full), ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
+                    ("queue.duplicates", q.duplicates), ("queue.lost_disk_full", q.lost_disk_full),
+                    ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
                     ("upload.failures", self.status.upload_failures))
         return Heartbeat(sent_at=datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="microseconds"),
                          firmware_version=self.config.firmware_version, uptime_s=self.uptime(),

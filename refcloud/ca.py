@@ -86,8 +86,8 @@ class CertificateAuthority:
             raise CloudStateError(f"{folder}: the CA key is not an EC key")
         return cls(key, cert)
 
-    def _issue(self, subject: x509.Name, public_key, days: int, usage: x509.ObjectIdentifier,  # type: ignore[no-untyped-def]
-               now: datetime, sans: list[x509.GeneralName] | None = None,
+    def _issue(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey, days: int,
+               usage: x509.ObjectIdentifier, now: datetime, sans: list[x509.GeneralName] | None = None,
                not_after: datetime | None = None) -> x509.Certificate:
         b = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.cert.subject)
              .public_key(public_key).serial_number(x509.random_serial_number())

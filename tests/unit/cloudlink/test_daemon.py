@@ -39,7 +39,8 @@ def test_lost_answers_resend_without_duplicates(agent_parts):
         return results
     assert asyncio.run(go()) == [None, None, 10, 10, 5, 0]
     assert sorted(cloud.stored) == sorted(det(i).key for i in range(25))
-    assert cloud.duplicates == 20 and agent.status.cloud_duplicates == 10   # the same batch, sent three times and q.stats().depth == 0
+    # the same batch was sent three times: stored once, then twice a duplicate
+    assert cloud.duplicates == 20 and agent.status.cloud_duplicates == 10 and q.stats().depth == 0
     assert all(d.device_id == st.device_id for d in cloud.stored.values())
     assert [d.stars for d in list(cloud.stored.values())[:10]] == [3] * 6 + [2] * 4   # worst first
 
