@@ -8,6 +8,7 @@
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 #   ./build.sh testbed up|down|status   (root) a small office in network namespaces around the box's bridge
 #   ./build.sh bench-live   setup, then the live path (bridge + utm run) against the plain bridge, in namespaces (root)
+#   ./build.sh bench-cloud  setup, then the cloud link footprint (throughput, agent memory/CPU, bytes a day)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -74,6 +75,10 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/utm" categories bench "$@" ;;
+    bench-cloud)
+        setup
+        shift
+        exec "$VENV/bin/utm" bench-cloud "$@" ;;
     conformance)
         setup
         shift
@@ -88,6 +93,6 @@ case "${1:-}" in
         shift
         exec "$VENV/bin/python" -m tests.sim.bench_live "$@" ;;
     *)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

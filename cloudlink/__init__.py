@@ -1,1 +1,4 @@
-"""Device agent talking to the vendor cloud over outbound TLS. Not built yet."""
+"""Device agent of the cloud link: shared sans-IO protocol, durable queue, TLS transport, daemon.
+
+See docs/cloudlink.md for the protocol, the trust model and what is not built yet.
+"""

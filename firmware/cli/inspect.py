@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="record application types (`app` on http/tls/dns events); "
                         "default data: signatures/apps/apps.toml")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.add_argument("--export-to", default=None, metavar="DIR", type=Path,
+                   help="also queue the alerts for the cloud in the agent state folder DIR "
+                        "(sent by `utm cloudlink run --state DIR`)")
     p.set_defaults(run=run)
 
 
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"utm inspect: error: {e}", file=sys.stderr)
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
+    if args.export_to is not None and not _export(Path(args.logdir) / "eve.json", args.export_to, args.quiet):
+        return 2
     return 1 if summary.capture_errors else 0
 
 
@@ -105,6 +110,25 @@ def _urlcat(args: argparse.Namespace):  # -> UrlCategorizer | None
     except CategoryError as e:
         raise ValueError(f"categories refused: {e}") from None
     return UrlCategorizer(db, apps)
+
+
+def _export(eve: Path, folder: Path, quiet: bool) -> bool:
+    """Queue the run's alerts for the cloud link (the engine itself never imports cloudlink)."""
+    from cloudlink.errors import CloudlinkError
+    from cloudlink.export import export_eve
+    try:
+        r = export_eve(eve, folder)
+    except (CloudlinkError, OSError) as e:
+        print(f"utm inspect: --export-to {folder}: {e}", file=sys.stderr)
+        return False
+    if not quiet:
+        refused = sum(r.refused.values())
+        print(f"exported to {folder}: {r.alerts} alerts, {r.queued} queued, {r.duplicates} already queued"
+              + (f", {r.dropped} dropped by the queue cap" if r.dropped else "")
+              + (f", {r.lost_disk_full} lost (disk full)" if r.lost_disk_full else "")
+              + (f", {refused} refused (" + ", ".join(f"{k}={v}" for k, v in sorted(r.refused.items())) + ")"
+                 if refused else ""))
+    return True
 
 
 def print_summary(s: RunSummary, eve: Path, out: TextIO | None = None) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from firmware.cli import bench as bench_cmd
+from firmware.cli import bench_cloud as bench_cloud_cmd
 from firmware.cli import categories as categories_cmd
+from firmware.cli import cloud as cloud_cmd
+from firmware.cli import cloudlink as cloudlink_cmd
 from firmware.cli import definitions as definitions_cmd
 from firmware.cli import inspect as inspect_cmd
 from firmware.cli import net as net_cmd
@@ -12,12 +16,8 @@ from firmware.cli import rules as rules_cmd
 from firmware.cli import run as run_cmd   # `utm run` and `utm reload`
 from firmware.cli import sanitize as sanitize_cmd
 
-SUBCOMMANDS = [inspect_cmd, rules_cmd, categories_cmd, definitions_cmd, sanitize_cmd, net_cmd, run_cmd]
-try:  # the benchmark needs only the standard library and the engine
-    from firmware.cli import bench as bench_cmd
-    SUBCOMMANDS.append(bench_cmd)
-except ImportError:  # pragma: no cover - partial checkouts
-    pass
+SUBCOMMANDS = [inspect_cmd, rules_cmd, categories_cmd, definitions_cmd, sanitize_cmd, net_cmd, run_cmd,
+               cloudlink_cmd, cloud_cmd, bench_cmd, bench_cloud_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,236 @@
+"""`utm cloud`: the reference cloud service (refcloud/) on this machine: serve, enrolment codes, stored data."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("cloud", help="the reference cloud service",
+                       description="Run the reference cloud (aiohttp + SQLite, its own CA, mutual TLS) and "
+                                   "look at what it stored. See docs/cloudlink.md.")
+    s = p.add_subparsers(dest="cloud_command", metavar="ACTION", required=True)
+    sv = s.add_parser("serve", help="serve enrolment, heartbeats and ingest over TLS until SIGTERM/SIGINT")
+    sv.add_argument("--state", required=True, type=Path, metavar="DIR")
+    sv.add_argument("--listen", required=True, metavar="HOST:PORT", help="e.g. 0.0.0.0:8443; port 0 picks one")
+    sv.add_argument("--name", action="append", default=[], metavar="NAME",
+                    help="extra host name or address for the server certificate (repeat)")
+    sv.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
+                    help="interval the cloud announces to agents (default 60)")
+    sv.add_argument("--retention-days", type=float, default=90.0, metavar="D",
+                    help="detections older than this are deleted, hourly (default 90)")
+    sv.add_argument("--smtp", default=None, metavar="HOST:PORT",
+                    help="SMTP server for alert and down-device mail (needs --mail-to)")
+    sv.add_argument("--mail-to", action="append", default=[], metavar="ADDR",
+                    help="recipient of alert and down-device mail (repeat, at most 3)")
+    sv.add_argument("--mail-from", default="utm-cloud@localhost", metavar="ADDR")
+    sv.add_argument("--alert-interval", type=float, default=60.0, metavar="S",
+                    help="at most one alert digest per interval (default 60)")
+    sv.add_argument("--down-after", type=float, default=600.0, metavar="S",
+                    help="a device silent this long is down and mailed about (default 600)")
+    sv.set_defaults(run=run_serve)
+    ec = s.add_parser("enroll-code", help="print a one-time enrolment code (creates the state and CA if new)")
+    ec.add_argument("--state", required=True, type=Path, metavar="DIR")
+    ec.add_argument("--valid-hours", type=float, default=24.0, metavar="H", help="default 24")
+    ec.set_defaults(run=run_enroll_code)
+    ev = s.add_parser("events", help="print the stored detections")
+    ev.add_argument("--state", required=True, type=Path, metavar="DIR")
+    ev.add_argument("--json", action="store_true", help="one JSON object per line")
+    ev.add_argument("--device", default=None, metavar="ID", help="only this device")
+    ev.set_defaults(run=run_events)
+    cm = s.add_parser("command", help="queue a signed command for a device (only `diagnostics` is supported yet)",
+                      description="Sign a command with the cloud's command key and hand it to the device at its "
+                                  "next poll. The device verifies signature, expiry and nonce and reports a "
+                                  "result (`utm cloud commands`). Only `diagnostics` (metadata only) is carried "
+                                  "out yet; reboot, isolate, release, set_mode, exclusions and check_definitions "
+                                  "are refused here as not supported.")
+    cm.add_argument("--state", required=True, type=Path, metavar="DIR")
+    cm.add_argument("--ttl", type=float, default=600.0, metavar="S", help="valid for S seconds (default 600)")
+    cm.add_argument("device", metavar="DEVICE")
+    cm.add_argument("kind", metavar="KIND")
+    cm.add_argument("args", nargs="*", metavar="ARG")
+    cm.set_defaults(run=run_command)
+    cl = s.add_parser("commands", help="commands sent and the results devices reported")
+    cl.add_argument("--state", required=True, type=Path, metavar="DIR")
+    cl.add_argument("--json", action="store_true", help="one JSON object per line")
+    cl.set_defaults(run=run_commands)
+    dv = s.add_parser("devices", help="enrolled devices, last seen and last heartbeat")
+    dv.add_argument("--state", required=True, type=Path, metavar="DIR")
+    dv.add_argument("--json", action="store_true", help="one JSON object per line")
+    dv.set_defaults(run=run_devices)
+
+
+def _fail(msg: str) -> int:
+    print(f"utm cloud: {msg}", file=sys.stderr)
+    return 2
+
+
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{option} wants HOST:PORT, not {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from refcloud.app import CloudConfig, serve
+    from refcloud.errors import RefcloudError
+    from refcloud.mail import WatchConfig
+    from refcloud.notify import NotifyConfig
+    notify = None
+    try:
+        host, port = parse_listen(args.listen)
+        if args.smtp is not None:
+            if not args.mail_to:
+                raise ValueError("--smtp needs --mail-to (at most 3)")
+            shost, sport = parse_listen(args.smtp, "--smtp")
+            notify = NotifyConfig(shost, sport, tuple(args.mail_to), mail_from=args.mail_from,
+                                  alert_interval_s=args.alert_interval,
+                                  watch=WatchConfig(down_after_s=args.down_after))
+        elif args.mail_to:
+            raise ValueError("--mail-to needs --smtp HOST:PORT")
+        if not 0 < args.retention_days <= 3650:
+            raise ValueError("--retention-days must be 0..3650")
+    except ValueError as e:
+        return _fail(str(e))
+    if not (args.state / "ca.pem").exists():
+        return _fail(f"{args.state}: not a cloud state folder; `utm cloud enroll-code --state DIR` creates one")
+
+    def ready(h: str, p: int) -> None:
+        print(f"listening on https://{h}:{p}" if ":" not in h else f"listening on https://[{h}]:{p}", flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(args.state, host, port, names=args.name,
+                    config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify,
+                                       retention_s=args.retention_days * 86400),
+                    stop=stop, ready=ready)
+    try:
+        asyncio.run(main())
+    except OSError as e:
+        return _fail(f"cannot listen on {args.listen}: {e.strerror or e}")
+    except RefcloudError as e:
+        return _fail(str(e))
+    return 0
+
+
+def _open(folder: Path, create: bool = False):  # type: ignore[no-untyped-def]
+    from refcloud.state import CloudState
+    return CloudState.open(folder, time.time(), create=create)
+
+
+def run_enroll_code(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    if not 0 < args.valid_hours <= 24 * 30:
+        return _fail("--valid-hours must be 0..720")
+    try:
+        st = _open(args.state, create=True)
+        try:
+            print(st.new_enrol_code(time.time(), args.valid_hours * 3600))
+        finally:
+            st.close()
+    except RefcloudError as e:
+        return _fail(str(e))
+    return 0
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        for row in st.store.detections(args.device):
+            obj = {**row.detection.to_json(), "device_id": row.device_id, "received": row.received}
+            if args.json:
+                sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+            else:
+                d = row.detection
+                sys.stdout.write(f"{d.ts}  {row.device_id}  {'*' * d.stars or '-':3}  {d.action.value:7}  "
+                                 f"{d.rule_id}  {d.rule_msg}  {d.src_ip or ''} -> {d.dest_ip or ''}"
+                                 f"  {d.url or ''}\n")
+    except BrokenPipeError:
+        pass
+    finally:
+        st.close()
+    return 0
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        for d in st.store.devices():
+            obj = {"id": d.id, "enrolled": d.enrolled, "firmware": d.firmware, "last_seen": d.last_seen,
+                   "heartbeats": d.heartbeats, "heartbeat": d.heartbeat}
+            if args.json:
+                print(orjson.dumps(obj).decode())
+            else:
+                seen = "never" if d.last_seen is None else f"{int(time.time() - d.last_seen)} s ago"
+                print(f"{d.id}  firmware {d.firmware}  last seen {seen}  heartbeats {d.heartbeats}")
+    finally:
+        st.close()
+    return 0
+
+
+SUPPORTED_COMMANDS = ("diagnostics",)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from cloudlink.errors import ProtocolError
+    from cloudlink.protocol import CommandKind
+    from refcloud.errors import RefcloudError
+    try:
+        kind = CommandKind(args.kind)
+    except ValueError:
+        return _fail(f"unknown command {args.kind!r}; known: {', '.join(k.value for k in CommandKind)}")
+    if kind.value not in SUPPORTED_COMMANDS:
+        return _fail(f"{kind.value} is not supported yet (only {', '.join(SUPPORTED_COMMANDS)})")
+    if not 0 < args.ttl <= 86400:
+        return _fail("--ttl must be 0..86400 seconds")
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        env = st.sign_command(args.device, kind, tuple(args.args), time.time(), args.ttl)
+    except (RefcloudError, ProtocolError) as e:
+        return _fail(str(e))
+    finally:
+        st.close()
+    print(env.command_id)
+    return 0
+
+
+def run_commands(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    try:
+        st = _open(args.state)
+    except RefcloudError as e:
+        return _fail(str(e))
+    try:
+        for env, delivered, result in st.store.commands():
+            obj = {"command_id": env.command_id, "device_id": env.device_id, "kind": env.kind.value,
+                   "args": list(env.args), "issued_at": env.issued_at, "expires_at": env.expires_at,
+                   "delivered": delivered, "result": result}
+            if args.json:
+                print(orjson.dumps(obj).decode())
+            else:
+                res = "waiting" if result is None else f"{result['status']}: {result['detail'][:80]}"
+                print(f"{env.command_id}  {env.device_id}  {env.kind.value} {' '.join(env.args)}  {res}")
+    finally:
+        st.close()
+    return 0

@@ -1,0 +1,170 @@
+"""`utm cloudlink`: the device agent: enrol with a one-time code, run the link, show its status."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from cloudlink.errors import CloudlinkError, EnrolError, StateError
+
+
+def firmware_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("utm-appliance")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("cloudlink", help="the device agent of the cloud link",
+                       description="Enrol the device with the cloud, run the link (heartbeats, detection "
+                                   "uploads), or show its status. See docs/cloudlink.md.")
+    s = p.add_subparsers(dest="cloudlink_command", metavar="ACTION", required=True)
+    e = s.add_parser("enroll", help="enrol with a one-time code from `utm cloud enroll-code`")
+    e.add_argument("--server", required=True, metavar="URL",
+                   help="https://HOST[:PORT]; without a port 8443 is tried, then 443")
+    e.add_argument("--code", required=True, help="the one-time code (it also pins the cloud's CA)")
+    e.add_argument("--state", required=True, type=Path, metavar="DIR", help="the agent's state folder")
+    e.add_argument("--force", action="store_true", help="enrol again with a new key if already enrolled")
+    e.add_argument("--timeout", type=float, default=30.0, metavar="S", help="network timeout (default 30)")
+    e.set_defaults(run=run_enroll)
+    r = s.add_parser("run", help="heartbeats and uploads until SIGTERM/SIGINT")
+    r.add_argument("--state", required=True, type=Path, metavar="DIR")
+    r.add_argument("--heartbeat-interval", type=float, default=60.0, metavar="S", help="default 60")
+    r.add_argument("--batch-size", type=int, default=200, metavar="N", help="events per upload (default 200)")
+    r.add_argument("--poll-interval", type=float, default=2.0, metavar="S",
+                   help="how often an empty queue is looked at (default 2)")
+    r.add_argument("--backoff-max", type=float, default=300.0, metavar="S",
+                   help="longest wait between retries while the cloud is unreachable (default 300)")
+    r.add_argument("--drain", action="store_true",
+                   help="one heartbeat, upload until the queue is empty, carry out pending commands, exit "
+                        "(1 if the cloud failed)")
+    r.set_defaults(run=run_agent)
+    st = s.add_parser("status", help="enrolment, queue and last link activity")
+    st.add_argument("--state", required=True, type=Path, metavar="DIR")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(run=run_status)
+
+
+def _fail(msg: str) -> int:
+    print(f"utm cloudlink: {msg}", file=sys.stderr)
+    return 2
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    from cloudlink.transport import enrol
+    if (args.state / "agent.json").exists() and not args.force:
+        return _fail(f"{args.state}: already enrolled; --force enrols again with a new key")
+    try:
+        st = asyncio.run(enrol(args.server, args.code, args.state, firmware_version(), timeout_s=args.timeout))
+    except EnrolError as e:
+        return _fail(f"enrolment failed: {e}")
+    print(f"enrolled as {st.device_id}")
+    print(f"endpoints: {', '.join(st.endpoints)}")
+    print(f"cloud CA pinned: {st.ca_pin}")
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from cloudlink.commands import AgentExecutor, CommandLog
+    from cloudlink.daemon import Agent, AgentConfig
+    from cloudlink.queue import DetectionQueue
+    from cloudlink.state import AgentState
+    from cloudlink.transport import HttpsCloud
+    try:
+        cfg = AgentConfig(heartbeat_interval_s=args.heartbeat_interval, batch_size=args.batch_size,
+                          poll_interval_s=args.poll_interval, backoff_max_s=args.backoff_max,
+                          firmware_version=firmware_version())
+        state = AgentState.load(args.state)
+        queue = DetectionQueue(state.queue_path)
+        commands = CommandLog(state.commands_path)
+    except (ValueError, CloudlinkError) as e:
+        return _fail(str(e))
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
+            agent = Agent(state, cloud, queue, cfg, commands=commands)
+            agent.executor = AgentExecutor(agent.diagnostics)
+            if args.drain:
+                ok = await agent.drain()
+                if not ok:
+                    print(f"utm cloudlink: {agent.status.last_error}", file=sys.stderr)
+                return 0 if ok else 1
+            await agent.run(stop)
+            return 0
+    try:
+        return asyncio.run(main())
+    except CloudlinkError as e:
+        return _fail(str(e))
+    finally:
+        queue.close()
+        commands.close()
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "never"
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") + \
+        f" ({max(0, int(time.time() - t))} s ago)"
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from cloudlink.queue import DetectionQueue
+    from cloudlink.state import AgentState
+    out: dict = {"state": str(args.state)}
+    try:
+        st = AgentState.load(args.state)
+        cert = st.certificate()
+        out.update(enrolled=True, device_id=st.device_id, endpoints=list(st.endpoints), ca_pin=st.ca_pin,
+                   cert_expires=cert.not_valid_after_utc.isoformat())
+    except StateError as e:
+        out.update(enrolled=False, reason=str(e))
+    qpath = args.state / "queue.sqlite"
+    if qpath.exists():
+        try:
+            with DetectionQueue(qpath) as q:
+                out["queue"] = {k: getattr(q.stats(), k) for k in q.stats().__dataclass_fields__}
+        except CloudlinkError as e:
+            return _fail(str(e))
+    try:
+        out["link"] = orjson.loads((args.state / "status.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        out["link"] = None
+    if args.json:
+        print(orjson.dumps(out).decode())
+        return 0
+    if not out["enrolled"]:
+        print(f"not enrolled: {out['reason']}")
+    else:
+        print(f"device: {out['device_id']}")
+        print(f"endpoints: {', '.join(out['endpoints'])}")
+        print(f"certificate expires: {out['cert_expires']}")
+    q = out.get("queue")
+    if q:
+        print(f"queue: {q['depth']} waiting ({q['bytes']} bytes), {q['enqueued']} queued in all, "
+              f"{q['acked']} delivered, {q['dropped']} dropped by the cap, {q['duplicates']} duplicates ignored")
+    else:
+        print("queue: none yet")
+    link = out["link"]
+    if link:
+        print(f"last heartbeat: {_when(link.get('last_heartbeat_ok'))}")
+        print(f"last upload: {_when(link.get('last_upload_ok'))}; last run uploaded {link.get('uploaded', 0)}, "
+              f"{link.get('cloud_duplicates', 0)} were already at the cloud")
+        if link.get("commands"):
+            print("commands: " + ", ".join(f"{k} {v}" for k, v in sorted(link["commands"].items())))
+        if link.get("last_error"):
+            print(f"last error: {link['last_error']} at {_when(link.get('last_error_at'))}")
+    else:
+        print("link: never run")
+    return 0

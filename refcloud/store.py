@@ -1,0 +1,249 @@
+"""The cloud's SQLite store: enrolment codes, devices, detections, counters.
+
+Idempotent ingest is the unique index on (device, key): a batch that is sent
+again after a lost ack stores nothing new and is answered the same way.
+Codes are kept as SHA-256 hashes, redeemed with a conditional UPDATE inside
+the enrolment transaction, so each works once even under concurrent use.
+Times are passed in (epoch seconds); nothing here reads the clock.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import orjson
+
+from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat
+from refcloud.errors import CloudStateError, DeviceRefused, EnrolmentRefused
+from refcloud.mail import Watch, WatchState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS codes (
+    hash TEXT PRIMARY KEY, created REAL NOT NULL, expires REAL NOT NULL, used REAL, device_id TEXT);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY, serial TEXT NOT NULL, enrolled REAL NOT NULL, firmware TEXT NOT NULL,
+    last_seen REAL, heartbeat TEXT, heartbeats INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS detections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, key TEXT NOT NULL, received REAL NOT NULL,
+    ts TEXT NOT NULL, stars INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (device_id, key));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY, device_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, expires TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, result TEXT, result_at REAL);
+CREATE TABLE IF NOT EXISTS watch (
+    device_id TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, last_mail REAL);
+"""
+
+
+def _code_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    serial: str
+    enrolled: float
+    firmware: str
+    last_seen: float | None
+    heartbeats: int
+    heartbeat: dict | None       # the last reported heartbeat, as decoded
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDetection:
+    id: int
+    device_id: str
+    received: float
+    detection: Detection
+
+
+class CloudStore:
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")   # an acked detection must survive a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise CloudStateError(f"{path}: cannot open the store: {e}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self, fn: Callable, *args):  # type: ignore[no-untyped-def, type-arg]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(*args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return out
+        except sqlite3.Error as e:
+            raise CloudStateError(f"store: {e}") from None
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        if n:
+            self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT name, value FROM counters ORDER BY name").fetchall())
+
+    # --- enrolment ---------------------------------------------------------------------------
+
+    def add_code(self, secret: str, now: float, valid_s: float) -> None:
+        self._tx(lambda: self._db.execute("INSERT INTO codes (hash, created, expires) VALUES (?, ?, ?)",
+                                          (_code_hash(secret), now, now + valid_s)))
+
+    def enrol(self, secret: str, now: float, device_id: str, firmware: str,
+              issue: Callable[[], str]) -> None:
+        """Redeem the code and record the device in one transaction; `issue` returns the new cert's serial."""
+        def _enrol() -> None:
+            row = self._db.execute("SELECT expires, used FROM codes WHERE hash = ?",
+                                   (_code_hash(secret),)).fetchone()
+            if row is None:
+                raise EnrolmentRefused("unknown enrolment code", "bad_code")
+            if row[1] is not None:
+                raise EnrolmentRefused("this enrolment code was already used", "code_used")
+            if row[0] < now:
+                raise EnrolmentRefused("this enrolment code has expired", "code_expired")
+            serial = issue()
+            self._db.execute("UPDATE codes SET used = ?, device_id = ? WHERE hash = ? AND used IS NULL",
+                             (now, device_id, _code_hash(secret)))
+            self._db.execute("INSERT INTO devices (id, serial, enrolled, firmware) VALUES (?, ?, ?, ?)",
+                             (device_id, serial, now, firmware))
+            self._bump("enrol.ok")
+        try:
+            self._tx(_enrol)
+        except EnrolmentRefused:
+            self._tx(lambda: self._bump("enrol.refused"))   # the refusing transaction was rolled back
+            raise
+
+    def check_device(self, device_id: str, serial: str) -> None:
+        """The certificate must be the device's current one (a re-enrolled device's old cert is refused)."""
+        row = self._db.execute("SELECT serial FROM devices WHERE id = ?", (device_id,)).fetchone()
+        if row is None or row[0] != serial:
+            raise DeviceRefused(f"certificate {serial} is not the current one of a known device")
+
+    # --- heartbeats and detections -------------------------------------------------------------
+
+    def heartbeat(self, device_id: str, hb: Heartbeat, now: float) -> None:
+        self._tx(lambda: self._db.execute(
+            "UPDATE devices SET last_seen = ?, heartbeat = ?, heartbeats = heartbeats + 1, firmware = ? "
+            "WHERE id = ?", (now, orjson.dumps(hb.to_json()).decode(), hb.firmware_version, device_id)))
+
+    def ingest(self, device_id: str, events: tuple[Detection, ...], now: float) -> tuple[list[str], list[str]]:
+        """Store new events; return (accepted, duplicates) keys. A repeated key stores nothing."""
+        def _ingest() -> tuple[list[str], list[str]]:
+            acc, dup = [], []
+            for d in events:
+                body = orjson.dumps({**d.to_json(), "device_id": device_id}).decode()
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO detections (device_id, key, received, ts, stars, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (device_id, d.key, now, d.ts, d.stars, body))
+                (acc if cur.rowcount else dup).append(d.key)
+            self._bump("ingest.accepted", len(acc))
+            self._bump("ingest.duplicates", len(dup))
+            self._db.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (now, device_id))
+            return acc, dup
+        return self._tx(_ingest)
+
+    def devices(self) -> list[DeviceRow]:
+        rows = self._db.execute("SELECT id, serial, enrolled, firmware, last_seen, heartbeats, heartbeat "
+                                "FROM devices ORDER BY enrolled").fetchall()
+        return [DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None) for r in rows]
+
+    def detections(self, device_id: str | None = None) -> Iterator[StoredDetection]:
+        q = "SELECT id, device_id, received, body FROM detections"
+        args: tuple = ()
+        if device_id is not None:
+            q, args = q + " WHERE device_id = ?", (device_id,)
+        for rid, dev, received, body in self._db.execute(q + " ORDER BY id", args):
+            yield StoredDetection(rid, dev, received, Detection.from_json(orjson.loads(body)))
+
+    def detection_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+
+    # --- what the notifier needs -----------------------------------------------------------
+
+    def bump(self, name: str, n: int = 1) -> None:
+        self._tx(self._bump, name, n)
+
+    def meta(self, name: str, default: float = 0.0) -> float:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, name: str, value: float) -> None:
+        self._tx(lambda: self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
+                                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value)))
+
+    def detections_after(self, last_id: int, limit: int) -> list[StoredDetection]:
+        rows = self._db.execute("SELECT id, device_id, received, body FROM detections WHERE id > ? ORDER BY id "
+                                "LIMIT ?", (last_id, limit)).fetchall()
+        return [StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))) for r in rows]
+
+    def watch_states(self) -> list[tuple[str, float, WatchState]]:
+        """(device id, last heard from, watch state) for every device; a device never heard is timed from enrolment."""
+        rows = self._db.execute("SELECT d.id, COALESCE(d.last_seen, d.enrolled), w.state, w.since, w.last_mail "
+                                "FROM devices d LEFT JOIN watch w ON w.device_id = d.id ORDER BY d.id").fetchall()
+        return [(r[0], r[1], WatchState(Watch(r[2]), r[3], r[4]) if r[2] else WatchState(Watch.UP, r[1], None))
+                for r in rows]
+
+    def set_watch(self, device_id: str, st: WatchState) -> None:
+        self._tx(lambda: self._db.execute(
+            "INSERT INTO watch (device_id, state, since, last_mail) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) "
+            "DO UPDATE SET state = excluded.state, since = excluded.since, last_mail = excluded.last_mail",
+            (device_id, st.state.value, st.since, st.last_mail)))
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def add_command(self, env: CommandEnvelope, now: float) -> None:
+        if not self._db.execute("SELECT 1 FROM devices WHERE id = ?", (env.device_id,)).fetchone():
+            raise DeviceRefused(f"no device {env.device_id}")
+        self._tx(lambda: self._db.execute(
+            "INSERT INTO commands (id, device_id, body, created, expires) VALUES (?, ?, ?, ?, ?)",
+            (env.command_id, env.device_id, orjson.dumps(env.to_json()).decode(), now, env.expires_at)))
+
+    def pending_commands(self, device_id: str, now_iso: str, limit: int) -> list[CommandEnvelope]:
+        """Commands without a result that have not expired; handed out again until a result comes."""
+        rows = self._db.execute("SELECT id, body FROM commands WHERE device_id = ? AND result IS NULL AND expires > ? "
+                                "ORDER BY created LIMIT ?", (device_id, now_iso, limit)).fetchall()
+        if rows:
+            self._tx(lambda: self._db.executemany("UPDATE commands SET delivered = delivered + 1 WHERE id = ?",
+                                                  [(r[0],) for r in rows]))
+        return [CommandEnvelope.from_json(orjson.loads(r[1])) for r in rows]
+
+    def add_result(self, device_id: str, result: CommandResult, now: float) -> bool:
+        """Store a device's result for its own command, once; False for a command it was not sent."""
+        def _add() -> bool:
+            cur = self._db.execute("UPDATE commands SET result = ?, result_at = ? WHERE id = ? AND device_id = ? "
+                                   "AND result IS NULL", (orjson.dumps(result.to_json()).decode(), now,
+                                                          result.command_id, device_id))
+            if cur.rowcount:
+                self._bump(f"commands.{result.status.value}")
+            return cur.rowcount == 1 or self._db.execute(
+                "SELECT 1 FROM commands WHERE id = ? AND device_id = ?", (result.command_id, device_id)).fetchone() \
+                is not None
+        return self._tx(_add)
+
+    def commands(self) -> list[tuple[CommandEnvelope, int, dict | None]]:
+        rows = self._db.execute("SELECT body, delivered, result FROM commands ORDER BY created").fetchall()
+        return [(CommandEnvelope.from_json(orjson.loads(b)), d, orjson.loads(r) if r else None) for b, d, r in rows]
+
+    # --- retention -----------------------------------------------------------------------------
+
+    def expire(self, now: float, keep_s: float) -> int:
+        """Delete detections received more than `keep_s` ago (SPEC: 90 days) and finished commands as old."""
+        def _expire() -> int:
+            n = self._db.execute("DELETE FROM detections WHERE received < ?", (now - keep_s,)).rowcount
+            self._db.execute("DELETE FROM commands WHERE created < ?", (now - keep_s,))
+            self._bump("retention.deleted", n)
+            return n
+        return self._tx(_expire)
