@@ -6,8 +6,9 @@ import sys
 
 from firmware.cli import inspect as inspect_cmd
 from firmware.cli import rules as rules_cmd
+from firmware.cli import scan as scan_cmd
 
-SUBCOMMANDS = [inspect_cmd, rules_cmd]
+SUBCOMMANDS = [inspect_cmd, rules_cmd, scan_cmd]
 try:  # the benchmark needs only the standard library and the engine
     from firmware.cli import bench as bench_cmd
     SUBCOMMANDS.append(bench_cmd)

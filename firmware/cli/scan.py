@@ -1,0 +1,165 @@
+"""`utm scan PATH...`: scan files offline, one JSON line per file.
+
+Each line: path, sha256, type, size, verdict, reasons and, for containers,
+members with their own verdicts. Folders are walked recursively (symbolic
+links are not followed). Rule sources: ``--yara DIR|FILE`` (repeatable;
+compiled once and cached, see `inspection.files.yara_rules`) and
+``--hashes FILE`` (plain SHA-256 list or ClamAV ``.hdb``). Exit status as
+clamscan: 0 nothing malicious, 1 something malicious, 2 bad arguments or
+unreadable rule sources. A summary (files, verdicts, limits hit, rules
+skipped) goes to stderr unless ``-q``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from inspection.files.hashlist import HashList, parse_hash_list
+from inspection.files.model import VerdictKind
+from inspection.files.scanner import ContentScanner, Matcher
+from inspection.files.scanner_model import ScanLimits, ScanResult
+
+_MB = 1 << 20
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="scan files or folders for malware (hash list, YARA, unpacking)",
+                       description="Scan files or folders offline and print one JSON line per file. "
+                                   "Exit 0: nothing malicious; 1: something malicious; 2: bad arguments.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or folder (walked recursively)")
+    p.add_argument("--yara", action="append", default=[], metavar="DIR|FILE",
+                   help="YARA rule file or folder of .yar/.yara files; repeat for several")
+    p.add_argument("--hashes", action="append", default=[], metavar="FILE",
+                   help="SHA-256 block list (one hash per line) or ClamAV .hdb; repeat for several")
+    p.add_argument("--bundle", default=None, metavar="BUNDLE",
+                   help="definitions bundle (not supported yet for YARA/hash lists)")
+    p.add_argument("--yara-cache", default=None, metavar="DIR",
+                   help="compiled-rules cache (default: $XDG_CACHE_HOME/utm/yara); 'none' to disable")
+    lim = ScanLimits()
+    p.add_argument("--max-filesize", type=float, default=lim.max_file_size / _MB, metavar="MB",
+                   help=f"largest file or member scanned (default {lim.max_file_size // _MB})")
+    p.add_argument("--max-scansize", type=float, default=lim.max_scan_size / _MB, metavar="MB",
+                   help=f"bytes scanned per file, members included (default {lim.max_scan_size // _MB})")
+    p.add_argument("--max-recursion", type=int, default=lim.max_depth, metavar="N",
+                   help=f"container nesting (default {lim.max_depth})")
+    p.add_argument("--max-files", type=int, default=lim.max_members, metavar="N",
+                   help=f"members unpacked per file (default {lim.max_members})")
+    p.add_argument("--max-scantime", type=float, default=lim.max_seconds, metavar="SECONDS",
+                   help=f"time per file (default {lim.max_seconds:g})")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(run=run)
+
+
+def _fail(msg: str) -> int:
+    print(f"utm scan: {msg}", file=sys.stderr)
+    return 2
+
+
+def _walk(paths: list[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for f in sorted(files):
+                    yield Path(root) / f
+        else:
+            yield p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bundle is not None:
+        return _fail("--bundle: definitions bundles with YARA rules or hash lists are not supported yet; "
+                     "use --yara and --hashes")
+    try:
+        limits = ScanLimits(max_file_size=int(args.max_filesize * _MB), max_scan_size=int(args.max_scansize * _MB),
+                            max_depth=args.max_recursion, max_members=args.max_files,
+                            max_seconds=args.max_scantime)
+    except ValueError as e:
+        return _fail(str(e))
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.exists():
+            return _fail(f"{p}: no such file or folder")
+    hashes = HashList()
+    for h in args.hashes:
+        try:
+            text = Path(h).read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            return _fail(f"{h}: cannot read hash list: {e.strerror or e}")
+        hashes.merge(parse_hash_list(text, Path(h).name))
+    matchers: list[Matcher] = []
+    yara_rules = None
+    if args.yara:
+        from inspection.files.yara_rules import RuleSourceError, default_cache_dir, load_yara
+        cache = None if args.yara_cache == "none" else Path(args.yara_cache) if args.yara_cache else \
+            default_cache_dir()
+        try:
+            yara_rules = load_yara([Path(y) for y in args.yara], cache)
+        except RuleSourceError as e:
+            return _fail(str(e))
+        matchers.append(yara_rules)
+    scanner = ContentScanner(hashes, matchers, limits)
+    verdicts: Counter[str] = Counter()
+    started = time.perf_counter()
+    out = sys.stdout.buffer
+    for f in _walk(paths):
+        res = _scan_path(scanner, f)
+        verdicts[res.verdict.value] += 1
+        out.write(orjson.dumps(res.to_json()) + b"\n")
+    out.flush()
+    if not args.quiet:
+        _summary(scanner, verdicts, hashes, yara_rules, time.perf_counter() - started)
+    return 1 if verdicts[VerdictKind.MALICIOUS.value] else 0
+
+
+def _scan_path(scanner: ContentScanner, f: Path) -> ScanResult:
+    """Read one file (only its hash when it is past the size limit)."""
+    try:
+        size = f.stat().st_size
+        if size > scanner.limits.max_file_size:
+            sha, md5 = hashlib.sha256(), hashlib.md5()
+            with f.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    sha.update(chunk)
+                    md5.update(chunk)
+            return scanner.oversized(str(f), size, sha.hexdigest(), md5.hexdigest())
+        data = f.read_bytes()
+    except OSError as e:
+        return ScanResult(str(f), "data", 0, None, VerdictKind.UNSCANNED,
+                          (f"unscanned: unreadable: {e.strerror or e}",))
+    return scanner.scan(data, str(f))
+
+
+def _summary(scanner: ContentScanner, verdicts: Counter[str], hashes: HashList, yara_rules, seconds: float) -> None:
+    w = sys.stderr.write
+    c = scanner.counters
+    w(f"scanned: {c.files} files, {c.members} members, {c.bytes_scanned / _MB:.1f} MB in {seconds:.2f} s; "
+      + ", ".join(f"{k}={v}" for k, v in sorted(verdicts.items())) + "\n")
+    limits = {k: getattr(c, k) for k in ("too_large", "too_deep", "too_many_members", "scan_size_limit",
+                                         "time_budget", "encrypted", "unsupported", "corrupt")}
+    hit = ", ".join(f"{k}={v}" for k, v in limits.items() if v)
+    if hit:
+        w(f"not scanned completely: {hit}\n")
+    if hashes.malformed:
+        w(f"hash lists: {len(hashes)} entries, {hashes.malformed} malformed lines skipped\n")
+    if yara_rules is not None:
+        how = "loaded from cache" if yara_rules.cached else "compiled"
+        w(f"yara: {len(yara_rules.loaded)} rule files {how} in {yara_rules.seconds:.2f} s, "
+          f"{len(yara_rules.skipped)} skipped\n")
+        if yara_rules.skipped:
+            reasons = Counter(_short(s.reason) for s in yara_rules.skipped)
+            w("yara skipped: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common(5)) + "\n")
+
+
+def _short(reason: str) -> str:
+    """The error without its file and line, so skips group by cause."""
+    parts = reason.split("): ", 1)
+    return parts[1] if len(parts) == 2 else reason

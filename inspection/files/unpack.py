@@ -1,0 +1,261 @@
+"""Type identification and unpacking of archives and compressed streams.
+
+Pure: bytes in, members out. Each unpacker is a generator of `Member`s so
+the scanner can check its time, member and size budgets between members
+and stop early. Decompression never produces more than `cap` bytes per
+member: a member that would is yielded without data as "too large" (zip
+bombs are cut while reading, not after). A container that cannot be read
+raises `UnpackError`; members already yielded stay valid.
+
+Documents that hold other files (mail, OLE, PDF, HTML) are in
+`unpack_docs`; this module dispatches to them through `UNPACKERS`.
+"""
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+__all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]
+
+_CHUNK = 1 << 16
+
+
+class UnpackError(Exception):
+    """A container that cannot be read (corrupt, truncated, not what it claimed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One file inside a container. `data` is None when it was not read;
+    `reason` says why (``encrypted``, ``too large``, ``unsupported compression: implode``)."""
+
+    name: str
+    data: bytes | None
+    reason: str | None = None
+    size: int = 0     # declared size when `data` is None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.reason is None):
+            raise ValueError("a member has either data or a reason")
+
+
+Unpacker = Callable[[bytes, str, int], Iterator[Member]]
+
+# -- identification --------------------------------------------------------------------------
+
+# (offset, magic, type): first match wins.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"PK\x03\x04", "zip"), (0, b"PK\x05\x06", "zip"), (0, b"PK\x07\x08PK", "zip"), (0, b"PK00PK", "zip"),
+    (0, b"\x1f\x8b", "gzip"), (0, b"BZh", "bz2"), (0, b"\xfd7zXZ\x00", "xz"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"), (0, b"%PDF-", "pdf"),
+    (0, b"7z\xbc\xaf\x27\x1c", "7z"), (0, b"Rar!\x1a\x07", "rar"), (0, b"MSCF\x00\x00\x00\x00", "cab"),
+    (0, b"ITSF", "chm"), (0, b"SZDD\x88\xf0\x27\x33", "szdd"), (0, b"KWAJ\x88\xf0\x27\xd1", "kwaj"),
+    (0, b"\x78\x9f\x3e\x22", "tnef"), (0, b"\x60\xea", "arj"), (7, b"**ACE**", "ace"), (0, b"xar!", "xar"),
+    (0, b"070701", "cpio"), (0, b"070702", "cpio"), (0, b"070707", "cpio"), (0, b"\xc7\x71", "cpio"),
+    (0, b"\x71\xc7", "cpio"), (2, b"-lh", "lha"), (0, b"\x28\xb5\x2f\xfd", "zstd"), (0, b"LZIP", "lzip"),
+    (0x8001, b"CD001", "iso"), (0x8801, b"CD001", "iso"), (0x9001, b"CD001", "iso"),
+    (257, b"ustar", "tar"), (0, b"MZ", "pe"), (0, b"\x7fELF", "elf"), (0, b"{\\rt", "rtf"),
+    (0, b"\xcf\xfa\xed\xfe", "macho"), (0, b"\xce\xfa\xed\xfe", "macho"), (0, b"\xca\xfe\xba\xbe", "macho"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"), (0, b"GIF8", "gif"), (0, b"\xff\xd8\xff", "jpeg"),
+)
+
+_MAIL_HEADERS = (b"from:", b"to:", b"subject:", b"mime-version:", b"content-type:", b"received:",
+                 b"return-path:", b"message-id:", b"date:", b"delivered-to:", b"x-")
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<a ", b"<script", b"<iframe", b"<div")
+
+
+def identify(data: bytes, name: str = "") -> str:
+    """Short type name of `data`: a container kind (a key of `UNPACKERS` or
+    `UNSUPPORTED`) or a leaf kind (``pe``, ``elf``, ``text``, ``data``...)."""
+    for offset, magic, kind in _MAGIC:
+        if data.startswith(magic, offset):
+            return kind
+    head = data[:4096]
+    if head.startswith(b"(This file must be converted with BinHex") or b"\n(This file must be converted with BinHex" \
+            in head[:512]:
+        return "binhex"
+    if head.startswith(b"From ") and b"\n" in head:
+        second = head.split(b"\n", 2)[1].lower()
+        if second.startswith(_MAIL_HEADERS):
+            return "mbox"
+    low = head.lstrip(b"\r\n\t ").lower()
+    if _looks_like_mail(low):
+        return "mail"
+    if low.startswith(_HTML_STARTS) or b"<html" in low[:1024]:
+        return "html"
+    if _is_old_tar(data):
+        return "tar"
+    if not head.strip(b"\t\n\r\x0c\x20-\x7e"):
+        return "text"
+    return "data"
+
+
+def _looks_like_mail(low: bytes) -> bool:
+    """Headers first (``Name: value`` lines), at least two of them known ones."""
+    lines = low.split(b"\n", 12)[:12]
+    if not lines or b":" not in lines[0] or b" " in lines[0].split(b":", 1)[0]:
+        return False
+    known = sum(1 for ln in lines if ln.startswith(_MAIL_HEADERS))
+    return known >= 2
+
+
+def _is_old_tar(data: bytes) -> bool:
+    """A pre-POSIX tar header: its checksum field matches the header's sum."""
+    if len(data) < 512:
+        return False
+    hdr = data[:512]
+    try:
+        chk = int(hdr[148:156].strip(b" \x00") or b"-1", 8)
+    except ValueError:
+        return False
+    total = sum(hdr[:148]) + 8 * 32 + sum(hdr[156:])
+    return chk == total and hdr[0] != 0
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+
+def read_capped(stream: io.BufferedIOBase | io.RawIOBase | tarfile.ExFileObject, cap: int) -> bytes | None:
+    """Up to `cap` bytes of `stream`; None if it has more (the caller says "too large")."""
+    buf = bytearray()
+    while True:
+        chunk = stream.read(min(_CHUNK, cap + 1 - len(buf)))
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > cap:
+            return None
+
+
+def _decompress(make: Callable[[], object], data: bytes, cap: int, kind: str, multi: bool) -> bytes | None:
+    """Run a zlib/bz2/lzma decompressor over `data`, never producing more
+    than `cap` bytes; concatenated streams (gzip members) when `multi`."""
+    out = bytearray()
+    rest = data
+    while rest:
+        d = make()
+        try:
+            out += d.decompress(rest, cap + 1 - len(out))   # type: ignore[attr-defined]
+            while len(out) <= cap and not d.eof and not d.needs_input:   # type: ignore[attr-defined]
+                out += d.decompress(b"", cap + 1 - len(out))   # type: ignore[attr-defined]
+        except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
+            raise UnpackError(f"corrupt {kind}: {e}") from None
+        if len(out) > cap:
+            return None
+        if not d.eof:   # type: ignore[attr-defined]
+            raise UnpackError(f"corrupt {kind}: truncated stream")
+        rest = d.unused_data.lstrip(b"\x00") if multi else b""   # type: ignore[attr-defined]
+    return bytes(out)
+
+
+def _inner_name(name: str, suffixes: tuple[str, ...]) -> str:
+    base = name.rsplit("/", 1)[-1]
+    for s in suffixes:
+        if base.lower().endswith(s) and len(base) > len(s):
+            return base[: -len(s)]
+    return base + ".out"
+
+
+# -- unpackers --------------------------------------------------------------------------------
+
+_ZIP_METHODS = {0: "stored", 1: "shrink", 6: "implode", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma",
+                93: "zstd", 95: "xz", 98: "ppmd", 99: "aes"}
+_ZIP_SUPPORTED = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+
+
+def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    """Zip and OOXML/ODF/JAR. Encrypted members and unsupported methods are
+    named, not read; a member whose CRC fails is yielded as corrupt."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError) as e:
+        raise UnpackError(f"corrupt zip: {e}") from None
+    for info in infos:
+        if info.is_dir():
+            continue
+        if info.flag_bits & 0x1:
+            yield Member(info.filename, None, "encrypted", info.file_size)
+            continue
+        if info.compress_type not in _ZIP_SUPPORTED:
+            method = _ZIP_METHODS.get(info.compress_type, str(info.compress_type))
+            yield Member(info.filename, None, f"unsupported compression: {method}", info.file_size)
+            continue
+        try:
+            with zf.open(info) as f:
+                body = read_capped(f, cap)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
+                lzma.LZMAError, IndexError) as e:
+            yield Member(info.filename, None, f"corrupt member: {type(e).__name__}", info.file_size)
+            continue
+        if body is None:
+            yield Member(info.filename, None, "too large", info.file_size)
+        else:
+            yield Member(info.filename, body)
+
+
+def unpack_gzip(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    inner = _inner_name(name, (".gz", ".tgz", ".z"))
+    if name.lower().endswith(".tgz"):
+        inner += ".tar"
+    body = _decompress(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), data, cap, "gzip", multi=True)
+    yield Member(inner, body) if body is not None else Member(inner, None, "too large")
+
+
+def unpack_bz2(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    inner = _inner_name(name, (".bz2", ".tbz2", ".tbz"))
+    body = _decompress(bz2.BZ2Decompressor, data, cap, "bz2", multi=True)
+    yield Member(inner, body) if body is not None else Member(inner, None, "too large")
+
+
+def unpack_xz(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    inner = _inner_name(name, (".xz", ".txz"))
+    body = _decompress(lzma.LZMADecompressor, data, cap, "xz", multi=True)
+    yield Member(inner, body) if body is not None else Member(inner, None, "too large")
+
+
+def unpack_tar(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    try:
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+    except (tarfile.TarError, OSError, ValueError, EOFError) as e:
+        raise UnpackError(f"corrupt tar: {e}") from None
+    while True:
+        try:
+            info = tf.next()
+        except (tarfile.TarError, OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+            raise UnpackError(f"corrupt tar: {e}") from None
+        if info is None:
+            return
+        if not info.isfile():
+            continue
+        if info.size > cap:
+            yield Member(info.name, None, "too large", info.size)
+            continue
+        try:
+            f = tf.extractfile(info)
+            body = b"" if f is None else f.read(info.size)
+        except (tarfile.TarError, OSError, ValueError, EOFError) as e:
+            raise UnpackError(f"corrupt tar: {e}") from None
+        if len(body) < info.size:
+            yield Member(info.name, None, "truncated", info.size)
+        else:
+            yield Member(info.name, body)
+
+
+def _table() -> dict[str, Unpacker]:
+    from inspection.files import unpack_docs
+    return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
+            "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
+            "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio}
+
+
+UNPACKERS: dict[str, Unpacker] = _table()
+
+# Containers recognised but not opened: a file of these kinds is "unscanned", never clean.
+UNSUPPORTED = frozenset({"7z", "rar", "cab", "chm", "szdd", "kwaj", "tnef", "arj", "ace", "xar", "lha", "zstd",
+                         "lzip", "iso", "binhex"})
