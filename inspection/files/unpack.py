@@ -15,11 +15,13 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import re
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]
 
@@ -67,6 +69,7 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 
 _MAIL_HEADERS = (b"from:", b"to:", b"subject:", b"mime-version:", b"content-type:", b"received:",
                  b"return-path:", b"message-id:", b"date:", b"delivered-to:", b"x-")
+_TEXT_BYTES = bytes(range(0x20, 0x7f)) + b"\t\n\r\x0c"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<a ", b"<script", b"<iframe", b"<div")
 
 
@@ -91,7 +94,7 @@ def identify(data: bytes, name: str = "") -> str:
         return "html"
     if _is_old_tar(data):
         return "tar"
-    if not head.strip(b"\t\n\r\x0c\x20-\x7e"):
+    if not head.translate(None, _TEXT_BYTES):
         return "text"
     return "data"
 
@@ -138,18 +141,22 @@ def _decompress(make: Callable[[], object], data: bytes, cap: int, kind: str, mu
     out = bytearray()
     rest = data
     while rest:
-        d = make()
+        d: Any = make()
         try:
-            out += d.decompress(rest, cap + 1 - len(out))   # type: ignore[attr-defined]
-            while len(out) <= cap and not d.eof and not d.needs_input:   # type: ignore[attr-defined]
-                out += d.decompress(b"", cap + 1 - len(out))   # type: ignore[attr-defined]
+            out += d.decompress(rest, cap + 1 - len(out))
+            if hasattr(d, "unconsumed_tail"):      # zlib: input left over when the output cap was reached
+                while d.unconsumed_tail and len(out) <= cap:
+                    out += d.decompress(d.unconsumed_tail, cap + 1 - len(out))
+            else:                                   # bz2/lzma: output kept back until asked for
+                while len(out) <= cap and not d.eof and not d.needs_input:
+                    out += d.decompress(b"", cap + 1 - len(out))
         except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
             raise UnpackError(f"corrupt {kind}: {e}") from None
         if len(out) > cap:
             return None
-        if not d.eof:   # type: ignore[attr-defined]
+        if not d.eof:
             raise UnpackError(f"corrupt {kind}: truncated stream")
-        rest = d.unused_data.lstrip(b"\x00") if multi else b""   # type: ignore[attr-defined]
+        rest = d.unused_data.lstrip(b"\x00") if multi else b""
     return bytes(out)
 
 
@@ -170,33 +177,84 @@ _ZIP_SUPPORTED = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZI
 
 def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
     """Zip and OOXML/ODF/JAR. Encrypted members and unsupported methods are
-    named, not read; a member whose CRC fails is yielded as corrupt."""
+    named, not read; a member whose CRC fails is yielded as corrupt. Local
+    entries the central directory does not list (a damaged or doctored
+    directory, a truncated download) are read from their local headers, as
+    an extracting tool that walks the file might."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError) as e:
-        raise UnpackError(f"corrupt zip: {e}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError):
+        zf, infos = None, []
+    covered: list[tuple[int, int]] = []
     for info in infos:
-        if info.is_dir():
+        covered.append((info.header_offset, info.header_offset + 30 + len(info.filename.encode("utf-8", "replace"))
+                        + len(info.extra) + info.compress_size))
+        if not info.is_dir():
+            yield _zip_member(zf, info, cap)
+    found = False
+    for m in _ZIP_LOCAL.finditer(data):
+        at = m.start()
+        if any(lo <= at < hi for lo, hi in covered):
             continue
-        if info.flag_bits & 0x1:
-            yield Member(info.filename, None, "encrypted", info.file_size)
-            continue
-        if info.compress_type not in _ZIP_SUPPORTED:
-            method = _ZIP_METHODS.get(info.compress_type, str(info.compress_type))
-            yield Member(info.filename, None, f"unsupported compression: {method}", info.file_size)
-            continue
+        found = True
+        member = _local_member(data, at, cap)
+        if member is not None:
+            yield member
+    if zf is None and not found:
+        raise UnpackError("corrupt zip: no central directory and no local entries")
+
+
+_ZIP_LOCAL = re.compile(rb"PK\x03\x04")
+
+
+def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int) -> Member:
+    if info.flag_bits & 0x1:
+        return Member(info.filename, None, "encrypted", info.file_size)
+    if info.compress_type not in _ZIP_SUPPORTED or zf is None:
+        method = _ZIP_METHODS.get(info.compress_type, str(info.compress_type))
+        return Member(info.filename, None, f"unsupported compression: {method}", info.file_size)
+    try:
+        with zf.open(info) as f:
+            body = read_capped(f, cap)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
+            lzma.LZMAError, IndexError) as e:
+        return Member(info.filename, None, f"corrupt member: {type(e).__name__}", info.file_size)
+    if body is None:
+        return Member(info.filename, None, "too large", info.file_size)
+    return Member(info.filename, body)
+
+
+def _local_member(data: bytes, at: int, cap: int) -> Member | None:
+    """An entry read from its local header alone (stored or deflated)."""
+    hdr = data[at:at + 30]
+    if len(hdr) < 30:
+        return Member(f"local entry at {at}", None, "truncated")
+    flags, method = int.from_bytes(hdr[6:8], "little"), int.from_bytes(hdr[8:10], "little")
+    csize, usize = int.from_bytes(hdr[18:22], "little"), int.from_bytes(hdr[22:26], "little")
+    nlen, elen = int.from_bytes(hdr[26:28], "little"), int.from_bytes(hdr[28:30], "little")
+    start = at + 30 + nlen + elen
+    fname = data[at + 30:at + 30 + nlen].decode("utf-8", "replace") or "unnamed"
+    label = f"{fname} (local entry at {at})"
+    if fname.endswith("/") and csize == 0:
+        return None
+    if flags & 0x1:
+        return Member(label, None, "encrypted", usize)
+    if method == 0 and not flags & 0x8:
+        body = data[start:start + csize]
+        if len(body) > cap:
+            return Member(label, None, "too large", usize)
+        return Member(label, body) if len(body) == csize else Member(label, None, "truncated", usize)
+    if method == 8:
+        d = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            with zf.open(info) as f:
-                body = read_capped(f, cap)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
-                lzma.LZMAError, IndexError) as e:
-            yield Member(info.filename, None, f"corrupt member: {type(e).__name__}", info.file_size)
-            continue
-        if body is None:
-            yield Member(info.filename, None, "too large", info.file_size)
-        else:
-            yield Member(info.filename, body)
+            body = d.decompress(data[start:], cap + 1)
+        except zlib.error:
+            return Member(label, None, "corrupt member: bad deflate data", usize)
+        if len(body) > cap:
+            return Member(label, None, "too large", usize)
+        return Member(label, body) if d.eof else Member(label, None, "truncated", usize)
+    return Member(label, None, f"unsupported compression: {_ZIP_METHODS.get(method, str(method))}", usize)
 
 
 def unpack_gzip(data: bytes, name: str, cap: int) -> Iterator[Member]:
