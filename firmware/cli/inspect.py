@@ -31,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. stream.midstream=true")
     p.add_argument("--http-headers", action="store_true", help="log all HTTP request/response headers")
+    p.add_argument("--yara", action="append", default=[], metavar="DIR|FILE",
+                   help="scan extracted files with these YARA rules (as `utm scan --yara`); repeatable")
+    p.add_argument("--hashes", action="append", default=[], metavar="FILE",
+                   help="scan extracted files against this SHA-256 list or ClamAV .hdb; repeatable")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     p.set_defaults(run=run)
 
@@ -63,9 +67,24 @@ def run(args: argparse.Namespace) -> int:
     from inspection.detect.errors import BundleError  # the detector loads only with -S or --bundle
     from signatures.errors import RuleFileError
 
+    on_engine = None
+    if args.yara or args.hashes:   # a content scanner gives fileinfo verdicts (see `utm scan`)
+        from firmware.cli.scan import SourceError, load_sources
+        from inspection.files.scanner import ContentScanner
+        from inspection.files.scanner_stream import StreamScanner
+        try:
+            hashes, matchers, _ = load_sources(args.hashes, args.yara)
+        except SourceError as e:
+            print(f"utm inspect: {e}", file=sys.stderr)
+            return 2
+        file_scanner = StreamScanner(ContentScanner(hashes, matchers))
+
+        def on_engine(engine) -> None:
+            engine.files.scanner = file_scanner
     try:
         summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules],
-                                bundle=Path(args.bundle) if args.bundle is not None else None)
+                                bundle=Path(args.bundle) if args.bundle is not None else None,
+                                on_engine=on_engine)
     except RuleFileError as e:
         print(f"utm inspect: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -26,6 +27,9 @@ from inspection.files.hashlist import HashList, parse_hash_list
 from inspection.files.model import VerdictKind
 from inspection.files.scanner import ContentScanner, Matcher
 from inspection.files.scanner_model import ScanLimits, ScanResult
+
+if TYPE_CHECKING:
+    from inspection.files.yara_rules import YaraRules
 
 _MB = 1 << 20
 
@@ -74,6 +78,31 @@ def _walk(paths: list[Path]) -> Iterator[Path]:
             yield p
 
 
+class SourceError(Exception):
+    """A hash list or rule source that cannot be used (exit 2)."""
+
+
+def load_sources(hash_files: list[str], yara_sources: list[str], yara_cache: str | None = None
+                 ) -> tuple[HashList, list[Matcher], YaraRules | None]:
+    """Hash lists and YARA rules named on a command line (`utm scan`, `utm inspect`)."""
+    hashes = HashList()
+    for h in hash_files:
+        try:
+            text = Path(h).read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise SourceError(f"{h}: cannot read hash list: {e.strerror or e}") from None
+        hashes.merge(parse_hash_list(text, Path(h).name))
+    if not yara_sources:
+        return hashes, [], None
+    from inspection.files.yara_rules import RuleSourceError, default_cache_dir, load_yara
+    cache = None if yara_cache == "none" else Path(yara_cache) if yara_cache else default_cache_dir()
+    try:
+        rules = load_yara([Path(y) for y in yara_sources], cache)
+    except RuleSourceError as e:
+        raise SourceError(str(e)) from None
+    return hashes, [rules], rules
+
+
 def run(args: argparse.Namespace) -> int:
     if args.bundle is not None:
         return _fail("--bundle: definitions bundles with YARA rules or hash lists are not supported yet; "
@@ -88,24 +117,10 @@ def run(args: argparse.Namespace) -> int:
     for p in paths:
         if not p.exists():
             return _fail(f"{p}: no such file or folder")
-    hashes = HashList()
-    for h in args.hashes:
-        try:
-            text = Path(h).read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            return _fail(f"{h}: cannot read hash list: {e.strerror or e}")
-        hashes.merge(parse_hash_list(text, Path(h).name))
-    matchers: list[Matcher] = []
-    yara_rules = None
-    if args.yara:
-        from inspection.files.yara_rules import RuleSourceError, default_cache_dir, load_yara
-        cache = None if args.yara_cache == "none" else Path(args.yara_cache) if args.yara_cache else \
-            default_cache_dir()
-        try:
-            yara_rules = load_yara([Path(y) for y in args.yara], cache)
-        except RuleSourceError as e:
-            return _fail(str(e))
-        matchers.append(yara_rules)
+    try:
+        hashes, matchers, yara_rules = load_sources(args.hashes, args.yara, args.yara_cache)
+    except SourceError as e:
+        return _fail(str(e))
     scanner = ContentScanner(hashes, matchers, limits)
     verdicts: Counter[str] = Counter()
     started = time.perf_counter()
@@ -139,10 +154,16 @@ def _scan_path(scanner: ContentScanner, f: Path) -> ScanResult:
 
 
 def _summary(scanner: ContentScanner, verdicts: Counter[str], hashes: HashList, yara_rules, seconds: float) -> None:
-    w = sys.stderr.write
     c = scanner.counters
-    w(f"scanned: {c.files} files, {c.members} members, {c.bytes_scanned / _MB:.1f} MB in {seconds:.2f} s; "
-      + ", ".join(f"{k}={v}" for k, v in sorted(verdicts.items())) + "\n")
+    sys.stderr.write(f"scanned: {c.files} files, {c.members} members, {c.bytes_scanned / _MB:.1f} MB in "
+                     f"{seconds:.2f} s; " + ", ".join(f"{k}={v}" for k, v in sorted(verdicts.items())) + "\n")
+    print_scan_notes(scanner, hashes, yara_rules, sys.stderr)
+
+
+def print_scan_notes(scanner: ContentScanner, hashes: HashList, yara_rules, out) -> None:
+    """Limits hit, malformed list lines, rule files compiled and skipped."""
+    w = out.write
+    c = scanner.counters
     limits = {k: getattr(c, k) for k in ("too_large", "too_deep", "too_many_members", "scan_size_limit",
                                          "time_budget", "encrypted", "unsupported", "corrupt")}
     hit = ", ".join(f"{k}={v}" for k, v in limits.items() if v)

@@ -163,8 +163,8 @@ class ContentScanner:
         except UnpackError as e:
             c.corrupt += 1
             return [f"{UNSCANNED_PREFIX}{e}"]
-        except (RecursionError, MemoryError) as e:   # hostile nesting inside a single format
-            c.corrupt += 1
+        except Exception as e:   # noqa: BLE001 - last resort: a library (zipfile, olefile, email) raising on
+            c.corrupt += 1       # hostile input it was not written for must not end the scan
             return [f"{UNSCANNED_PREFIX}corrupt {kind}: {type(e).__name__}"]
         return []
 

@@ -184,7 +184,8 @@ def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError,
+            NotImplementedError):
         zf, infos = None, []
     covered: list[tuple[int, int]] = []
     for info in infos:
