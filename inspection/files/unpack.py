@@ -202,8 +202,9 @@ def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
         member = _local_member(data, at, cap)
         if member is not None:
             yield member
-    if zf is None and not found:
-        raise UnpackError("corrupt zip: no central directory and no local entries")
+    if zf is None:   # what was read from local headers stands; what may be missing is named
+        raise UnpackError("truncated zip: no central directory" if found else
+                          "corrupt zip: no central directory and no local entries")
 
 
 _ZIP_LOCAL = re.compile(rb"PK\x03\x04")
@@ -310,7 +311,8 @@ def _table() -> dict[str, Unpacker]:
     from inspection.files import unpack_docs
     return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
             "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
-            "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio}
+            "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio,
+            "rtf": unpack_docs.unpack_rtf}
 
 
 UNPACKERS: dict[str, Unpacker] = _table()

@@ -16,11 +16,12 @@ import re
 import zlib
 from collections.abc import Iterator
 
+import msoffcrypto
 import olefile
 
 from inspection.files.unpack import Member, UnpackError
 
-__all__ = ["suspicious", "unpack_cpio", "unpack_html", "unpack_mail", "unpack_mbox", "unpack_ole", "unpack_pdf"]
+__all__ = ["suspicious", "unpack_cpio", "unpack_rtf", "unpack_html", "unpack_mail", "unpack_mbox", "unpack_ole", "unpack_pdf"]
 
 
 # -- mail -------------------------------------------------------------------------------------
@@ -100,6 +101,8 @@ def unpack_ole(data: bytes, name: str, cap: int) -> Iterator[Member]:
         streams = ole.listdir(streams=True, storages=False)
     except (OSError, ValueError, IndexError, KeyError, TypeError, RecursionError, MemoryError) as e:
         raise UnpackError(f"corrupt ole: {e}") from None
+    if ["EncryptedPackage"] not in streams and _ole_encrypted(data):   # (OOXML's package is named below)
+        yield Member("document", None, "encrypted")
     for parts in streams:
         path = "/".join(p.replace("\x01", "").replace("\x05", "").replace("\x03", "") for p in parts)
         if parts[-1] == "EncryptedPackage":
@@ -120,6 +123,14 @@ def unpack_ole(data: bytes, name: str, cap: int) -> Iterator[Member]:
             native = _ole10native(body)
             if native is not None:
                 yield Member(f"{path}/{native[0] or 'embedded'}", native[1])
+
+
+def _ole_encrypted(data: bytes) -> bool:
+    """Password-protected Word/Excel/PowerPoint 97-2003 (RC4/CryptoAPI) or OOXML."""
+    try:
+        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+    except Exception:   # noqa: BLE001 - not an Office document it knows: nothing to say
+        return False
 
 
 def _ole10native(body: bytes) -> tuple[str, bytes] | None:
@@ -243,6 +254,62 @@ def _pdf_stream(label: str, head: bytes, raw: bytes, cap: int) -> Member:
     return Member(label, body)
 
 
+# -- RTF --------------------------------------------------------------------------------------
+
+_OBJDATA = re.compile(rb"\\objdata\b")
+_HEXCHARS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def unpack_rtf(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    """Embedded objects (``\\objdata``, hex-encoded OLE1 objects): the native
+    data of each, which is an OLE file or, for a "Package", the file itself."""
+    for n, m in enumerate(_OBJDATA.finditer(data), 1):
+        hexd = bytearray()
+        depth, i = 0, m.end()
+        while i < len(data) and len(hexd) <= 2 * cap + 1:
+            ch = data[i]
+            if ch == 0x7B:           # {
+                depth += 1
+            elif ch == 0x7D:         # }
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and ch in _HEXCHARS:
+                hexd.append(ch)
+            i += 1
+        if len(hexd) > 2 * cap:
+            yield Member(f"object{n}", None, "too large")
+            continue
+        raw = binascii.unhexlify(bytes(hexd[: len(hexd) & ~1]))
+        label, native = _ole1_native(raw)
+        if native is None:
+            yield Member(f"object{n}", raw)
+        elif label == "Package" and (pkg := _ole10native(native)) is not None:
+            yield Member(f"object{n}/{pkg[0] or 'package'}", pkg[1])
+        else:
+            yield Member(f"object{n}-{_safe(label)}", native)
+
+
+def _ole1_native(raw: bytes) -> tuple[str, bytes | None]:
+    """(class name, native data) of an OLE1 embedded object, or ("", None)."""
+    try:
+        pos = 8                                     # OLEVersion, FormatID
+        strings = []
+        for _ in range(3):                          # class, topic, item: length-prefixed
+            n = int.from_bytes(raw[pos:pos + 4], "little")
+            if n > 4096:
+                return "", None
+            strings.append(raw[pos + 4:pos + 4 + n].rstrip(b"\x00").decode("latin-1"))
+            pos += 4 + n
+        size = int.from_bytes(raw[pos:pos + 4], "little")
+    except (ValueError, IndexError):
+        return "", None
+    body = raw[pos + 4:pos + 4 + size]
+    if len(raw) < pos + 4 or len(body) != size:
+        return "", None
+    return strings[0], body
+
+
 # -- HTML -------------------------------------------------------------------------------------
 
 _DATA_URI = re.compile(rb"data:[\w.+/-]*(?:;[\w.+-]+=[^;,\"'\s]*)*;base64,([A-Za-z0-9+/=\s]+)", re.I)
@@ -321,8 +388,12 @@ def unpack_cpio(data: bytes, name: str, cap: int) -> Iterator[Member]:
 # -- risky content ------------------------------------------------------------------------------
 
 _PDF_JS = re.compile(rb"/(?:JavaScript|JS)\b")
-_AUTOEXEC = re.compile(rb"(?i)\b(?:auto_?open|auto_?exec|auto_?close|document_open|document_close|workbook_open|"
-                       rb"workbook_activate|autonew|document_new)\b")
+# Procedures Office runs by itself: on open/close/new, and ActiveX control events
+# (olevba's "AutoExec" list, in short).
+_AUTOEXEC = re.compile(rb"(?i)\b(?:auto_?open|auto_?exec|auto_?close|auto_?new|document_open|document_close|"
+                       rb"document_new|documentopen|workbook_open|workbook_activate|workbook_close|"
+                       rb"presentationopen|\w+_(?:click|change|gotfocus|lostfocus|layout|painted|"
+                       rb"mousemove|mousedown|initialize|activate))\b")
 
 
 def suspicious(kind: str, data: bytes) -> list[str]:

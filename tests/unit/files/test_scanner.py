@@ -173,7 +173,8 @@ def test_corrupt_container_is_unscanned_with_reason():
     res = scanner().scan(b"PK\x05\x06" + b"\xff" * 100, "broken.zip")
     assert res.verdict is VerdictKind.UNSCANNED and res.reasons[0].startswith("unscanned: corrupt zip")
     res = scanner().scan(b"PK\x03\x04\x14\x00", "cut.zip")
-    assert res.verdict is VerdictKind.UNSCANNED and res.all_reasons() == ("unscanned: truncated",)
+    assert res.verdict is VerdictKind.UNSCANNED
+    assert res.all_reasons() == ("unscanned: truncated zip: no central directory", "unscanned: truncated")
     res = scanner().scan(b"\x1f\x8b\x08\x00" + b"\x00" * 20, "broken.gz")
     assert res.verdict is VerdictKind.UNSCANNED and res.reasons[0].startswith("unscanned: corrupt gzip")
 
@@ -309,3 +310,48 @@ def test_truncated_and_flipped_zip_never_raises(cut, flip):
     res = scanner().scan(bytes(data[: max(cut, 4)]) if flip % 2 else bytes(data), "t.zip")
     if res.type == "zip":   # the listed file is found, or something is named as not read
         assert res.verdict is not VerdictKind.CLEAN
+
+
+# -- Office samples from oletools' test data (BSD-2, see data/oletools/README.md) --------------
+
+OLETOOLS = __import__("pathlib").Path(__file__).parent / "data" / "oletools"
+
+
+def test_ooxml_with_vba_event_procedures_is_suspicious():
+    res = scanner().scan((OLETOOLS / "oleform-PR314.docm").read_bytes(), "oleform-PR314.docm")
+    assert res.type == "zip" and res.verdict is VerdictKind.SUSPICIOUS
+    assert res.all_reasons() == ("suspicious: macro with auto-exec",)
+    vba = find(res, "word/vbaProject.bin")
+    assert vba.type == "ole" and any("/VBA/" in m.path for m in vba.members)
+
+
+def test_encrypted_legacy_office_is_unscanned():
+    res = scanner().scan((OLETOOLS / "encrypted.doc").read_bytes(), "encrypted.doc")
+    assert res.type == "ole" and res.verdict is VerdictKind.UNSCANNED
+    assert "unscanned: encrypted" in res.all_reasons()
+
+
+def test_ole_package_object_is_unpacked_and_hash_found():
+    data = (OLETOOLS / "embedded-simple-2007.doc").read_bytes()
+    res = scanner().scan(data, "e.doc")
+    assert res.verdict is VerdictKind.CLEAN
+    inner = find(res, "Ole10Native/simple-text-file.txt")
+    listed = parse_hash_list(f"{inner.sha256} Embedded-Text\n", "t")
+    hit = ContentScanner(listed).scan(data, "e.doc")
+    assert hit.verdict is VerdictKind.MALICIOUS and hit.all_reasons() == ("hash:t:Embedded-Text",)
+
+
+def test_rtf_embedded_package_object():
+    native = (len(EVIL) + 100).to_bytes(4, "little") + b"\x02\x00" + b"tool.exe\x00" + b"C:\\tool.exe\x00" \
+        + b"\x00\x00\x03\x00" + (12).to_bytes(4, "little") + b"C:\\tmp\\t.ex\x00" + len(EVIL).to_bytes(4, "little") \
+        + EVIL
+    ole1 = (0x0501).to_bytes(4, "little") + (2).to_bytes(4, "little")
+    for s in (b"Package\x00", b"", b""):
+        ole1 += len(s).to_bytes(4, "little") + s
+    ole1 += len(native).to_bytes(4, "little") + native
+    hexed = ole1.hex().encode()
+    rtf = b"{\\rtf1{\\object\\objemb{\\*\\objclass Package}{\\*\\objdata " + b"\n".join(
+        hexed[i:i + 64] for i in range(0, len(hexed), 64)) + b"}}}"
+    res = scanner().scan(rtf, "doc.rtf")
+    assert res.type == "rtf" and res.verdict is VerdictKind.MALICIOUS
+    assert find(res, "object1/tool.exe").reasons == ("hash:test.sha256:Test-Evil",)
