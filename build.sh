@@ -4,6 +4,7 @@
 #   ./build.sh test         setup, then the whole test suite (conformance runs when ../shared/corpus exists)
 #   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
+#   ./build.sh bench-scan   setup (+ Debian's clamav if missing), then `utm scan` against clamscan on one file set
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -66,11 +67,25 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/utm" bench "$@" ;;
+    bench-scan)
+        setup
+        shift
+        if ! command -v clamscan >/dev/null 2>&1; then
+            if [ "$(id -u)" = 0 ]; then
+                log "bench-scan: installing Debian's clamav (for clamscan only; no freshclam, no daemon)"
+                export DEBIAN_FRONTEND=noninteractive
+                { apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav; } >/dev/null \
+                    || log "bench-scan: clamav could not be installed; reporting ours only"
+            else
+                log "bench-scan: clamscan missing and not root; reporting ours only"
+            fi
+        fi
+        exec "$VENV/bin/python" -m firmware.bench.scan_bench "$@" ;;
     conformance)
         setup
         shift
         exec "$VENV/bin/python" -m tests.conformance.report "$@" ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac
