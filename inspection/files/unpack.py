@@ -69,6 +69,7 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 
 _MAIL_HEADERS = (b"from:", b"to:", b"subject:", b"mime-version:", b"content-type:", b"received:",
                  b"return-path:", b"message-id:", b"date:", b"delivered-to:", b"x-")
+_UU = re.compile(rb"begin [0-7]{3,4} [^\r\n]+\r?\n")
 _TEXT_BYTES = bytes(range(0x20, 0x7f)) + b"\t\n\r\x0c"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<a ", b"<script", b"<iframe", b"<div")
 
@@ -83,6 +84,8 @@ def identify(data: bytes, name: str = "") -> str:
     if head.startswith(b"(This file must be converted with BinHex") or b"\n(This file must be converted with BinHex" \
             in head[:512]:
         return "binhex"
+    if _UU.match(head):
+        return "uu"
     if head.startswith(b"From ") and b"\n" in head:
         second = head.split(b"\n", 2)[1].lower()
         if second.startswith(_MAIL_HEADERS):
@@ -312,7 +315,7 @@ def _table() -> dict[str, Unpacker]:
     return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
             "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
             "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio,
-            "rtf": unpack_docs.unpack_rtf, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
+            "rtf": unpack_docs.unpack_rtf, "uu": unpack_docs.unpack_uu, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
             "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso}
 
 

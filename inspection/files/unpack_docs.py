@@ -21,7 +21,7 @@ import olefile
 
 from inspection.files.unpack import Member, UnpackError
 
-__all__ = ["suspicious", "unpack_cpio", "unpack_rtf", "unpack_html", "unpack_mail", "unpack_mbox", "unpack_ole", "unpack_pdf"]
+__all__ = ["suspicious", "unpack_cpio", "unpack_rtf", "unpack_uu", "unpack_html", "unpack_mail", "unpack_mbox", "unpack_ole", "unpack_pdf"]
 
 
 # -- mail -------------------------------------------------------------------------------------
@@ -48,6 +48,8 @@ def _mail_parts(msg: email.message.Message, prefix: str, cap: int) -> Iterator[M
             yield Member(label, None, "too large", len(body))
         else:
             yield Member(label, body)
+            if part.get_content_maintype() == "text" and b"begin " in body:
+                yield from ((Member(f"{label}/{m.name}", m.data, m.reason, m.size)) for m in unpack_uu(body, label, cap))
 
 
 def _safe(name: str) -> str:
@@ -88,6 +90,36 @@ def unpack_mbox(data: bytes, name: str, cap: int) -> Iterator[Member]:
         except (ValueError, LookupError, TypeError, IndexError) as err:
             raise UnpackError(f"corrupt mbox message {i}: {err}") from None
         yield from _mail_parts(msg, f"message{i}/", cap)
+
+
+_UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+)\r?$", re.M)
+
+
+def unpack_uu(data: bytes, name: str, cap: int) -> Iterator[Member]:
+    """uuencoded blocks (``begin 644 name`` ... ``end``) inside text."""
+    for m in _UU_BEGIN.finditer(data):
+        fname = _safe(m.group(1).decode("latin-1").strip()) or "uudata"
+        out = bytearray()
+        for line in data[m.end():].splitlines()[1:]:
+            line = line.rstrip(b"\r\n ")
+            if line in (b"end", b"`") or not line:
+                if line == b"end":
+                    break
+                continue
+            try:
+                out += binascii.a2b_uu(line)
+            except binascii.Error:
+                try:        # some encoders drop trailing spaces: the length byte says how much is missing
+                    n = (line[0] - 32) & 63
+                    out += binascii.a2b_uu(line + b" " * ((n + 2) // 3 * 4 + 1 - len(line)))
+                except (binascii.Error, IndexError):
+                    break
+            if len(out) > cap:
+                break
+        if len(out) > cap:
+            yield Member(fname, None, "too large")
+        else:
+            yield Member(fname, bytes(out))
 
 
 # -- OLE (Office 97-2003, MSI, encrypted OOXML) -------------------------------------------------

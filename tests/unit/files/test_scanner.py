@@ -355,3 +355,15 @@ def test_rtf_embedded_package_object():
     res = scanner().scan(rtf, "doc.rtf")
     assert res.type == "rtf" and res.verdict is VerdictKind.MALICIOUS
     assert find(res, "object1/tool.exe").reasons == ("hash:test.sha256:Test-Evil",)
+
+
+def test_uuencoded_file_and_inline_uuencode_in_mail():
+    import binascii
+    lines = b"".join(binascii.b2a_uu(EVIL[i:i + 45]) for i in range(0, len(EVIL), 45))
+    uu = b"begin 644 tool.exe\n" + lines + b"`\nend\n"
+    res = scanner().scan(uu, "tool.uu")
+    assert res.type == "uu" and res.verdict is VerdictKind.MALICIOUS
+    mail = b"From: a@example.com\nTo: b@example.com\nSubject: see attached\n\nHere it is:\n\n" + uu
+    res = scanner().scan(mail, "m.eml")
+    assert res.type == "mail" and res.verdict is VerdictKind.MALICIOUS
+    assert find(res, "part1/tool.exe").reasons == ("hash:test.sha256:Test-Evil",)
