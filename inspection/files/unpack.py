@@ -311,15 +311,16 @@ def unpack_tar(data: bytes, name: str, cap: int) -> Iterator[Member]:
 
 
 def _table() -> dict[str, Unpacker]:
-    from inspection.files import unpack_docs, unpack_legacy
+    from inspection.files import unpack_7z, unpack_docs, unpack_legacy
     return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
             "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
             "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio,
             "rtf": unpack_docs.unpack_rtf, "uu": unpack_docs.unpack_uu, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
-            "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso}
+            "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso,
+            "7z": unpack_7z.unpack_7z}
 
 
 UNPACKERS: dict[str, Unpacker] = _table()
 
 # Containers recognised but not opened: a file of these kinds is "unscanned", never clean.
-UNSUPPORTED = frozenset({"7z", "rar", "chm", "kwaj", "arj", "ace", "xar", "lha", "zstd", "lzip"})
+UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "arj", "ace", "xar", "lha", "zstd", "lzip"})

@@ -24,7 +24,7 @@ def tree(tmp_path, monkeypatch):
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("inner/tool.exe.gz", gzip.compress(EVIL))
     (d / "sub" / "pack.zip").write_bytes(buf.getvalue())
-    (d / "sub" / "odd.7z").write_bytes(b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\0" * 40)
+    (d / "sub" / "odd.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + b"\0" * 40)
     hashes = tmp_path / "block.hdb"
     hashes.write_text(f"{hashlib.sha256(EVIL).hexdigest()}:{len(EVIL)}:Cli-Test\n")
     rules = tmp_path / "rules"
@@ -45,15 +45,15 @@ def test_folder_walk_hash_and_yara(tree, capsys):
     out, err = capsys.readouterr()
     assert rc == 1       # something malicious, as clamscan
     recs = lines(out)
-    assert sorted(recs) == ["a.txt", "odd.7z", "pack.zip"]
+    assert sorted(recs) == ["a.txt", "odd.rar", "pack.zip"]
     assert recs["a.txt"]["verdict"] == "malicious" and recs["a.txt"]["reasons"] == ["yara:text.yar:plain_text"]
     pack = recs["pack.zip"]
     assert pack["verdict"] == "malicious" and pack["reasons"] == ["hash:block.hdb:Cli-Test"]
     gz = pack["members"][0]
     assert gz["path"].endswith("pack.zip/inner/tool.exe.gz") and gz["type"] == "gzip"
     assert gz["members"][0]["verdict"] == "malicious" and gz["members"][0]["sha256"] == hashlib.sha256(EVIL).hexdigest()
-    assert recs["odd.7z"] == {**recs["odd.7z"], "verdict": "unscanned",
-                              "reasons": ["unscanned: unsupported container: 7z"]}
+    assert recs["odd.rar"] == {**recs["odd.rar"], "verdict": "unscanned",
+                              "reasons": ["unscanned: unsupported container: rar"]}
     assert "1 skipped" in err and "scanned: 3 files" in err
 
 

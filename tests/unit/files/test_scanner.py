@@ -162,7 +162,7 @@ def test_encrypted_zip_member_is_unscanned():
 
 
 def test_unsupported_containers_are_never_clean():
-    for head, kind in ((b"7z\xbc\xaf\x27\x1c\x00\x04", "7z"), (b"Rar!\x1a\x07\x00", "rar"),
+    for head, kind in ((b"Rar!\x1a\x07\x01\x00", "rar"), (b"Rar!\x1a\x07\x00", "rar"),
                        (b"\x60\xea\x2a\x00", "arj"), (b"ITSF\x03\x00\x00\x00", "chm")):
         res = scanner().scan(head + b"\0" * 64, "x")
         assert res.verdict is VerdictKind.UNSCANNED
@@ -290,7 +290,8 @@ def test_unpackers_take_garbage_without_raising(kind, blob):
 
 
 MAGICS = [b"PK\x03\x04", b"\x1f\x8b\x08", b"BZh9", b"\xfd7zXZ\x00", b"%PDF-1.4\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-          b"From: a\nTo: b\n\n", b"070701", b"<html>", b""]
+          b"From: a\nTo: b\n\n", b"070701", b"<html>", b"", b"7z\xbc\xaf\x27\x1c\x00\x04", b"MSCF\0\0\0\0",
+          b"\x78\x9f\x3e\x22", b"SZDD\x88\xf0\x27\x33", b"{\\rtf1 {\\objdata ", b"begin 644 x\n"]
 
 
 @settings(max_examples=200, deadline=None)
