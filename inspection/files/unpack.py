@@ -62,6 +62,8 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"070701", "cpio"), (0, b"070702", "cpio"), (0, b"070707", "cpio"), (0, b"\xc7\x71", "cpio"),
     (0, b"\x71\xc7", "cpio"), (2, b"-lh", "lha"), (0, b"\x28\xb5\x2f\xfd", "zstd"), (0, b"LZIP", "lzip"),
     (0x8001, b"CD001", "iso"), (0x8801, b"CD001", "iso"), (0x9001, b"CD001", "iso"),
+    (0, bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3"), "onenote"),
+    (0, b"\x7a\x1a\x20\x10", "sis"), (8, b"\x19\x04\x00\x10", "sis"),
     (257, b"ustar", "tar"), (0, b"MZ", "pe"), (0, b"\x7fELF", "elf"), (0, b"{\\rt", "rtf"),
     (0, b"\xcf\xfa\xed\xfe", "macho"), (0, b"\xce\xfa\xed\xfe", "macho"), (0, b"\xca\xfe\xba\xbe", "macho"),
     (0, b"\x89PNG\r\n\x1a\n", "png"), (0, b"GIF8", "gif"), (0, b"\xff\xd8\xff", "jpeg"),
@@ -311,16 +313,16 @@ def unpack_tar(data: bytes, name: str, cap: int) -> Iterator[Member]:
 
 
 def _table() -> dict[str, Unpacker]:
-    from inspection.files import unpack_7z, unpack_docs, unpack_legacy
+    from inspection.files import unpack_7z, unpack_docs, unpack_legacy, unpack_pe
     return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
             "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
             "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio,
             "rtf": unpack_docs.unpack_rtf, "uu": unpack_docs.unpack_uu, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
             "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso,
-            "7z": unpack_7z.unpack_7z}
+            "7z": unpack_7z.unpack_7z, "pe": unpack_pe.unpack_pe, "onenote": unpack_pe.unpack_onenote}
 
 
 UNPACKERS: dict[str, Unpacker] = _table()
 
 # Containers recognised but not opened: a file of these kinds is "unscanned", never clean.
-UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "arj", "ace", "xar", "lha", "zstd", "lzip"})
+UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "arj", "ace", "xar", "lha", "zstd", "lzip", "sis"})
