@@ -69,12 +69,46 @@ def _message(data: bytes) -> email.message.Message:
 
 def unpack_mail(data: bytes, name: str, cap: int) -> Iterator[Member]:
     """Every leaf part of a MIME message (attachments and bodies), decoded
-    from base64/quoted-printable/uuencode, named ``partN[-filename]``."""
+    from base64/quoted-printable/uuencode, named ``partN[-filename]``; then
+    any base64 block of the raw message that no part produced (see `_stray_base64`)."""
     try:
         msg = _message(data)
     except (ValueError, LookupError, TypeError, IndexError) as e:
         raise UnpackError(f"corrupt mail: {e}") from None
-    yield from _mail_parts(msg, "", cap)
+    seen: set[bytes] = set()
+    for m in _mail_parts(msg, "", cap):
+        if m.data is not None:
+            seen.add(m.data)
+        yield m
+    yield from _stray_base64(data, "", seen, cap)
+
+
+# A run of base64 lines (at least 64 characters in all): what an attachment looks like in the raw text.
+_B64_BLOCK = re.compile(rb"(?:^[A-Za-z0-9+/]{16,}={0,2}[ \t]*\r?$\n?){2,}(?:^[A-Za-z0-9+/]+={0,2}[ \t]*\r?$)?"
+                        rb"|^[A-Za-z0-9+/]{64,}={0,2}[ \t]*\r?$", re.M)
+
+
+def _stray_base64(data: bytes, prefix: str, seen: set[bytes], cap: int) -> Iterator[Member]:
+    """Base64 blocks of the raw message that the MIME parse did not decode.
+
+    Mail clients and scanners disagree on malformed MIME (odd boundary
+    syntax, duplicate headers, comments): a part one of them sees can be
+    invisible to the other. Decoding every base64-looking block of the raw
+    text as well means such a part is scanned whatever the parse made of it."""
+    n = 0
+    for m in _B64_BLOCK.finditer(data):
+        b64 = re.sub(rb"\s", b"", m.group(0))
+        if len(b64) < 64 or len(b64) * 3 // 4 > cap:
+            continue
+        try:
+            body = base64.b64decode(b64 + b"=" * (-len(b64) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if body in seen or any(body in s for s in seen):
+            continue
+        seen.add(body)
+        n += 1
+        yield Member(f"{prefix}base64-block{n}", body)
 
 
 _FROM_LINE = re.compile(rb"^From [^\r\n]*\r?\n", re.M)
@@ -89,7 +123,12 @@ def unpack_mbox(data: bytes, name: str, cap: int) -> Iterator[Member]:
             msg = _message(data[s:e])
         except (ValueError, LookupError, TypeError, IndexError) as err:
             raise UnpackError(f"corrupt mbox message {i}: {err}") from None
-        yield from _mail_parts(msg, f"message{i}/", cap)
+        seen: set[bytes] = set()
+        for m in _mail_parts(msg, f"message{i}/", cap):
+            if m.data is not None:
+                seen.add(m.data)
+            yield m
+        yield from _stray_base64(data[s:e], f"message{i}/", seen, cap)
 
 
 _UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+)\r?$", re.M)

@@ -368,3 +368,19 @@ def test_uuencoded_file_and_inline_uuencode_in_mail():
     res = scanner().scan(mail, "m.eml")
     assert res.type == "mail" and res.verdict is VerdictKind.MALICIOUS
     assert find(res, "part1/tool.exe").reasons == ("hash:test.sha256:Test-Evil",)
+
+
+def test_base64_attachment_hidden_by_a_bad_boundary_is_still_scanned():
+    import base64
+    # the declared boundary never occurs: a strict parser sees one text body
+    mail = (b"From: a@example.com\nTo: b@example.com\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=\"declared\"\n\n--other\n"
+            b"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+            + base64.encodebytes(EVIL) + b"--other--\n")
+    res = scanner().scan(mail, "odd.eml")
+    assert res.verdict is VerdictKind.MALICIOUS
+    assert find(res, "base64-block1").reasons == ("hash:test.sha256:Test-Evil",)
+    # a well-formed message does not get its attachment twice
+    good = mail.replace(b"--other", b"--declared")
+    res = scanner().scan(good, "good.eml")
+    assert res.verdict is VerdictKind.MALICIOUS and not any("base64-block" in m.path for m in res.members)
