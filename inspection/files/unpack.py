@@ -12,8 +12,10 @@ Documents that hold other files (mail, OLE, PDF, HTML) are in
 """
 from __future__ import annotations
 
+import bisect
 import bz2
 import io
+import itertools
 import lzma
 import re
 import tarfile
@@ -199,9 +201,13 @@ def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
         if not info.is_dir():
             yield _zip_member(zf, info, cap)
     found = False
+    covered.sort()
+    starts = [lo for lo, _ in covered]
+    reach = list(itertools.accumulate((hi for _, hi in covered), max))   # furthest end up to each start
     for m in _ZIP_LOCAL.finditer(data):
         at = m.start()
-        if any(lo <= at < hi for lo, hi in covered):
+        i = bisect.bisect_right(starts, at) - 1
+        if i >= 0 and at < reach[i]:
             continue
         found = True
         member = _local_member(data, at, cap)
