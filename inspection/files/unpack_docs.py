@@ -58,7 +58,7 @@ def _safe(name: str) -> str:
 
 # ``Content-Type(comment): ...``: a header name with an RFC 822 comment, which
 # some mail clients read as the header and a strict parser drops as junk.
-_COMMENTED_NAME = re.compile(rb"^([!-9;-~]+?)[ \t]*(?:\((?:[^()\r\n]|\([^()\r\n]*\))*\)[ \t]*)+:", re.M)
+_COMMENTED_NAME = re.compile(rb"^([!-9;-~]{1,76}?)[ \t]*(?:\((?:[^()\r\n]|\([^()\r\n]*\))*\)[ \t]*)+:", re.M)
 
 
 def _message(data: bytes) -> email.message.Message:
@@ -328,30 +328,43 @@ def _pdf_stream(label: str, head: bytes, raw: bytes, cap: int) -> Member:
 # -- RTF --------------------------------------------------------------------------------------
 
 _OBJDATA = re.compile(rb"\\objdata\b")
-_HEXCHARS = frozenset(b"0123456789abcdefABCDEF")
+
+
+_BRACES = re.compile(rb"[{}]")
+_NOT_HEX = re.compile(rb"[^0-9a-fA-F]+")
 
 
 def unpack_rtf(data: bytes, name: str, cap: int) -> Iterator[Member]:
     """Embedded objects (``\\objdata``, hex-encoded OLE1 objects): the native
-    data of each, which is an OLE file or, for a "Package", the file itself."""
-    for n, m in enumerate(_OBJDATA.finditer(data), 1):
-        hexd = bytearray()
-        depth, i = 0, m.end()
-        while i < len(data) and len(hexd) <= 2 * cap + 1:
-            ch = data[i]
-            if ch == 0x7B:           # {
-                depth += 1
-            elif ch == 0x7D:         # }
+    data of each, which is an OLE file or, for a "Package", the file itself.
+    Hex digits of the object's own group count; nested groups are skipped."""
+    pos, n = 0, 0
+    while (m := _OBJDATA.search(data, pos)) is not None:
+        n += 1
+        segments, depth, seg_start, end = [], 0, m.end(), len(data)
+        for b in _BRACES.finditer(data, m.end()):
+            if b.group() == b"{":
                 if depth == 0:
-                    break
+                    segments.append(data[seg_start:b.start()])
+                depth += 1
+            elif depth == 0:
+                end = b.start()
+                break
+            else:
                 depth -= 1
-            elif depth == 0 and ch in _HEXCHARS:
-                hexd.append(ch)
-            i += 1
+                if depth == 0:
+                    seg_start = b.end()
+        else:
+            if depth == 0:
+                segments.append(data[seg_start:])
+        if depth == 0 and end < len(data):
+            segments.append(data[seg_start:end])
+        pos = max(end, m.end())
+        hexd = _NOT_HEX.sub(b"", b"".join(segments))
         if len(hexd) > 2 * cap:
             yield Member(f"object{n}", None, "too large")
             continue
-        raw = binascii.unhexlify(bytes(hexd[: len(hexd) & ~1]))
+        raw = binascii.unhexlify(hexd[: len(hexd) & ~1])
         label, native = _ole1_native(raw)
         if native is None:
             yield Member(f"object{n}", raw)
