@@ -7,8 +7,10 @@ member: a member that would is yielded without data as "too large" (zip
 bombs are cut while reading, not after). A container that cannot be read
 raises `UnpackError`; members already yielded stay valid.
 
-Documents that hold other files (mail, OLE, PDF, HTML) are in
-`unpack_docs`; this module dispatches to them through `UNPACKERS`.
+Here: identification, zip, gzip/bzip2/xz, tar. Other formats have their own
+modules (`unpack_docs`: mail, OLE, RTF, PDF, HTML, cpio; `unpack_legacy`:
+cab, SZDD, BinHex, TNEF, ISO; `unpack_7z`; `unpack_arj`; `unpack_pe`: PE
+overlays, OneNote); `UNPACKERS` maps each type to its unpacker.
 """
 from __future__ import annotations
 
@@ -22,31 +24,12 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]
+from inspection.files import unpack_7z, unpack_arj, unpack_docs, unpack_legacy, unpack_pe
+from inspection.files.unpack_base import Member, UnpackError, read_capped
 
-_CHUNK = 1 << 16
-
-
-class UnpackError(Exception):
-    """A container that cannot be read (corrupt, truncated, not what it claimed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One file inside a container. `data` is None when it was not read;
-    `reason` says why (``encrypted``, ``too large``, ``unsupported compression: implode``)."""
-
-    name: str
-    data: bytes | None
-    reason: str | None = None
-    size: int = 0     # declared size when `data` is None
-
-    def __post_init__(self) -> None:
-        if (self.data is None) == (self.reason is None):
-            raise ValueError("a member has either data or a reason")
+__all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]  # re-exported
 
 
 Unpacker = Callable[[bytes, str, int], Iterator[Member]]
@@ -129,18 +112,6 @@ def _is_old_tar(data: bytes) -> bool:
 
 
 # -- shared helpers ---------------------------------------------------------------------------
-
-def read_capped(stream: io.BufferedIOBase | io.RawIOBase | tarfile.ExFileObject, cap: int) -> bytes | None:
-    """Up to `cap` bytes of `stream`; None if it has more (the caller says "too large")."""
-    buf = bytearray()
-    while True:
-        chunk = stream.read(min(_CHUNK, cap + 1 - len(buf)))
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > cap:
-            return None
-
 
 def _decompress(make: Callable[[], object], data: bytes, cap: int, kind: str, multi: bool) -> bytes | None:
     """Run a zlib/bz2/lzma decompressor over `data`, never producing more
@@ -319,16 +290,16 @@ def unpack_tar(data: bytes, name: str, cap: int) -> Iterator[Member]:
 
 
 def _table() -> dict[str, Unpacker]:
-    from inspection.files import unpack_7z, unpack_docs, unpack_legacy, unpack_pe
     return {"zip": unpack_zip, "gzip": unpack_gzip, "bz2": unpack_bz2, "xz": unpack_xz, "tar": unpack_tar,
             "mail": unpack_docs.unpack_mail, "mbox": unpack_docs.unpack_mbox, "ole": unpack_docs.unpack_ole,
             "pdf": unpack_docs.unpack_pdf, "html": unpack_docs.unpack_html, "cpio": unpack_docs.unpack_cpio,
             "rtf": unpack_docs.unpack_rtf, "uu": unpack_docs.unpack_uu, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
             "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso,
-            "7z": unpack_7z.unpack_7z, "pe": unpack_pe.unpack_pe, "onenote": unpack_pe.unpack_onenote}
+            "7z": unpack_7z.unpack_7z, "pe": unpack_pe.unpack_pe, "onenote": unpack_pe.unpack_onenote,
+            "arj": unpack_arj.unpack_arj}
 
 
 UNPACKERS: dict[str, Unpacker] = _table()
 
 # Containers recognised but not opened: a file of these kinds is "unscanned", never clean.
-UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "arj", "ace", "xar", "lha", "zstd", "lzip", "sis"})
+UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "ace", "xar", "lha", "zstd", "lzip", "sis"})

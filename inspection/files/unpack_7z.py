@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from inspection.files.unpack import Member, UnpackError
+from inspection.files.unpack_base import Member, UnpackError
 
 __all__ = ["unpack_7z"]
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import msoffcrypto
 import olefile
 
-from inspection.files.unpack import Member, UnpackError
+from inspection.files.unpack_base import Member, UnpackError
 
 __all__ = ["suspicious", "unpack_cpio", "unpack_rtf", "unpack_uu", "unpack_html", "unpack_mail", "unpack_mbox", "unpack_ole", "unpack_pdf"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
-from inspection.files.unpack import Member, UnpackError
+from inspection.files.unpack_base import Member, UnpackError
 
 __all__ = ["unpack_binhex", "unpack_cab", "unpack_iso", "unpack_szdd", "unpack_tnef"]
 

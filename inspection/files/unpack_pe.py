@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from inspection.files.unpack import Member
+from inspection.files.unpack_base import Member
 
 __all__ = ["pe_layout", "unpack_onenote", "unpack_pe"]
 
