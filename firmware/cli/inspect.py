@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="scan extracted files with these YARA rules (as `utm scan --yara`); repeatable")
     p.add_argument("--hashes", action="append", default=[], metavar="FILE",
                    help="scan extracted files against this SHA-256 list or ClamAV .hdb; repeatable")
+    p.add_argument("--scan-bundle", default=None, metavar="BUNDLE",
+                   help="scan extracted files with a definitions bundle from `utm scan --write-bundle`")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     p.set_defaults(run=run)
 
@@ -68,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from signatures.errors import RuleFileError
 
     on_engine = None
-    if args.yara or args.hashes:   # a content scanner gives fileinfo verdicts (see `utm scan`)
+    if args.yara or args.hashes or args.scan_bundle:   # a content scanner gives fileinfo verdicts (`utm scan`)
         from firmware.cli.scan import SourceError, load_sources
         from inspection.files.scanner import ContentScanner
         from inspection.files.scanner_stream import StreamScanner
         try:
-            hashes, matchers, _ = load_sources(args.hashes, args.yara)
+            hashes, matchers, _ = load_sources(args.hashes, args.yara, bundle=args.scan_bundle)
         except SourceError as e:
             print(f"utm inspect: {e}", file=sys.stderr)
             return 2

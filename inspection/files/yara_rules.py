@@ -28,7 +28,7 @@ import yara
 from firmware.base.atomic import write_atomic
 from inspection.files.scanner import FileMeta, MatchTimeout
 
-__all__ = ["RuleSourceError", "YaraRules", "YaraSkip", "default_cache_dir", "load_yara"]
+__all__ = ["RuleSourceError", "YaraRules", "YaraSkip", "default_cache_dir", "load_yara", "yara_from_bytes"]
 
 EXTERNALS = {"filename": "", "filepath": "", "extension": "", "filetype": "", "owner": ""}
 _SUFFIXES = (".yar", ".yara")
@@ -84,7 +84,8 @@ class YaraRules:
         self.rules = rules
         self.loaded = loaded            # namespaces compiled
         self.skipped = skipped          # files skipped and why
-        self.cached = cached            # loaded from the cache
+        self.cached = cached            # loaded ready-compiled (cache or bundle)
+        self.origin = "cache" if cached else "compiled"
         self.seconds = seconds          # compile or load time
         self.too_many_matches = 0       # strings that hit YARA's per-string match cap
 
@@ -105,6 +106,20 @@ class YaraRules:
         except yara.Error:
             return []
         return [f"yara:{m.namespace}:{m.rule}" for m in hits]
+
+
+def yara_from_bytes(data: bytes, loaded: list[str], skipped: list[YaraSkip]) -> YaraRules:
+    """Compiled rules from a scan definitions bundle."""
+    import io
+    import time
+    started = time.perf_counter()
+    try:
+        rules = yara.load(file=io.BytesIO(data))
+    except yara.Error as e:
+        raise RuleSourceError(f"compiled YARA rules in the bundle do not load: {e}") from None
+    out = YaraRules(rules, loaded, skipped, True, time.perf_counter() - started)
+    out.origin = "bundle"
+    return out
 
 
 def load_yara(roots: list[Path], cache_dir: Path | None = None, clock=None) -> YaraRules:

@@ -47,3 +47,14 @@ def test_truncated_download_is_never_clean(tmp_path):
 def test_unreadable_rule_source_exits_2(tmp_path, capsys):
     rc, _ = run(tmp_path, _download_and_upload(), "--yara", str(tmp_path / "missing"))
     assert rc == 2 and "no such rule file or folder" in capsys.readouterr().err
+
+
+def test_scan_bundle_gives_the_same_verdict(tmp_path, capsys):
+    from firmware.cli.main import main
+    hashes = tmp_path / "block.hdb"
+    hashes.write_text(f"{hashlib.sha256(EXE).hexdigest()}:{len(EXE)}:Test-Download\n")
+    bundle = tmp_path / "defs.bundle"
+    assert main(["scan", "--write-bundle", str(bundle), "--hashes", str(hashes)]) == 0
+    rc, ev = run(tmp_path, _download_and_upload(), "--scan-bundle", str(bundle))
+    files = {e["fileinfo"]["filename"]: e["fileinfo"] for e in of(ev, "fileinfo")}
+    assert rc == 0 and files["setup.exe"]["verdict"]["reason"] == "hash:block.hdb:Test-Download"

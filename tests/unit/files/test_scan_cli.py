@@ -77,10 +77,42 @@ def test_limits_from_the_command_line(tree, capsys):
     (["scan", "/nonexistent/file"], "no such file or folder"),
     (["scan", ".", "--yara", "/nonexistent/rules"], "no such rule file or folder"),
     (["scan", ".", "--hashes", "/nonexistent/list"], "cannot read hash list"),
-    (["scan", ".", "--bundle", "x.bundle"], "not supported yet"),
+    (["scan", ".", "--bundle", "/nonexistent/x.bundle"], "cannot read bundle"),
+    (["scan"], "no PATH to scan"),
     (["scan", ".", "--max-recursion", "-1"], "scan limits out of range"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_definitions_bundle_round_trip_and_refusals(tree, tmp_path, capsys):
+    d, hashes, rules = tree
+    bundle = tmp_path / "defs.bundle"
+    assert main(["scan", "--write-bundle", str(bundle), "--yara", str(rules), "--hashes", str(hashes)]) == 0
+    assert "1 YARA rule files (1 skipped), 1 hashes from 1 lists" in capsys.readouterr().out
+    rc = main(["scan", str(d), "--bundle", str(bundle)])
+    out, err = capsys.readouterr()
+    recs = lines(out)
+    assert rc == 1 and "loaded from bundle" in err
+    assert recs["a.txt"]["reasons"] == ["yara:text.yar:plain_text"]
+    assert recs["pack.zip"]["reasons"] == ["hash:block.hdb:Cli-Test"]
+    data = bytearray(bundle.read_bytes())
+    data[-1] ^= 1
+    bundle.write_bytes(bytes(data))
+    assert main(["scan", str(d), "--bundle", str(bundle)]) == 2
+    assert "bundle refused: damaged bundle: payload hash mismatch" in capsys.readouterr().err
+    assert main(["scan", "--write-bundle", str(bundle), str(d)]) == 2
+
+
+def test_bundle_from_another_yara_is_refused(tmp_path):
+    import pytest as _pytest
+
+    from inspection.files.scan_bundle import ScanBundle, ScanBundleError, decode_scan_bundle, encode_scan_bundle
+    data = encode_scan_bundle(ScanBundle(b"compiled", "", ("a.yar",), (), ()), "4.0.0")
+    assert decode_scan_bundle(data, "4.0.0").yara_rules == b"compiled"
+    with _pytest.raises(ScanBundleError, match="compiled with YARA 4.0.0"):
+        decode_scan_bundle(data, "4.5.4")
+    with _pytest.raises(ScanBundleError, match="bad magic"):
+        decode_scan_bundle(b"X" * 100, "4.5.4")
