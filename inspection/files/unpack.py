@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from inspection.files import unpack_7z, unpack_arj, unpack_docs, unpack_legacy, unpack_pe
+from inspection.files.explode import MAX_DECODE as MAX_EXPLODE
+from inspection.files.explode import explode
 from inspection.files.unpack_base import Member, UnpackError, read_capped
 
 __all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]  # re-exported
@@ -170,7 +172,7 @@ def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
         covered.append((info.header_offset, info.header_offset + 30 + len(info.filename.encode("utf-8", "replace"))
                         + len(info.extra) + info.compress_size))
         if not info.is_dir():
-            yield _zip_member(zf, info, cap)
+            yield _zip_member(zf, info, cap, data)
     found = False
     covered.sort()
     starts = [lo for lo, _ in covered]
@@ -192,9 +194,12 @@ def unpack_zip(data: bytes, name: str, cap: int) -> Iterator[Member]:
 _ZIP_LOCAL = re.compile(rb"PK\x03\x04")
 
 
-def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int) -> Member:
+def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int, data: bytes) -> Member:
     if info.flag_bits & 0x1:
         return Member(info.filename, None, "encrypted", info.file_size)
+    if info.compress_type == _ZIP_IMPLODED and zf is not None:
+        return _imploded(data, info.header_offset, info.filename, info.compress_size, info.file_size,
+                         info.flag_bits, info.CRC, cap)
     if info.compress_type not in _ZIP_SUPPORTED or zf is None:
         method = _ZIP_METHODS.get(info.compress_type, str(info.compress_type))
         return Member(info.filename, None, f"unsupported compression: {method}", info.file_size)
@@ -207,6 +212,28 @@ def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int) -> 
     if body is None:
         return Member(info.filename, None, "too large", info.file_size)
     return Member(info.filename, body)
+
+
+_ZIP_IMPLODED = 6
+
+
+def _imploded(data: bytes, header_at: int, label: str, csize: int, usize: int, flags: int, crc: int,
+              cap: int) -> Member:
+    """Method 6, decoded from the bytes after the entry's local header (pure
+    Python, so entries over `explode.MAX_DECODE` are "too large")."""
+    hdr = data[header_at:header_at + 30]
+    if len(hdr) < 30 or hdr[:4] != b"PK\x03\x04":
+        return Member(label, None, "corrupt member: no local header", usize)
+    start = header_at + 30 + int.from_bytes(hdr[26:28], "little") + int.from_bytes(hdr[28:30], "little")
+    if usize > cap or usize > MAX_EXPLODE:
+        return Member(label, None, "too large", usize)
+    try:
+        body = explode(data[start:start + csize], usize, flags)
+    except UnpackError as e:
+        return Member(label, None, f"corrupt member: {e}", usize)
+    if zlib.crc32(body) != crc:
+        return Member(label, None, "corrupt member: CRC mismatch", usize)
+    return Member(label, body)
 
 
 def _local_member(data: bytes, at: int, cap: int) -> Member | None:
@@ -229,6 +256,8 @@ def _local_member(data: bytes, at: int, cap: int) -> Member | None:
         if len(body) > cap:
             return Member(label, None, "too large", usize)
         return Member(label, body) if len(body) == csize else Member(label, None, "truncated", usize)
+    if method == _ZIP_IMPLODED and not flags & 0x8:
+        return _imploded(data, at, label, csize, usize, flags, int.from_bytes(hdr[14:18], "little"), cap)
     if method == 8:
         d = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
