@@ -29,6 +29,7 @@ from typing import Any
 from inspection.files import unpack_7z, unpack_arj, unpack_docs, unpack_legacy, unpack_pe
 from inspection.files.explode import MAX_DECODE as MAX_EXPLODE
 from inspection.files.explode import explode
+from inspection.files.inflate64 import inflate64
 from inspection.files.unpack_base import Member, UnpackError, read_capped
 
 __all__ = ["Member", "UnpackError", "UNPACKERS", "UNSUPPORTED", "identify", "read_capped"]  # re-exported
@@ -197,9 +198,9 @@ _ZIP_LOCAL = re.compile(rb"PK\x03\x04")
 def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int, data: bytes) -> Member:
     if info.flag_bits & 0x1:
         return Member(info.filename, None, "encrypted", info.file_size)
-    if info.compress_type == _ZIP_IMPLODED and zf is not None:
-        return _imploded(data, info.header_offset, info.filename, info.compress_size, info.file_size,
-                         info.flag_bits, info.CRC, cap)
+    if info.compress_type in _ZIP_PURE and zf is not None:
+        return _pure_python(data, info.header_offset, info.filename, info.compress_type, info.compress_size,
+                            info.file_size, info.flag_bits, info.CRC, cap)
     if info.compress_type not in _ZIP_SUPPORTED or zf is None:
         method = _ZIP_METHODS.get(info.compress_type, str(info.compress_type))
         return Member(info.filename, None, f"unsupported compression: {method}", info.file_size)
@@ -214,13 +215,13 @@ def _zip_member(zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, cap: int, dat
     return Member(info.filename, body)
 
 
-_ZIP_IMPLODED = 6
+_ZIP_PURE = frozenset({6, 9})     # implode, deflate64: decoded here, in Python
 
 
-def _imploded(data: bytes, header_at: int, label: str, csize: int, usize: int, flags: int, crc: int,
-              cap: int) -> Member:
-    """Method 6, decoded from the bytes after the entry's local header (pure
-    Python, so entries over `explode.MAX_DECODE` are "too large")."""
+def _pure_python(data: bytes, header_at: int, label: str, method: int, csize: int, usize: int, flags: int,
+                 crc: int, cap: int) -> Member:
+    """Methods zlib does not have, decoded from the bytes after the entry's
+    local header (pure Python, so entries over 8 MB are "too large")."""
     hdr = data[header_at:header_at + 30]
     if len(hdr) < 30 or hdr[:4] != b"PK\x03\x04":
         return Member(label, None, "corrupt member: no local header", usize)
@@ -228,7 +229,8 @@ def _imploded(data: bytes, header_at: int, label: str, csize: int, usize: int, f
     if usize > cap or usize > MAX_EXPLODE:
         return Member(label, None, "too large", usize)
     try:
-        body = explode(data[start:start + csize], usize, flags)
+        packed = data[start:start + csize]
+        body = explode(packed, usize, flags) if method == 6 else inflate64(packed, usize)
     except UnpackError as e:
         return Member(label, None, f"corrupt member: {e}", usize)
     if zlib.crc32(body) != crc:
@@ -256,8 +258,8 @@ def _local_member(data: bytes, at: int, cap: int) -> Member | None:
         if len(body) > cap:
             return Member(label, None, "too large", usize)
         return Member(label, body) if len(body) == csize else Member(label, None, "truncated", usize)
-    if method == _ZIP_IMPLODED and not flags & 0x8:
-        return _imploded(data, at, label, csize, usize, flags, int.from_bytes(hdr[14:18], "little"), cap)
+    if method in _ZIP_PURE and not flags & 0x8:
+        return _pure_python(data, at, label, method, csize, usize, flags, int.from_bytes(hdr[14:18], "little"), cap)
     if method == 8:
         d = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
