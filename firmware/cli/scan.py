@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import stat
 import sys
 import time
 from collections import Counter
@@ -216,7 +217,10 @@ def run(args: argparse.Namespace) -> int:
 def _scan_path(scanner: ContentScanner, f: Path) -> ScanResult:
     """Read one file (only its hash when it is past the size limit)."""
     try:
-        size = f.stat().st_size
+        st = f.stat()
+        if not stat.S_ISREG(st.st_mode):      # a FIFO or device would block or never end
+            return ScanResult(str(f), "data", 0, None, VerdictKind.UNSCANNED, ("unscanned: not a regular file",))
+        size = st.st_size
         if size > scanner.limits.max_file_size:
             sha, md5 = hashlib.sha256(), hashlib.md5()
             with f.open("rb") as fh:

@@ -116,3 +116,12 @@ def test_bundle_from_another_yara_is_refused(tmp_path):
         decode_scan_bundle(data, "4.5.4")
     with _pytest.raises(ScanBundleError, match="bad magic"):
         decode_scan_bundle(b"X" * 100, "4.5.4")
+
+
+def test_fifo_is_not_read(tmp_path, capsys):
+    import os
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert main(["scan", "-q", str(tmp_path)]) == 0
+    (rec,) = lines(capsys.readouterr().out).values()
+    assert rec["verdict"] == "unscanned" and rec["reasons"] == ["unscanned: not a regular file"]
