@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from signatures.errors import RuleFileError
 
     on_engine = None
+    file_scanner = None
     if args.yara or args.hashes or args.scan_bundle:   # a content scanner gives fileinfo verdicts (`utm scan`)
         from firmware.cli.scan import SourceError, load_sources
         from inspection.files.scanner import ContentScanner
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"utm inspect: error: {e}", file=sys.stderr)
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
+        if file_scanner is not None:
+            c = file_scanner.content.counters
+            print("files scanned: " + (", ".join(f"{k}={v}" for k, v in sorted(file_scanner.verdicts.items()))
+                                       or "none") + f" ({c.members} members unpacked)")
     return 1 if summary.capture_errors else 0
 
 

@@ -58,3 +58,13 @@ def test_scan_bundle_gives_the_same_verdict(tmp_path, capsys):
     rc, ev = run(tmp_path, _download_and_upload(), "--scan-bundle", str(bundle))
     files = {e["fileinfo"]["filename"]: e["fileinfo"] for e in of(ev, "fileinfo")}
     assert rc == 0 and files["setup.exe"]["verdict"]["reason"] == "hash:block.hdb:Test-Download"
+
+
+def test_summary_counts_scanned_files(tmp_path, capsys):
+    from tests.unit.engine.test_inspect_cli import write_pcap
+    from firmware.cli.main import main
+    hashes = tmp_path / "block.hdb"
+    hashes.write_text(f"{hashlib.sha256(EXE).hexdigest()}:{len(EXE)}:Test-Download\n")
+    pcap = write_pcap(tmp_path / "in.pcap", _download_and_upload())
+    assert main(["inspect", "-r", str(pcap), "-l", str(tmp_path / "out"), "--hashes", str(hashes)]) == 0
+    assert "files scanned: clean=1, malicious=1 (0 members unpacked)" in capsys.readouterr().out
