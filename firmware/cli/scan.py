@@ -4,7 +4,7 @@ Each line: path, sha256, type, size, verdict, reasons and, for containers,
 members with their own verdicts. Folders are walked recursively (symbolic
 links are not followed). Rule sources: ``--yara DIR|FILE`` (repeatable;
 compiled once and cached, see `inspection.files.yara_rules`) and
-``--hashes FILE`` (plain SHA-256 list or ClamAV ``.hdb``), or both compiled
+``--hashes FILE`` (plain SHA-256 list or ClamAV ``.hdb``/``.hsb``), or both compiled
 into one definitions bundle (``--write-bundle OUT``, then ``--bundle``; see
 `inspection.files.scan_bundle`). Exit status as
 clamscan: 0 nothing malicious, 1 something malicious, 2 bad arguments or
@@ -222,12 +222,13 @@ def _scan_path(scanner: ContentScanner, f: Path) -> ScanResult:
             return ScanResult(str(f), "data", 0, None, VerdictKind.UNSCANNED, ("unscanned: not a regular file",))
         size = st.st_size
         if size > scanner.limits.max_file_size:
-            sha, md5 = hashlib.sha256(), hashlib.md5()
+            sha, md5, sha1 = hashlib.sha256(), hashlib.md5(), hashlib.sha1()
             with f.open("rb") as fh:
                 while chunk := fh.read(1 << 20):
                     sha.update(chunk)
                     md5.update(chunk)
-            return scanner.oversized(str(f), size, sha.hexdigest(), md5.hexdigest())
+                    sha1.update(chunk)
+            return scanner.oversized(str(f), size, sha.hexdigest(), md5.hexdigest(), sha1.hexdigest())
         data = f.read_bytes()
     except OSError as e:
         return ScanResult(str(f), "data", 0, None, VerdictKind.UNSCANNED,

@@ -2,9 +2,10 @@
 
 Plain: one hex SHA-256 per line, optionally followed by whitespace and a
 name; ``#`` starts a comment. ClamAV ``.hdb``/``.hsb``: ``hash:size:name``
-where the hash is MD5 (32 hex) or SHA-256 (64 hex) and size may be ``*``.
-Both kinds are kept, keyed by digest, so a file is looked up by its SHA-256
-and, for MD5 entries, by its MD5 (computed only when the list has any).
+where the hash is MD5 (32 hex), SHA-1 (40 hex, ``.hsb``) or SHA-256 (64
+hex) and size may be ``*``. Each kind is kept, keyed by digest, so a file is
+looked up by its SHA-256 and, when the lists have MD5 or SHA-1 entries, by
+those digests too (computed only then).
 Malformed lines are counted and skipped, never fatal.
 """
 from __future__ import annotations
@@ -34,19 +35,21 @@ class HashList:
 
     sha256: dict[str, tuple[str, HashEntry]] = field(default_factory=dict)
     md5: dict[str, tuple[str, HashEntry]] = field(default_factory=dict)
+    sha1: dict[str, tuple[str, HashEntry]] = field(default_factory=dict)
     malformed: int = 0
 
     def __len__(self) -> int:
-        return len(self.sha256) + len(self.md5)
+        return len(self.sha256) + len(self.md5) + len(self.sha1)
 
     def merge(self, other: HashList) -> None:
         self.sha256.update(other.sha256)
         self.md5.update(other.md5)
+        self.sha1.update(other.sha1)
         self.malformed += other.malformed
 
-    def lookup(self, sha256: str, size: int, md5: str | None = None) -> str | None:
+    def lookup(self, sha256: str, size: int, md5: str | None = None, sha1: str | None = None) -> str | None:
         """The reason for a hit (``hash:<list>:<name>``), or None."""
-        for table, digest in ((self.sha256, sha256), (self.md5, md5)):
+        for table, digest in ((self.sha256, sha256), (self.md5, md5), (self.sha1, sha1)):
             if digest is None:
                 continue
             hit = table.get(digest)
@@ -76,9 +79,9 @@ def parse_hash_list(text: str, source: str) -> HashList:
             fields = line.split(None, 1)
             digest, size, name = fields[0], None, fields[1].strip() if len(fields) > 1 else ""
         digest = digest.lower()
-        if not _HEX.fullmatch(digest) or len(digest) not in (32, 64):
+        table = {64: out.sha256, 40: out.sha1, 32: out.md5}.get(len(digest))
+        if table is None or not _HEX.fullmatch(digest):
             out.malformed += 1
             continue
-        entry = HashEntry(name or digest, size)
-        (out.sha256 if len(digest) == 64 else out.md5)[digest] = (source, entry)
+        table[digest] = (source, HashEntry(name or digest, size))
     return out

@@ -81,17 +81,19 @@ class ContentScanner:
         self.counters.files += 1
         if len(data) > self.limits.max_file_size:
             return self.oversized(path, len(data), hashlib.sha256(data).hexdigest(),
-                                  hashlib.md5(data).hexdigest() if self.hashes.md5 else None)
+                                  hashlib.md5(data).hexdigest() if self.hashes.md5 else None,
+                                  hashlib.sha1(data).hexdigest() if self.hashes.sha1 else None)
         job = _Job(self.clock() + self.limits.max_seconds)
         return self._scan(data, path, path, 0, job)
 
-    def oversized(self, path: str, size: int, sha256: str | None, md5: str | None = None) -> ScanResult:
+    def oversized(self, path: str, size: int, sha256: str | None, md5: str | None = None,
+                  sha1: str | None = None) -> ScanResult:
         """A file past `max_file_size`: only its hashes are looked up (the
         caller hashed it while streaming); otherwise "too large"."""
         self.counters.too_large += 1
         reasons = [UNSCANNED_PREFIX + "too large"]
         kind = VerdictKind.UNSCANNED
-        hit = self.hashes.lookup(sha256, size, md5) if sha256 else None
+        hit = self.hashes.lookup(sha256, size, md5, sha1) if sha256 else None
         if hit:
             reasons.insert(0, hit)
             kind = VerdictKind.MALICIOUS
@@ -105,9 +107,10 @@ class ContentScanner:
         job.scanned += len(data)
         sha256 = hashlib.sha256(data).hexdigest()
         md5 = hashlib.md5(data).hexdigest() if self.hashes.md5 else None
+        sha1 = hashlib.sha1(data).hexdigest() if self.hashes.sha1 else None
         kind = identify(data, name)
         reasons: list[str] = []
-        hit = self.hashes.lookup(sha256, len(data), md5)
+        hit = self.hashes.lookup(sha256, len(data), md5, sha1)
         if hit:
             reasons.append(hit)
         meta = FileMeta(name.rsplit("/", 1)[-1], path, _extension(name), kind)

@@ -38,7 +38,7 @@ class _Session:
         content = self._owner.content
         if self._over or self._buf is None:
             sha = record.sha256 if record.state is FileState.CLOSED else None
-            res = content.oversized(self._name, record.size, sha, record.md5)
+            res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
             res = content.scan(bytes(self._buf), self._name)
             self._buf = None

@@ -18,8 +18,8 @@ MD5 = hashlib.md5(DATA).hexdigest()
 
 
 def test_plain_list_comments_names_and_malformed_lines():
-    hl = parse_hash_list(f"# comment\n\n{SHA.upper()}  Evil One\nnot-a-hash\n{'a' * 63}\n", "block.txt")
-    assert len(hl) == 1 and hl.malformed == 2
+    hl = parse_hash_list(f"# comment\n\n{SHA.upper()}  Evil One\nnot-a-hash\n{'a' * 63}\n{'g' * 64}\n", "block.txt")
+    assert len(hl) == 1 and hl.malformed == 3
     assert hl.lookup(SHA, len(DATA)) == "hash:block.txt:Evil One"
     assert hl.lookup("0" * 64, 1) is None
     bare = parse_hash_list(SHA + "\n", "b")
@@ -34,6 +34,14 @@ def test_clamav_hdb_md5_and_sha256_with_sizes():
     assert hl.lookup("b" * 64, 13) is None          # size must agree when given
     assert hl.lookup("f" * 64, len(DATA), MD5) == "hash:db.hdb:Md5-Entry"
     assert hl.lookup("f" * 64, len(DATA) + 1, MD5) is None
+
+
+def test_hsb_sha1_entries():
+    sha1 = hashlib.sha1(DATA).hexdigest()
+    hl = parse_hash_list(f"{sha1}:{len(DATA)}:Sha1-Entry\n", "db.hsb")
+    assert len(hl) == 1 and hl.malformed == 0
+    res = ContentScanner(hl).scan(DATA, "f")
+    assert res.verdict is VerdictKind.MALICIOUS and res.reasons == ("hash:db.hsb:Sha1-Entry",)
 
 
 def test_scanner_uses_md5_entries():
