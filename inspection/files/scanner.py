@@ -101,7 +101,7 @@ class ContentScanner:
 
     # -- one object ---------------------------------------------------------------------------
 
-    def _scan(self, data: bytes, path: str, name: str, depth: int, job: _Job) -> ScanResult:
+    def _scan(self, data: bytes, path: str, name: str, depth: int, job: _Job, parent: str = "") -> ScanResult:
         c = self.counters
         c.bytes_scanned += len(data)
         job.scanned += len(data)
@@ -124,7 +124,8 @@ class ContentScanner:
             except MatchTimeout:
                 reasons.append(self._time_up(job))
                 break
-        reasons.extend(suspicious("vba" if "VBA/" in path or path.startswith("VBA") else kind, data))
+        vba = parent == "ole" and ("/VBA/" in f"/{name}")     # a module stream of a VBA project
+        reasons.extend(suspicious("vba" if vba else kind, data))
         members: list[ScanResult] = []
         if kind in UNSUPPORTED:
             c.unsupported += 1
@@ -162,7 +163,7 @@ class ContentScanner:
                     out.append(ScanResult(mpath, "data", len(member.data), None, VerdictKind.UNSCANNED,
                                           (UNSCANNED_PREFIX + "scan size limit",)))
                 else:
-                    out.append(self._scan(member.data, mpath, member.name, depth + 1, job))
+                    out.append(self._scan(member.data, mpath, member.name, depth + 1, job, kind))
         except UnpackError as e:
             c.corrupt += 1
             return [f"{UNSCANNED_PREFIX}{e}"]

@@ -384,3 +384,8 @@ def test_base64_attachment_hidden_by_a_bad_boundary_is_still_scanned():
     good = mail.replace(b"--other", b"--declared")
     res = scanner().scan(good, "good.eml")
     assert res.verdict is VerdictKind.MALICIOUS and not any("base64-block" in m.path for m in res.members)
+
+
+def test_auto_exec_names_outside_a_vba_project_are_not_suspicious():
+    res = scanner().scan(zip_of({"src/VBA/module.bas": b"Sub Document_Open()\nEnd Sub\n"}), "code.zip")
+    assert res.verdict is VerdictKind.CLEAN
