@@ -9,7 +9,7 @@ raises `UnpackError`; members already yielded stay valid.
 
 Here: identification, zip, gzip/bzip2/xz, tar. Other formats have their own
 modules (`unpack_docs`: mail, OLE, RTF, PDF, HTML, cpio; `unpack_legacy`:
-cab, SZDD, BinHex, TNEF, ISO; `unpack_7z`; `unpack_arj`; `unpack_pe`: PE
+cab, SZDD, BinHex, TNEF, ISO; `unpack_7z`; `unpack_arj`; `unpack_chm`; `unpack_pe`: PE
 overlays, OneNote); `UNPACKERS` maps each type to its unpacker.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from inspection.files import unpack_7z, unpack_arj, unpack_docs, unpack_legacy, unpack_pe
+from inspection.files import unpack_7z, unpack_arj, unpack_chm, unpack_docs, unpack_legacy, unpack_pe
 from inspection.files.explode import MAX_DECODE as MAX_EXPLODE
 from inspection.files.explode import explode
 from inspection.files.inflate64 import inflate64
@@ -327,10 +327,10 @@ def _table() -> dict[str, Unpacker]:
             "rtf": unpack_docs.unpack_rtf, "uu": unpack_docs.unpack_uu, "cab": unpack_legacy.unpack_cab, "szdd": unpack_legacy.unpack_szdd,
             "binhex": unpack_legacy.unpack_binhex, "tnef": unpack_legacy.unpack_tnef, "iso": unpack_legacy.unpack_iso,
             "7z": unpack_7z.unpack_7z, "pe": unpack_pe.unpack_pe, "onenote": unpack_pe.unpack_onenote,
-            "arj": unpack_arj.unpack_arj}
+            "arj": unpack_arj.unpack_arj, "chm": unpack_chm.unpack_chm}
 
 
 UNPACKERS: dict[str, Unpacker] = _table()
 
 # Containers recognised but not opened: a file of these kinds is "unscanned", never clean.
-UNSUPPORTED = frozenset({"rar", "chm", "kwaj", "ace", "xar", "lha", "zstd", "lzip", "sis"})
+UNSUPPORTED = frozenset({"rar", "kwaj", "ace", "xar", "lha", "zstd", "lzip", "sis"})

@@ -163,7 +163,7 @@ def test_encrypted_zip_member_is_unscanned():
 
 def test_unsupported_containers_are_never_clean():
     for head, kind in ((b"Rar!\x1a\x07\x01\x00", "rar"), (b"Rar!\x1a\x07\x00", "rar"),
-                       (b"\x00\x00-lh5-", "lha"), (b"ITSF\x03\x00\x00\x00", "chm")):
+                       (b"\x00\x00-lh5-", "lha"), (b"\0" * 7 + b"**ACE**", "ace")):
         res = scanner().scan(head + b"\0" * 64, "x")
         assert res.verdict is VerdictKind.UNSCANNED
         assert res.reasons == (f"unscanned: unsupported container: {kind}",)
