@@ -5,6 +5,7 @@
 #   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh bench-categories  setup, then URL category compile/load/RSS/lookups per second (UT1 lists)
+#   ./build.sh bench-scan   setup (+ Debian's clamav if missing), then `utm scan` against clamscan on one file set
 #   ./build.sh conformance  setup, then the corpus conformance report (suricata-verify, tshark, Zeek)
 #   ./build.sh testbed up|down|status   (root) a small office in network namespaces around the box's bridge
 #   ./build.sh bench-live   setup, then the live path (bridge + utm run) against the plain bridge, in namespaces (root)
@@ -79,6 +80,20 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/utm" bench-cloud "$@" ;;
+    bench-scan)
+        setup
+        shift
+        if ! command -v clamscan >/dev/null 2>&1; then
+            if [ "$(id -u)" = 0 ]; then
+                log "bench-scan: installing Debian's clamav (for clamscan only; no freshclam, no daemon)"
+                export DEBIAN_FRONTEND=noninteractive
+                { apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav; } >/dev/null \
+                    || log "bench-scan: clamav could not be installed; reporting ours only"
+            else
+                log "bench-scan: clamscan missing and not root; reporting ours only"
+            fi
+        fi
+        exec "$VENV/bin/python" -m firmware.bench.scan_bench "$@" ;;
     conformance)
         setup
         shift
@@ -93,6 +108,6 @@ case "${1:-}" in
         shift
         exec "$VENV/bin/python" -m tests.sim.bench_live "$@" ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

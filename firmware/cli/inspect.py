@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apps", nargs="?", const="", default=None, metavar="APPS_TOML",
                    help="record application types (`app` on http/tls/dns events); "
                         "default data: signatures/apps/apps.toml")
+    p.add_argument("--yara", action="append", default=[], metavar="DIR|FILE",
+                   help="scan extracted files with these YARA rules (as `utm scan --yara`); repeatable")
+    p.add_argument("--hashes", action="append", default=[], metavar="FILE",
+                   help="scan extracted files against this SHA-256 list or ClamAV .hdb; repeatable")
+    p.add_argument("--scan-bundle", default=None, metavar="BUNDLE",
+                   help="scan extracted files with a definitions bundle from `utm scan --write-bundle`")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     p.add_argument("--export-to", default=None, metavar="DIR", type=Path,
                    help="also queue the alerts for the cloud in the agent state folder DIR "
@@ -72,6 +78,21 @@ def run(args: argparse.Namespace) -> int:
     from inspection.detect.errors import BundleError  # the detector loads only with -S or --bundle
     from signatures.errors import RuleFileError
 
+    on_engine = None
+    file_scanner = None
+    if args.yara or args.hashes or args.scan_bundle:   # a content scanner gives fileinfo verdicts (`utm scan`)
+        from firmware.cli.scan import SourceError, load_sources
+        from inspection.files.scanner import ContentScanner
+        from inspection.files.scanner_stream import StreamScanner
+        try:
+            hashes, matchers, _ = load_sources(args.hashes, args.yara, bundle=args.scan_bundle)
+        except SourceError as e:
+            print(f"utm inspect: {e}", file=sys.stderr)
+            return 2
+        file_scanner = StreamScanner(ContentScanner(hashes, matchers))
+
+        def on_engine(engine) -> None:
+            engine.files.scanner = file_scanner
     try:
         urlcat = _urlcat(args)
     except ValueError as e:
@@ -79,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules],
-                                bundle=Path(args.bundle) if args.bundle is not None else None, urlcat=urlcat)
+                                bundle=Path(args.bundle) if args.bundle is not None else None, urlcat=urlcat,
+                                on_engine=on_engine)
     except RuleFileError as e:
         print(f"utm inspect: {e}", file=sys.stderr)
         return 2
@@ -90,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"utm inspect: error: {e}", file=sys.stderr)
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
+        if file_scanner is not None:
+            c = file_scanner.content.counters
+            print("files scanned: " + (", ".join(f"{k}={v}" for k, v in sorted(file_scanner.verdicts.items()))
+                                       or "none") + f" ({c.members} members unpacked)")
     if args.export_to is not None and not _export(Path(args.logdir) / "eve.json", args.export_to, args.quiet):
         return 2
     return 1 if summary.capture_errors else 0

@@ -27,16 +27,23 @@ class VerdictKind(enum.Enum):
     """What scanning concluded. There is deliberately no default "clean": a
     file nobody looked at must never read as harmless."""
 
-    UNSCANNED = "unscanned"
-    CLEAN = "clean"
-    MALICIOUS = "malicious"
+    UNSCANNED = "unscanned"     # not looked at, or not completely (too large, too deep, encrypted, ...)
+    CLEAN = "clean"             # every byte was scanned and nothing matched
+    MALICIOUS = "malicious"     # a hash list entry, YARA rule or signature matched
+    SUSPICIOUS = "suspicious"   # risky content without a detection (auto-exec macros, PDF JavaScript)
+    SANITISED = "sanitised"     # active content was removed before the file went on
     ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """`reason` is the one-line summary (kept for EVE consumers that read
+    only it); `reasons` lists every reason, e.g. ``hash:list:name``,
+    ``yara:ns:rule``, ``unscanned: too deep``."""
+
     kind: VerdictKind
     reason: str
+    reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.reason:

@@ -3,7 +3,8 @@
 As Suricata: md5 and sha1 only for a CLOSED file, sha256 whenever no bytes
 are missing, ``stored`` always (false: nothing is written to disk yet).
 Ours besides: ``mime_type`` next to ``magic``, and ``verdict`` (what content
-scanning concluded; "unscanned" until a scanner is configured).
+scanning concluded; "unscanned" until a scanner is configured; ``reasons``
+lists every reason when a scanner gave more than the summary).
 """
 from __future__ import annotations
 
@@ -26,5 +27,8 @@ def fileinfo_to_eve(f: FileRecord) -> dict:
     eve["stored"] = f.stored
     eve["size"] = f.size
     eve["tx_id"] = f.tx_id
-    eve["verdict"] = {"verdict": f.verdict.kind.value, "reason": f.verdict.reason}
+    verdict: dict = {"verdict": f.verdict.kind.value, "reason": f.verdict.reason}
+    if f.verdict.reasons:
+        verdict["reasons"] = list(f.verdict.reasons)
+    eve["verdict"] = verdict
     return eve

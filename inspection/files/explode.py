@@ -1,0 +1,112 @@
+"""PKZIP 1.x "imploding" (zip method 6), decoded.
+
+Shannon-Fano trees stored as run-length bit lengths, then a bit stream read
+least significant bit first: a 1 bit is a literal (8 raw bits, or a code of
+the literal tree when there is one), a 0 bit a match: raw low distance bits
+(6, or 7 with the 8 KB dictionary), a distance-tree code for the high bits,
+a length-tree code (63 adds 8 raw bits) plus the minimum match (2, or 3 with
+a literal tree). Codes are canonical codes with every bit inverted, as
+Info-ZIP's explode.c reads them. Pure Python, so about 1 MB/s: callers
+bound the output size.
+"""
+from __future__ import annotations
+
+from inspection.files.unpack_base import UnpackError
+
+__all__ = ["MAX_DECODE", "explode"]
+
+MAX_DECODE = 8 << 20    # bytes decoded per entry at most (about 8 s)
+
+
+class _Bits:
+    __slots__ = ("data", "pos", "over")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos, self.over = data, pos * 8, False
+
+    def bits(self, n: int) -> int:
+        v = 0
+        for i in range(n):
+            v |= self.bit() << i
+        return v
+
+    def bit(self) -> int:
+        byte = self.pos >> 3
+        if byte >= len(self.data):
+            self.over = True
+            return 0
+        b = (self.data[byte] >> (self.pos & 7)) & 1
+        self.pos += 1
+        return b
+
+
+class _Tree:
+    """Decoder for one Shannon-Fano tree (canonical codes, inverted bits)."""
+
+    __slots__ = ("count", "first", "offset", "symbols")
+
+    def __init__(self, lengths: list[int]) -> None:
+        self.count = [0] * 17
+        for ln in lengths:
+            self.count[ln] += 1
+        self.symbols = [s for ln in range(1, 17) for s, x in enumerate(lengths) if x == ln]
+        self.first, self.offset = [0] * 17, [0] * 17
+        code = idx = 0
+        for ln in range(1, 17):
+            code <<= 1
+            self.first[ln], self.offset[ln] = code, idx
+            code += self.count[ln]
+            idx += self.count[ln]
+        if code > (1 << 16):
+            raise UnpackError("corrupt implode: over-subscribed tree")
+
+    def decode(self, r: _Bits) -> int:
+        code = 0
+        for ln in range(1, 17):
+            code = (code << 1) | (r.bit() ^ 1)
+            k = code - self.first[ln]
+            if 0 <= k < self.count[ln]:
+                return self.symbols[self.offset[ln] + k]
+        raise UnpackError("corrupt implode: undecodable code")
+
+
+def _tree(data: bytes, pos: int, n: int) -> tuple[_Tree, int]:
+    if pos >= len(data):
+        raise UnpackError("corrupt implode: tree missing")
+    nbytes = data[pos] + 1
+    lengths: list[int] = []
+    for b in data[pos + 1:pos + 1 + nbytes]:
+        lengths += [(b & 0x0F) + 1] * ((b >> 4) + 1)
+    if len(lengths) != n or pos + 1 + nbytes > len(data):
+        raise UnpackError("corrupt implode: tree size")
+    return _Tree(lengths), pos + 1 + nbytes
+
+
+def explode(data: bytes, size: int, flags: int) -> bytes:
+    """`size` bytes from an imploded stream; `flags` is the zip general purpose bit field."""
+    big_dict, lit_tree = bool(flags & 0x2), bool(flags & 0x4)
+    pos = 0
+    literals = None
+    if lit_tree:
+        literals, pos = _tree(data, pos, 256)
+    lengths, pos = _tree(data, pos, 64)
+    distances, pos = _tree(data, pos, 64)
+    low_bits, min_match = (7 if big_dict else 6), (3 if lit_tree else 2)
+    r = _Bits(data, pos)
+    out = bytearray()
+    while len(out) < size:
+        if r.bit():
+            out.append(literals.decode(r) if literals is not None else r.bits(8))
+        else:
+            dist = r.bits(low_bits)
+            dist |= distances.decode(r) << low_bits
+            length = lengths.decode(r)
+            if length == 63:
+                length += r.bits(8)
+            length += min_match
+            start = len(out) - dist - 1
+            for i in range(length):       # before the start the dictionary reads as zeros
+                out.append(out[start + i] if start + i >= 0 else 0)
+        if r.over:
+            raise UnpackError("truncated implode stream")
+    return bytes(out[:size])

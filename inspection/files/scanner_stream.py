@@ -1,0 +1,65 @@
+"""The content scanner behind the engine's `Scanner` seam (see `scan`).
+
+Files arrive as streams; the scanner needs whole files (archives are read
+from their end, YARA conditions look anywhere). So a session buffers the
+file up to `ScanLimits.max_file_size` and scans it when the file closes.
+Past the limit the buffer is dropped and only the file's SHA-256 (which
+the tracker computes while streaming) is looked up: "too large". A file
+that ended TRUNCATED (gap, size cap, cut connection) is scanned for what
+it holds but never called clean: "truncated".
+"""
+from __future__ import annotations
+
+from inspection.files.model import FileRecord, FileState, Verdict, VerdictKind
+from inspection.files.scanner import ContentScanner
+from inspection.files.scanner_model import UNSCANNED_PREFIX, ScanResult, worst
+
+__all__ = ["StreamScanner"]
+
+
+class _Session:
+    __slots__ = ("_owner", "_name", "_buf", "_over")
+
+    def __init__(self, owner: StreamScanner, name: str) -> None:
+        self._owner, self._name = owner, name
+        self._buf: bytearray | None = bytearray()
+        self._over = False
+
+    def data(self, chunk: bytes) -> None:
+        buf = self._buf
+        if buf is None:
+            return
+        if len(buf) + len(chunk) > self._owner.content.limits.max_file_size:
+            self._buf, self._over = None, True     # release now: nothing more will be scanned
+            return
+        buf += chunk
+
+    def finish(self, record: FileRecord) -> Verdict:
+        content = self._owner.content
+        if self._over or self._buf is None:
+            sha = record.sha256 if record.state is FileState.CLOSED else None
+            res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
+        else:
+            res = content.scan(bytes(self._buf), self._name)
+            self._buf = None
+        if record.state is FileState.TRUNCATED:
+            res = _truncated(res)
+        self._owner.verdicts[res.verdict.value] = self._owner.verdicts.get(res.verdict.value, 0) + 1
+        return res.to_verdict()
+
+
+def _truncated(res: ScanResult) -> ScanResult:
+    from dataclasses import replace
+    return replace(res, verdict=worst(res.verdict, VerdictKind.UNSCANNED),
+                   reasons=(*res.reasons, UNSCANNED_PREFIX + "truncated"))
+
+
+class StreamScanner:
+    """`Scanner` for the file tracker: one buffering session per file."""
+
+    def __init__(self, content: ContentScanner) -> None:
+        self.content = content
+        self.verdicts: dict[str, int] = {}     # verdict kind -> files, for the run summary
+
+    def open(self, app_proto: str, filename: str, direction: int) -> _Session:
+        return _Session(self, filename or "file")
