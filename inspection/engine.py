@@ -16,12 +16,13 @@ from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy, rebuild_frame
 from inspection.decode.transport import decode_l4
-from inspection.files.model import FileLimits
-from inspection.files.tracker import FileContext, FileTracker
+from inspection.files.model import FileLimits, with_signature_hits
+from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
+from signatures.buffers import Buffer
 
 if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
     from inspection.detect.inspector import RuleInspector
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
 
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
+_BODY_BUFFERS = frozenset({Buffer.FILE_DATA, Buffer.HTTP_REQUEST_BODY})   # rules on what carries files
 AUTO_CHECKSUM_SAMPLE = 1000     # packets looked at before `auto` decides
 AUTO_CHECKSUM_BAD_SHARE = 0.1   # more bad checksums than this: the capture was offloaded
 
@@ -89,6 +91,8 @@ class Engine:
         self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
         # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
         self._trackers: dict[Flow, FileTracker] = {}
+        # rules that matched a body, per flow and (tx_id, direction): its files are logged malicious
+        self._file_hits: dict[Flow, dict[tuple[int, Direction], list[str]]] = {}
         self._next_expire = 0.0
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None
@@ -250,6 +254,8 @@ class Engine:
         payload = pkt.payload if pkt is not None else None
         for h in hits:
             self.stats.alerts += 1
+            if flow is not None and h.record is not None:
+                self._note_file_hit(flow, h)
             self._emit(EngineEvent("alert", pkt.ts if pkt else flow.last,  # type: ignore[union-attr]
                                    pkt.pcap_cnt if pkt else None, flow, h.direction, h,
                                    packet=pkt if flow is None else None, frame=frame, payload=payload))
@@ -382,16 +388,29 @@ class Engine:
             tracker = self._trackers[flow] = FileTracker(self.files)
         self._file_outputs(flow, tracker, tracker.body(chunk))
 
+    def _note_file_hit(self, flow: Flow, hit: object) -> None:
+        """A rule that read a body (``file.data``, ``http.request_body``) matched: the files
+        that body carried are malicious by signature (``signature:gid:sid``)."""
+        rule = getattr(hit, "rule", None)
+        if rule is None or not any(b.buffer in _BODY_BUFFERS for b in rule.buffers):
+            return
+        key = (hit.record.tx_id, hit.direction)  # type: ignore[attr-defined]
+        self._file_hits.setdefault(flow, {}).setdefault(key, []).append(f"signature:{rule.gid}:{rule.sid}")
+
     def _file_outputs(self, flow: Flow, tracker: FileTracker, outputs: list) -> None:
         if tracker.idle:
             self._trackers.pop(flow, None)   # nothing on its way: no tracker kept
         if not outputs:
             return
         pkt = self._cur
+        hits = self._file_hits.get(flow) if self._file_hits else None
         for r in outputs:
             if isinstance(r, Anomaly):
                 self._anomaly(r, flow, pkt)
             else:
+                reasons = hits.get((r.tx_id, r.direction)) if hits else None
+                if reasons:
+                    r = FileEvent(with_signature_hits(r.file, reasons), r.record)
                 self._emit(EngineEvent("fileinfo", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
 
@@ -427,13 +446,15 @@ class Engine:
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
-        tracker = self._trackers.get(flow) if self._trackers else None
-        if tracker is not None:
-            self._file_outputs(flow, tracker, tracker.flush())
-        if self.inspector is not None:
+        if self.inspector is not None:   # before the files: a body rule's match marks its file
             hits = self.inspector.flush(flow)
             if hits:
                 self._alerts(flow, hits)
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.flush())
+        if self._file_hits:
+            self._file_hits.pop(flow, None)
         if app is not None and app.proto is not None and app.proto != FAILED:
             self._app_flows[app.proto] = self._app_flows.get(app.proto, 0) + 1
         self._emit(EngineEvent("flow", flow.last, None, flow, Direction.TO_SERVER, reason))

@@ -8,12 +8,13 @@ frozen: once a file is closed, nothing about it changes.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from inspection.model import Direction
 
-__all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "Verdict", "VerdictKind", "UNSCANNED"]
+__all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "Verdict", "VerdictKind", "UNSCANNED",
+           "with_signature_hits"]
 
 
 class FileState(enum.Enum):
@@ -104,3 +105,12 @@ class FileRecord:
     mime_type: str | None
     verdict: Verdict = field(default=UNSCANNED)
     stored: bool = False
+
+
+def with_signature_hits(rec: FileRecord, reasons: list[str]) -> FileRecord:
+    """The file as logged once rules matched the body that carried it: malicious, with
+    ``signature:gid:sid`` reasons first and what scanning found after them."""
+    v = rec.verdict
+    before = () if v.kind is VerdictKind.UNSCANNED and not v.reasons else (v.reasons or (v.reason,))
+    merged = tuple(dict.fromkeys([*reasons, *before]))
+    return replace(rec, verdict=Verdict(VerdictKind.MALICIOUS, reasons[0], merged))

@@ -58,3 +58,13 @@ def test_download_cut_short_is_truncated_and_size_limit_counted(tmp_path):
     fi = f["fileinfo"]
     assert (fi["filename"], fi["state"], fi["size"]) == ("/big.bin", "TRUNCATED", 5000)
     assert "md5" not in fi and fi["sha256"] == hashlib.sha256(b"x" * 1024).hexdigest()
+
+
+def test_a_rule_on_the_body_makes_its_file_malicious_by_signature(tmp_path):
+    rules = tmp_path / "r.rules"
+    rules.write_text('alert http any any -> any any (msg:"exe"; file.data; content:"MZ|90 00|"; startswith; sid:7;)\n'
+                     'alert http any any -> any any (msg:"uri"; http.uri; content:"/dl/"; sid:8;)\n')
+    rc, ev = run(tmp_path, _download_and_upload(), "-S", str(rules))
+    files = {e["fileinfo"]["filename"]: e["fileinfo"]["verdict"] for e in of(ev, "fileinfo")}
+    assert files["setup.exe"] == {"verdict": "malicious", "reason": "signature:1:7", "reasons": ["signature:1:7"]}
+    assert files["report.pdf"]["verdict"] == "unscanned"     # a URI rule says nothing about a file
