@@ -13,6 +13,7 @@ import io
 import json
 import sys
 import tarfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -144,3 +145,91 @@ def _verify(args: argparse.Namespace) -> int:
                       "components": [{"kind": c.kind.value, "name": c.name, "size": c.size, "sha256": c.sha256}
                                      for c in m.components]}))
     return 0
+
+
+# -- using a package: `utm inspect --definitions`, `utm scan --definitions` ------------------------
+
+DEFAULT_TRUSTED_KEY = Path("/etc/utm/definitions.pub")   # what the firmware image ships
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionsFiles:
+    """A verified package's components as files the loaders read, in a private folder."""
+
+    version: str
+    rules: Path | None
+    categories: Path | None
+    yara: tuple[Path, ...]
+    hashes: tuple[Path, ...]
+
+
+def add_definitions_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--definitions", default=None, metavar="PACKAGE",
+                   help="a signed definitions package (`utm definitions build`): its rules, categories, "
+                        "YARA rules and hash lists are used as if given one by one")
+    p.add_argument("--trusted-key", action="append", default=[], metavar="PEM",
+                   help=f"public key the package must be signed with (default: {DEFAULT_TRUSTED_KEY})")
+
+
+def unpack_definitions(package: str, trusted_keys: list[str], folder: Path) -> DefinitionsFiles:
+    """Verify `package` and write its components into `folder` (created 0700 by the caller).
+    Raises `DefinitionsError` (untrusted, corrupt) or `OSError`."""
+    keys = trusted_keys or ([str(DEFAULT_TRUSTED_KEY)] if DEFAULT_TRUSTED_KEY.is_file() else [])
+    if not keys:
+        raise DefinitionsError(f"no trusted key: give --trusted-key PEM (or install {DEFAULT_TRUSTED_KEY})")
+    trusted = {}
+    for k in keys:
+        pub = load_public_key(Path(k).read_bytes())
+        trusted[key_id(pub)] = pub
+    pkg = open_package(Path(package).read_bytes(), trusted)
+    rules = categories = None
+    yara: list[Path] = []
+    hashes: list[Path] = []
+    for i, (c, data) in enumerate(zip(pkg.manifest.components, pkg.payloads)):
+        target = folder / f"{i:02d}-{c.name}"
+        if c.kind is ComponentKind.YARA and c.name.endswith(".tar"):
+            target.mkdir(mode=0o700)
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(target, filter="data")     # no links out, no absolute paths, no devices
+            yara.append(target)
+            continue
+        target.write_bytes(data)
+        if c.kind is ComponentKind.RULES:
+            rules = target
+        elif c.kind is ComponentKind.CATEGORIES:
+            categories = target
+        elif c.kind is ComponentKind.YARA:
+            yara.append(target)
+        else:
+            hashes.append(target)
+    return DefinitionsFiles(pkg.manifest.version, rules, categories, tuple(yara), tuple(hashes))
+
+
+def with_definitions(args: argparse.Namespace, command: str, run_with) -> int:
+    """Run `run_with(args)` with a package's components added to the command's own options
+    (`--yara`, `--hashes`; for inspect also the rule bundle and the category database)."""
+    if args.definitions is None:
+        return run_with(args)
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="utm-definitions-") as tmp:   # 0700, removed afterwards
+        try:
+            files = unpack_definitions(args.definitions, args.trusted_key, Path(tmp))
+        except DefinitionsError as e:
+            print(f"utm {command}: {args.definitions}: {e.reason}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"utm {command}: {e.filename or args.definitions}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        args.yara = [*args.yara, *(str(p) for p in files.yara)]
+        args.hashes = [*args.hashes, *(str(p) for p in files.hashes)]
+        if hasattr(args, "categories") and files.categories is not None:
+            if args.categories is not None:
+                print(f"utm {command}: give either --categories or a package with categories", file=sys.stderr)
+                return 2
+            args.categories = str(files.categories)
+        if hasattr(args, "rules") and files.rules is not None:
+            if args.rules or args.bundle:
+                print(f"utm {command}: give either -S/--bundle or a package with rules", file=sys.stderr)
+                return 2
+            args.bundle = str(files.rules)
+        return run_with(args)

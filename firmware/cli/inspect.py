@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, inspect_files
@@ -44,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan-bundle", default=None, metavar="BUNDLE",
                    help="scan extracted files with a definitions bundle from `utm scan --write-bundle`")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_definitions_options(p)
     p.add_argument("--export-to", default=None, metavar="DIR", type=Path,
                    help="also queue the alerts for the cloud in the agent state folder DIR "
                         "(sent by `utm cloudlink run --state DIR`)")
@@ -51,6 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return with_definitions(args, "inspect", _run)
+
+
+def _run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.pcaps]
     missing = [p for p in paths if not p.is_file()]
     if missing:

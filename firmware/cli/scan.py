@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.files.hashlist import HashList, parse_hash_list
 from inspection.files.model import VerdictKind
 from inspection.files.scanner import ContentScanner, Matcher
@@ -65,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-scantime", type=float, default=lim.max_seconds, metavar="SECONDS",
                    help=f"time per file (default {lim.max_seconds:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    add_definitions_options(p)
     p.set_defaults(run=run)
 
 
@@ -180,6 +182,10 @@ def write_bundle(out: str, hash_files: list[str], yara_sources: list[str], yara_
 
 
 def run(args: argparse.Namespace) -> int:
+    return with_definitions(args, "scan", _run)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.write_bundle is not None:
         if args.bundle is not None or args.paths:
             return _fail("--write-bundle takes only --yara and --hashes")
