@@ -163,21 +163,16 @@ class MultipartSplitter:
         buf = self._buf
         while True:
             lf = buf.find(b"\n")
+            # the header block may not pass `max_header`, however the bytes arrive: the
+            # test is made before a line is taken, on the whole line or what is here of it
+            if self._head_len + (lf + 1 if lf >= 0 else len(buf)) > self._max_header:
+                self._overflow(out)
+                return True
             if lf < 0:
-                if self._head_len + len(buf) > self._max_header:
-                    self.anomalies.append("MULTIPART_INVALID_HEADER")
-                    self._buf = bytearray()
-                    self._st = _S.SKIP
-                    out.append(PartStart(None, None))
                 return False
             line = bytes(buf[:lf]).rstrip(b"\r")
             del buf[: lf + 1]
             self._head_len += lf + 1
-            if self._head_len > self._max_header:
-                self.anomalies.append("MULTIPART_INVALID_HEADER")
-                self._st = _S.SKIP
-                out.append(PartStart(None, None))
-                return True
             if not line:
                 out.append(self._part_start())
                 self._st = _S.DATA
@@ -186,6 +181,15 @@ class MultipartSplitter:
                 self._lines[-1] += b" " + line.strip()
             else:
                 self._lines.append(line)
+
+    def _overflow(self, out: list[PartEvent]) -> None:
+        """Too long a header block: the part's data is skipped up to the next delimiter,
+        which may be the very line that did not fit (the buffer is at a line start)."""
+        self.anomalies.append("MULTIPART_INVALID_HEADER")
+        self._buf[:0] = b"\n"
+        self._lines = []
+        self._st = _S.SKIP
+        out.append(PartStart(None, None))
 
     def _part_start(self) -> PartStart:
         filename = ctype = None
