@@ -11,6 +11,7 @@ bound the output size.
 """
 from __future__ import annotations
 
+from inspection.files.huffman import CanonicalCode
 from inspection.files.unpack_base import UnpackError
 
 __all__ = ["MAX_DECODE", "explode"]
@@ -40,37 +41,12 @@ class _Bits:
         return b
 
 
-class _Tree:
-    """Decoder for one Shannon-Fano tree (canonical codes, inverted bits)."""
-
-    __slots__ = ("count", "first", "offset", "symbols")
-
-    def __init__(self, lengths: list[int]) -> None:
-        self.count = [0] * 17
-        for ln in lengths:
-            self.count[ln] += 1
-        self.symbols = [s for ln in range(1, 17) for s, x in enumerate(lengths) if x == ln]
-        self.first, self.offset = [0] * 17, [0] * 17
-        code = idx = 0
-        for ln in range(1, 17):
-            code <<= 1
-            self.first[ln], self.offset[ln] = code, idx
-            code += self.count[ln]
-            idx += self.count[ln]
-        if code > (1 << 16):
-            raise UnpackError("corrupt implode: over-subscribed tree")
-
-    def decode(self, r: _Bits) -> int:
-        code = 0
-        for ln in range(1, 17):
-            code = (code << 1) | (r.bit() ^ 1)
-            k = code - self.first[ln]
-            if 0 <= k < self.count[ln]:
-                return self.symbols[self.offset[ln] + k]
-        raise UnpackError("corrupt implode: undecodable code")
+def _sf_code(lengths: list[int]) -> CanonicalCode:
+    """Implode's Shannon-Fano trees are canonical codes read with inverted bits."""
+    return CanonicalCode(lengths, max_bits=16, what="implode", invert=True)
 
 
-def _tree(data: bytes, pos: int, n: int) -> tuple[_Tree, int]:
+def _tree(data: bytes, pos: int, n: int) -> tuple[CanonicalCode, int]:
     if pos >= len(data):
         raise UnpackError("corrupt implode: tree missing")
     nbytes = data[pos] + 1
@@ -79,7 +55,7 @@ def _tree(data: bytes, pos: int, n: int) -> tuple[_Tree, int]:
         lengths += [(b & 0x0F) + 1] * ((b >> 4) + 1)
     if len(lengths) != n or pos + 1 + nbytes > len(data):
         raise UnpackError("corrupt implode: tree size")
-    return _Tree(lengths), pos + 1 + nbytes
+    return _sf_code(lengths), pos + 1 + nbytes
 
 
 def explode(data: bytes, size: int, flags: int) -> bytes:

@@ -7,6 +7,7 @@ decode it; Windows writes it for large zips. Pure Python, bit by bit (about
 """
 from __future__ import annotations
 
+from inspection.files.huffman import CanonicalCode
 from inspection.files.unpack_base import UnpackError
 
 __all__ = ["MAX_DECODE", "inflate64"]
@@ -44,46 +45,19 @@ class _Bits:
         return v
 
 
-class _Code:
-    """Canonical Huffman code from lengths, read most significant bit first."""
-
-    __slots__ = ("count", "first", "offset", "symbols")
-
-    def __init__(self, lengths: list[int]) -> None:
-        self.count = [0] * 16
-        for ln in lengths:
-            self.count[ln] += 1
-        self.count[0] = 0
-        self.symbols = [s for ln in range(1, 16) for s, x in enumerate(lengths) if x == ln]
-        self.first, self.offset = [0] * 16, [0] * 16
-        code = idx = 0
-        for ln in range(1, 16):
-            code <<= 1
-            self.first[ln], self.offset[ln] = code, idx
-            code += self.count[ln]
-            idx += self.count[ln]
-        if code > (1 << 15):
-            raise UnpackError("corrupt deflate64: over-subscribed code")
-
-    def decode(self, r: _Bits) -> int:
-        code = 0
-        for ln in range(1, 16):
-            code = (code << 1) | r.bit()
-            k = code - self.first[ln]
-            if 0 <= k < self.count[ln]:
-                return self.symbols[self.offset[ln] + k]
-        raise UnpackError("corrupt deflate64: undecodable code")
+def _code(lengths: list[int]) -> CanonicalCode:
+    return CanonicalCode(lengths, max_bits=15, what="deflate64")
 
 
-_FIXED = (_Code([8] * 144 + [9] * 112 + [7] * 24 + [8] * 8), _Code([5] * 32))
+_FIXED = (_code([8] * 144 + [9] * 112 + [7] * 24 + [8] * 8), _code([5] * 32))
 
 
-def _dynamic(r: _Bits) -> tuple[_Code, _Code]:
+def _dynamic(r: _Bits) -> tuple[CanonicalCode, CanonicalCode]:
     hlit, hdist, hclen = r.bits(5) + 257, r.bits(5) + 1, r.bits(4) + 4
     cl = [0] * 19
     for i in range(hclen):
         cl[_CL_ORDER[i]] = r.bits(3)
-    clc = _Code(cl)
+    clc = _code(cl)
     lengths: list[int] = []
     while len(lengths) < hlit + hdist:
         sym = clc.decode(r)
@@ -101,7 +75,7 @@ def _dynamic(r: _Bits) -> tuple[_Code, _Code]:
             raise UnpackError("truncated deflate64 stream")
     if len(lengths) > hlit + hdist:
         raise UnpackError("corrupt deflate64: too many lengths")
-    return _Code(lengths[:hlit]), _Code(lengths[hlit:])
+    return _code(lengths[:hlit]), _code(lengths[hlit:])
 
 
 def inflate64(data: bytes, size: int) -> bytes:

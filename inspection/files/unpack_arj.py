@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from inspection.files.huffman import CanonicalCode
 from inspection.files.unpack_base import Member, UnpackError
 
 __all__ = ["MAX_DECODE", "unpack_arj"]
@@ -44,46 +45,29 @@ class _Bits:
         return b
 
 
-class _Huffman:
-    """Canonical code from code lengths (shorter first, then by symbol), as ARJ's make_table."""
+class _Single:
+    """A code with one symbol: ARJ sends the symbol instead of the lengths; no bits are read."""
 
-    __slots__ = ("first", "count", "offset", "symbols", "single")
+    __slots__ = ("symbol",)
 
-    def __init__(self, lengths: list[int], single: int | None = None) -> None:
-        self.single = single
-        self.count = [0] * 17
-        for ln in lengths:
-            if ln > 16:
-                raise UnpackError("corrupt arj: code length")
-            self.count[ln] += 1
-        self.count[0] = 0
-        self.symbols = [s for ln in range(1, 17) for s, x in enumerate(lengths) if x == ln]
-        self.first, self.offset = [0] * 17, [0] * 17
-        code = idx = 0
-        for ln in range(1, 17):
-            code <<= 1
-            self.first[ln], self.offset[ln] = code, idx
-            code += self.count[ln]
-            idx += self.count[ln]
-        if code > (1 << 16) or not self.symbols:
-            raise UnpackError("corrupt arj: bad code lengths")
+    def __init__(self, symbol: int) -> None:
+        self.symbol = symbol
 
     def decode(self, r: _Bits) -> int:
-        if self.single is not None:
-            return self.single
-        code = 0
-        for ln in range(1, 17):
-            code = (code << 1) | r.bit()
-            k = code - self.first[ln]
-            if k < self.count[ln]:
-                return self.symbols[self.offset[ln] + k]
-        raise UnpackError("corrupt arj: undecodable code")
+        return self.symbol
+
+
+def _huffman(lengths: list[int], single: int | None = None) -> CanonicalCode | _Single:
+    """ARJ's make_table: a canonical code (shorter first, then by symbol)."""
+    if single is not None:
+        return _Single(single)
+    return CanonicalCode(lengths, max_bits=16, what="arj", need_symbols=True)
 
 
 def _pt_lengths(r: _Bits, nn: int, nbit: int, special: int) -> _Huffman:
     n = r.bits(nbit)
     if n == 0:
-        return _Huffman([0] * nn, single=r.bits(nbit))
+        return _huffman([0] * nn, single=r.bits(nbit))
     if n > nn:
         raise UnpackError("corrupt arj: table size")
     lengths: list[int] = []
@@ -97,13 +81,13 @@ def _pt_lengths(r: _Bits, nn: int, nbit: int, special: int) -> _Huffman:
         lengths.append(c)
         if len(lengths) == special:
             lengths += [0] * r.bits(2)
-    return _Huffman((lengths + [0] * nn)[:nn])
+    return _huffman((lengths + [0] * nn)[:nn])
 
 
 def _c_lengths(r: _Bits, pt: _Huffman) -> _Huffman:
     n = r.bits(9)
     if n == 0:
-        return _Huffman([0] * _NC, single=r.bits(9))
+        return _huffman([0] * _NC, single=r.bits(9))
     lengths: list[int] = []
     while len(lengths) < n:
         c = pt.decode(r)
@@ -111,7 +95,7 @@ def _c_lengths(r: _Bits, pt: _Huffman) -> _Huffman:
             lengths += [0] * (1 if c == 0 else r.bits(4) + 3 if c == 1 else r.bits(9) + 20)
         else:
             lengths.append(c - 2)
-    return _Huffman((lengths + [0] * _NC)[:_NC])
+    return _huffman((lengths + [0] * _NC)[:_NC])
 
 
 def _decode_huffman(data: bytes, size: int) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from inspection.files.huffman import CanonicalCode
 from inspection.files.unpack_base import Member, UnpackError
 
 __all__ = ["MAX_DECODE", "lzx_decode", "unpack_chm"]
@@ -58,37 +59,12 @@ class _Bits:
         self.pos = (self.pos + 15) & ~15
 
 
-class _Code:
-    __slots__ = ("count", "first", "offset", "symbols")
-
-    def __init__(self, lengths: list[int]) -> None:
-        self.count = [0] * 17
-        for ln in lengths:
-            self.count[ln] += 1
-        self.count[0] = 0
-        self.symbols = [s for ln in range(1, 17) for s, x in enumerate(lengths) if x == ln]
-        self.first, self.offset = [0] * 17, [0] * 17
-        code = idx = 0
-        for ln in range(1, 17):
-            code <<= 1
-            self.first[ln], self.offset[ln] = code, idx
-            code += self.count[ln]
-            idx += self.count[ln]
-        if code > (1 << 16):
-            raise UnpackError("corrupt lzx: over-subscribed code")
-
-    def decode(self, r: _Bits) -> int:
-        code = 0
-        for ln in range(1, 17):
-            code = (code << 1) | r.bit()
-            k = code - self.first[ln]
-            if 0 <= k < self.count[ln]:
-                return self.symbols[self.offset[ln] + k]
-        raise UnpackError("corrupt lzx: undecodable code")
+def _code(lengths: list[int]) -> CanonicalCode:
+    return CanonicalCode(lengths, max_bits=16, what="lzx")
 
 
 def _read_lengths(r: _Bits, lens: list[int], first: int, last: int) -> None:
-    pre = _Code([r.bits(4) for _ in range(20)])
+    pre = _code([r.bits(4) for _ in range(20)])
     x = first
     while x < last:
         z = pre.decode(r)
@@ -144,12 +120,12 @@ def lzx_decode(data: bytes, size: int, window_bits: int, start_pos: int = 0) -> 
             r.pos = (at + 12 + blen + (blen & 1)) * 8
         else:
             if btype == 2:
-                aligned = _Code([r.bits(3) for _ in range(8)])
+                aligned = _code([r.bits(3) for _ in range(8)])
             _read_lengths(r, main_lens, 0, 256)
             _read_lengths(r, main_lens, 256, n_main)
             _read_lengths(r, len_lens, 0, 249)
-            main = _Code(main_lens)
-            length = _Code(len_lens) if any(len_lens) else None
+            main = _code(main_lens)
+            length = _code(len_lens) if any(len_lens) else None
             end = len(out) + blen
             while len(out) < end:
                 sym = main.decode(r)
