@@ -16,7 +16,7 @@ import tarfile
 import zipfile
 import zlib
 
-from inspection.files.sanitize.common import Context, LimitExceeded, Outcome, Unsafe, notice_text
+from inspection.files.sanitize.common import Context, LimitExceeded, Outcome, Unsafe, notice_text, read_zip_member
 from inspection.files.sanitize.model import Action, ActionKind, LimitKind
 
 __all__ = ["sanitize_gzip", "sanitize_tar", "sanitize_zip"]
@@ -65,14 +65,7 @@ def sanitize_zip(data: bytes, name: str, ctx: Context) -> Outcome:
             members.append((info, f"{info.filename}.removed.txt", text))
             actions.append(Action(ActionKind.REPLACED_WITH_NOTICE, info.filename, reason))
             continue
-        ctx.budget.take(info.file_size, info.filename)
-        try:
-            with zf.open(info) as fh:
-                body = fh.read(info.file_size + 1)
-        except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, RuntimeError) as e:
-            raise Unsafe(f"zip member {info.filename!r} cannot be read ({e})") from None
-        if len(body) != info.file_size:
-            raise Unsafe(f"zip member {info.filename!r} is not the size its header says")
+        body = read_zip_member(zf, info, ctx.budget)
         result = _member(ctx, body, info.filename)
         members.append((info, _new_name(result, info.filename), result.data))
         actions += _prefixed(result, info.filename)

@@ -8,6 +8,7 @@ entry point answers with a notice naming the reason.
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -88,3 +89,17 @@ def notice_text(*, name: str, sha256: str, reason: str, removed: str) -> bytes:
         "",
     ]
     return "\n".join(lines).encode("utf-8")
+
+
+def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> bytes:
+    """One member's bytes, charged to the expansion budget; a member that cannot be
+    read or is not the size its header says is refused (`Unsafe`), never guessed at."""
+    budget.take(info.file_size, info.filename)
+    try:
+        with zf.open(info) as fh:
+            body = fh.read(info.file_size + 1)
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, RuntimeError) as e:
+        raise Unsafe(f"zip member {info.filename!r} cannot be read ({e})") from None
+    if len(body) != info.file_size:
+        raise Unsafe(f"zip member {info.filename!r} is not the size its header says")
+    return body

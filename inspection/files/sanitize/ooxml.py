@@ -23,7 +23,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 
-from inspection.files.sanitize.common import Context, LimitExceeded, Outcome, Unsafe
+from inspection.files.sanitize.common import Context, LimitExceeded, Outcome, Unsafe, read_zip_member
 from inspection.files.sanitize.model import Action, ActionKind, LimitKind
 from inspection.files.sanitize.wordfields import blank_dde_fields
 from inspection.files.sanitize.xmltext import (Tag, attr_value, check_xml, element_end, iter_tags, namespaces,
@@ -98,14 +98,7 @@ def read_members(data: bytes, ctx: Context) -> tuple[list[zipfile.ZipInfo], dict
             raise Unsafe(f"encrypted zip member {info.filename!r}")
         if info.filename in out:
             raise Unsafe(f"duplicate zip member {info.filename!r}")
-        ctx.budget.take(info.file_size, info.filename)
-        try:
-            with zf.open(info) as fh:
-                body = fh.read(info.file_size + 1)
-        except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, RuntimeError) as e:
-            raise Unsafe(f"zip member {info.filename!r} cannot be read ({e})") from None
-        if len(body) != info.file_size:
-            raise Unsafe(f"zip member {info.filename!r} is not the size its header says")
+        body = read_zip_member(zf, info, ctx.budget)
         out[info.filename] = body
     return infos, out
 
