@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from inspection.applayer.http_tx import HttpTransaction
+from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
@@ -161,8 +162,8 @@ class LiveWorker:
         if et == "alert":
             hit = ev.body
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
-                    and isinstance(hit.record, HttpTransaction) and self._seen_request(ev.flow.flow_id, hit.record):
-                return   # raised already when the request's head arrived
+                    and self._seen_request(ev.flow.flow_id, hit.record):
+                return   # raised already when the request's head (the client hello) arrived
             view = hit_view(hit, self._early)
             if view.blocking and self.policy.allows(view):
                 ev.body = allowed(hit)
@@ -182,13 +183,36 @@ class LiveWorker:
 
     def _seen_request(self, flow_id: int, record: object) -> bool:
         seen = self._requests.get(flow_id)
-        return bool(seen) and getattr(record, "tx_id", None) in seen   # type: ignore[operator]
+        if not seen:
+            return False
+        if isinstance(record, TlsRecord):
+            return "tls" in seen
+        return isinstance(record, HttpTransaction) and record.tx_id in seen
+
+    def _early_sni(self, flow: Flow, parser: object) -> None:
+        """A client hello's SNI in a blocked category: the flow is reset before the server answers."""
+        seen = self._requests.setdefault(flow.flow_id, {})
+        if "tls" in seen:
+            return
+        hello = getattr(parser, "client_hello", None)
+        if hello is None:
+            return
+        seen["tls"] = None
+        sni = hello.sni.decode("ascii", "replace") if hello.sni else None
+        db = self.engine.urlcat.db   # type: ignore[union-attr]
+        cats = db.lookup(sni, None) if sni else []
+        if cats and cats[0].blocked:
+            others = tuple(x.name for x in cats[1:] if x.blocked)
+            self.engine.raise_alerts(flow, [CategoryHit(cats[0], sni, Direction.TO_SERVER, None, others)])
 
     def _early_categories(self, flow: Flow) -> None:
         """Look up each HTTP request as soon as its head is read (the transaction is logged only
         later): a blocked category then stops the request itself."""
         app = flow.app
         parser = app.parser if app is not None else None
+        if app is not None and app.proto == "tls":
+            self._early_sni(flow, parser)
+            return
         heads = getattr(parser, "heads", None)
         if heads is None or app.proto != "http":   # type: ignore[union-attr]
             return
