@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
@@ -154,6 +155,9 @@ class LiveWorker:
         self._early = False                      # alerts being raised are HTTP request category hits
         self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
         self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
+        # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
+        # released before them must reach the client first, or its reset would be out of window
+        self._out: list[tuple[int, bytes]] = []
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -164,6 +168,10 @@ class LiveWorker:
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
                     and self._seen_request(ev.flow.flow_id, hit.record):
                 return   # raised already when the request's head (the client hello) arrived
+            if isinstance(hit, CategoryHit) and hit.blocked and isinstance(hit.record, DnsMessage):
+                # a DNS query for a blocked name is answered: the connection that follows gets the
+                # block page (HTTP) or the resets (TLS); dropping the query would only look like an outage
+                hit = ev.body = dataclasses.replace(hit, blocked=False)
             view = hit_view(hit, self._early)
             if view.blocking and self.policy.allows(view):
                 ev.body = allowed(hit)
@@ -240,7 +248,19 @@ class LiveWorker:
         c.batches += 1
         now = self.clock()
         self.queue.verdicts([self.handle(p, now) for p in batch])
+        if self._out:
+            self.flush_frames()
         return len(batch)
+
+    def flush_frames(self) -> None:
+        """Send the resets and block pages decided in the last batch (after its verdicts)."""
+        out, self._out = self._out, []
+        c = self.counters
+        for ifindex, frame in out:
+            try:
+                self.sender.send(ifindex, frame)   # type: ignore[union-attr]
+            except OSError:
+                c.reset_errors += 1
 
     def handle(self, qp: QueuedPacket, now: float) -> VerdictMsg:
         c = self.counters
@@ -327,11 +347,11 @@ class LiveWorker:
             c.reset_errors += 1
             return
         try:
-            self.sender.send(qp.physin or sender_end[1], to_sender)
+            self._out.append((qp.physin or sender_end[1], to_sender))
             c.resets_sent += 1
             out = qp.physout or (receiver_end[1] if receiver_end is not None else 0)
             if receiver_end is not None and out:
-                self.sender.send(out, to_receiver)
+                self._out.append((out, to_receiver))
                 c.resets_sent += 1
             else:
                 c.reset_errors += 1
@@ -356,11 +376,11 @@ class LiveWorker:
             c.reset_errors += 1
             return
         try:
-            self.sender.send(qp.physin or client[1], to_client)
+            self._out.append((qp.physin or client[1], to_client))
             c.block_pages_sent += 1
             out = qp.physout or (server[1] if server is not None else 0)
             if server is not None and out:
-                self.sender.send(out, to_server)
+                self._out.append((out, to_server))
                 c.resets_sent += 1
             else:
                 c.reset_errors += 1
