@@ -85,6 +85,9 @@ class LiveCounters:
     files_judged_live: int = 0       # files closed and judged at the packet that completed them
     hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
     hold_us_total: int = 0
+    blocks_timed: int = 0            # blocks whose frames went out: time from the alert to the last frame
+    block_us_max: int = 0
+    block_us_total: int = 0
 
 
 class AllowedHit:
@@ -158,6 +161,7 @@ class LiveWorker:
         # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
+        self._block_t: float | None = None       # when the batch's first blocking alert fired
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -178,6 +182,8 @@ class LiveWorker:
                 view = dataclasses.replace(view, blocking=False)
             elif view.blocking and view.http_request and self._page is None:
                 self._page = hit   # type: ignore[assignment]
+            if view.blocking and self._block_t is None:
+                self._block_t = time.perf_counter()
             self._hits.append((ev.flow, view))
         elif et == "fileinfo" and ev.flow is not None and ev.flow is self.engine.flow:
             f = ev.body.file   # type: ignore[attr-defined]
@@ -250,6 +256,7 @@ class LiveWorker:
         self.queue.verdicts([self.handle(p, now) for p in batch])
         if self._out:
             self.flush_frames()
+        self._block_t = None
         return len(batch)
 
     def flush_frames(self) -> None:
@@ -261,6 +268,11 @@ class LiveWorker:
                 self.sender.send(ifindex, frame)   # type: ignore[union-attr]
             except OSError:
                 c.reset_errors += 1
+        if self._block_t is not None:
+            us = int((time.perf_counter() - self._block_t) * 1e6)
+            c.blocks_timed += 1
+            c.block_us_total += us
+            c.block_us_max = max(c.block_us_max, us)
 
     def handle(self, qp: QueuedPacket, now: float) -> VerdictMsg:
         c = self.counters
@@ -407,7 +419,8 @@ class LiveWorker:
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
-            "file_hold_us_total": c.hold_us_total,
+            "file_hold_us_total": c.hold_us_total, "blocks_timed": c.blocks_timed,
+            "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},
