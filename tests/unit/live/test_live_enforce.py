@@ -22,7 +22,7 @@ from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.output.eve import EveWriter
 from inspection.policy.tcpreset import parse_tcp
 from inspection.policy.urlcat import UrlCategorizer
-from inspection.policy.verdict import FlowPolicy, PolicyConfig
+from inspection.policy.verdict import FlowPolicy, HitKind, PolicyConfig
 from signatures.categories.compile import compile_lists
 from signatures.categories.db import encode, write_db
 from signatures.categories.lookup import CategoryDB
@@ -154,3 +154,38 @@ def test_block_page_is_small_and_escapes_the_host():
     assert len(page) <= MAX_PAGE and b"<script>" not in page and b"&lt;script&gt;" in page
     head, _, body = page.partition(b"\r\n\r\n")
     assert int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) == len(body)
+
+
+def test_judges_load_from_the_run_options_and_swap_on_reload(tmp_path):
+    from firmware.cli.main import build_parser
+    from firmware.cli.run import build_spec
+    from firmware.live.worker import _finish_reload, load_judges
+    from tests.sim.livebox import make_judges
+
+    opts = make_judges(tmp_path)
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), *opts, "--apps", "--detect-only", "file"])
+    spec = build_spec(args)
+    assert spec.policy.is_detect_only(None, HitKind.FILE) and not spec.policy.is_detect_only(None, HitKind.CATEGORY)
+    j = load_judges(spec)
+    assert j.urlcat is not None and j.urlcat.db is not None and j.urlcat.apps is not None
+    assert j.scanner is not None and j.inspector is None
+    w, _, _, _ = make((j.urlcat.db, *load_sources([str(tmp_path / "block.sha256")], [])[:2]))
+    old = w.engine.files.scanner
+    _finish_reload(w, spec, (True, load_judges(spec)))
+    assert w.engine.files.scanner is not old and w.engine.urlcat is not None and w.counters.reloads == 1
+
+
+@pytest.mark.parametrize("opt", ["--categories", "--hashes", "--scan-bundle", "--yara"])
+def test_a_missing_judgement_source_exits_2_with_one_line(opt, capsys, tmp_path):
+    from firmware.cli.main import main
+    assert main(["run", "-l", str(tmp_path), opt, str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and err.count("\n") == 1
+
+
+def test_a_definitions_package_needs_a_trusted_key(capsys, tmp_path):
+    from firmware.cli.main import main
+    (tmp_path / "defs.pkg").write_bytes(b"UTMDEFS1junk")
+    assert main(["run", "-l", str(tmp_path), "--definitions", str(tmp_path / "defs.pkg"),
+                 "--trusted-key", str(tmp_path / "nokey.pem")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
