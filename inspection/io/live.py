@@ -168,6 +168,8 @@ class LiveWorker:
     def _on_event(self, ev: EngineEvent) -> None:
         et = ev.event_type
         if et == "alert":
+            if ev.flow is not None and self.policy.is_blocked(ev.flow.flow_id):
+                return   # a blocked flow's packets are dropped: what they still match is noise
             hit = ev.body
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
                     and self._seen_request(ev.flow.flow_id, hit.record):

@@ -185,6 +185,9 @@ class FlowPolicy:
         self.counters.bypassed_flows += 1
         return PacketDecision(Action.BYPASS, reason, cfg.bypass_mark)
 
+    def is_blocked(self, flow_id: int) -> bool:
+        return flow_id in self._blocked
+
     def forget(self, flow_id: int) -> None:
         """The flow ended in the engine: drop what was kept for it."""
         self._blocked.discard(flow_id)
