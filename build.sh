@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 DEBS=(tshark iproute2 iptables)   # iproute2/iptables: netconfig's namespace tests
-TESTBED_DEBS=(dnsmasq-base)        # installed by `testbed up` only
+TESTBED_DEBS=(dnsmasq-base curl)   # installed by `testbed up` and the live demo only (curl: the devices)
 PY=${PYTHON:-python3}
 
 log() { printf '%s\n' "$*" >&2; }
