@@ -7,6 +7,7 @@ already up (it belongs to someone) the module is skipped. Every fetch and wait i
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
@@ -117,9 +118,30 @@ def test_lan_to_ssid_traffic_is_inspected(box, tmp_path):
         assert hits and hits[0]["alert"]["action"] == "blocked", [
             (a.get("src_ip"), a.get("dest_ip"), a["alert"]["signature"]) for a in lb.alerts(evs)]
     finally:
-        import os
         os.killpg(srv.pid, signal.SIGTERM)
         srv.wait(5)
+
+
+def test_sighup_reloads_the_category_database(bed, box):
+    folder, _ = bed
+
+    def reload_until(status: int) -> bool:
+        r = subprocess.run([sys.executable, "-m", "firmware.cli.main", "reload", "-l", str(box.logdir)],
+                           capture_output=True, text=True, timeout=10,
+                           env={**os.environ, "PYTHONPATH": str(lb.ROOT)})
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            if lb.fetch("utmtb-lan", "http://phish.example.test/", "-4", timeout=5).status == status:
+                return True
+            time.sleep(0.3)
+        return False
+    try:
+        lb.make_judges(folder, phishing=("other.example.test",))
+        assert reload_until(200), "the new database (phish.example.test not listed) was not taken"
+    finally:
+        lb.make_judges(folder)
+        assert reload_until(403), "the old database was not taken back"
 
 
 def test_detect_only_blocks_nothing_and_still_alerts(bed, box):

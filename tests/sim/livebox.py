@@ -32,13 +32,13 @@ EICAR_YARA = """rule eicar_test_file {
 """
 
 
-def make_judges(folder: Path) -> list[str]:
+def make_judges(folder: Path, phishing: tuple[str, ...] = ("phish.example.test",)) -> list[str]:
     """Write the judgement sources into `folder`; returns the `utm run` options naming them."""
     from signatures.categories.compile import compile_lists
     from signatures.categories.db import encode, write_db
     lists = folder / "ut1" / "phishing"
     lists.mkdir(parents=True, exist_ok=True)
-    (lists / "domains").write_text("# testbed: the phishing site\nphish.example.test\n")
+    (lists / "domains").write_text("# testbed: the phishing site\n" + "".join(f"{d}\n" for d in phishing))
     write_db(folder / "categories.db", encode(compile_lists(folder / "ut1")))
     (folder / "block.sha256").write_text(f"{hashlib.sha256(EICAR).hexdigest()}  eicar-test-file\n")
     (folder / "eicar.yar").write_text(EICAR_YARA)
