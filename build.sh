@@ -2,7 +2,7 @@
 # One entry point for newcomers, developers and CI.
 #   ./build.sh setup        Debian packages + .venv with the project (editable); idempotent, quiet
 #   ./build.sh test         setup, then the whole test suite (conformance runs when ../shared/corpus exists)
-#   ./build.sh demo         setup, then inspect the bundled capture with the demo rules and show the summary and a few events
+#   ./build.sh demo         setup, then the appliance at work in the testbed (root); else the bundled capture offline
 #   ./build.sh bench        setup, then the throughput/memory benchmark against tshark
 #   ./build.sh bench-categories  setup, then URL category compile/load/RSS/lookups per second (UT1 lists)
 #   ./build.sh bench-scan   setup (+ Debian's clamav if missing), then `utm scan` against clamscan on one file set
@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 DEBS=(tshark iproute2 iptables)   # iproute2/iptables: netconfig's namespace tests
-TESTBED_DEBS=(dnsmasq-base)        # installed by `testbed up` only
+TESTBED_DEBS=(dnsmasq-base curl)   # installed by `testbed up` and the live demo only (curl: the devices)
 PY=${PYTHON:-python3}
 
 log() { printf '%s\n' "$*" >&2; }
@@ -60,6 +60,9 @@ case "${1:-}" in
         exec "$VENV/bin/python" -m pytest "$@" ;;
     demo)
         setup
+        if [ "$(id -u)" = 0 ]; then setup_debs "${TESTBED_DEBS[@]}" || true; fi
+        rc=0; "$VENV/bin/python" -m tests.sim.demo || rc=$?   # live in the testbed; 3: cannot run here
+        [ "$rc" -eq 3 ] || exit "$rc"
         out=$(mktemp -d)
         "$VENV/bin/utm" inspect -r "$ROOT/tests/golden/demo/input.pcap" -S "$ROOT/tests/golden/demo/demo.rules" -l "$out"
         echo

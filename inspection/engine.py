@@ -382,6 +382,33 @@ class Engine:
         # past the stream depth no more of the file reaches the tracker: it cannot be judged further
         return any(tcp.streams[d].reassemble and not tcp.streams[d].depth_hit for d in dirs)
 
+    def judge_complete_files(self, flow: Flow) -> list:
+        """Live path: files of `flow` whose bodies are whole by their framing are closed and
+        judged now (the packet that completed them is still held); returns their records."""
+        t = self._trackers.get(flow) if self._trackers else None
+        app = flow.app
+        complete = getattr(app.parser, "body_complete", None) if app is not None else None
+        if t is None or complete is None:
+            return []
+        parser = app.parser  # type: ignore[union-attr]
+
+        def snapshot(tx_id: int):  # the open transaction as it stands, for the file's event
+            for d in (Direction.TO_CLIENT, Direction.TO_SERVER):
+                for tx in parser.heads(d):
+                    if tx.tx_id == tx_id:
+                        return tx.record()
+            return None
+        out, judged = t.close_complete(lambda tx_id, d: complete(d, tx_id),
+                                       snapshot if hasattr(parser, "heads") else None)
+        if out or judged:
+            self._file_outputs(flow, t, out)
+        return judged
+
+    def raise_alerts(self, flow: Flow | None, hits: list) -> None:
+        """Alerts decided outside the engine (the live path's file and early category checks)."""
+        if hits:
+            self._alerts(flow, hits)
+
     def _file_body(self, flow: Flow, chunk: BodyChunk) -> None:
         tracker = self._trackers.get(flow)
         if tracker is None:

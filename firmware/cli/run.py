@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware.base.atomic import write_atomic
+from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.policy.verdict import ALL_CLASSES, FailMode, PolicyConfig
@@ -42,11 +43,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", default="1mb", metavar="SIZE",
                    help="bytes per flow (both ways) inspected before it is handed back (default 1mb)")
     p.add_argument("--detect-only", action="append", default=[], metavar="CLASS",
-                   help="threat class (rule classtype) that alerts without blocking; '*' for all")
+                   help="class that alerts without blocking: a rule classtype, 'rules' (every rule), "
+                        "'category', 'file'; '*' for all")
     p.add_argument("--no-resets", action="store_true", help="drop blocked flows without sending TCP resets")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="engine setting, as for `utm inspect`")
+    p.add_argument("--categories", default=None, metavar="DB",
+                   help="URL category database: blocked categories get the block page (HTTP) or resets (TLS)")
+    p.add_argument("--apps", nargs="?", const="", default=None, metavar="APPS_TOML",
+                   help="record application types (default data: signatures/apps/apps.toml)")
+    p.add_argument("--yara", action="append", default=[], metavar="DIR|FILE",
+                   help="scan downloaded files with these YARA rules; repeatable")
+    p.add_argument("--hashes", action="append", default=[], metavar="FILE",
+                   help="scan downloaded files against this SHA-256 list or ClamAV .hdb; repeatable")
+    p.add_argument("--scan-bundle", default=None, metavar="BUNDLE",
+                   help="scan files with a bundle from `utm scan --write-bundle`")
+    add_definitions_options(p)
     p.set_defaults(run=run)
 
     r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)")
@@ -103,12 +116,18 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise ConfigError("--stats-every", "must be positive")
     return WorkerSpec(queue=0, logdir=Path(args.logdir), rule_files=tuple(Path(r) for r in args.rules),
                       bundle=Path(args.bundle) if args.bundle else None, engine=cfg, policy=policy,
-                      stats_every=args.stats_every, resets=not args.no_resets)
+                      stats_every=args.stats_every, resets=not args.no_resets,
+                      categories=Path(args.categories) if args.categories else None, apps=args.apps,
+                      hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle)
 
 
 def run(args: argparse.Namespace) -> int:
+    return with_definitions(args, "run", _run)
+
+
+def _run(args: argparse.Namespace) -> int:
     from firmware.live.supervisor import Supervisor
-    from firmware.live.worker import load_rules, run_worker, with_queue
+    from firmware.live.worker import load_judges, run_worker, with_queue
 
     try:
         queues = _queues(args)
@@ -120,12 +139,19 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{r}: no such rule file")
     if args.bundle is not None and not Path(args.bundle).is_file():
         return _fail(f"{args.bundle}: no such bundle file")
+    for what, path in (("category database", args.categories), ("scan bundle", args.scan_bundle),
+                       *(("hash list", h) for h in args.hashes)):
+        if path and not Path(path).is_file():
+            return _fail(f"{path}: no such {what}")
+    for y in args.yara:
+        if not Path(y).exists():
+            return _fail(f"{y}: no such YARA file or folder")
     if os.geteuid() != 0:
         return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
     try:   # fail here, once, rather than in every worker
-        load_rules(spec)
-    except Exception as e:   # noqa: BLE001 - RuleFileError, BundleError: one line, exit 2
-        return _fail(f"rules: {e}")
+        load_judges(spec)
+    except Exception as e:   # noqa: BLE001 - RuleFileError, BundleError, CategoryError, SourceError: one line
+        return _fail(f"definitions: {e}")
     logdir = Path(args.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     pidfile = logdir / PIDFILE

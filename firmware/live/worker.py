@@ -43,6 +43,41 @@ class WorkerSpec:
     stats_every: float = 30.0
     max_batch: int = 64
     resets: bool = True
+    categories: Path | None = None        # URL category database (`utm categories compile`)
+    apps: str | None = None               # app data ("" for the default), None: no app types
+    hashes: tuple[str, ...] = ()          # SHA-256 lists / .hdb (as `utm scan --hashes`)
+    yara: tuple[str, ...] = ()            # YARA files or folders
+    scan_bundle: str | None = None        # `utm scan --write-bundle` output
+
+
+@dataclass(frozen=True, slots=True)
+class Judges:
+    """Everything a worker judges traffic with; loaded together, swapped together on reload."""
+
+    inspector: "RuleInspector | None"
+    urlcat: Any = None          # UrlCategorizer | None
+    scanner: Any = None         # StreamScanner | None
+
+
+def load_judges(spec: WorkerSpec) -> Judges:
+    """Rules, URL categories and the file scanner for the spec (raises on a bad source:
+    RuleFileError, BundleError, CategoryError, SourceError)."""
+    inspector = load_rules(spec)
+    urlcat = scanner = None
+    if spec.categories is not None or spec.apps is not None:
+        from inspection.policy.urlcat import UrlCategorizer
+        from signatures.apps import load_apps
+        from signatures.categories.lookup import CategoryDB
+        db = CategoryDB.load(spec.categories) if spec.categories is not None else None
+        apps = load_apps(Path(spec.apps) if spec.apps else None) if spec.apps is not None else None
+        urlcat = UrlCategorizer(db, apps)
+    if spec.hashes or spec.yara or spec.scan_bundle:
+        from firmware.cli.scan import load_sources
+        from inspection.files.scanner import ContentScanner
+        from inspection.files.scanner_stream import StreamScanner
+        hashes, matchers, _ = load_sources(list(spec.hashes), list(spec.yara), bundle=spec.scan_bundle)
+        scanner = StreamScanner(ContentScanner(hashes, matchers))
+    return Judges(inspector, urlcat, scanner)
 
 
 def load_rules(spec: WorkerSpec) -> "RuleInspector | None":
@@ -72,7 +107,7 @@ class _Reloader:
 
     def _build(self) -> None:
         try:
-            self._result = (True, load_rules(self.spec))
+            self._result = (True, load_judges(self.spec))
         except Exception as e:   # noqa: BLE001 - a bad rule file must not stop the data path
             self._result = (False, e)
 
@@ -91,7 +126,7 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
     try:
-        inspector = load_rules(spec)
+        judges = load_judges(spec)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
         print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
         return 3
@@ -107,7 +142,9 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
         eve = EveWriter(fh, log_http_headers=spec.engine.http_log_headers, log_packet=spec.engine.alert_packet,
                         log_payload=spec.engine.alert_payload)
-        engine = Engine(spec.engine, eve.write, inspector)
+        engine = Engine(spec.engine, eve.write, judges.inspector, judges.urlcat)
+        if judges.scanner is not None:
+            engine.files.scanner = judges.scanner
         worker = LiveWorker(queue, engine, FlowPolicy(spec.policy), sender, eve.write, max_batch=spec.max_batch)
         reloader = _Reloader(spec)
         now = time.monotonic()
@@ -141,7 +178,10 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
 def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any]) -> None:
     ok, value = done
     if ok:
-        worker.swap_inspector(value)
+        worker.engine.urlcat = value.urlcat
+        if value.scanner is not None:
+            worker.engine.files.scanner = value.scanner   # files opened from now on
+        worker.swap_inspector(value.inspector)
         print(f"utm run: worker {spec.queue}: rules reloaded", file=sys.stderr)
     else:
         worker.counters.reload_errors += 1

@@ -175,6 +175,11 @@ class TlsParser:
     # -- public API -----------------------------------------------------
 
     @property
+    def client_hello(self) -> ClientHello | None:
+        """The client hello once parsed (the live path checks its SNI before any answer)."""
+        return self._ch
+
+    @property
     def done(self) -> bool:
         if self._fatal or self._closed:
             return True

@@ -201,6 +201,27 @@ class FileTracker:
         self._last = rec
         return [FileEvent(f, rec) for f in self._waiting.pop(rec.tx_id, ())]
 
+    def close_complete(self, complete, snapshot=None) -> tuple[list[FileEvent | Anomaly], list[FileRecord]]:
+        """Live path: close now every single-file body that `complete(tx_id, direction)` says is
+        whole by its framing (Content-Length, last chunk), rather than when the next message or
+        the flow's end confirms it; returns (outputs, the records just judged). Multipart
+        bodies are left to their own boundaries. `snapshot(tx_id)` gives the transaction as it
+        stands (not logged yet), so the file's event need not wait for it."""
+        out: list[FileEvent | Anomaly] = []
+        judged: list[FileRecord] = []
+        for key, body in list(self._bodies.items()):
+            if body is None or body.splitter is not None or body.file is None or not complete(*key):
+                continue
+            del self._bodies[key]
+            rec = body.file.close(False)
+            judged.append(rec)
+            tx = self._record_of(rec.tx_id) or (snapshot(rec.tx_id) if snapshot is not None else None)
+            if tx is not None:
+                out.append(FileEvent(rec, tx))
+            else:
+                self._closed(rec, out)
+        return out, judged
+
     def flush(self) -> list[FileEvent | Anomaly]:
         """Flow end: close what is open (TRUNCATED) and log everything left."""
         out: list[FileEvent | Anomaly] = []

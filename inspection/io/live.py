@@ -9,18 +9,26 @@ packet accepted (fail open), as STYLE habit 4 asks.
 """
 from __future__ import annotations
 
+import dataclasses
 import resource
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from inspection.applayer.dns import DnsMessage
+from inspection.applayer.http_tx import HttpTransaction
+from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
 from inspection.model import IPPROTO_TCP, Direction
+from inspection.files.model import VerdictKind
+from inspection.policy.blockpage import block_page, block_page_frames
+from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
-from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitView
+from inspection.policy.urlcat import CategoryHit
+from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitKind, HitView, Reason
 
 if TYPE_CHECKING:
     from inspection.detect.inspector import RuleInspector
@@ -72,6 +80,14 @@ class LiveCounters:
     reset_errors: int = 0            # a reset could not be built or sent (no MAC known yet, ...)
     reloads: int = 0
     reload_errors: int = 0
+    block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
+    files_blocked: int = 0           # malicious files whose completing packet was dropped
+    files_judged_live: int = 0       # files closed and judged at the packet that completed them
+    hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
+    hold_us_total: int = 0
+    blocks_timed: int = 0            # blocks whose frames went out: time from the alert to the last frame
+    block_us_max: int = 0
+    block_us_total: int = 0
 
 
 class AllowedHit:
@@ -88,6 +104,25 @@ class AllowedHit:
     @property
     def blocked(self) -> bool:
         return False
+
+
+def hit_view(hit: object, http_request: bool = False) -> HitView:
+    """What the policy needs from an alert body: a rule hit, a blocked category, a malicious file."""
+    if isinstance(hit, CategoryHit):
+        return HitView(hit.blocked, None, HitKind.CATEGORY, http_request)
+    if isinstance(hit, FileBlockHit):
+        return HitView(hit.blocked, None, HitKind.FILE)
+    return HitView(hit.blocked, hit.rule.classtype)  # type: ignore[attr-defined]
+
+
+def allowed(hit: object) -> object:
+    """The same hit logged with ``action: allowed`` (detect-only)."""
+    if isinstance(hit, (CategoryHit, FileBlockHit)):
+        return dataclasses.replace(hit, blocked=False)
+    return AllowedHit(hit)
+
+
+_FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE)
 
 
 class LiveStats:
@@ -115,22 +150,100 @@ class LiveWorker:
         self.max_batch = max_batch
         self.clock = clock
         self.counters = LiveCounters()
-        self._hits: list[tuple[Flow | None, object]] = []
+        self._hits: list[tuple[Flow | None, HitView]] = []
         # per flow: (MAC, ifindex) of each end, learnt from the packets' source addresses
         self._ends: dict[int, list[tuple[bytes, int] | None]] = {}
+        # per flow: HTTP requests already looked up (at their head) -> the category that blocked them
+        self._requests: dict[int, dict[int, CategoryHit | None]] = {}
+        self._early = False                      # alerts being raised are HTTP request category hits
+        self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
+        self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
+        # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
+        # released before them must reach the client first, or its reset would be out of window
+        self._out: list[tuple[int, bytes]] = []
+        self._block_t: float | None = None       # when the batch's first blocking alert fired
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
     def _on_event(self, ev: EngineEvent) -> None:
-        if ev.event_type == "alert":
+        et = ev.event_type
+        if et == "alert":
+            if ev.flow is not None and self.policy.is_blocked(ev.flow.flow_id):
+                return   # a blocked flow's packets are dropped: what they still match is noise
             hit = ev.body
-            if hit.blocked and self.policy.allows(HitView(True, hit.rule.classtype)):  # type: ignore[attr-defined]
-                ev.body = AllowedHit(hit)
-            self._hits.append((ev.flow, ev.body))
-        elif ev.event_type == "flow" and ev.flow is not None:
+            if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
+                    and self._seen_request(ev.flow.flow_id, hit.record):
+                return   # raised already when the request's head (the client hello) arrived
+            if isinstance(hit, CategoryHit) and hit.blocked and isinstance(hit.record, DnsMessage):
+                # a DNS query for a blocked name is answered: the connection that follows gets the
+                # block page (HTTP) or the resets (TLS); dropping the query would only look like an outage
+                hit = ev.body = dataclasses.replace(hit, blocked=False)
+            view = hit_view(hit, self._early)
+            if view.blocking and self.policy.allows(view):
+                ev.body = allowed(hit)
+                view = dataclasses.replace(view, blocking=False)
+            elif view.blocking and view.http_request and self._page is None:
+                self._page = hit   # type: ignore[assignment]
+            if view.blocking and self._block_t is None:
+                self._block_t = time.perf_counter()
+            self._hits.append((ev.flow, view))
+        elif et == "fileinfo" and ev.flow is not None and ev.flow is self.engine.flow:
+            f = ev.body.file   # type: ignore[attr-defined]
+            if f.verdict.kind is VerdictKind.MALICIOUS:
+                self._bad_files.append(FileBlockHit(f, f.direction, ev.body.record))   # type: ignore[attr-defined]
+        elif et == "flow" and ev.flow is not None:
             self.policy.forget(ev.flow.flow_id)
             self._ends.pop(ev.flow.flow_id, None)
+            self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
+
+    def _seen_request(self, flow_id: int, record: object) -> bool:
+        seen = self._requests.get(flow_id)
+        if not seen:
+            return False
+        if isinstance(record, TlsRecord):
+            return "tls" in seen
+        return isinstance(record, HttpTransaction) and record.tx_id in seen
+
+    def _early_sni(self, flow: Flow, parser: object) -> None:
+        """A client hello's SNI in a blocked category: the flow is reset before the server answers."""
+        seen = self._requests.setdefault(flow.flow_id, {})
+        if "tls" in seen:
+            return
+        hello = getattr(parser, "client_hello", None)
+        if hello is None:
+            return
+        seen["tls"] = None
+        sni = hello.sni.decode("ascii", "replace") if hello.sni else None
+        db = self.engine.urlcat.db   # type: ignore[union-attr]
+        cats = db.lookup(sni, None) if sni else []
+        if cats and cats[0].blocked:
+            others = tuple(x.name for x in cats[1:] if x.blocked)
+            self.engine.raise_alerts(flow, [CategoryHit(cats[0], sni, Direction.TO_SERVER, None, others)])
+
+    def _early_categories(self, flow: Flow) -> None:
+        """Look up each HTTP request as soon as its head is read (the transaction is logged only
+        later): a blocked category then stops the request itself."""
+        app = flow.app
+        parser = app.parser if app is not None else None
+        if app is not None and app.proto == "tls":
+            self._early_sni(flow, parser)
+            return
+        heads = getattr(parser, "heads", None)
+        if heads is None or app.proto != "http":   # type: ignore[union-attr]
+            return
+        seen = self._requests.setdefault(flow.flow_id, {})
+        for tx in heads(Direction.TO_SERVER):
+            if tx.tx_id in seen:
+                continue
+            _, hits = self.engine.urlcat.record(tx.record())   # type: ignore[union-attr]
+            seen[tx.tx_id] = hits[0] if hits else None
+            if hits:
+                self._early = True
+                try:
+                    self.engine.raise_alerts(flow, hits)
+                finally:
+                    self._early = False
 
     # -- packets -------------------------------------------------------------------------------
     def run_once(self, timeout: float) -> int:
@@ -143,7 +256,25 @@ class LiveWorker:
         c.batches += 1
         now = self.clock()
         self.queue.verdicts([self.handle(p, now) for p in batch])
+        if self._out:
+            self.flush_frames()
+        self._block_t = None
         return len(batch)
+
+    def flush_frames(self) -> None:
+        """Send the resets and block pages decided in the last batch (after its verdicts)."""
+        out, self._out = self._out, []
+        c = self.counters
+        for ifindex, frame in out:
+            try:
+                self.sender.send(ifindex, frame)   # type: ignore[union-attr]
+            except OSError:
+                c.reset_errors += 1
+        if self._block_t is not None:
+            us = int((time.perf_counter() - self._block_t) * 1e6)
+            c.blocks_timed += 1
+            c.block_us_total += us
+            c.block_us_max = max(c.block_us_max, us)
 
     def handle(self, qp: QueuedPacket, now: float) -> VerdictMsg:
         c = self.counters
@@ -152,12 +283,27 @@ class LiveWorker:
         c.bytes += size
         engine = self.engine
         self._hits.clear()
+        self._bad_files.clear()
+        self._page = None
+        t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
+            flow = engine.flow
+            if flow is not None and flow.app is not None and flow.proto == IPPROTO_TCP:
+                if engine.urlcat is not None and engine.urlcat.db is not None:
+                    self._early_categories(flow)
+                judged = engine.judge_complete_files(flow)
+                if judged:   # this packet completed a file: it was held while the file was judged
+                    us = int((time.perf_counter() - t0) * 1e6)
+                    c.files_judged_live += len(judged)
+                    c.hold_us_total += us
+                    c.hold_us_max = max(c.hold_us_max, us)
+                if self._bad_files:
+                    bad, self._bad_files = self._bad_files, []
+                    engine.raise_alerts(flow, bad)   # type: ignore[arg-type]
         except Exception:   # noqa: BLE001 - hostile input must never stop the data path
             c.engine_errors += 1
             return VerdictMsg(qp.packet_id, Verdict.ACCEPT)
-        flow = engine.flow
         facts = None
         if flow is not None:
             app = flow.app
@@ -168,13 +314,20 @@ class LiveWorker:
                                                       and getattr(parser, "done", False)),
                               file_in_transit=engine.file_in_transit(flow))
             self._learn(flow, qp)
-        hits = [HitView(h.blocked, h.rule.classtype) for f, h in self._hits  # type: ignore[attr-defined]
-                if f is None or f is flow]
+        hits = [h for f, h in self._hits if f is None or f is flow]
         d = self.policy.decide(facts, hits)
-        if d.reset and flow is not None:
+        if d.reason is Reason.BLOCKED_FILE:
+            c.files_blocked += 1
+        if d.block_page and flow is not None and self._page is not None:
+            self._block_page(flow, qp, self._page)
+        elif d.reset and flow is not None:
             self._reset(flow, qp)
         if d.action is Action.BYPASS:
             c.bytes_bypassed_marked += size
+        if not d.accepted and d.mark is not None and d.reason in _FIRST_BLOCK:
+            # NF_REPEAT with the block mark: the ruleset (netconfig's UTM-FWD) saves it to the
+            # connmark and drops this and every later packet of the flow in the kernel
+            return VerdictMsg(qp.packet_id, Verdict.REPEAT, d.mark)
         return VerdictMsg(qp.packet_id, Verdict.ACCEPT if d.accepted else Verdict.DROP, d.mark)
 
     def _learn(self, flow: Flow, qp: QueuedPacket) -> None:
@@ -208,11 +361,40 @@ class LiveWorker:
             c.reset_errors += 1
             return
         try:
-            self.sender.send(qp.physin or sender_end[1], to_sender)
+            self._out.append((qp.physin or sender_end[1], to_sender))
             c.resets_sent += 1
             out = qp.physout or (receiver_end[1] if receiver_end is not None else 0)
             if receiver_end is not None and out:
-                self.sender.send(out, to_receiver)
+                self._out.append((out, to_receiver))
+                c.resets_sent += 1
+            else:
+                c.reset_errors += 1
+        except OSError:
+            c.reset_errors += 1
+
+    def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> None:
+        """The page to the client as the server's answer (with FIN), a RST to the server."""
+        c = self.counters
+        ends = self._ends.get(flow.flow_id) or [None, None]
+        client, server = ends[0], ends[1]
+        if self.sender is None or client is None:
+            c.reset_errors += 1
+            return
+        host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
+        cat = hit.category
+        page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
+        server_mac = server[0] if server is not None else PLACEHOLDER_MAC
+        try:
+            to_client, to_server = block_page_frames(qp.payload, client[0], server_mac, page)
+        except (ResetError, ValueError):
+            c.reset_errors += 1
+            return
+        try:
+            self._out.append((qp.physin or client[1], to_client))
+            c.block_pages_sent += 1
+            out = qp.physout or (server[1] if server is not None else 0)
+            if server is not None and out:
+                self._out.append((out, to_server))
                 c.resets_sent += 1
             else:
                 c.reset_errors += 1
@@ -237,6 +419,10 @@ class LiveWorker:
             "verdicts": {"accept": pc.accepted, "drop": pc.dropped, **{f"reason_{k}": v
                                                                       for k, v in pc.by_reason.items()}},
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
+            "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
+            "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
+            "file_hold_us_total": c.hold_us_total, "blocks_timed": c.blocks_timed,
+            "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},

@@ -77,14 +77,15 @@ def _csum(data: bytes) -> int:
 
 
 def _tcp_segment(version: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
-                 flags: int) -> bytes:
-    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 0, 0, 0)
+                 flags: int, payload: bytes = b"", window: int = 0) -> bytes:
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0)
+    seg = hdr + payload
     if version == 4:
-        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(hdr))
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(seg))
     else:
-        pseudo = src + dst + struct.pack("!IxxxB", len(hdr), 6)
-    c = _csum(pseudo + hdr)
-    return hdr[:16] + struct.pack("!H", c) + hdr[18:]
+        pseudo = src + dst + struct.pack("!IxxxB", len(seg), 6)
+    c = _csum(pseudo + seg)
+    return hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload
 
 
 def _ip(version: int, src: bytes, dst: bytes, segment: bytes) -> bytes:

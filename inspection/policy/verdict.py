@@ -16,6 +16,15 @@ from typing import Iterable
 from inspection.errors import ConfigError
 
 ALL_CLASSES = "*"   # detect-only for every threat class
+RULES_CLASS = "rules"        # detect-only for every signature rule
+CATEGORY_CLASS = "category"  # detect-only for blocked URL categories
+FILE_CLASS = "file"          # detect-only for malicious files
+
+
+class HitKind(enum.Enum):
+    RULE = "rule"            # a signature rule (drop/reject blocks)
+    CATEGORY = "category"    # a blocked URL category (HTTP request, TLS SNI, DNS query)
+    FILE = "file"            # a file judged malicious
 
 
 class FailMode(enum.Enum):
@@ -33,6 +42,8 @@ class Reason(enum.Enum):
     INSPECTING = "inspecting"
     BLOCKED_RULE = "blocked_rule"       # a drop/reject rule fired on this packet
     BLOCKED_FLOW = "blocked_flow"       # an earlier packet of the flow was blocked
+    BLOCKED_CATEGORY = "blocked_category"   # a blocked URL category (block page on HTTP, resets otherwise)
+    BLOCKED_FILE = "blocked_file"       # this packet would complete a malicious file: held for good
     TLS_ENCRYPTED = "tls_encrypted"     # handshake seen both ways: the rest is ciphertext
     DEPTH = "depth"                     # past the inspection depth with no file in transit
     NOT_TRACKED = "not_tracked"         # no flow (undecodable, ARP-like, non-IP): nothing to learn
@@ -57,9 +68,16 @@ class PolicyConfig:
         if self.inspect_depth < 0:
             raise ConfigError("inspect_depth", "must not be negative")
 
-    def is_detect_only(self, classtype: str | None) -> bool:
+    def is_detect_only(self, classtype: str | None, kind: HitKind = HitKind.RULE) -> bool:
+        """Rules by classtype or 'rules'; categories by 'category'; files by 'file'; '*' for all."""
         d = self.detect_only
-        return bool(d) and (ALL_CLASSES in d or (classtype or "") in d)
+        if not d:
+            return False
+        if ALL_CLASSES in d:
+            return True
+        if kind is HitKind.RULE:
+            return RULES_CLASS in d or (classtype or "") in d
+        return kind.value in d
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +96,10 @@ class FlowFacts:
 class HitView:
     """An alert that fired on this packet, as the policy needs it."""
 
-    blocking: bool              # the rule's action is drop or reject
+    blocking: bool              # the rule's action is drop or reject (a blocked category, a malicious file)
     classtype: str | None = None
+    kind: HitKind = HitKind.RULE
+    http_request: bool = False  # a category hit on an HTTP request: answered with the block page
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +108,7 @@ class PacketDecision:
     reason: Reason
     mark: int | None = None     # the verdict's packet mark (None: leave it)
     reset: bool = False         # send TCP resets to both ends
+    block_page: bool = False    # answer the client with the HTTP block page, reset the server
 
     @property
     def accepted(self) -> bool:
@@ -117,7 +138,7 @@ class FlowPolicy:
         """True when this hit is logged with ``action: allowed`` (not blocking, or detect-only)."""
         if not hit.blocking:
             return True
-        if self.cfg.is_detect_only(hit.classtype):
+        if self.cfg.is_detect_only(hit.classtype, hit.kind):
             self.counters.detect_only_hits += 1
             return True
         return False
@@ -134,20 +155,23 @@ class FlowPolicy:
 
     def _decide(self, facts: FlowFacts | None, hits: Iterable[HitView]) -> PacketDecision:
         cfg = self.cfg
+        blocking = [h for h in hits if h.blocking and not cfg.is_detect_only(h.classtype, h.kind)]
         if facts is None:
-            blocking = any(h.blocking and not cfg.is_detect_only(h.classtype) for h in hits)
             if blocking:
-                return PacketDecision(Action.DROP, Reason.BLOCKED_RULE)
+                return PacketDecision(Action.DROP, _REASONS[blocking[0].kind])
             return PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
         fid = facts.flow_id
         if fid in self._blocked:
             return PacketDecision(Action.DROP, Reason.BLOCKED_FLOW, cfg.block_mark)
-        if any(h.blocking and not cfg.is_detect_only(h.classtype) for h in hits):
+        if blocking:
             self._blocked.add(fid)
             self._bypassed.discard(fid)
             self.counters.blocked_flows += 1
-            return PacketDecision(Action.DROP, Reason.BLOCKED_RULE, cfg.block_mark,
-                                  reset=cfg.resets and facts.is_tcp)
+            first = blocking[0]
+            page = facts.is_tcp and any(h.kind is HitKind.CATEGORY and h.http_request for h in blocking)
+            return PacketDecision(Action.DROP, Reason.BLOCKED_CATEGORY if page else _REASONS[first.kind],
+                                  cfg.block_mark, reset=cfg.resets and facts.is_tcp and not page,
+                                  block_page=page and cfg.resets)
         if fid in self._bypassed:   # packets already queued before the kernel saw the mark
             return PacketDecision(Action.BYPASS, Reason.DEPTH, cfg.bypass_mark)
         reason = None
@@ -161,6 +185,9 @@ class FlowPolicy:
         self.counters.bypassed_flows += 1
         return PacketDecision(Action.BYPASS, reason, cfg.bypass_mark)
 
+    def is_blocked(self, flow_id: int) -> bool:
+        return flow_id in self._blocked
+
     def forget(self, flow_id: int) -> None:
         """The flow ended in the engine: drop what was kept for it."""
         self._blocked.discard(flow_id)
@@ -169,3 +196,7 @@ class FlowPolicy:
     @property
     def tracked(self) -> int:
         return len(self._blocked) + len(self._bypassed)
+
+
+_REASONS = {HitKind.RULE: Reason.BLOCKED_RULE, HitKind.CATEGORY: Reason.BLOCKED_CATEGORY,
+            HitKind.FILE: Reason.BLOCKED_FILE}

@@ -39,8 +39,11 @@ def ruleset(queue: int, bypass_mark: int = 0x1, block_mark: int = 0x2, *, bypass
         "COMMIT",
         "*filter",
         ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
-        f"-A FORWARD -m connmark --mark {bypass_mark:#x}/{bypass_mark:#x} -j ACCEPT",
+        # as netconfig's UTM-FWD: a packet the worker repeats with the block mark is saved and dropped
+        f"-A FORWARD -m mark --mark {block_mark:#x}/{block_mark:#x} -j CONNMARK --save-mark "
+        f"--nfmask {block_mark:#x} --ctmask {block_mark:#x}",
         f"-A FORWARD -m connmark --mark {block_mark:#x}/{block_mark:#x} -j DROP",
+        f"-A FORWARD -m connmark --mark {bypass_mark:#x}/{bypass_mark:#x} -j ACCEPT",
         f"-A FORWARD -m physdev --physdev-is-bridged -p tcp{cb} -j NFQUEUE {target}{qb}",
         f"-A FORWARD -m physdev --physdev-is-bridged -p udp{cb} -j NFQUEUE {target}{qb}",
         "COMMIT", ""])

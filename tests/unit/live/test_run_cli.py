@@ -34,7 +34,7 @@ def test_a_refused_bundle_exits_2_before_any_worker(capsys, tmp_path):
         pytest.skip("the bundle is checked after the root check")
     assert main(["run", "--bundle", str(bad), "-l", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "rules:" in err and err.count("\n") == 1
+    assert "definitions:" in err and err.count("\n") == 1
 
 
 def test_reload_without_a_running_utm_exits_2(capsys, tmp_path):

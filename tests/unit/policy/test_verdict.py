@@ -85,3 +85,25 @@ def test_packet_without_a_flow():
 def test_bad_config_is_a_config_error(kw):
     with pytest.raises(ConfigError):
         PolicyConfig(**kw)
+
+
+def test_detect_only_classes_rules_category_file():
+    from inspection.policy.verdict import HitKind
+    cfg = PolicyConfig(detect_only=frozenset({"rules", "file"}))
+    assert cfg.is_detect_only("trojan-activity") and cfg.is_detect_only(None, HitKind.FILE)
+    assert not cfg.is_detect_only(None, HitKind.CATEGORY)
+    cfg = PolicyConfig(detect_only=frozenset({"trojan-activity"}))
+    assert cfg.is_detect_only("trojan-activity") and not cfg.is_detect_only("web-application-attack")
+    assert not cfg.is_detect_only(None, HitKind.FILE)
+
+
+def test_a_category_hit_on_an_http_request_asks_for_the_block_page_not_resets():
+    from inspection.policy.verdict import HitKind, HitView, Reason
+    p = FlowPolicy(PolicyConfig())
+    facts = FlowFacts(flow_id=7, is_tcp=True, bytes_total=10, tls_handshake_done=False, file_in_transit=False)
+    d = p.decide(facts, [HitView(True, None, HitKind.CATEGORY, http_request=True)])
+    assert (d.block_page, d.reset, d.reason) == (True, False, Reason.BLOCKED_CATEGORY)
+    d = p.decide(FlowFacts(8, True, 10, False, False), [HitView(True, None, HitKind.CATEGORY)])   # TLS SNI
+    assert (d.block_page, d.reset) == (False, True)
+    d = p.decide(FlowFacts(9, True, 10, False, True), [HitView(True, None, HitKind.FILE)])
+    assert (d.reset, d.reason) == (True, Reason.BLOCKED_FILE)

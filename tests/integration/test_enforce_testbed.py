@@ -1,0 +1,173 @@
+"""The appliance at work in the testbed (root, dnsmasq): `utm run` in the box enforces URL
+categories and file verdicts on the office's traffic.
+
+The testbed is brought up once for the module and taken down afterwards; when one is
+already up (it belongs to someone) the module is skipped. Every fetch and wait is bounded.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.netns import need_root_netns
+from tests.sim import livebox as lb
+from tests.sim import testbed
+from tests.sim.testbed_files import EICAR
+
+pytestmark = pytest.mark.slow
+RESET_OR_SHORT = (18, 35, 52, 56)   # curl: partial file, TLS connect failed, empty reply, reset while receiving
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    need_root_netns()
+    if shutil.which("dnsmasq") is None or shutil.which("curl") is None:
+        pytest.skip("dnsmasq and curl are needed (./build.sh setup installs them)")
+    if testbed.namespaces() & set(testbed.NAMESPACES):
+        pytest.skip("a testbed is already up; not touching it")
+    folder = tmp_path_factory.mktemp("judges")
+    try:
+        assert testbed.up() == 0
+        yield folder, lb.make_judges(folder)
+    finally:
+        testbed.down()
+
+
+@pytest.fixture(scope="module")
+def box(bed):
+    folder, args = bed
+    b = lb.LiveBox(folder / "eve", args).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def clean_digest() -> str:
+    return hashlib.sha256((testbed.RUN / "www" / "www.example.test" / "clean.bin").read_bytes()).hexdigest()
+
+
+def test_a_clean_download_arrives_byte_identical(box):
+    for fam in ("-4", "-6"):
+        f = lb.fetch("utmtb-lan", "http://www.example.test/clean.bin", fam)
+        assert (f.exit, f.status, f.size, f.sha256) == (0, 200, 10 * 1024 * 1024, clean_digest()), fam
+    evs = box.wait_for(lambda e: e.get("event_type") == "fileinfo" and e["fileinfo"]["size"] == 10 * 1024 * 1024)
+    verdicts = {e["fileinfo"]["verdict"]["verdict"] for e in evs
+                if e.get("event_type") == "fileinfo" and e["fileinfo"]["size"] == 10 * 1024 * 1024}
+    assert verdicts == {"clean"}
+
+
+@pytest.mark.parametrize("ns,url,fam", [
+    ("utmtb-lan", "http://www.example.test/eicar.com", "-4"),
+    ("utmtb-ssid1", "http://www.example.test/eicar.com", "-6"),     # IPv6 the same as IPv4
+    ("utmtb-ssid2", "http://files.example.test/eicar.zip", "-4"),
+])
+def test_malicious_downloads_never_complete_and_alert(box, ns, url, fam):
+    name = url.rsplit("/", 1)[1]
+    f = lb.fetch(ns, url, fam, timeout=10)
+    assert f.exit in RESET_OR_SHORT and f.sha256 != hashlib.sha256(EICAR).hexdigest(), f
+    evs = box.wait_for(lambda e: e.get("event_type") == "alert" and name in e["alert"]["signature"])
+    hits = [a for a in lb.alerts(evs) if name in a["alert"]["signature"]]
+    assert hits and {a["alert"]["action"] for a in hits} == {"blocked"}
+    files = [e for e in evs if e.get("event_type") == "fileinfo" and e["fileinfo"]["filename"].endswith(name)]
+    assert files and files[-1]["fileinfo"]["verdict"]["verdict"] == "malicious"
+
+
+def test_the_phishing_name_gets_the_block_page_over_http(box):
+    f = lb.fetch("utmtb-lan", "http://phish.example.test/", "-4")
+    assert f.status == 403 and b"phish.example.test" in f.body and "ブロック".encode() in f.body
+    assert b"phishing" in f.body and b"This site is blocked" in f.body
+    evs = box.wait_for(lambda e: e.get("event_type") == "alert" and "phish.example.test/" in e["alert"]["signature"])
+    assert any(a["alert"]["action"] == "blocked" and a["alert"]["category"] == "phishing" for a in lb.alerts(evs))
+
+
+def test_the_phishing_name_is_reset_over_https(box):
+    t0 = time.monotonic()
+    f = lb.fetch("utmtb-ssid1", "https://phish.example.test/", "-6", timeout=10)
+    assert f.exit in RESET_OR_SHORT and f.status == 0 and time.monotonic() - t0 < 5, f
+
+
+def test_lan_to_ssid_traffic_is_inspected(box, tmp_path):
+    addr = testbed._has_v4("utmtb-ssid1", "eth0")
+    assert addr, "ssid1 has no address"
+    (tmp_path / "eicar.com").write_bytes(EICAR)
+    (tmp_path / "ok.txt").write_bytes(b"hello from ssid1\n")
+    srv = subprocess.Popen(["ip", "netns", "exec", "utmtb-ssid1", sys.executable, "-m", "http.server", "8080",
+                            "--bind", "0.0.0.0", "--directory", str(tmp_path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        host = addr.split("/")[0]
+        deadline = time.monotonic() + 10
+        while lb.fetch("utmtb-lan", f"http://{host}:8080/ok.txt", timeout=2).status != 200:
+            assert time.monotonic() < deadline, "the ssid1 server did not answer"
+            time.sleep(0.3)
+        f = lb.fetch("utmtb-lan", f"http://{host}:8080/eicar.com", timeout=10)
+        assert f.exit in RESET_OR_SHORT, f
+        def mine(e):   # the file alert of this flow (ssid1 also has DNS alerts from other tests)
+            return (e.get("event_type") == "alert" and e.get("src_ip") == host
+                    and e["alert"]["signature"].startswith("Malicious file"))
+        evs = box.wait_for(mine)
+        hits = [a for a in evs if mine(a)]
+        assert hits and hits[0]["alert"]["action"] == "blocked", [
+            (a.get("src_ip"), a.get("dest_ip"), a["alert"]["signature"]) for a in lb.alerts(evs)]
+    finally:
+        os.killpg(srv.pid, signal.SIGTERM)
+        srv.wait(5)
+
+
+def test_sighup_reloads_the_category_database(bed, box):
+    folder, _ = bed
+
+    def reload_until(status: int) -> bool:
+        r = subprocess.run([sys.executable, "-m", "firmware.cli.main", "reload", "-l", str(box.logdir)],
+                           capture_output=True, text=True, timeout=10,
+                           env={**os.environ, "PYTHONPATH": str(lb.ROOT)})
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            if lb.fetch("utmtb-lan", "http://phish.example.test/", "-4", timeout=5).status == status:
+                return True
+            time.sleep(0.3)
+        return False
+    try:
+        lb.make_judges(folder, phishing=("other.example.test",))
+        assert reload_until(200), "the new database (phish.example.test not listed) was not taken"
+    finally:
+        lb.make_judges(folder)
+        assert reload_until(403), "the old database was not taken back"
+
+
+def test_detect_only_blocks_nothing_and_still_alerts(bed, box):
+    box.stop()
+    folder, args = bed
+    quiet = lb.LiveBox(folder / "eve-detect", [*args, "--detect-only", "*"]).start()
+    try:
+        f = lb.fetch("utmtb-lan", "http://www.example.test/eicar.com", "-4")
+        assert (f.exit, f.sha256) == (0, hashlib.sha256(EICAR).hexdigest())
+        f = lb.fetch("utmtb-lan", "http://phish.example.test/", "-4")
+        assert f.exit == 0 and f.status == 200 and b"Example Bank" in f.body
+        evs = quiet.wait_for(lambda e: e.get("event_type") == "alert" and "phish" in e["alert"]["signature"])
+        actions = {(a["alert"]["category"], a["alert"]["action"]) for a in lb.alerts(evs)}
+        assert ("malware", "allowed") in actions and ("phishing", "allowed") in actions
+        assert not any(a["alert"]["action"] == "blocked" for a in lb.alerts(evs))
+    finally:
+        quiet.stop()
+
+
+def test_killing_utm_run_keeps_the_office_online(bed):
+    folder, args = bed
+    b = lb.LiveBox(folder / "eve-kill", args).start()
+    b.kill()
+    deadline = time.monotonic() + 5
+    while lb.queue_bound() and time.monotonic() < deadline:   # the workers die with the supervisor
+        time.sleep(0.1)
+    assert not lb.queue_bound()
+    f = lb.fetch("utmtb-lan", "http://www.example.test/clean.bin", "-4", timeout=15)
+    assert (f.exit, f.size, f.sha256) == (0, 10 * 1024 * 1024, clean_digest())

@@ -1,0 +1,190 @@
+"""Enforcement on the live path with a fake queue: the block page, TLS resets by category,
+malicious files held at their last segment, detect-only per class."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+
+import pytest
+
+from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation
+from firmware.bench.synth import tls_client_hello
+from firmware.cli.scan import load_sources
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.engine import Engine
+from inspection.files.scanner import ContentScanner
+from inspection.files.scanner_stream import StreamScanner
+from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.nfqueue import FakeQueue, Verdict
+from inspection.output.eve import EveWriter
+from inspection.policy.tcpreset import parse_tcp
+from inspection.policy.urlcat import UrlCategorizer
+from inspection.policy.verdict import FlowPolicy, HitKind, PolicyConfig
+from signatures.categories.compile import compile_lists
+from signatures.categories.db import encode, write_db
+from signatures.categories.lookup import CategoryDB
+from tests.unit.live.test_live_worker import CLI_PORT, SRV_PORT, queued
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@pytest.fixture(scope="module")
+def judges(tmp_path_factory):
+    d = tmp_path_factory.mktemp("judges")
+    (d / "lists" / "phishing").mkdir(parents=True)
+    (d / "lists" / "phishing" / "domains").write_text("phish.example.test\n")
+    write_db(d / "cat.db", encode(compile_lists(d / "lists")))
+    (d / "h.txt").write_text(hashlib.sha256(EICAR).hexdigest() + "  eicar-test\n")
+    hashes, matchers, _ = load_sources([str(d / "h.txt")], [])
+    return CategoryDB.load(d / "cat.db"), hashes, matchers
+
+
+def make(judges, policy=PolicyConfig(), packets=()):
+    db, hashes, matchers = judges
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, None,
+                    UrlCategorizer(db, None))
+    engine.files.scanner = StreamScanner(ContentScanner(hashes, matchers))
+    q = FakeQueue(list(packets))
+    sender = FakeSender()
+    w = LiveWorker(q, engine, FlowPolicy(policy), sender, eve.write, clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    return w, q, sender, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def download(body: bytes, host="www.example.test", v6=False):
+    c = (TcpConversation("2001:db8::10", "2001:db8::20", 40100, 80) if v6
+         else TcpConversation("192.0.2.10", "192.0.2.20", 40100, 80))
+    frames = list(c.handshake()) + list(c.send(f"GET /f HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body, from_client=False))
+    pkts = queued(frames)
+    if v6:
+        import dataclasses
+        pkts = [dataclasses.replace(p, hw_protocol=0x86DD) for p in pkts]
+    return pkts
+
+
+def last_data_id(pkts):
+    return max(p.packet_id for p in pkts if parse_tcp(p.payload).payload_len and p.physin == SRV_PORT)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_malicious_file_never_completes_its_last_segment_is_dropped(judges, v6):
+    pkts = download(EICAR, v6=v6)
+    w, q, sender, evs = make(judges, packets=pkts)
+    last = last_data_id(pkts)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[last].verdict is Verdict.REPEAT and by_id[last].mark == 0x2
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    alerts = [e for e in evs if e["event_type"] == "alert"]
+    assert [(a["alert"]["action"], a["alert"]["category"]) for a in alerts] == [("blocked", "malware")]
+    files = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert files[0]["verdict"]["verdict"] == "malicious"
+    assert sorted(ifx for ifx, _ in sender.frames) == [CLI_PORT, SRV_PORT]
+    assert w.counters.files_blocked == 1 and w.counters.files_judged_live == 1
+
+
+def test_a_clean_file_is_released_with_its_last_segment(judges):
+    body = random.Random(3).randbytes(20000)
+    pkts = download(body)
+    w, q, sender, evs = make(judges, packets=pkts)
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent) and not sender.frames
+    assert w.counters.files_judged_live == 1 and w.counters.hold_us_max > 0
+    assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == ["clean"]
+
+
+def test_a_blocked_category_over_http_gets_the_block_page(judges):
+    pkts = download(b"<html>login</html>", host="phish.example.test")
+    w, q, sender, evs = make(judges, packets=pkts)
+    req = next(p for p in pkts if b"GET /f" in p.payload)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[req.packet_id].verdict is Verdict.REPEAT
+    assert all(v.verdict is Verdict.DROP for i, v in by_id.items() if i > req.packet_id)
+    (ifc, to_client), (ifs, to_server) = sender.frames
+    assert (ifc, to_client[:6], ifs, to_server[:6]) == (CLI_PORT, CLIENT_MAC, SRV_PORT, SERVER_MAC)
+    r, page = parse_tcp(to_client[14:]), to_client[14 + 40:]
+    t = parse_tcp(req.payload)
+    assert (r.seq, r.ack) == (t.ack, t.seq + t.payload_len) and r.flags & 0x01   # FIN with the page
+    assert page.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"text/html" in page
+    assert b"phish.example.test" in page and "ブロック".encode() in page and b"phishing" in page
+    assert parse_tcp(to_server[14:]).flags & 0x04 and parse_tcp(to_server[14:]).seq == t.seq
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(a["action"], a["category"]) for a in alerts] == [("blocked", "phishing")]   # once, not twice
+    assert w.counters.block_pages_sent == 1
+
+
+def test_a_blocked_category_over_tls_is_reset_both_ways(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40200, 443)
+    frames = list(c.handshake()) + list(c.send(tls_client_hello(random.Random(1), "login.phish.example.test")))
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, packets=pkts)
+    # the client hello is stopped: its SNI is looked up before the server answers
+    hello = next(p for p in pkts if parse_tcp(p.payload).payload_len)
+    assert {v.packet_id: v.verdict for v in q.sent}[hello.packet_id] is Verdict.REPEAT
+    assert sorted(ifx for ifx, _ in sender.frames) == [CLI_PORT, SRV_PORT]
+    assert all(parse_tcp(f[14:]).flags & 0x04 for _, f in sender.frames)
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["blocked"]
+
+
+@pytest.mark.parametrize("cls,blocked", [("file", False), ("category", True), ("*", False), ("rules", True)])
+def test_detect_only_per_class(judges, cls, blocked):
+    pkts = download(EICAR)
+    w, q, sender, evs = make(judges, PolicyConfig(detect_only=frozenset({cls})), pkts)
+    actions = [e["alert"]["action"] for e in evs if e["event_type"] == "alert"]
+    assert actions == ["blocked" if blocked else "allowed"]
+    assert any(v.verdict is not Verdict.ACCEPT for v in q.sent) is blocked
+    assert bool(sender.frames) is blocked
+
+
+def test_detect_only_category_alerts_and_lets_the_page_through(judges):
+    pkts = download(b"<html>login</html>", host="phish.example.test")
+    w, q, sender, evs = make(judges, PolicyConfig(detect_only=frozenset({"category"})), pkts)
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent) and not sender.frames
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]
+
+
+def test_block_page_is_small_and_escapes_the_host():
+    from inspection.policy.blockpage import MAX_PAGE, block_page
+    page = block_page("phishing", "<script>" + "a" * 300, "Phishing", "フィッシング")
+    assert len(page) <= MAX_PAGE and b"<script>" not in page and b"&lt;script&gt;" in page
+    head, _, body = page.partition(b"\r\n\r\n")
+    assert int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) == len(body)
+
+
+def test_judges_load_from_the_run_options_and_swap_on_reload(tmp_path):
+    from firmware.cli.main import build_parser
+    from firmware.cli.run import build_spec
+    from firmware.live.worker import _finish_reload, load_judges
+    from tests.sim.livebox import make_judges
+
+    opts = make_judges(tmp_path)
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), *opts, "--apps", "--detect-only", "file"])
+    spec = build_spec(args)
+    assert spec.policy.is_detect_only(None, HitKind.FILE) and not spec.policy.is_detect_only(None, HitKind.CATEGORY)
+    j = load_judges(spec)
+    assert j.urlcat is not None and j.urlcat.db is not None and j.urlcat.apps is not None
+    assert j.scanner is not None and j.inspector is None
+    w, _, _, _ = make((j.urlcat.db, *load_sources([str(tmp_path / "block.sha256")], [])[:2]))
+    old = w.engine.files.scanner
+    _finish_reload(w, spec, (True, load_judges(spec)))
+    assert w.engine.files.scanner is not old and w.engine.urlcat is not None and w.counters.reloads == 1
+
+
+@pytest.mark.parametrize("opt", ["--categories", "--hashes", "--scan-bundle", "--yara"])
+def test_a_missing_judgement_source_exits_2_with_one_line(opt, capsys, tmp_path):
+    from firmware.cli.main import main
+    assert main(["run", "-l", str(tmp_path), opt, str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and err.count("\n") == 1
+
+
+def test_a_definitions_package_needs_a_trusted_key(capsys, tmp_path):
+    from firmware.cli.main import main
+    (tmp_path / "defs.pkg").write_bytes(b"UTMDEFS1junk")
+    assert main(["run", "-l", str(tmp_path), "--definitions", str(tmp_path / "defs.pkg"),
+                 "--trusted-key", str(tmp_path / "nokey.pem")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
