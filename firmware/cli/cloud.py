@@ -56,6 +56,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cm.add_argument("kind", metavar="KIND")
     cm.add_argument("args", nargs="*", metavar="ARG")
     cm.set_defaults(run=run_command)
+    pb = s.add_parser("publish", help="publish a definitions package through the cloud's TUF repository",
+                      description="Add a package from `utm definitions build` as the TUF target definitions.pkg "
+                                  "(its version in the target's custom field) and sign new targets, snapshot "
+                                  "and timestamp metadata. The version must be higher than the published one.")
+    pb.add_argument("--state", required=True, type=Path, metavar="DIR")
+    pb.add_argument("--trusted-key", action="append", default=[], metavar="PEM",
+                    help="vendor public key the package must verify with before it is published (repeatable; "
+                         "without it only the manifest is read: the agents verify the vendor signature)")
+    pb.add_argument("package", type=Path, metavar="PACKAGE")
+    pb.set_defaults(run=run_publish)
     cl = s.add_parser("commands", help="commands sent and the results devices reported")
     cl.add_argument("--state", required=True, type=Path, metavar="DIR")
     cl.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -233,4 +243,41 @@ def run_commands(args: argparse.Namespace) -> int:
                 print(f"{env.command_id}  {env.device_id}  {env.kind.value} {' '.join(env.args)}  {res}")
     finally:
         st.close()
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    from signatures.definitions import DefinitionsError, key_id, load_public_key, open_package, peek_manifest
+    try:
+        data = args.package.read_bytes()
+    except OSError as e:
+        return _fail(f"{args.package}: {e.strerror or e}")
+    try:
+        if args.trusted_key:
+            keys = {}
+            for k in args.trusted_key:
+                pub = load_public_key(Path(k).read_bytes())
+                keys[key_id(pub)] = pub
+            version = open_package(data, keys).manifest.version
+        else:
+            version = peek_manifest(data).version
+    except DefinitionsError as e:
+        return _fail(f"{args.package}: {e.reason}")
+    except OSError as e:
+        return _fail(f"{e.filename}: {e.strerror or e}")
+    if not (args.state / "ca.pem").exists():
+        return _fail(f"{args.state}: not a cloud state folder; `utm cloud enroll-code --state DIR` creates one")
+    t0 = time.perf_counter()
+    try:
+        st = _open(args.state)
+        try:
+            pub = st.tuf.publish(data, version, time.time())
+        finally:
+            st.close()
+    except RefcloudError as e:
+        return _fail(str(e))
+    print(orjson.dumps({"target": "definitions.pkg", "version": pub.version, "bytes": pub.length,
+                        "sha256": pub.sha256, "targets_version": pub.targets_version,
+                        "seconds": round(time.perf_counter() - t0, 3)}).decode())
     return 0
