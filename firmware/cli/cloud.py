@@ -44,12 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ev.add_argument("--json", action="store_true", help="one JSON object per line")
     ev.add_argument("--device", default=None, metavar="ID", help="only this device")
     ev.set_defaults(run=run_events)
-    cm = s.add_parser("command", help="queue a signed command for a device (only `diagnostics` is supported yet)",
+    cm = s.add_parser("command", help="queue a signed command for a device",
                       description="Sign a command with the cloud's command key and hand it to the device at its "
                                   "next poll. The device verifies signature, expiry and nonce and reports a "
-                                  "result (`utm cloud commands`). Only `diagnostics` (metadata only) is carried "
-                                  "out yet; reboot, isolate, release, set_mode, exclusions and check_definitions "
-                                  "are refused here as not supported.")
+                                  "result (`utm cloud commands`). Kinds: diagnostics, check-definitions, reboot, "
+                                  "isolate MAC, release MAC, set-mode CLASS block|detect, "
+                                  "exclude mac|ip|rule|domain VALUE, unexclude mac|ip|rule|domain VALUE.")
     cm.add_argument("--state", required=True, type=Path, metavar="DIR")
     cm.add_argument("--ttl", type=float, default=600.0, metavar="S", help="valid for S seconds (default 600)")
     cm.add_argument("device", metavar="DEVICE")
@@ -196,19 +196,15 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-SUPPORTED_COMMANDS = ("diagnostics",)
-
-
 def run_command(args: argparse.Namespace) -> int:
+    from cloudlink.command_args import kind_from_name, normalise
     from cloudlink.errors import ProtocolError
-    from cloudlink.protocol import CommandKind
     from refcloud.errors import RefcloudError
     try:
-        kind = CommandKind(args.kind)
-    except ValueError:
-        return _fail(f"unknown command {args.kind!r}; known: {', '.join(k.value for k in CommandKind)}")
-    if kind.value not in SUPPORTED_COMMANDS:
-        return _fail(f"{kind.value} is not supported yet (only {', '.join(SUPPORTED_COMMANDS)})")
+        kind = kind_from_name(args.kind)
+        cargs = normalise(kind, tuple(args.args))
+    except ProtocolError as e:
+        return _fail(str(e))
     if not 0 < args.ttl <= 86400:
         return _fail("--ttl must be 0..86400 seconds")
     try:
@@ -216,7 +212,7 @@ def run_command(args: argparse.Namespace) -> int:
     except RefcloudError as e:
         return _fail(str(e))
     try:
-        env = st.sign_command(args.device, kind, tuple(args.args), time.time(), args.ttl)
+        env = st.sign_command(args.device, kind, cargs, time.time(), args.ttl)
     except (RefcloudError, ProtocolError) as e:
         return _fail(str(e))
     finally:
