@@ -122,7 +122,7 @@ class TufRepository:
         """Open DIR/tuf, creating keys and version-1 metadata (no targets yet) on first use."""
         repo = cls(folder)
         try:
-            repo.folder.mkdir(mode=0o700, exist_ok=True)
+            repo.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             with repo._locked():
                 if not (repo.metadata_dir / "timestamp.json").exists():
                     repo._create(now)
