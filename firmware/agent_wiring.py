@@ -56,6 +56,9 @@ class UpdaterPort:
             return False, str(e)
         finally:
             self.last_fetched_bytes = getattr(upd.fetcher, "bytes_received", 0)
+            close = getattr(upd.fetcher, "close", None)
+            if close is not None:
+                close()
         ok = r.outcome is not Outcome.REVERTED
         return ok, f"{r.outcome.value}: {r.detail}"
 

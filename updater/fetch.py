@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.ngclient.fetcher import FetcherInterface
@@ -22,15 +21,46 @@ CHUNK = 65536
 
 
 class MtlsFetcher(FetcherInterface):
+    """One HTTPS connection per endpoint, kept for the fetcher's life (one check): a check with nothing new
+    costs one TLS handshake, not one per file."""
+
     def __init__(self, endpoints: tuple[str, ...], ssl_ctx: ssl.SSLContext, *, timeout_s: float = 30.0) -> None:
         if not endpoints:
             raise ValueError("no endpoints")
         self._endpoints = endpoints
         self._ssl = ssl_ctx
         self._timeout = timeout_s
+        self._conns: dict[str, http.client.HTTPSConnection] = {}
         self.endpoint: str | None = None
         self.bytes_received = 0          # payload bytes (TLS and HTTP headers not counted)
         self.requests = 0
+
+    def close(self) -> None:
+        for c in self._conns.values():
+            c.close()
+        self._conns.clear()
+
+    def _conn(self, ep: str) -> http.client.HTTPSConnection:
+        c = self._conns.get(ep)
+        if c is None:
+            u = urlsplit(ep)
+            c = http.client.HTTPSConnection(u.hostname or "", u.port or 443, context=self._ssl,
+                                            timeout=self._timeout)
+            self._conns[ep] = c
+        return c
+
+    def _request(self, ep: str, path: str) -> http.client.HTTPResponse:
+        for attempt in (0, 1):             # a kept connection the server closed meanwhile: reconnect once
+            c = self._conn(ep)
+            try:
+                c.request("GET", path, headers={"Accept-Encoding": "identity"})
+                return c.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                c.close()
+                self._conns.pop(ep, None)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         if not url.startswith(SCHEME + "/"):
@@ -40,26 +70,28 @@ class MtlsFetcher(FetcherInterface):
         if self.endpoint in order:
             order = (self.endpoint,) + tuple(e for e in order if e != self.endpoint)
         last: Exception | None = None
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl))
         for ep in order:
             self.requests += 1
             try:
-                resp = opener.open(urllib.request.Request(ep + path, headers={"Accept-Encoding": "identity"}),
-                                   timeout=self._timeout)
-            except urllib.error.HTTPError as e:
-                e.close()
-                raise DownloadHTTPError(f"{ep}{path}: HTTP {e.code}", e.code) from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-                reason = getattr(e, "reason", e)
-                if isinstance(reason, (ConnectionRefusedError, TimeoutError)) or "refused" in str(reason):
-                    last = e
-                    continue              # the next port
-                raise DownloadError(f"{ep}{path}: {reason}") from None
+                resp = self._request(ep, path)
+            except (ConnectionRefusedError, TimeoutError) as e:
+                self._conns.pop(ep, None)
+                last = e
+                continue                  # the next port (8443, then 443)
+            except (OSError, http.client.HTTPException) as e:
+                self._conns.pop(ep, None)
+                raise DownloadError(f"{ep}{path}: {type(e).__name__}: {e}") from None
             self.endpoint = ep
-            return self._chunks(resp)
+            if resp.status != 200:
+                resp.read(65536)           # error bodies are small; one that is not spoils the connection
+                if not resp.isclosed():
+                    resp.close()
+                    self._conns.pop(ep, None)
+                raise DownloadHTTPError(f"{ep}{path}: HTTP {resp.status}", resp.status)
+            return self._chunks(ep, resp)
         raise DownloadError(f"cannot connect to {', '.join(order)}: {last}")
 
-    def _chunks(self, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    def _chunks(self, ep: str, resp: http.client.HTTPResponse) -> Iterator[bytes]:
         try:
             while True:
                 chunk = resp.read(CHUNK)
@@ -68,6 +100,9 @@ class MtlsFetcher(FetcherInterface):
                 self.bytes_received += len(chunk)
                 yield chunk
         except (OSError, http.client.HTTPException) as e:
+            self._conns.pop(ep, None)
             raise DownloadError(f"read failed: {e}") from None
         finally:
-            resp.close()
+            if not resp.isclosed():        # stopped early (endless data): this connection is unusable
+                resp.close()
+                self._conns.pop(ep, None)
