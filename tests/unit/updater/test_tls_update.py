@@ -128,3 +128,18 @@ def test_publish_refuses_bad_input(tmp_path, capsys):
     assert main(["cloud", "publish", "--state", str(tmp_path / "cloud"), str(tmp_path / "b.pkg")]) == 2
     assert "not newer" in capsys.readouterr().err
     assert main(["cloud", "publish", "--state", str(tmp_path / "nope"), str(tmp_path / "a.pkg")]) == 2
+
+
+def test_the_serve_loop_resigns_the_timestamp_before_it_expires(tmp_path):
+    new_code(tmp_path / "cloud")
+    ts = tmp_path / "cloud" / "tuf" / "metadata" / "timestamp.json"
+    before = json.loads(ts.read_bytes())["signed"]
+    later = time.time() + 0.6 * 86400          # past half the timestamp's one-day life
+    with CloudThread(tmp_path / "cloud", clock=lambda: later):
+        deadline = time.monotonic() + 10
+        while json.loads(ts.read_bytes())["signed"]["version"] == before["version"]:
+            assert time.monotonic() < deadline, "not re-signed"
+            time.sleep(0.05)
+    after = json.loads(ts.read_bytes())["signed"]
+    assert after["version"] == before["version"] + 1 and after["expires"] > before["expires"]
+    assert after["meta"] == before["meta"]       # same snapshot: only the timestamp was due
