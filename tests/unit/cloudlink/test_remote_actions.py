@@ -120,3 +120,41 @@ def test_check_definitions_reports_the_updater_outcome(log):
             return False, "refused: vendor_signature: signature does not verify"
     r = handle(cmd(CommandKind.CHECK_DEFINITIONS), PUB, DEV, NOW, log, AgentExecutor(dict, definitions=Port()))
     assert r.status is CommandStatus.FAILED and "vendor_signature" in r.detail
+
+
+def test_reboot_and_isolate_through_the_cli_processes(tmp_path):
+    """`utm cloud command` -> `utm cloudlink run --drain` with a recording reboot hook, as processes."""
+    import subprocess
+    import time as _time
+
+    from cloudlink.transport import enrol
+    from tests.sim.cloud import CloudThread, new_code
+
+    def utm(*args):
+        return subprocess.run([sys.executable, "-m", "firmware.cli.main", *args], capture_output=True, text=True,
+                              timeout=60)
+    mark = tmp_path / "reboot-called"
+    hook = f"{sys.executable} -c \"open('{mark}', 'a').write('x')\""
+    new_code(tmp_path / "cloud")
+    with CloudThread(tmp_path / "cloud") as cloud:
+        st = asyncio.run(enrol(cloud.url, new_code(tmp_path / "cloud"), tmp_path / "agent", "0.1.0"))
+        for cmdline in (["reboot"], ["isolate", "AA:BB:CC:00:11:22"], ["set-mode", "*", "detect"]):
+            r = utm("cloud", "command", "--state", str(tmp_path / "cloud"), st.device_id, *cmdline)
+            assert r.returncode == 0, r.stderr
+        r = utm("cloudlink", "run", "--state", str(st.folder), "--drain", "--reboot-hook", hook)
+        assert r.returncode == 0, r.stderr
+        assert mark.read_text() == "x"
+        results = {c["kind"]: c["result"] for c in map(orjson.loads, utm(
+            "cloud", "commands", "--state", str(tmp_path / "cloud"), "--json").stdout.splitlines())}
+        assert results["reboot"] is None                      # reported after the box is back
+        assert results["isolate"]["status"] == "done" and results["set_mode"]["status"] == "done"
+        desired = orjson.loads((st.folder / "desired.json").read_bytes())
+        assert desired["isolated"] == ["aa:bb:cc:00:11:22"] and desired["modes"] == {"*": "detect"}
+        _time.sleep(0.1)
+        r = utm("cloudlink", "run", "--state", str(st.folder), "--drain", "--reboot-hook", hook)
+        assert r.returncode == 0, r.stderr
+        assert mark.read_text() == "x"                        # not run twice
+        results = {c["kind"]: c["result"] for c in map(orjson.loads, utm(
+            "cloud", "commands", "--state", str(tmp_path / "cloud"), "--json").stdout.splitlines())}
+        # this machine did not reboot, so the same boot id comes back: reported as not done, not faked
+        assert results["reboot"]["status"] == "failed" and "did not reboot" in results["reboot"]["detail"]
