@@ -21,10 +21,12 @@ and reload the previous package.
 from __future__ import annotations
 
 import enum
+import fcntl
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +98,20 @@ class PackageStore:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise StageError(f"{self.folder}: {e.strerror or e}") from None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One check at a time per state folder (python-tuf's cache is single-writer): the agent's scheduled
+        check and a `utm cloudlink check-definitions` by hand wait for each other."""
+        try:
+            fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StageError(f"{self.folder}/lock: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _version_of(link: Path) -> str | None:
@@ -206,6 +222,10 @@ class DefinitionsUpdater:
 
     def check(self) -> CheckResult:
         """Fetch and install the newest package if there is one; raises FetchError/RefusedError/StageError."""
+        with self.store.locked():
+            return self._check()
+
+    def _check(self) -> CheckResult:
         upd = self._updater()
         try:
             upd.refresh()

@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.bench.cloud import CloudBenchError, _CountingProxy, _run, _utm, _wait_until
+from firmware.bench.cloud import CloudBenchError, _CountingProxy, _rss_mb, _run, _utm, _wait_until
 from signatures.definitions import ComponentKind, build_package
 
 
@@ -85,6 +85,7 @@ def run(size: int, rounds: int) -> dict:
             pickup.append(stored_at - issued)
             if not res or res["status"] != "done" or version not in res["detail"]:
                 raise CloudBenchError(f"round {i}: {res}")
+        rss = _rss_mb(ag.pid)
         ag.terminate()
         ag.wait(15)
         before = proxy.bytes
@@ -97,7 +98,7 @@ def run(size: int, rounds: int) -> dict:
                 "publish_s": publish_inner,
                 "pickup_command_stored_to_result_stored_s": [round(x, 3) for x in pickup],
                 "no_update_check_wire_bytes": wire, "no_update_check_payload_bytes": out["fetched_bytes"],
-                "no_update_check_s": out["seconds"]}
+                "no_update_check_s": out["seconds"], "agent_rss_mb_after_updates": rss}
     finally:
         for p in procs:
             if p.poll() is None:

@@ -130,7 +130,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from cloudlink.commands import AgentExecutor, CommandLog, reboot_hook
     from cloudlink.daemon import Agent, AgentConfig
     from cloudlink.desired import DesiredStateFile
-    from firmware.agent_wiring import definitions_port
+    from firmware.agent_wiring import child_definitions_port
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
     from cloudlink.transport import HttpsCloud
@@ -138,7 +138,7 @@ def run_agent(args: argparse.Namespace) -> int:
         cfg = AgentConfig(heartbeat_interval_s=args.heartbeat_interval, batch_size=args.batch_size,
                           poll_interval_s=args.poll_interval, backoff_max_s=args.backoff_max,
                           firmware_version=firmware_version(), definitions_interval_s=args.definitions_interval)
-        reload_argv = _argv(args.reload_hook, "--reload-hook")
+        _argv(args.reload_hook, "--reload-hook")          # refused here if it does not split
         reboot_argv = _argv(args.reboot_hook, "--reboot-hook")
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
@@ -152,7 +152,7 @@ def run_agent(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
-            port, why = definitions_port(state, _trusted_keys(args), reload_argv)
+            port, why = child_definitions_port(state, _trusted_keys(args), args.reload_hook)
             agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port)
             agent.executor = AgentExecutor(agent.diagnostics, definitions=port, definitions_unavailable=why,
                                            desired=DesiredStateFile(state.folder / "desired.json"),

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from firmware.agent_wiring import load_check
-from tests.unit.updater.helpers import VENDOR_KEYS, Rig, package
+from tests.unit.updater.helpers import VENDOR, Rig, package
 from updater.definitions import LoadError, Outcome, PackageStore, run_hook
 
 
@@ -18,13 +18,23 @@ def _good_bundle() -> bytes:
     return encode_bundle(compile_bundle([rule])[0])
 
 
-def test_a_package_that_fails_the_load_check_is_reverted_and_not_retried(tmp_path):
-    r = Rig(tmp_path, load_check=load_check(VENDOR_KEYS))
+@pytest.fixture
+def pub(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    p = tmp_path / "vendor.pub"
+    p.write_bytes(VENDOR.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return p
+
+
+def test_a_package_that_fails_the_load_check_is_reverted_and_not_retried(tmp_path, pub):
+    r = Rig(tmp_path, load_check=load_check([pub]))
     r.publish("1.0")
     assert r.check().outcome is Outcome.UPDATED
     r.publish("1.1", package("1.1", rules=b"not a rule bundle"))
     res = r.check()
     assert res.outcome is Outcome.REVERTED and res.version == "1.0" and "1.1 failed to load" in res.detail
+    assert "rule bundle et.bundle" in res.detail
     assert r.current() == "1.0" and os.readlink(r.store_dir / "current.pkg") == "packages/1.0.pkg"
     assert r.check().outcome is Outcome.SKIPPED          # the same broken version is not installed again
     r.publish("1.2")
@@ -55,9 +65,9 @@ def test_first_package_failing_to_load_leaves_no_current(tmp_path):
     assert res.outcome is Outcome.REVERTED and res.version is None and r.current() is None
 
 
-def test_load_check_accepts_a_real_rule_bundle(tmp_path):
+def test_load_check_accepts_a_real_rule_bundle(tmp_path, pub):
     bundle = _good_bundle()
-    r = Rig(tmp_path, load_check=load_check(VENDOR_KEYS))
+    r = Rig(tmp_path, load_check=load_check([pub]))
     r.publish("1.0", package("1.0", rules=bundle))
     assert r.check().outcome is Outcome.UPDATED
 

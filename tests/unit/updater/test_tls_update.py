@@ -143,3 +143,20 @@ def test_the_serve_loop_resigns_the_timestamp_before_it_expires(tmp_path):
     after = json.loads(ts.read_bytes())["signed"]
     assert after["version"] == before["version"] + 1 and after["expires"] > before["expires"]
     assert after["meta"] == before["meta"]       # same snapshot: only the timestamp was due
+
+
+def test_the_agent_checks_in_a_child_process(world, capsys):
+    """What `utm cloudlink run` uses: python-tuf and the package never enter the agent's own memory."""
+    from firmware.agent_wiring import child_definitions_port
+    tmp_path, _, st, pub = world
+    port, why = child_definitions_port(st, [pub], None)
+    assert port is not None, why
+    assert asyncio.run(port.check_now()) == (True, "none_published: no definitions published")
+    publish(tmp_path, "3.0", capsys)
+    ok, detail = asyncio.run(port.check_now())
+    assert ok and detail == "updated: none -> 3.0" and port.current_version() == "3.0"
+    bad = tmp_path / "bad.pub"
+    bad.write_bytes(b"not a key")
+    assert child_definitions_port(st, [bad], None)[0] is None
+    (st.folder / "tuf-root.json").unlink()
+    assert "enrol again" in child_definitions_port(st, [pub], None)[1]
