@@ -154,9 +154,10 @@ class Agent:
         while not stop.is_set():
             ok = await self.definitions_once()
             failures = 0 if ok else failures + 1
-            delay = interval * self.rng.uniform(0.9, 1.1) if ok else min(
-                interval, backoff_delay(failures, self.config.backoff_base_s * 30, self.config.backoff_max_s,
-                                        self.rng))
+            # after a failure: 1, 2, 4... minutes, up to the interval (a refusal that persists, e.g. a package
+            # signed with another vendor key, must not cost a TLS handshake every few minutes all day)
+            delay = interval * self.rng.uniform(0.9, 1.1) if ok else backoff_delay(
+                failures, min(60.0, interval), max(interval, 60.0), self.rng)
             self._save_status()
             await self._sleep(stop, delay)
 
