@@ -54,8 +54,8 @@ class CloudState:
                 raise CloudStateError(f"{folder}: {e.strerror}") from None
             CertificateAuthority.create(datetime.fromtimestamp(now, timezone.utc)).save(folder)
         ca = CertificateAuthority.load(folder)
-        return cls(folder, ca, CloudStore(folder / "cloud.sqlite"), _command_key(folder),
-                   TufRepository.open(folder / "tuf", now))
+        key, tuf = _command_key(folder), TufRepository.open(folder / "tuf", now)
+        return cls(folder, ca, CloudStore(folder / "cloud.sqlite"), key, tuf)
 
     def close(self) -> None:
         self.store.close()
