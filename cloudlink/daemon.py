@@ -18,7 +18,8 @@ from typing import Callable
 
 import orjson
 
-from cloudlink.commands import CommandExecutor, CommandLog, handle_command, load_command_key
+from cloudlink.commands import (CommandExecutor, CommandLog, DefinitionsPort, boot_id, handle_command,
+                                load_command_key, resolve_reboots)
 from cloudlink.errors import CloudlinkError, ProtocolError, QueueError
 from cloudlink.protocol import MAX_BATCH_EVENTS, DetectionBatch, Heartbeat, LinkState
 from cloudlink.queue import DetectionQueue
@@ -36,11 +37,13 @@ class AgentConfig:
     backoff_max_s: float = 300.0
     command_wait_s: float = 50.0          # the long poll for commands; the cloud answers at once if one waits
     firmware_version: str = "0+unknown"
+    definitions_interval_s: float = 3600.0   # scheduled definitions checks (jittered); the command checks at once
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch size must be 1..{MAX_BATCH_EVENTS}")
-        if min(self.heartbeat_interval_s, self.poll_interval_s, self.backoff_base_s) <= 0:
+        if min(self.heartbeat_interval_s, self.poll_interval_s, self.backoff_base_s,
+               self.definitions_interval_s) <= 0:
             raise ValueError("intervals must be positive")
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("the backoff cap must be at least its base")
@@ -68,6 +71,8 @@ class AgentStatus:
     heartbeat_failures: int = 0
     heartbeats_sent: int = 0
     commands: dict[str, int] = field(default_factory=dict)     # result status -> count
+    definitions_checked: float | None = None
+    definitions_result: str | None = None
     retry_at: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -78,9 +83,10 @@ class Agent:
     def __init__(self, state: AgentState, cloud: CloudPort, queue: DetectionQueue, config: AgentConfig, *,
                  clock: Callable[[], float] = time.time, uptime: Callable[[], int] | None = None,
                  rng: random.Random | None = None, commands: CommandLog | None = None,
-                 executor: CommandExecutor | None = None) -> None:
+                 executor: CommandExecutor | None = None, definitions: DefinitionsPort | None = None,
+                 boot: Callable[[], str] = boot_id) -> None:
         self.state, self.cloud, self.queue, self.config = state, cloud, queue, config
-        self.commands, self.executor = commands, executor
+        self.commands, self.executor, self.definitions, self.boot = commands, executor, definitions, boot
         self.clock = clock
         self.uptime = uptime or _boot_uptime
         self.rng = rng or random.Random()
@@ -119,9 +125,47 @@ class Agent:
         return Heartbeat(sent_at=datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="microseconds"),
                          firmware_version=self.config.firmware_version, uptime_s=self.uptime(),
                          link_state=LinkState.UP if ok else LinkState.DEGRADED,
-                         definitions_version=None,      # the updater does not exist yet
+                         definitions_version=self._definitions_version(),
                          inspected_share=None,          # no live engine yet: unknown, not guessed
                          last_error=self.status.last_error, counters=tuple(sorted(counters)))
+
+    def _definitions_version(self) -> str | None:
+        if self.definitions is None:
+            return None
+        try:
+            return self.definitions.current_version()
+        except OSError:
+            return None
+
+    async def definitions_once(self) -> bool:
+        """One definitions check (scheduled); the outcome goes to status.json, the version to the next heartbeat."""
+        assert self.definitions is not None
+        ok, detail = await self.definitions.check_now()
+        self.status.definitions_checked = self.clock()
+        self.status.definitions_result = detail[:512]
+        if not ok:
+            self._error("definitions", RuntimeError(detail))
+        return ok
+
+    async def _definitions_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        interval = self.config.definitions_interval_s
+        await self._sleep(stop, self.rng.uniform(0, min(interval, 60.0)))    # not all at start, not in lockstep
+        while not stop.is_set():
+            ok = await self.definitions_once()
+            failures = 0 if ok else failures + 1
+            # after a failure: 1, 2, 4... minutes, up to the interval (a refusal that persists, e.g. a package
+            # signed with another vendor key, must not cost a TLS handshake every few minutes all day)
+            delay = interval * self.rng.uniform(0.9, 1.1) if ok else backoff_delay(
+                failures, min(60.0, interval), max(interval, 60.0), self.rng)
+            self._save_status()
+            await self._sleep(stop, delay)
+
+    def resolve_reboots(self) -> None:
+        """At start: a reboot requested before this boot is reported done (after the box came back)."""
+        if self.commands is not None:
+            for r in resolve_reboots(self.commands, self.boot(), self.clock()):
+                self.status.commands[r.status.value] = self.status.commands.get(r.status.value, 0) + 1
 
     async def heartbeat_once(self) -> bool:
         try:
@@ -180,7 +224,10 @@ class Agent:
             batch = await self.cloud.poll_commands(self.config.command_wait_s if wait_s is None else wait_s)
             key = load_command_key(self.state.command_key)
             for env in batch.commands:
-                result = handle_command(env, key, self.state.device_id, self.clock(), self.commands, self.executor)
+                result = await handle_command(env, key, self.state.device_id, self.clock(), self.commands,
+                                              self.executor, boot=self.boot)
+                if result is None:           # a reboot under way: reported after the next boot
+                    continue
                 self.status.commands[result.status.value] = self.status.commands.get(result.status.value, 0) + 1
                 await self.cloud.report_result(result)
                 self.commands.mark_reported(result.command_id)
@@ -240,9 +287,12 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set. If a task dies of a bug the other is stopped and the error raised, so a
         supervisor restarts the agent instead of it running half-alive."""
+        self.resolve_reboots()
         tasks = [asyncio.create_task(self._heartbeats(stop)), asyncio.create_task(self._uploads(stop))]
         if self.commands is not None and self.executor is not None:
             tasks.append(asyncio.create_task(self._commands(stop)))
+        if self.definitions is not None:
+            tasks.append(asyncio.create_task(self._definitions_loop(stop)))
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -258,6 +308,7 @@ class Agent:
     async def drain(self) -> bool:
         """One heartbeat, upload until the queue is empty, pending commands once (no waiting);
         False at the first failure (no retrying)."""
+        self.resolve_reboots()
         ok = await self.heartbeat_once()
         while ok:
             n = await self.upload_once()

@@ -41,6 +41,7 @@ MAX_BATCH_EVENTS = 500
 MAX_BATCH_COMPRESSED = 1024 * 1024
 MAX_BATCH_JSON = 4 * 1024 * 1024          # decompression stops here: no zip bombs
 MAX_COUNTERS = 64
+MAX_TUF_ROOT = 64 * 1024
 BATCH_MEDIA_TYPE = "application/vnd.utm.detections+json+zlib"
 
 class Action(enum.Enum):
@@ -369,10 +370,11 @@ class EnrolRequest:
 
 @dataclass(frozen=True, slots=True)
 class EnrolResponse:
-    """The signed certificate, and the cloud's command key, pinned with it (same trusted channel)."""
+    """The signed certificate, and the cloud's command key and TUF root, pinned with it (same trusted channel)."""
     device_id: str
     cert_pem: str
     command_key: str          # base64 of the raw 32-byte Ed25519 public key that signs commands
+    tuf_root: str | None = None   # the definitions repository's root.json: the agent's TUF trust anchor
 
     def __post_init__(self) -> None:
         F.key(self.device_id, "device_id")
@@ -385,15 +387,22 @@ class EnrolResponse:
         if not isinstance(self.cert_pem, str) or not 0 < len(self.cert_pem) <= 16384 or not self.cert_pem.startswith(
                 "-----BEGIN CERTIFICATE-----"):
             raise FieldError("must be a PEM certificate of at most 16 KiB", "cert_pem")
+        if self.tuf_root is not None and (not isinstance(self.tuf_root, str)
+                                          or not 0 < len(self.tuf_root) <= MAX_TUF_ROOT
+                                          or not self.tuf_root.lstrip().startswith("{")):
+            raise FieldError(f"must be TUF root metadata (JSON) of at most {MAX_TUF_ROOT} bytes", "tuf_root")
 
     def to_json(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "cert_pem": self.cert_pem, "command_key": self.command_key}
+        out = {"device_id": self.device_id, "cert_pem": self.cert_pem, "command_key": self.command_key}
+        if self.tuf_root is not None:
+            out["tuf_root"] = self.tuf_root
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> "EnrolResponse":
         keys = frozenset({"device_id", "cert_pem", "command_key"})
-        F.exact_keys(obj, keys, keys, "enrolled")
-        return cls(obj["device_id"], obj["cert_pem"], obj["command_key"])
+        F.exact_keys(obj, keys | {"tuf_root"}, keys, "enrolled")
+        return cls(obj["device_id"], obj["cert_pem"], obj["command_key"], obj.get("tuf_root"))
 
 
 # --- commands ----------------------------------------------------------------------------------

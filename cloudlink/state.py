@@ -4,6 +4,7 @@ DIR/agent.json   server endpoints, device id, CA pin (written atomically)
 DIR/ca.pem       the cloud CA, pinned at enrolment (its SHA-256 matched the code)
 DIR/device.key   the device's private key (0600): made here, never sent anywhere
 DIR/device.pem   the client certificate the cloud signed for it
+DIR/tuf-root.json the definitions repository's TUF root, pinned at enrolment (the updater's trust anchor)
 DIR/commands.sqlite  used command nonces and results not yet reported
 DIR/queue.sqlite the durable detection queue (usable before enrolment: offline exports)
 DIR/status.json  what `utm cloudlink run` last did, for `utm cloudlink status`
@@ -92,6 +93,10 @@ class AgentState:
         return self.folder / "commands.sqlite"
 
     @property
+    def tuf_root_path(self) -> Path:
+        return self.folder / "tuf-root.json"
+
+    @property
     def queue_path(self) -> Path:
         return self.folder / "queue.sqlite"
 
@@ -116,7 +121,8 @@ class AgentState:
 
     @staticmethod
     def save(folder: Path, endpoints: tuple[str, ...], device_id: str, ca_pin: str, ca_pem: bytes,
-             key: ec.EllipticCurvePrivateKey, cert_pem: str, command_key: str) -> "AgentState":
+             key: ec.EllipticCurvePrivateKey, cert_pem: str, command_key: str,
+             tuf_root: str | None = None) -> "AgentState":
         """Write key, certificate and CA first, agent.json last: a folder with agent.json is complete."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(folder / "device.key", key.private_bytes(serialization.Encoding.PEM,
@@ -124,6 +130,8 @@ class AgentState:
                                                               serialization.NoEncryption()), mode=0o600)
         write_atomic(folder / "device.pem", cert_pem.encode("ascii"))
         write_atomic(folder / "ca.pem", ca_pem)
+        if tuf_root is not None:
+            write_atomic(folder / "tuf-root.json", tuf_root.encode("utf-8"))
         write_atomic(folder / "agent.json", orjson.dumps(
             {"endpoints": list(endpoints), "device_id": device_id, "ca_pin": ca_pin, "command_key": command_key},
             option=orjson.OPT_INDENT_2))

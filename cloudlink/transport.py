@@ -188,6 +188,6 @@ async def enrol(server: str, code_text: str, folder: Path, firmware_version: str
     folder = Path(folder)
     try:
         return AgentState.save(folder, endpoints, resp.device_id, code.pin, ca_pem, key, resp.cert_pem,
-                           resp.command_key)
+                           resp.command_key, resp.tuf_root)
     except OSError as e:
         raise EnrolError(f"{folder}: cannot save the identity: {os.strerror(e.errno or 0)}") from None

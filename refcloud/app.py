@@ -44,6 +44,7 @@ class CloudConfig:
     retention_s: float = 90 * 86400.0     # SPEC section 6: detections are kept 90 days
     keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
+    tuf_resign_s: float = 60.0    # how often TUF metadata past half its lifetime is re-signed
 
 
 STATE_DIR = web.AppKey("state_dir", Path)
@@ -121,7 +122,8 @@ async def post_enrol(request: web.Request) -> web.Response:
         issued.append(cert)
         return format(cert.serial_number, "x")
     st.store.enrol(req.code, now, device_id, req.firmware_version, issue)
-    return _reply(EnrolResponse(device_id, cert_pem(issued[0]).decode("ascii"), st.command_public_b64))
+    return _reply(EnrolResponse(device_id, cert_pem(issued[0]).decode("ascii"), st.command_public_b64,
+                                st.tuf.root_bytes().decode("utf-8")))
 
 
 async def post_heartbeat(request: web.Request) -> web.Response:
@@ -143,6 +145,24 @@ async def post_detections(request: web.Request) -> web.Response:
     if delay:
         await asyncio.sleep(delay)
     return _reply(BatchAck(tuple(acc), tuple(dup)))
+
+
+async def get_tuf_metadata(request: web.Request) -> web.StreamResponse:
+    """TUF metadata for enrolled devices only (mutual TLS); a missing version is a 404, which ends the
+    client's walk through newer root versions."""
+    _peer_device(request)
+    path = request.app[STATE].tuf.metadata_path(request.match_info["name"])
+    if path is None:
+        return _error(404, "not_found", "no such metadata")
+    return web.FileResponse(path, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
+async def get_tuf_target(request: web.Request) -> web.StreamResponse:
+    _peer_device(request)
+    path = request.app[STATE].tuf.target_path(request.match_info["name"])
+    if path is None:
+        return _error(404, "not_found", "no such target")
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
 
 
 MAX_POLL_S = 55.0
@@ -214,6 +234,24 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def _tuf_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Re-sign TUF metadata past half its lifetime, at start and every `tuf_resign_s`: the timestamp
+    lives a day, so a running cloud never serves expired metadata."""
+    async def loop() -> None:
+        while True:
+            try:
+                roles = await asyncio.to_thread(app[STATE].tuf.refresh_expiring, app[CLOCK]())
+                if roles:
+                    app[STATE].store.bump("tuf.resigned")
+            except RefcloudError:
+                app[STATE].store.bump("tuf.resign_failed")
+            await asyncio.sleep(app[CONFIG].tuf_resign_s)
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _closing(app: web.Application) -> None:
     app[CLOSING].set()
 
@@ -228,6 +266,7 @@ def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock 
     app.cleanup_ctx.append(_state_ctx)
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_retention_ctx)
+    app.cleanup_ctx.append(_tuf_ctx)
     app.on_shutdown.append(_closing)
     app.router.add_get("/v1/ca", get_ca)
     app.router.add_post("/v1/enrol", post_enrol)
@@ -235,6 +274,8 @@ def make_app(state_dir: Path, config: CloudConfig = CloudConfig(), clock: Clock 
     app.router.add_post("/v1/detections", post_detections)
     app.router.add_get("/v1/commands", get_commands)
     app.router.add_post("/v1/command-results", post_command_result)
+    app.router.add_get("/tuf/metadata/{name}", get_tuf_metadata)
+    app.router.add_get("/tuf/targets/{name}", get_tuf_target)
     return app
 
 

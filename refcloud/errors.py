@@ -24,3 +24,7 @@ class DeviceRefused(RefcloudError):
 
 class NoClientCert(RefcloudError):
     """A device endpoint was called over TLS without a client certificate."""
+
+
+class PublishRefused(RefcloudError):
+    """A definitions package cannot be published: bad version, not newer than the current one, too large."""

@@ -3,7 +3,8 @@
 DIR/ca.key (0600), DIR/ca.pem, DIR/server.key (0600), DIR/server.pem
 (re-issued at each start for the names the agents dial), DIR/command.key
 (0600, Ed25519: signs remote commands; its public half is given to each
-device at enrolment), DIR/cloud.sqlite.
+device at enrolment), DIR/cloud.sqlite, DIR/tuf/ (the TUF repository of definitions packages and
+its four role keys, see refcloud/tuf_repo.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from firmware.base.atomic import write_atomic
 from refcloud.ca import CertificateAuthority
 from refcloud.errors import CloudStateError
 from refcloud.store import CloudStore
+from refcloud.tuf_repo import TufRepository
 
 DEFAULT_CODE_VALID_S = 24 * 3600
 
@@ -31,6 +33,7 @@ class CloudState:
     ca: CertificateAuthority
     store: CloudStore
     command_key: Ed25519PrivateKey
+    tuf: TufRepository
 
     @property
     def command_public_b64(self) -> str:
@@ -51,7 +54,8 @@ class CloudState:
                 raise CloudStateError(f"{folder}: {e.strerror}") from None
             CertificateAuthority.create(datetime.fromtimestamp(now, timezone.utc)).save(folder)
         ca = CertificateAuthority.load(folder)
-        return cls(folder, ca, CloudStore(folder / "cloud.sqlite"), _command_key(folder))
+        key, tuf = _command_key(folder), TufRepository.open(folder / "tuf", now)
+        return cls(folder, ca, CloudStore(folder / "cloud.sqlite"), key, tuf)
 
     def close(self) -> None:
         self.store.close()

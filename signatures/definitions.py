@@ -45,7 +45,7 @@ from signatures.errors import SignatureError
 
 __all__ = [
     "Component", "ComponentKind", "DefinitionsError", "DefinitionsFormatError", "DefinitionsRollbackError",
-    "DefinitionsSignatureError", "Manifest", "Package", "build_package", "key_id", "open_package",
+    "DefinitionsSignatureError", "Manifest", "Package", "build_package", "key_id", "open_package", "peek_manifest",
     "version_key",
 ]
 
@@ -185,6 +185,17 @@ def open_package(data: bytes, trusted: Mapping[str, Ed25519PublicKey], *,
     if at != len(data):
         raise DefinitionsFormatError(f"{len(data) - at} unexpected bytes after the last component")
     return Package(manifest, tuple(payloads))
+
+
+def peek_manifest(data: bytes) -> Manifest:
+    """The manifest, NOT verified: for a publisher that only needs the version to label a TUF target.
+    Nothing that acts on definitions may use this; boxes use `open_package`."""
+    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
+        raise DefinitionsFormatError("not a definitions package (bad magic)")
+    _, mlen = _PREFIX.unpack_from(data)
+    if mlen > MANIFEST_LIMIT or len(data) < _PREFIX.size + mlen + SIGNATURE_BYTES:
+        raise DefinitionsFormatError("truncated or oversized manifest")
+    return _parse_manifest(data[_PREFIX.size:_PREFIX.size + mlen])
 
 
 def _verify(signed: bytes, signature: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> None:

@@ -1,1 +1,1 @@
-"""Firmware and definitions updates (TUF trust, A/B install). Not built yet."""
+"""Definitions updates over TUF: fetch, verify twice, stage, switch, reload, revert (see docs/cloudlink.md)."""

@@ -44,18 +44,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ev.add_argument("--json", action="store_true", help="one JSON object per line")
     ev.add_argument("--device", default=None, metavar="ID", help="only this device")
     ev.set_defaults(run=run_events)
-    cm = s.add_parser("command", help="queue a signed command for a device (only `diagnostics` is supported yet)",
+    cm = s.add_parser("command", help="queue a signed command for a device",
                       description="Sign a command with the cloud's command key and hand it to the device at its "
                                   "next poll. The device verifies signature, expiry and nonce and reports a "
-                                  "result (`utm cloud commands`). Only `diagnostics` (metadata only) is carried "
-                                  "out yet; reboot, isolate, release, set_mode, exclusions and check_definitions "
-                                  "are refused here as not supported.")
+                                  "result (`utm cloud commands`). Kinds: diagnostics, check-definitions, reboot, "
+                                  "isolate MAC, release MAC, set-mode CLASS block|detect, "
+                                  "exclude mac|ip|rule|domain VALUE, unexclude mac|ip|rule|domain VALUE.")
     cm.add_argument("--state", required=True, type=Path, metavar="DIR")
     cm.add_argument("--ttl", type=float, default=600.0, metavar="S", help="valid for S seconds (default 600)")
     cm.add_argument("device", metavar="DEVICE")
     cm.add_argument("kind", metavar="KIND")
     cm.add_argument("args", nargs="*", metavar="ARG")
     cm.set_defaults(run=run_command)
+    pb = s.add_parser("publish", help="publish a definitions package through the cloud's TUF repository",
+                      description="Add a package from `utm definitions build` as the TUF target definitions.pkg "
+                                  "(its version in the target's custom field) and sign new targets, snapshot "
+                                  "and timestamp metadata. The version must be higher than the published one.")
+    pb.add_argument("--state", required=True, type=Path, metavar="DIR")
+    pb.add_argument("--trusted-key", action="append", default=[], metavar="PEM",
+                    help="vendor public key the package must verify with before it is published (repeatable; "
+                         "without it only the manifest is read: the agents verify the vendor signature)")
+    pb.add_argument("package", type=Path, metavar="PACKAGE")
+    pb.set_defaults(run=run_publish)
     cl = s.add_parser("commands", help="commands sent and the results devices reported")
     cl.add_argument("--state", required=True, type=Path, metavar="DIR")
     cl.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -186,19 +196,15 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-SUPPORTED_COMMANDS = ("diagnostics",)
-
-
 def run_command(args: argparse.Namespace) -> int:
+    from cloudlink.command_args import kind_from_name, normalise
     from cloudlink.errors import ProtocolError
-    from cloudlink.protocol import CommandKind
     from refcloud.errors import RefcloudError
     try:
-        kind = CommandKind(args.kind)
-    except ValueError:
-        return _fail(f"unknown command {args.kind!r}; known: {', '.join(k.value for k in CommandKind)}")
-    if kind.value not in SUPPORTED_COMMANDS:
-        return _fail(f"{kind.value} is not supported yet (only {', '.join(SUPPORTED_COMMANDS)})")
+        kind = kind_from_name(args.kind)
+        cargs = normalise(kind, tuple(args.args))
+    except ProtocolError as e:
+        return _fail(str(e))
     if not 0 < args.ttl <= 86400:
         return _fail("--ttl must be 0..86400 seconds")
     try:
@@ -206,7 +212,7 @@ def run_command(args: argparse.Namespace) -> int:
     except RefcloudError as e:
         return _fail(str(e))
     try:
-        env = st.sign_command(args.device, kind, tuple(args.args), time.time(), args.ttl)
+        env = st.sign_command(args.device, kind, cargs, time.time(), args.ttl)
     except (RefcloudError, ProtocolError) as e:
         return _fail(str(e))
     finally:
@@ -233,4 +239,41 @@ def run_commands(args: argparse.Namespace) -> int:
                 print(f"{env.command_id}  {env.device_id}  {env.kind.value} {' '.join(env.args)}  {res}")
     finally:
         st.close()
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from refcloud.errors import RefcloudError
+    from signatures.definitions import DefinitionsError, key_id, load_public_key, open_package, peek_manifest
+    try:
+        data = args.package.read_bytes()
+    except OSError as e:
+        return _fail(f"{args.package}: {e.strerror or e}")
+    try:
+        if args.trusted_key:
+            keys = {}
+            for k in args.trusted_key:
+                pub = load_public_key(Path(k).read_bytes())
+                keys[key_id(pub)] = pub
+            version = open_package(data, keys).manifest.version
+        else:
+            version = peek_manifest(data).version
+    except DefinitionsError as e:
+        return _fail(f"{args.package}: {e.reason}")
+    except OSError as e:
+        return _fail(f"{e.filename}: {e.strerror or e}")
+    if not (args.state / "ca.pem").exists():
+        return _fail(f"{args.state}: not a cloud state folder; `utm cloud enroll-code --state DIR` creates one")
+    t0 = time.perf_counter()
+    try:
+        st = _open(args.state)
+        try:
+            pub = st.tuf.publish(data, version, time.time())
+        finally:
+            st.close()
+    except RefcloudError as e:
+        return _fail(str(e))
+    print(orjson.dumps({"target": "definitions.pkg", "version": pub.version, "bytes": pub.length,
+                        "sha256": pub.sha256, "targets_version": pub.targets_version,
+                        "seconds": round(time.perf_counter() - t0, 3)}).decode())
     return 0

@@ -46,11 +46,65 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--drain", action="store_true",
                    help="one heartbeat, upload until the queue is empty, carry out pending commands, exit "
                         "(1 if the cloud failed)")
+    r.add_argument("--definitions-interval", type=float, default=3600.0, metavar="S",
+                   help="how often definitions updates are looked for (default 3600; the check-definitions "
+                        "command looks at once)")
+    _definitions_options(r)
+    r.add_argument("--reboot-hook", default="systemctl reboot", metavar="CMD",
+                   help="program and arguments run for the reboot command (split like a shell would, run "
+                        "without one; default: systemctl reboot); '' disables reboots")
     r.set_defaults(run=run_agent)
+    d = s.add_parser("check-definitions", help="look for a definitions update now and install it (TUF)")
+    d.add_argument("--state", required=True, type=Path, metavar="DIR")
+    _definitions_options(d)
+    d.set_defaults(run=run_check_definitions)
     st = s.add_parser("status", help="enrolment, queue and last link activity")
     st.add_argument("--state", required=True, type=Path, metavar="DIR")
     st.add_argument("--json", action="store_true")
     st.set_defaults(run=run_status)
+
+
+def _definitions_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trusted-key", action="append", default=[], type=Path, metavar="PEM",
+                   help="vendor public key definitions must be signed with (repeatable; default "
+                        "/etc/utm/definitions.pub if present)")
+    p.add_argument("--reload-hook", default=None, metavar="CMD",
+                   help="program and arguments that make the engine load DIR/definitions/current.pkg (e.g. "
+                        "'utm reload -l /var/log/utm'); split like a shell would, run without one; a non-zero "
+                        "exit reverts to the previous package")
+
+
+def _trusted_keys(args: argparse.Namespace) -> list[Path]:
+    from firmware.cli.definitions import DEFAULT_TRUSTED_KEY
+    return list(args.trusted_key) or ([DEFAULT_TRUSTED_KEY] if DEFAULT_TRUSTED_KEY.is_file() else [])
+
+
+def _argv(text: str | None, option: str) -> list[str] | None:
+    import shlex
+    if not text:
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise ValueError(f"{option}: {e}") from None
+
+
+def run_check_definitions(args: argparse.Namespace) -> int:
+    from cloudlink.state import AgentState
+    from firmware.agent_wiring import definitions_port
+    try:
+        state = AgentState.load(args.state)
+        port, why = definitions_port(state, _trusted_keys(args), _argv(args.reload_hook, "--reload-hook"))
+    except (ValueError, CloudlinkError) as e:
+        return _fail(str(e))
+    if port is None:
+        return _fail(why)
+    t0 = time.perf_counter()
+    ok, detail = port.check_sync()
+    print(orjson.dumps({"ok": ok, "result": detail, "current": port.current_version(),
+                        "fetched_bytes": port.last_fetched_bytes,
+                        "seconds": round(time.perf_counter() - t0, 3)}).decode())
+    return 0 if ok else 1
 
 
 def _fail(msg: str) -> int:
@@ -73,15 +127,19 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from cloudlink.commands import AgentExecutor, CommandLog
+    from cloudlink.commands import AgentExecutor, CommandLog, reboot_hook
     from cloudlink.daemon import Agent, AgentConfig
+    from cloudlink.desired import DesiredStateFile
+    from firmware.agent_wiring import child_definitions_port
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
     from cloudlink.transport import HttpsCloud
     try:
         cfg = AgentConfig(heartbeat_interval_s=args.heartbeat_interval, batch_size=args.batch_size,
                           poll_interval_s=args.poll_interval, backoff_max_s=args.backoff_max,
-                          firmware_version=firmware_version())
+                          firmware_version=firmware_version(), definitions_interval_s=args.definitions_interval)
+        _argv(args.reload_hook, "--reload-hook")          # refused here if it does not split
+        reboot_argv = _argv(args.reboot_hook, "--reboot-hook")
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
         commands = CommandLog(state.commands_path)
@@ -94,8 +152,11 @@ def run_agent(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
-            agent = Agent(state, cloud, queue, cfg, commands=commands)
-            agent.executor = AgentExecutor(agent.diagnostics)
+            port, why = child_definitions_port(state, _trusted_keys(args), args.reload_hook)
+            agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port)
+            agent.executor = AgentExecutor(agent.diagnostics, definitions=port, definitions_unavailable=why,
+                                           desired=DesiredStateFile(state.folder / "desired.json"),
+                                           reboot=reboot_hook(reboot_argv) if reboot_argv else None)
             if args.drain:
                 ok = await agent.drain()
                 if not ok:
@@ -137,6 +198,11 @@ def run_status(args: argparse.Namespace) -> int:
                 out["queue"] = {k: getattr(q.stats(), k) for k in q.stats().__dataclass_fields__}
         except CloudlinkError as e:
             return _fail(str(e))
+    import os
+    try:
+        out["definitions"] = Path(os.readlink(args.state / "definitions" / "current.pkg")).name.removesuffix(".pkg")
+    except OSError:
+        out["definitions"] = None
     try:
         out["link"] = orjson.loads((args.state / "status.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -156,6 +222,7 @@ def run_status(args: argparse.Namespace) -> int:
               f"{q['acked']} delivered, {q['dropped']} dropped by the cap, {q['duplicates']} duplicates ignored")
     else:
         print("queue: none yet")
+    print(f"definitions: {out['definitions'] or 'none installed'}")
     link = out["link"]
     if link:
         print(f"last heartbeat: {_when(link.get('last_heartbeat_ok'))}")
@@ -163,6 +230,8 @@ def run_status(args: argparse.Namespace) -> int:
               f"{link.get('cloud_duplicates', 0)} were already at the cloud")
         if link.get("commands"):
             print("commands: " + ", ".join(f"{k} {v}" for k, v in sorted(link["commands"].items())))
+        if link.get("definitions_result"):
+            print(f"last definitions check: {link['definitions_result']} at {_when(link.get('definitions_checked'))}")
         if link.get("last_error"):
             print(f"last error: {link['last_error']} at {_when(link.get('last_error_at'))}")
     else:

@@ -22,8 +22,9 @@ def new_code(state_dir: Path, valid_s: float = 3600, now: float | None = None) -
 class CloudThread:
     """Start with a port of 0 for a free one; `restart()` comes back on the same port."""
 
-    def __init__(self, state_dir: Path, config: CloudConfig = CloudConfig(), port: int = 0) -> None:
-        self.state_dir, self.config, self.port = Path(state_dir), config, port
+    def __init__(self, state_dir: Path, config: CloudConfig = CloudConfig(), port: int = 0,
+                 clock=None) -> None:  # type: ignore[no-untyped-def]
+        self.state_dir, self.config, self.port, self.clock = Path(state_dir), config, port, clock
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -44,7 +45,7 @@ class CloudThread:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             await serve(self.state_dir, "127.0.0.1", self.port, names=[], config=self.config,
-                        stop=self._stop, ready=ready_cb)
+                        stop=self._stop, ready=ready_cb, clock=self.clock)
 
         def run() -> None:
             try:

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloudlink.commands import AgentExecutor, CommandLog, handle_command
+from cloudlink.commands import AgentExecutor, CommandLog
+from cloudlink.commands import handle_command as _handle
 from cloudlink.protocol import CommandEnvelope, CommandKind, CommandStatus
 
 DEV = "dev-0123456789abcdef"
@@ -33,14 +34,18 @@ def cmd(kind=CommandKind.DIAGNOSTICS, args=(), *, issued=NOW - 10, ttl=600.0, de
     return replace(env, signature=base64.b64encode(key.sign(env.signed_bytes())).decode())
 
 
+def handle_command(*a, **k):
+    return asyncio.run(_handle(*a, **k))
+
+
 class Counting(AgentExecutor):
     def __init__(self):
         super().__init__(lambda: {"queue": {"depth": 0}})
         self.runs = 0
 
-    def execute(self, env):
+    async def execute(self, env):
         self.runs += 1
-        return super().execute(env)
+        return await super().execute(env)
 
 
 @pytest.fixture
@@ -50,14 +55,16 @@ def log(tmp_path):
     lg.close()
 
 
-def test_diagnostics_runs_once_and_other_kinds_are_reported_unsupported(log):
+def test_diagnostics_runs_once_and_kinds_without_a_backend_are_reported_unsupported(log):
     ex = Counting()
     c = cmd()
     r = handle_command(c, PUB, DEV, NOW, log, ex)
     assert r.status is CommandStatus.DONE and '"depth":0' in r.detail
     assert handle_command(c, PUB, DEV, NOW + 1, log, ex) == r and ex.runs == 1     # redelivered: same result
     r2 = handle_command(cmd(CommandKind.REBOOT), PUB, DEV, NOW, log, ex)
-    assert r2.status is CommandStatus.UNSUPPORTED and "not supported yet" in r2.detail
+    assert r2.status is CommandStatus.UNSUPPORTED and "no reboot hook" in r2.detail
+    r3 = handle_command(cmd(CommandKind.CHECK_DEFINITIONS), PUB, DEV, NOW, log, ex)
+    assert r3.status is CommandStatus.UNSUPPORTED and "no definitions updater" in r3.detail
 
 
 @pytest.mark.parametrize("make,reason", [
@@ -144,12 +151,16 @@ def test_command_over_tls_end_to_end(tmp_path):
     assert results[forged.command_id]["detail"].startswith("bad_signature")
 
 
-def test_cli_refuses_unsupported_kinds(tmp_path, capsys):
+def test_cli_refuses_bad_arguments_and_unknown_kinds(tmp_path, capsys):
     from firmware.cli.main import main
     from tests.sim.cloud import new_code
     new_code(tmp_path / "c")
-    assert main(["cloud", "command", "--state", str(tmp_path / "c"), "dev-0000000000000001", "reboot"]) == 2
-    assert "not supported yet" in capsys.readouterr().err
+    assert main(["cloud", "command", "--state", str(tmp_path / "c"), "dev-0000000000000001", "isolate",
+                 "not-a-mac"]) == 2
+    assert "args" in capsys.readouterr().err
+    assert main(["cloud", "command", "--state", str(tmp_path / "c"), "dev-0000000000000001", "set-mode",
+                 "trojan-activity", "explode"]) == 2
+    assert "block or detect" in capsys.readouterr().err
     assert main(["cloud", "command", "--state", str(tmp_path / "c"), "dev-0000000000000001", "diagnostics"]) == 2
     assert "no device" in capsys.readouterr().err
     assert main(["cloud", "command", "--state", str(tmp_path / "c"), "dev-1", "explode"]) == 2

@@ -107,3 +107,31 @@ def test_a_crashed_task_stops_the_agent_with_its_error(agent_parts):
         await asyncio.wait_for(agent.run(asyncio.Event()), 5)
     with pytest.raises(RuntimeError, match="bug in the heartbeat path"):
         asyncio.run(go())
+
+
+def test_scheduled_definitions_checks_and_the_version_in_heartbeats(agent_parts):
+    st, q = agent_parts
+
+    class Port:
+        def __init__(self):
+            self.calls, self.version = 0, None
+
+        def current_version(self):
+            return self.version
+
+        async def check_now(self):
+            self.calls += 1
+            self.version = "2026.11.22.1"
+            return True, "updated: none -> 2026.11.22.1"
+    port, cloud = Port(), FakeCloud()
+    agent = Agent(st, cloud, q, AgentConfig(definitions_interval_s=0.05, heartbeat_interval_s=0.05,
+                                            poll_interval_s=0.05), definitions=port)
+
+    async def go():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.6, stop.set)
+        await agent.run(stop)
+    asyncio.run(go())
+    assert port.calls >= 3 and agent.status.definitions_result.startswith("updated")
+    versions = [hb.definitions_version for hb in cloud.heartbeats]
+    assert versions[0] is None and versions[-1] == "2026.11.22.1"
