@@ -29,8 +29,11 @@ def eicar_zip() -> bytes:
     return buf.getvalue()
 
 
+_VBA_PROJECT = Path(__file__).resolve().parents[1] / "unit" / "files" / "sanitize" / "data" / "vbaProject.bin"
+
+
 def macro_docm() -> bytes:
-    """A tiny Word macro-enabled document whose macro part is inert bytes under the name vbaProject.bin."""
+    """A tiny Word macro-enabled document carrying a real (harmless) VBA project."""
     ct = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
           '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
           '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
@@ -55,9 +58,9 @@ def macro_docm() -> bytes:
         z.writestr("_rels/.rels", rels)
         z.writestr("word/document.xml", doc)
         z.writestr("word/_rels/document.xml.rels", doc_rels)
-        # not a real OLE VBA project: the OLE magic and a comment, enough for type sniffing, nothing to run
-        z.writestr("word/vbaProject.bin", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 24
-                   + b"Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nEnd Sub\r\n")
+        # a real VBA project (oletools' test sample, BSD-2; see its README) so the scanner and
+        # the sanitiser judge what an office would really receive
+        z.writestr("word/vbaProject.bin", _VBA_PROJECT.read_bytes())
     return buf.getvalue()
 
 
