@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from inspection.detect.errors import BundleError  # the detector loads only with -S or --bundle
     from signatures.errors import RuleFileError
 
-    on_engine = None
+    on_engine: Callable[[object], None] | None = None
     file_scanner = None
     if args.yara or args.hashes or args.scan_bundle:   # a content scanner gives fileinfo verdicts (`utm scan`)
         from firmware.cli.scan import SourceError, load_sources
@@ -97,8 +97,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         file_scanner = StreamScanner(ContentScanner(hashes, matchers))
 
-        def on_engine(engine) -> None:
+        def use_scanner(engine) -> None:
             engine.files.scanner = file_scanner
+        on_engine = use_scanner
     try:
         urlcat = _urlcat(args)
     except ValueError as e:

@@ -16,7 +16,7 @@ from firmware.base.atomic import write_atomic
 from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
-from inspection.policy.verdict import ALL_CLASSES, FailMode, PolicyConfig
+from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
 

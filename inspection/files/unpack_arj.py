@@ -64,7 +64,7 @@ def _huffman(lengths: list[int], single: int | None = None) -> CanonicalCode | _
     return CanonicalCode(lengths, max_bits=16, what="arj", need_symbols=True)
 
 
-def _pt_lengths(r: _Bits, nn: int, nbit: int, special: int) -> _Huffman:
+def _pt_lengths(r: _Bits, nn: int, nbit: int, special: int) -> CanonicalCode | _Single:
     n = r.bits(nbit)
     if n == 0:
         return _huffman([0] * nn, single=r.bits(nbit))
@@ -84,7 +84,7 @@ def _pt_lengths(r: _Bits, nn: int, nbit: int, special: int) -> _Huffman:
     return _huffman((lengths + [0] * nn)[:nn])
 
 
-def _c_lengths(r: _Bits, pt: _Huffman) -> _Huffman:
+def _c_lengths(r: _Bits, pt: CanonicalCode | _Single) -> CanonicalCode | _Single:
     n = r.bits(9)
     if n == 0:
         return _huffman([0] * _NC, single=r.bits(9))

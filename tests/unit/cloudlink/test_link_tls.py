@@ -17,7 +17,6 @@ from cloudlink.errors import CloudRefusedError, EnrolError, TransportError
 from cloudlink.queue import DetectionQueue
 from cloudlink.state import AgentState
 from cloudlink.transport import HttpsCloud, enrol
-from refcloud.app import CloudConfig
 from refcloud.ca import CertificateAuthority, cert_pem
 from refcloud.state import CloudState
 from tests.sim.cloud import CloudThread, new_code

@@ -9,7 +9,6 @@ from firmware.bench.synth import write_mixed
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
 from inspection.io.offline import inspect_files
-from inspection.io.pcap import read_frames
 from tests.unit.engine.test_inspect_cli import http_conversation, write_pcap
 
 _REAL = [f for _, f in http_conversation()]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.bench.frames import ACK, PSH, SYN, TcpConversation, udp_packet
+from firmware.bench.frames import ACK, TcpConversation, udp_packet
 from firmware.bench.synth import dns_query, dns_response, tls_client_hello
 from firmware.cli.main import main
 from inspection.io.pcap import PcapWriter

@@ -4,7 +4,7 @@ and the `stats` event at the end of a capture."""
 from __future__ import annotations
 
 from firmware.bench.frames import TcpConversation
-from tests.unit.engine.test_inspect_cli import CLI, SRV, http_conversation, of, run, write_pcap
+from tests.unit.engine.test_inspect_cli import CLI, SRV, http_conversation, of, run
 
 
 def alerts(events):
