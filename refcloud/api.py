@@ -35,6 +35,10 @@ WINDOWS = (("24h", 86400.0), ("7d", 7 * 86400.0))
 class ApiConfig:
     down_after_s: float = 600.0   # a device not heard from for this long is "down" (as the mail watcher)
 
+    def __post_init__(self) -> None:
+        if not self.down_after_s > 0:
+            raise ValueError("down_after_s must be positive")
+
 
 API_STORE = web.AppKey("api_store", CloudStore)
 API_DIR = web.AppKey("api_dir", Path)

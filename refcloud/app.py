@@ -45,6 +45,7 @@ class CloudConfig:
     keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
     tuf_resign_s: float = 60.0    # how often TUF metadata past half its lifetime is re-signed
+    down_after_s: float = 600.0   # the portal API calls a device this long silent "down"
 
 
 STATE_DIR = web.AppKey("state_dir", Path)
@@ -324,8 +325,7 @@ async def serve(state_dir: Path, host: str, port: int, *, names: list[str], conf
     finally:
         st.close()
     runner = web.AppRunner(make_app(state_dir, config, clock), access_log=None, keepalive_timeout=config.keepalive_s)
-    down_after = config.notify.watch.down_after_s if config.notify is not None else ApiConfig().down_after_s
-    api_runner = web.AppRunner(make_api_app(state_dir, ApiConfig(down_after), clock, token),
+    api_runner = web.AppRunner(make_api_app(state_dir, ApiConfig(config.down_after_s), clock, token),
                                access_log=None) if api else None
     await runner.setup()
     try:

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sv.add_argument("--alert-interval", type=float, default=60.0, metavar="S",
                     help="at most one alert digest per interval (default 60)")
     sv.add_argument("--down-after", type=float, default=600.0, metavar="S",
-                    help="a device silent this long is down and mailed about (default 600)")
+                    help="a device silent this long is down: mailed about, and so in the portal API (default 600)")
     sv.add_argument("--api", default=None, metavar="[HOST:]PORT",
                     help="also serve the read-only portal JSON API (HTTPS, bearer token from `utm cloud api-token`) "
                          "on its own listener; the host defaults to 127.0.0.1")
@@ -115,6 +115,8 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ValueError("--mail-to needs --smtp HOST:PORT")
         if not 0 < args.retention_days <= 3650:
             raise ValueError("--retention-days must be 0..3650")
+        if not args.down_after > 0:
+            raise ValueError("--down-after must be more than 0 seconds")
         api = None
         if args.api is not None:
             api = parse_listen(args.api if ":" in args.api else ":" + args.api, "--api")
@@ -139,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(args.state, host, port, names=args.name,
                     config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify,
-                                       retention_s=args.retention_days * 86400),
+                                       retention_s=args.retention_days * 86400, down_after_s=args.down_after),
                     stop=stop, ready=ready, api=api, api_ready=api_ready)
     try:
         asyncio.run(main())
