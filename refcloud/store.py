@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import orjson
 
-from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat
+from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat, ProtocolError
 from refcloud.errors import BadParameter, CloudStateError, DeviceRefused, EnrolmentRefused
 from refcloud.mail import Watch, WatchState
 
@@ -199,7 +199,13 @@ class CloudStore:
         if before_id is not None:
             q, args = q + " AND id < ?", args + [before_id]
         rows = self._db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))) for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append(StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))))
+            except (ProtocolError, orjson.JSONDecodeError) as e:      # re-checked: the API shows only the allowlist
+                raise CloudStateError(f"stored detection {r[0]} does not decode: {e}") from None
+        return out
 
     def customer_counts(self, windows: tuple[float, ...], now: float) -> dict[str, list[int]]:
         """Per customer (every customer with a device, zero if quiet): detections received in each window."""

@@ -160,6 +160,15 @@ def test_other_refusals(cloud):
                    (404, "unknown_device"), (404, "not_found"), (405, "method_not_allowed")]
 
 
+def test_a_stored_row_that_does_not_decode_is_a_503_not_a_traceback(cloud):
+    db = sqlite3.connect(cloud / "cloud.sqlite")
+    db.execute("UPDATE detections SET body = '{\"key\": 1}' WHERE device_id = 'dev-beta-1'")
+    db.commit()
+    db.close()
+    status, body = _run(cloud, lambda c: _get(c, "/api/devices/dev-beta-1/detections"))
+    assert (status, body["code"]) == (503, "unavailable") and "does not decode" in body["message"]
+
+
 def test_stats_average_over_all_customers(cloud):
     async def fn(c):  # type: ignore[no-untyped-def]
         return await _get(c, "/api/stats"), await _get(c, "/api/stats?customer=beta")
