@@ -9,6 +9,7 @@ inputs and the time; the handlers do the I/O.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class ApiConfig:
 
 
 API_STORE = web.AppKey("api_store", CloudStore)
+STATS_STORE = web.AppKey("stats_store", CloudStore)    # used from one worker thread at a time (STATS_LOCK)
+STATS_LOCK = web.AppKey("stats_lock", asyncio.Lock)
 API_DIR = web.AppKey("api_dir", Path)
 API_TOKEN = web.AppKey("api_token", bytes)
 API_CONFIG = web.AppKey("api_config", ApiConfig)
@@ -197,7 +200,11 @@ async def get_stats(request: web.Request) -> web.Response:
     if unknown:
         raise BadParameter("unknown parameter", unknown[0][:64])
     only = check_customer(request.query["customer"]) if "customer" in request.query else None
-    counts = request.app[API_STORE].customer_counts(tuple(w for _, w in WINDOWS), request.app[API_CLOCK]())
+    # linear in the detections of the last 7 days (0.6 s for a million): off the event loop, which the
+    # devices' listener shares, one at a time on a connection of its own
+    async with request.app[STATS_LOCK]:
+        counts = await asyncio.to_thread(request.app[STATS_STORE].customer_counts, tuple(w for _, w in WINDOWS),
+                                         request.app[API_CLOCK]())
     if only is not None and only not in counts:
         return _error(404, "unknown_customer", "no device belongs to this customer")
     return _json(stats(counts, only))
@@ -208,8 +215,14 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     if not (app[API_DIR] / "ca.pem").exists():
         raise CloudStateError(f"{app[API_DIR]}: not a cloud state folder")
     store = CloudStore(app[API_DIR] / "cloud.sqlite")
-    app[API_STORE] = store
+    try:
+        app[STATS_STORE] = CloudStore(app[API_DIR] / "cloud.sqlite")
+    except RefcloudError:
+        store.close()
+        raise
+    app[API_STORE], app[STATS_LOCK] = store, asyncio.Lock()
     yield
+    app[STATS_STORE].close()
     store.close()
 
 
