@@ -45,6 +45,7 @@ class CloudConfig:
     keepalive_s: float = 300.0    # longer than the agents' (heartbeat + 30 s): the client always closes first
     ingest_delay_s: float = 0.0   # fault injection for tests: widens the window between storing and acking
     tuf_resign_s: float = 60.0    # how often TUF metadata past half its lifetime is re-signed
+    down_after_s: float = 600.0   # the portal API calls a device this long silent "down"
 
 
 STATE_DIR = web.AppKey("state_dir", Path)
@@ -298,25 +299,49 @@ def server_ssl_context(state: CloudState, names: list[str], now: float) -> ssl.S
     return ctx
 
 
+def api_ssl_context(state: CloudState) -> ssl.SSLContext:
+    """The portal API listener: the same server certificate, no client certificate asked for."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(state.folder / "server.pem", state.folder / "server.key")
+    return ctx
+
+
 async def serve(state_dir: Path, host: str, port: int, *, names: list[str], config: CloudConfig,
                 stop: asyncio.Event, ready: Callable[[str, int], None] | None = None,
-                clock: Clock | None = None) -> None:
-    """Run until `stop` is set. `ready(host, port)` gets the bound address (port 0 picks a free one)."""
+                clock: Clock | None = None, api: tuple[str, int] | None = None,
+                api_ready: Callable[[str, int], None] | None = None) -> None:
+    """Run until `stop` is set. `ready(host, port)` gets the bound address (port 0 picks a free one).
+    With `api` (host, port), the read-only portal API (refcloud/api.py) gets its own listener and app."""
     import time
+
+    from refcloud.api import ApiConfig, api_token, make_api_app
     clock = clock or time.time
     st = CloudState.open(state_dir, clock())
     try:
-        ctx = server_ssl_context(st, server_names(host, names), clock())
+        ctx = server_ssl_context(st, server_names(host, names) + ([api[0]] if api else []), clock())
+        api_ctx = api_ssl_context(st) if api else None
+        token = api_token(st.folder) if api else None
     finally:
         st.close()
     runner = web.AppRunner(make_app(state_dir, config, clock), access_log=None, keepalive_timeout=config.keepalive_s)
+    api_runner = web.AppRunner(make_api_app(state_dir, ApiConfig(config.down_after_s), clock, token),
+                               access_log=None) if api else None
     await runner.setup()
     try:
+        if api_runner is not None:
+            await api_runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=ctx)
         await site.start()
         bound = runner.addresses[0]
         if ready is not None:
             ready(bound[0], bound[1])
+        if api_runner is not None and api is not None:
+            await web.TCPSite(api_runner, api[0], api[1], ssl_context=api_ctx).start()
+            if api_ready is not None:
+                api_ready(*api_runner.addresses[0][:2])
         await stop.wait()
     finally:
+        if api_runner is not None:
+            await api_runner.cleanup()
         await runner.cleanup()

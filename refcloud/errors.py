@@ -28,3 +28,11 @@ class NoClientCert(RefcloudError):
 
 class PublishRefused(RefcloudError):
     """A definitions package cannot be published: bad version, not newer than the current one, too large."""
+
+
+class BadParameter(RefcloudError):
+    """A portal API query parameter or an operator's input (customer name) that is not acceptable."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field

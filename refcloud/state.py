@@ -21,7 +21,7 @@ from cloudlink.protocol import CommandEnvelope, CommandKind, EnrolCode
 from firmware.base.atomic import write_atomic
 from refcloud.ca import CertificateAuthority
 from refcloud.errors import CloudStateError
-from refcloud.store import CloudStore
+from refcloud.store import DEFAULT_CUSTOMER, CloudStore
 from refcloud.tuf_repo import TufRepository
 
 DEFAULT_CODE_VALID_S = 24 * 3600
@@ -73,9 +73,10 @@ class CloudState:
         self.store.add_command(signed, now)
         return signed
 
-    def new_enrol_code(self, now: float, valid_s: float = DEFAULT_CODE_VALID_S) -> EnrolCode:
+    def new_enrol_code(self, now: float, valid_s: float = DEFAULT_CODE_VALID_S,
+                       customer: str = DEFAULT_CUSTOMER) -> EnrolCode:
         code = EnrolCode.new(os.urandom(10), self.ca.cert_der)
-        self.store.add_code(code.secret, now, valid_s)
+        self.store.add_code(code.secret, now, valid_s, customer)
         return code
 
 

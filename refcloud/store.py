@@ -9,6 +9,7 @@ Times are passed in (epoch seconds); nothing here reads the clock.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,18 @@ from typing import Callable, Iterator
 
 import orjson
 
-from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat
-from refcloud.errors import CloudStateError, DeviceRefused, EnrolmentRefused
+from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat, ProtocolError
+from refcloud.errors import BadParameter, CloudStateError, DeviceRefused, EnrolmentRefused
 from refcloud.mail import Watch, WatchState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codes (
-    hash TEXT PRIMARY KEY, created REAL NOT NULL, expires REAL NOT NULL, used REAL, device_id TEXT);
+    hash TEXT PRIMARY KEY, created REAL NOT NULL, expires REAL NOT NULL, used REAL, device_id TEXT,
+    customer TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, serial TEXT NOT NULL, enrolled REAL NOT NULL, firmware TEXT NOT NULL,
-    last_seen REAL, heartbeat TEXT, heartbeats INTEGER NOT NULL DEFAULT 0);
+    last_seen REAL, heartbeat TEXT, heartbeats INTEGER NOT NULL DEFAULT 0,
+    customer TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS detections (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, key TEXT NOT NULL, received REAL NOT NULL,
     ts TEXT NOT NULL, stars INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (device_id, key));
@@ -34,9 +37,24 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, device_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, expires TEXT NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0, result TEXT, result_at REAL);
+CREATE INDEX IF NOT EXISTS detections_received ON detections (received);
 CREATE TABLE IF NOT EXISTS watch (
     device_id TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, last_mail REAL);
 """
+
+
+# Stores made before customers existed get the column, with every device in the default customer.
+_MIGRATIONS = (("codes", "customer", "ALTER TABLE codes ADD COLUMN customer TEXT NOT NULL DEFAULT 'default'"),
+               ("devices", "customer", "ALTER TABLE devices ADD COLUMN customer TEXT NOT NULL DEFAULT 'default'"))
+DEFAULT_CUSTOMER = "default"
+CUSTOMER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def check_customer(name: str) -> str:
+    """Customer names are short lower-case tokens: they end up in URLs, mail and JSON."""
+    if not isinstance(name, str) or not CUSTOMER_RE.fullmatch(name):
+        raise BadParameter("customer names are 1-64 of [a-z0-9._-], starting with a letter or digit", "customer")
+    return name
 
 
 def _code_hash(secret: str) -> str:
@@ -52,6 +70,7 @@ class DeviceRow:
     last_seen: float | None
     heartbeats: int
     heartbeat: dict | None       # the last reported heartbeat, as decoded
+    customer: str = DEFAULT_CUSTOMER
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +87,10 @@ class CloudStore:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")   # an acked detection must survive a power cut
+            for table, column, alter in _MIGRATIONS:
+                if self._db.execute(f"SELECT 1 FROM sqlite_master WHERE name = '{table}'").fetchone() and not any(
+                        r[1] == column for r in self._db.execute(f"PRAGMA table_info({table})")):
+                    self._db.execute(alter)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise CloudStateError(f"{path}: cannot open the store: {e}") from None
@@ -98,15 +121,17 @@ class CloudStore:
 
     # --- enrolment ---------------------------------------------------------------------------
 
-    def add_code(self, secret: str, now: float, valid_s: float) -> None:
-        self._tx(lambda: self._db.execute("INSERT INTO codes (hash, created, expires) VALUES (?, ?, ?)",
-                                          (_code_hash(secret), now, now + valid_s)))
+    def add_code(self, secret: str, now: float, valid_s: float, customer: str = DEFAULT_CUSTOMER) -> None:
+        """The device that redeems the code belongs to `customer`."""
+        check_customer(customer)
+        self._tx(lambda: self._db.execute("INSERT INTO codes (hash, created, expires, customer) VALUES (?, ?, ?, ?)",
+                                          (_code_hash(secret), now, now + valid_s, customer)))
 
     def enrol(self, secret: str, now: float, device_id: str, firmware: str,
               issue: Callable[[], str]) -> None:
         """Redeem the code and record the device in one transaction; `issue` returns the new cert's serial."""
         def _enrol() -> None:
-            row = self._db.execute("SELECT expires, used FROM codes WHERE hash = ?",
+            row = self._db.execute("SELECT expires, used, customer FROM codes WHERE hash = ?",
                                    (_code_hash(secret),)).fetchone()
             if row is None:
                 raise EnrolmentRefused("unknown enrolment code", "bad_code")
@@ -117,8 +142,8 @@ class CloudStore:
             serial = issue()
             self._db.execute("UPDATE codes SET used = ?, device_id = ? WHERE hash = ? AND used IS NULL",
                              (now, device_id, _code_hash(secret)))
-            self._db.execute("INSERT INTO devices (id, serial, enrolled, firmware) VALUES (?, ?, ?, ?)",
-                             (device_id, serial, now, firmware))
+            self._db.execute("INSERT INTO devices (id, serial, enrolled, firmware, customer) VALUES (?, ?, ?, ?, ?)",
+                             (device_id, serial, now, firmware, row[2]))
             self._bump("enrol.ok")
         try:
             self._tx(_enrol)
@@ -155,10 +180,43 @@ class CloudStore:
             return acc, dup
         return self._tx(_ingest)
 
+    _DEVICE_COLS = "id, serial, enrolled, firmware, last_seen, heartbeats, heartbeat, customer"
+
     def devices(self) -> list[DeviceRow]:
-        rows = self._db.execute("SELECT id, serial, enrolled, firmware, last_seen, heartbeats, heartbeat "
-                                "FROM devices ORDER BY enrolled").fetchall()
-        return [DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None) for r in rows]
+        rows = self._db.execute(f"SELECT {self._DEVICE_COLS} FROM devices ORDER BY enrolled").fetchall()
+        return [DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None, r[7]) for r in rows]
+
+    def device(self, device_id: str) -> DeviceRow | None:
+        r = self._db.execute(f"SELECT {self._DEVICE_COLS} FROM devices WHERE id = ?", (device_id,)).fetchone()
+        return None if r is None else DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None, r[7])
+
+    def detections_page(self, device_id: str, *, limit: int, since: float | None = None,
+                        before_id: int | None = None) -> list[StoredDetection]:
+        """Newest first: at most `limit` rows received at or after `since`, with ids below `before_id`."""
+        q, args = "SELECT id, device_id, received, body FROM detections WHERE device_id = ?", [device_id]
+        if since is not None:
+            q, args = q + " AND received >= ?", args + [since]
+        if before_id is not None:
+            q, args = q + " AND id < ?", args + [before_id]
+        rows = self._db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        out = []
+        for r in rows:
+            try:
+                out.append(StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))))
+            except (ProtocolError, orjson.JSONDecodeError) as e:      # re-checked: the API shows only the allowlist
+                raise CloudStateError(f"stored detection {r[0]} does not decode: {e}") from None
+        return out
+
+    def customer_counts(self, windows: tuple[float, ...], now: float) -> dict[str, list[int]]:
+        """Per customer (every customer with a device, zero if quiet): detections received in each window."""
+        out: dict[str, list[int]] = {c: [0] * len(windows) for (c,) in
+                                     self._db.execute("SELECT DISTINCT customer FROM devices")}
+        for i, w in enumerate(windows):
+            for customer, n in self._db.execute(
+                    "SELECT d.customer, COUNT(*) FROM detections x JOIN devices d ON d.id = x.device_id "
+                    "WHERE x.received >= ? GROUP BY d.customer", (now - w,)):
+                out[customer][i] = n
+        return out
 
     def detections(self, device_id: str | None = None) -> Iterator[StoredDetection]:
         q = "SELECT id, device_id, received, body FROM detections"

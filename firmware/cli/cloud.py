@@ -33,11 +33,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sv.add_argument("--alert-interval", type=float, default=60.0, metavar="S",
                     help="at most one alert digest per interval (default 60)")
     sv.add_argument("--down-after", type=float, default=600.0, metavar="S",
-                    help="a device silent this long is down and mailed about (default 600)")
+                    help="a device silent this long is down: mailed about, and so in the portal API (default 600)")
+    sv.add_argument("--api", default=None, metavar="[HOST:]PORT",
+                    help="also serve the read-only portal JSON API (HTTPS, bearer token from `utm cloud api-token`) "
+                         "on its own listener; the host defaults to 127.0.0.1")
     sv.set_defaults(run=run_serve)
+    at = s.add_parser("api-token", help="print the portal API's bearer token (made, 0600, on first use)")
+    at.add_argument("--state", required=True, type=Path, metavar="DIR")
+    at.set_defaults(run=run_api_token)
     ec = s.add_parser("enroll-code", help="print a one-time enrolment code (creates the state and CA if new)")
     ec.add_argument("--state", required=True, type=Path, metavar="DIR")
     ec.add_argument("--valid-hours", type=float, default=24.0, metavar="H", help="default 24")
+    ec.add_argument("--customer", default="default", metavar="NAME",
+                    help="customer the enrolled device belongs to ([a-z0-9._-], default 'default')")
     ec.set_defaults(run=run_enroll_code)
     ev = s.add_parser("events", help="print the stored detections")
     ev.add_argument("--state", required=True, type=Path, metavar="DIR")
@@ -107,6 +115,13 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ValueError("--mail-to needs --smtp HOST:PORT")
         if not 0 < args.retention_days <= 3650:
             raise ValueError("--retention-days must be 0..3650")
+        if not args.down_after > 0:
+            raise ValueError("--down-after must be more than 0 seconds")
+        api = None
+        if args.api is not None:
+            api = parse_listen(args.api if ":" in args.api else ":" + args.api, "--api")
+            if not args.api.rpartition(":")[0].strip("[]"):
+                api = ("127.0.0.1", api[1])
     except ValueError as e:
         return _fail(str(e))
     if not (args.state / "ca.pem").exists():
@@ -115,6 +130,10 @@ def run_serve(args: argparse.Namespace) -> int:
     def ready(h: str, p: int) -> None:
         print(f"listening on https://{h}:{p}" if ":" not in h else f"listening on https://[{h}]:{p}", flush=True)
 
+    def api_ready(h: str, p: int) -> None:
+        print(f"portal API on https://{h}:{p}/api/" if ":" not in h else f"portal API on https://[{h}]:{p}/api/",
+              flush=True)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -122,8 +141,8 @@ def run_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(args.state, host, port, names=args.name,
                     config=CloudConfig(heartbeat_interval_s=args.heartbeat_interval, notify=notify,
-                                       retention_s=args.retention_days * 86400),
-                    stop=stop, ready=ready)
+                                       retention_s=args.retention_days * 86400, down_after_s=args.down_after),
+                    stop=stop, ready=ready, api=api, api_ready=api_ready)
     try:
         asyncio.run(main())
     except OSError as e:
@@ -140,14 +159,28 @@ def _open(folder: Path, create: bool = False):  # type: ignore[no-untyped-def]
 
 def run_enroll_code(args: argparse.Namespace) -> int:
     from refcloud.errors import RefcloudError
+    from refcloud.store import check_customer
     if not 0 < args.valid_hours <= 24 * 30:
         return _fail("--valid-hours must be 0..720")
     try:
+        check_customer(args.customer)
         st = _open(args.state, create=True)
         try:
-            print(st.new_enrol_code(time.time(), args.valid_hours * 3600))
+            print(st.new_enrol_code(time.time(), args.valid_hours * 3600, args.customer))
         finally:
             st.close()
+    except RefcloudError as e:
+        return _fail(str(e))
+    return 0
+
+
+def run_api_token(args: argparse.Namespace) -> int:
+    from refcloud.api import api_token
+    from refcloud.errors import RefcloudError
+    if not (args.state / "ca.pem").exists():
+        return _fail(f"{args.state}: not a cloud state folder; `utm cloud enroll-code --state DIR` creates one")
+    try:
+        print(api_token(args.state))
     except RefcloudError as e:
         return _fail(str(e))
     return 0
@@ -184,7 +217,7 @@ def run_devices(args: argparse.Namespace) -> int:
         return _fail(str(e))
     try:
         for d in st.store.devices():
-            obj = {"id": d.id, "enrolled": d.enrolled, "firmware": d.firmware, "last_seen": d.last_seen,
+            obj = {"id": d.id, "customer": d.customer, "enrolled": d.enrolled, "firmware": d.firmware, "last_seen": d.last_seen,
                    "heartbeats": d.heartbeats, "heartbeat": d.heartbeat}
             if args.json:
                 print(orjson.dumps(obj).decode())
