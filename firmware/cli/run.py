@@ -35,12 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rules.add_argument("--bundle", default=None, metavar="BUNDLE", help="compiled rule bundle")
     p.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR",
                    help="output folder: eve.qN.json per worker, the pid file (default: .)")
-    p.add_argument("--fail", choices=[m.value for m in FailMode], default="open",
+    p.add_argument("--net-config", default=None, metavar="FILE",
+                   help="take the queues, fail mode, depth and per-class modes from the box's network "
+                        "config (`utm net apply`), so the workers and the ruleset agree")
+    p.add_argument("--fail", choices=[m.value for m in FailMode], default=None,
                    help="open (default): a full queue passes traffic; closed: it drops. The ruleset's "
                         "--queue-bypass decides what happens when no worker is bound")
     p.add_argument("--bypass-mark", default="0x1", metavar="MARK", help="verdict mark for handed-back flows")
     p.add_argument("--block-mark", default="0x2", metavar="MARK", help="verdict mark on blocked flows' packets")
-    p.add_argument("--depth", default="1mb", metavar="SIZE",
+    p.add_argument("--depth", default=None, metavar="SIZE",
                    help="bytes per flow (both ways) inspected before it is handed back (default 1mb)")
     p.add_argument("--detect-only", action="append", default=[], metavar="CLASS",
                    help="class that alerts without blocking: a rule classtype, 'rules' (every rule), "
@@ -85,6 +88,42 @@ def _queues(args: argparse.Namespace) -> list[int]:
     return qs
 
 
+# netconfig's threat classes -> the live policy's detect-only classes
+_MODE_CLASSES = {"intrusion": "rules", "malware": "file"}
+
+
+def from_net_config(args: argparse.Namespace) -> None:
+    """Fill queues, fail mode, depth and detect-only classes from `--net-config`; an option given
+    on the command line that disagrees with the file is refused (raises ConfigError)."""
+    if args.net_config is None:
+        args.fail = args.fail or "open"
+        args.depth = args.depth or "1mb"
+        return
+    from netconfig.errors import ConfigError as NetConfigError
+    from netconfig.schema import Action, load
+
+    try:
+        net = load(args.net_config)
+    except NetConfigError as e:
+        raise ConfigError("--net-config", f"{args.net_config}: {e}") from None
+    insp = net.inspection
+    first, last = insp.queues
+    given = _queues(args) if (args.queue is not None or args.queues) else None
+    if given is not None and given != list(range(first, last + 1)):
+        raise ConfigError("--queues", f"the network config queues to {first}:{last}")
+    args.queue, args.queues = None, f"{first}:{last}"
+    if args.fail is not None and args.fail != insp.fail_mode.value:
+        raise ConfigError("--fail", f"the network config says fail_mode = {insp.fail_mode.value}")
+    args.fail = insp.fail_mode.value
+    args.depth = args.depth or str(insp.depth)
+    detect = {c for c, action in net.modes if action is Action.DETECT}
+    if ("phishing" in detect) != ("category" in detect):
+        raise ConfigError("--net-config", "modes.phishing and modes.category must agree: "
+                          "the live engine treats every blocked URL category alike")
+    args.detect_only = [*args.detect_only, *(_MODE_CLASSES[c] for c in sorted(detect) if c in _MODE_CLASSES),
+                        *(["category"] if "category" in detect else [])]
+
+
 def _mark(key: str, value: str) -> int:
     try:
         return int(value, 0)
@@ -109,8 +148,8 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg = replace(cfg, stream_depth=max(cfg.stream_depth, cfg.file_size_limit))
     policy = PolicyConfig(bypass_mark=_mark("--bypass-mark", args.bypass_mark),
                           block_mark=_mark("--block-mark", args.block_mark),
-                          inspect_depth=parse_size("--depth", args.depth),
-                          detect_only=frozenset(args.detect_only), fail=FailMode(args.fail),
+                          inspect_depth=parse_size("--depth", args.depth or "1mb"),
+                          detect_only=frozenset(args.detect_only), fail=FailMode(args.fail or "open"),
                           resets=not args.no_resets)
     if args.stats_every <= 0:
         raise ConfigError("--stats-every", "must be positive")
@@ -130,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.live.worker import load_judges, run_worker, with_queue
 
     try:
+        from_net_config(args)
         queues = _queues(args)
         spec = build_spec(args)
     except ConfigError as e:

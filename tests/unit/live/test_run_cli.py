@@ -60,3 +60,36 @@ def test_reload_sends_sighup_to_the_recorded_process(tmp_path):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _net_config(tmp_path, extra=""):
+    f = tmp_path / "net.toml"
+    f.write_text('[ports]\nwan = "eth0"\nlan = "eth1"\n\n[inspection]\nqueue = 4\nworkers = 2\n'
+                 'fail_mode = "closed"\ndepth = 65536\n' + extra)
+    return f
+
+
+def test_run_takes_queues_fail_mode_depth_and_modes_from_the_network_config(tmp_path):
+    from firmware.cli.main import build_parser
+    from firmware.cli.run import _queues, build_spec, from_net_config
+    f = _net_config(tmp_path, '\n[modes]\nintrusion = "detect"\nphishing = "detect"\ncategory = "detect"\n')
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(f)])
+    from_net_config(args)
+    spec = build_spec(args)
+    assert _queues(args) == [4, 5] and spec.policy.fail.value == "closed"
+    assert spec.policy.inspect_depth == 65536 and set(spec.policy.detect_only) == {"rules", "category"}
+
+
+def test_run_refuses_options_that_disagree_with_the_network_config(tmp_path):
+    from firmware.cli.main import build_parser
+    from firmware.cli.run import from_net_config
+    from inspection.errors import ConfigError
+    f = _net_config(tmp_path)
+    for extra in (["--fail", "open"], ["--queue", "0"]):
+        args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(f), *extra])
+        with pytest.raises(ConfigError):
+            from_net_config(args)
+    half = _net_config(tmp_path, '\n[modes]\nphishing = "detect"\n')
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(half)])
+    with pytest.raises(ConfigError):
+        from_net_config(args)
