@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,38 +15,12 @@ import time
 
 import pytest
 
-from tests.integration.netns import need_root_netns
+from tests.integration.testbed_fixtures import RESET_OR_SHORT, bed, box  # noqa: F401 (fixtures)
 from tests.sim import livebox as lb
 from tests.sim import testbed
 from tests.sim.testbed_files import EICAR
 
 pytestmark = pytest.mark.slow
-RESET_OR_SHORT = (18, 35, 52, 56)   # curl: partial file, TLS connect failed, empty reply, reset while receiving
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    need_root_netns()
-    if shutil.which("dnsmasq") is None or shutil.which("curl") is None:
-        pytest.skip("dnsmasq and curl are needed (./build.sh setup installs them)")
-    if testbed.namespaces() & set(testbed.NAMESPACES):
-        pytest.skip("a testbed is already up; not touching it")
-    folder = tmp_path_factory.mktemp("judges")
-    try:
-        assert testbed.up() == 0
-        yield folder, lb.make_judges(folder)
-    finally:
-        testbed.down()
-
-
-@pytest.fixture(scope="module")
-def box(bed):
-    folder, args = bed
-    b = lb.LiveBox(folder / "eve", args).start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def clean_digest() -> str:
