@@ -11,34 +11,12 @@ bound the output size.
 """
 from __future__ import annotations
 
-from inspection.files.huffman import CanonicalCode
+from inspection.files.huffman import CanonicalCode, LsbBits
 from inspection.files.unpack_base import UnpackError
 
 __all__ = ["MAX_DECODE", "explode"]
 
 MAX_DECODE = 8 << 20    # bytes decoded per entry at most (about 8 s)
-
-
-class _Bits:
-    __slots__ = ("data", "pos", "over")
-
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data, self.pos, self.over = data, pos * 8, False
-
-    def bits(self, n: int) -> int:
-        v = 0
-        for i in range(n):
-            v |= self.bit() << i
-        return v
-
-    def bit(self) -> int:
-        byte = self.pos >> 3
-        if byte >= len(self.data):
-            self.over = True
-            return 0
-        b = (self.data[byte] >> (self.pos & 7)) & 1
-        self.pos += 1
-        return b
 
 
 def _sf_code(lengths: list[int]) -> CanonicalCode:
@@ -68,7 +46,7 @@ def explode(data: bytes, size: int, flags: int) -> bytes:
     lengths, pos = _tree(data, pos, 64)
     distances, pos = _tree(data, pos, 64)
     low_bits, min_match = (7 if big_dict else 6), (3 if lit_tree else 2)
-    r = _Bits(data, pos)
+    r = LsbBits(data, pos)
     out = bytearray()
     while len(out) < size:
         if r.bit():

@@ -1,4 +1,4 @@
-"""Canonical Huffman codes, as deflate builds them from code lengths.
+"""Canonical Huffman codes, as deflate builds them from code lengths, and deflate's bit reader.
 
 The pure-Python decoders for the old formats (implode, deflate64, LZX,
 ARJ) all read their codes this way; only the bit order differs, and the
@@ -10,11 +10,36 @@ from typing import Protocol
 
 from inspection.files.unpack_base import UnpackError
 
-__all__ = ["BitSource", "CanonicalCode"]
+__all__ = ["BitSource", "CanonicalCode", "LsbBits"]
 
 
 class BitSource(Protocol):
     def bit(self) -> int: ...
+
+
+class LsbBits:
+    """Deflate's bit order (least significant bit of each byte first), from byte `start`;
+    reading past the end gives zeros and sets `over`."""
+
+    __slots__ = ("data", "pos", "over")
+
+    def __init__(self, data: bytes, start: int = 0) -> None:
+        self.data, self.pos, self.over = data, start * 8, False
+
+    def bit(self) -> int:
+        byte = self.pos >> 3
+        if byte >= len(self.data):
+            self.over = True
+            return 0
+        b = (self.data[byte] >> (self.pos & 7)) & 1
+        self.pos += 1
+        return b
+
+    def bits(self, n: int) -> int:
+        v = 0
+        for i in range(n):
+            v |= self.bit() << i
+        return v
 
 
 class CanonicalCode:

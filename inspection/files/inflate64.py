@@ -7,7 +7,7 @@ decode it; Windows writes it for large zips. Pure Python, bit by bit (about
 """
 from __future__ import annotations
 
-from inspection.files.huffman import CanonicalCode
+from inspection.files.huffman import CanonicalCode, LsbBits
 from inspection.files.unpack_base import UnpackError
 
 __all__ = ["MAX_DECODE", "inflate64"]
@@ -23,26 +23,6 @@ _DIST_EXTRA = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9,
 _CL_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
 
 
-class _Bits:
-    __slots__ = ("data", "pos", "over")
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos, self.over = data, 0, False
-
-    def bit(self) -> int:
-        byte = self.pos >> 3
-        if byte >= len(self.data):
-            self.over = True
-            return 0
-        b = (self.data[byte] >> (self.pos & 7)) & 1
-        self.pos += 1
-        return b
-
-    def bits(self, n: int) -> int:
-        v = 0
-        for i in range(n):
-            v |= self.bit() << i
-        return v
 
 
 def _code(lengths: list[int]) -> CanonicalCode:
@@ -52,7 +32,7 @@ def _code(lengths: list[int]) -> CanonicalCode:
 _FIXED = (_code([8] * 144 + [9] * 112 + [7] * 24 + [8] * 8), _code([5] * 32))
 
 
-def _dynamic(r: _Bits) -> tuple[CanonicalCode, CanonicalCode]:
+def _dynamic(r: LsbBits) -> tuple[CanonicalCode, CanonicalCode]:
     hlit, hdist, hclen = r.bits(5) + 257, r.bits(5) + 1, r.bits(4) + 4
     cl = [0] * 19
     for i in range(hclen):
@@ -80,7 +60,7 @@ def _dynamic(r: _Bits) -> tuple[CanonicalCode, CanonicalCode]:
 
 def inflate64(data: bytes, size: int) -> bytes:
     """The first `size` bytes a Deflate64 stream decodes to."""
-    r = _Bits(data)
+    r = LsbBits(data)
     out = bytearray()
     final = False
     while not final and len(out) < size:
