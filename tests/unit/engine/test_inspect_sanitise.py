@@ -12,7 +12,7 @@ import pytest
 from firmware.bench.frames import TcpConversation
 from inspection.files.sanitize import sanitize
 from tests.unit.engine.test_inspect_cli import CLI, SRV, of, run, write_pcap
-from tests.unit.engine.test_inspect_mail import message, smtp_capture
+from tests.unit.engine.test_inspect_mail import dot_stuff, message, smtp_capture
 from tests.unit.files.sanitize import builders
 from tests.unit.files.sanitize.oletools_helpers import vba
 
@@ -166,13 +166,62 @@ def test_smtp_attachment_is_sanitised(tmp_path):
     assert fi["sanitised"]["filename"] == "invoice.docx" and copies(out) == {hashlib.sha256(expect).hexdigest(): expect}
 
 
+def _talk(port: int, lines) -> list:
+    c = TcpConversation(CLI, SRV, 41100 + port % 100, port, start=1_700_000_000.0)
+    pkts = list(c.handshake())
+    for from_client, data in lines:
+        pkts += list(c.send(data, from_client=from_client))
+    return pkts + list(c.close())
+
+
+def test_pop3_and_imap_attachments_are_sanitised_both_ways(tmp_path):
+    out = tmp_path / "clean"
+    pop = _talk(110, [(False, b"+OK POP3 ready\r\n"), (True, b"USER bob\r\n"), (False, b"+OK\r\n"),
+                      (True, b"PASS secret\r\n"), (False, b"+OK in\r\n"), (True, b"RETR 1\r\n"),
+                      (False, b"+OK\r\n" + dot_stuff(message(DOCM, "popped.docm"))), (True, b"QUIT\r\n"),
+                      (False, b"+OK bye\r\n")])
+    msg, up = message(PDF, "fetched.pdf"), message(DOCM, "draft.docm")
+    fetch = b"* 1 FETCH (UID 7 BODY[] {" + str(len(msg)).encode() + b"}\r\n" + msg + b" FLAGS (\\Seen))\r\n"
+    imap = _talk(143, [(False, b"* OK IMAP4rev1 ready\r\n"), (True, b"a1 LOGIN bob secret\r\n"),
+                       (False, b"a1 OK done\r\n"), (True, b"a2 UID FETCH 7 (BODY.PEEK[])\r\n"),
+                       (False, fetch + b"a2 OK done\r\n"),
+                       (True, b"a3 APPEND Drafts {" + str(len(up)).encode() + b"}\r\n"), (False, b"+ ready\r\n"),
+                       (True, up + b"\r\n"), (False, b"a3 OK appended\r\n")])
+    rc, ev = run(tmp_path, pop + imap, "--sanitize-dir", str(out))
+    files = {e["fileinfo"]["filename"]: e for e in of(ev, "fileinfo")}
+    assert sorted(files) == ["draft.docm", "fetched.pdf", "popped.docm"]
+    assert {n: (e["app_proto"], e["fileinfo"]["verdict"]["verdict"]) for n, e in files.items()} == {
+        "popped.docm": ("pop3", "sanitised"), "fetched.pdf": ("imap", "sanitised"), "draft.docm": ("imap", "sanitised")}
+    assert files["draft.docm"]["src_ip"] == CLI      # an upload (APPEND) is sanitised as a download is
+    want = {hashlib.sha256(d).hexdigest(): d for d in (sanitize(DOCM, "x.docm").data, sanitize(PDF, "x.pdf").data)}
+    assert copies(out) == want
+
+
+def test_multipart_upload_is_sanitised(tmp_path):
+    out = tmp_path / "clean"
+    form = (b"--b0\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"upload.docm\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + DOCM + b"\r\n--b0--\r\n")
+    c = TcpConversation(CLI, SRV, 40300, 80, start=1_700_000_000.0)
+    post = (b"POST /upload HTTP/1.1\r\nHost: files.example.com\r\nContent-Type: multipart/form-data; boundary=b0"
+            b"\r\nContent-Length: " + str(len(form)).encode() + b"\r\n\r\n" + form)
+    pkts = (list(c.handshake()) + list(c.send(post))
+            + list(c.send(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", from_client=False)) + list(c.close()))
+    rc, ev = run(tmp_path, pkts, "--sanitize-dir", str(out))
+    (f,) = of(ev, "fileinfo")
+    assert f["src_ip"] == CLI and f["http"]["url"] == "/upload"
+    fi = f["fileinfo"]
+    assert fi["verdict"]["verdict"] == "sanitised" and fi["sanitised"]["filename"] == "upload.docx"
+    assert list(copies(out).values()) == [sanitize(DOCM, "upload.docm").data]
+
+
 def test_folder_file_limit_is_counted_and_the_file_stays_suspicious(tmp_path, capsys):
     out = tmp_path / "clean"
     pcap = write_pcap(tmp_path / "in.pcap", downloads(("invoice.docm", DOCM), ("form.pdf", PDF)))
     from firmware.cli.main import main
     assert main(["inspect", "-r", str(pcap), "-l", str(tmp_path / "o"), "--sanitize-dir", str(out),
                  "--sanitize-max-files", "1"]) == 0
-    assert "not sanitised: folder file limit=1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "not sanitised: folder file limit=1" in printed and "sanitise.files_limit=1" in printed
     import json
     ev = [json.loads(line) for line in (tmp_path / "o" / "eve.json").read_text().splitlines()]
     files = fileinfos(ev)
