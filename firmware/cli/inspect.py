@@ -176,7 +176,8 @@ def _sanitise_summary(d, folder: Path) -> str:
     line = (f"files sanitised: {c.sanitised} ({c.written} copies written to {folder}, {c.bytes_written} bytes; "
             f"{c.already_stored} already there)")
     kept = {"not whole": c.not_whole, "sanitiser refused": c.failed, "folder file limit": c.files_limit,
-            "folder size limit": c.bytes_limit, "write errors": c.store_errors, "found malicious": c.undone}
+            "folder size limit": c.bytes_limit, "copies waiting limit": c.pending_limit,
+            "write errors": c.store_errors, "found malicious": c.undone}
     hit = [f"{k}={v}" for k, v in kept.items() if v]
     return line + ("; not sanitised: " + ", ".join(hit) if hit else "")
 

@@ -73,16 +73,19 @@ class MemoryCopyStore:
 @dataclass(frozen=True, slots=True)
 class DisarmLimits:
     """`max_files` / `max_bytes`: copies and bytes the store may hold in all (what it held
-    before the run included); `max_reasons`: ``sanitised: ...`` reasons on one verdict
-    (the rest are summed up in one more); `sanitize`: the limits of each `sanitize()` call."""
+    before the run included); `max_pending_bytes`: bytes of copies held in memory between
+    the scanner and the engine (an upload's parts wait for their transaction to be logged);
+    `max_reasons`: ``sanitised: ...`` reasons on one verdict (the rest are summed up in one
+    more); `sanitize`: the limits of each `sanitize()` call."""
 
     max_files: int = 10_000
     max_bytes: int = 1 << 30
+    max_pending_bytes: int = 256 << 20
     max_reasons: int = 16
     sanitize: SanitizeLimits = field(default_factory=SanitizeLimits)
 
     def __post_init__(self) -> None:
-        if self.max_files < 1 or self.max_bytes < 1 or self.max_reasons < 1:
+        if self.max_files < 1 or self.max_bytes < 1 or self.max_pending_bytes < 1 or self.max_reasons < 1:
             raise ValueError("sanitise limits out of range")
 
 
@@ -99,6 +102,7 @@ class DisarmCounters:
     files_limit: int = 0       # the store's `max_files` was reached
     bytes_limit: int = 0       # the store's `max_bytes` was reached
     store_errors: int = 0      # the store refused a write (disk full, permissions)
+    pending_limit: int = 0     # `max_pending_bytes` of copies were already waiting for the engine
     undone: int = 0            # sanitised, then found malicious by a rule: copy not stored
 
     def as_dict(self) -> dict[str, int]:
@@ -116,6 +120,7 @@ class Disarmer:
         self.rescan = rescan
         self.counters = DisarmCounters()
         self._files, self._bytes = store.usage()
+        self._pending = 0     # bytes of prepared copies the engine has not committed or undone yet
 
     # -- step 1: in the scanner session, with the bytes ---------------------------------------
 
@@ -141,6 +146,10 @@ class Disarmer:
                 self.counters.failed += 1
                 why = again.all_reasons()
                 return _refused(verdict, f"copy still {again.verdict.value}" + (f" ({why[0]})" if why else ""))
+        if self._pending + len(res.data) > self.limits.max_pending_bytes:
+            self.counters.pending_limit += 1
+            return _refused(verdict, f"too many copies waiting ({self.limits.max_pending_bytes} bytes)")
+        self._pending += len(res.data)
         sha = hashlib.sha256(res.data).hexdigest()
         copy = SanitisedCopy(sha, len(res.data), base, verdict, res.data)
         removed = list(dict.fromkeys(f"{SANITISED_PREFIX}{a.kind.value} {a.target}".rstrip() for a in res.actions))
@@ -159,6 +168,7 @@ class Disarmer:
         if copy is None or copy.data is None:
             return verdict
         c, lim = self.counters, self.limits
+        self._pending -= len(copy.data)
         if self.store.has(copy.sha256):
             c.already_stored += 1
         elif self._files + 1 > lim.max_files:
@@ -183,6 +193,7 @@ class Disarmer:
     def undone(self, verdict: Verdict) -> None:
         """A sanitised verdict was overruled (a rule matched the body): counted, nothing stored."""
         if verdict.sanitised is not None and verdict.sanitised.data is not None:
+            self._pending -= len(verdict.sanitised.data)
             self.counters.undone += 1
 
 

@@ -79,6 +79,21 @@ def test_store_errors_and_limits_turn_the_verdict_back():
     assert small.counters.bytes_limit == 1 and small.store.copies == {}
 
 
+def test_copies_waiting_for_the_engine_are_bounded():
+    d = Disarmer(MemoryCopyStore(), DisarmLimits(max_pending_bytes=3000))
+    first = d.prepare(DOCM, "a.docm", SUSPICIOUS)          # about 2 KB, held until committed
+    second = d.prepare(DOCM, "b.docm", SUSPICIOUS)
+    assert first.kind is VerdictKind.SANITISED
+    assert second.reasons[-1] == "sanitise_failed: too many copies waiting (3000 bytes)"
+    assert d.counters.pending_limit == 1
+    d.commit(first)                                        # stored: its bytes are released
+    third = d.prepare(DOCM, "c.docm", SUSPICIOUS)
+    assert third.kind is VerdictKind.SANITISED
+    d.undone(third)                                        # overruled by a rule: released too
+    assert d.prepare(DOCM, "d.docm", SUSPICIOUS).kind is VerdictKind.SANITISED
+    assert d.counters.pending_limit == 1 and d.counters.undone == 1
+
+
 def test_action_reasons_are_capped():
     d = Disarmer(MemoryCopyStore(), DisarmLimits(max_reasons=2))
     v = d.prepare(DOCM, "a.docm", SUSPICIOUS)
