@@ -116,6 +116,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         content = ContentScanner(hashes, matchers)
         if args.sanitize_dir is not None:
+            if args.sanitize_dir.exists() and not args.sanitize_dir.is_dir():
+                print(f"utm inspect: --sanitize-dir {args.sanitize_dir}: not a folder", file=sys.stderr)
+                return 2
             try:
                 disarmer = _disarmer(args, content)
             except OSError as e:

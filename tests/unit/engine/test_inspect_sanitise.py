@@ -267,3 +267,5 @@ def test_sanitize_dir_that_is_a_file_exits_2_with_one_line(tmp_path, capsys):
     rc, _ = run(tmp_path, downloads(("a.docm", DOCM)), "--sanitize-dir", str(blocker / "sub"))
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("utm inspect: --sanitize-dir ") and err.count("\n") == 1
+    rc, _ = run(tmp_path, downloads(("a.docm", DOCM)), "--sanitize-dir", str(blocker))
+    assert rc == 2 and capsys.readouterr().err == f"utm inspect: --sanitize-dir {blocker}: not a folder\n"
