@@ -6,7 +6,7 @@ through the `emit` callable; the clock is the packet timestamp.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
@@ -16,7 +16,7 @@ from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy, rebuild_frame
 from inspection.decode.transport import decode_l4
-from inspection.files.model import FileLimits, with_signature_hits
+from inspection.files.model import FileLimits, FileRecord, with_signature_hits
 from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
@@ -437,9 +437,22 @@ class Engine:
             else:
                 reasons = hits.get((r.tx_id, r.direction)) if hits else None
                 if reasons:
+                    if r.file.verdict.sanitised is not None and self.files.disarmer is not None:
+                        self.files.disarmer.undone(r.file.verdict)
                     r = FileEvent(with_signature_hits(r.file, reasons), r.record)
+                elif r.file.verdict.sanitised is not None:
+                    r = FileEvent(self._store_copy(r.file), r.record)
                 self._emit(EngineEvent("fileinfo", pkt.ts if pkt else flow.last, pkt.pcap_cnt if pkt else None,
                                        flow, r.direction, r))
+
+    def _store_copy(self, f: FileRecord) -> FileRecord:
+        """A sanitised file's verdict is final here: its disarmed copy is stored, or the file
+        goes back to suspicious (see `inspection.files.disarm`)."""
+        d = self.files.disarmer
+        if d is not None:
+            return replace(f, verdict=d.commit(f.verdict))
+        from inspection.files.disarm import no_store   # the sanitiser loads only when it is used
+        return replace(f, verdict=no_store(f.verdict))
 
     def _anomaly(self, a: Anomaly, flow: Flow | None, pkt: Packet | None) -> None:
         if a.direction is not None:

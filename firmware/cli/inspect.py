@@ -44,12 +44,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="scan extracted files against this SHA-256 list or ClamAV .hdb; repeatable")
     p.add_argument("--scan-bundle", default=None, metavar="BUNDLE",
                    help="scan extracted files with a definitions bundle from `utm scan --write-bundle`")
+    p.add_argument("--sanitize-dir", default=None, metavar="DIR", type=Path,
+                   help="disarm suspicious extracted files (as `utm sanitize`): the fileinfo verdict becomes "
+                        "`sanitised` and the copy is written to DIR/<sha256>; implies scanning")
+    p.add_argument("--sanitize-max-files", type=_positive, default=10_000, metavar="N",
+                   help="copies DIR may hold in all, earlier runs' included (default: 10000)")
+    p.add_argument("--sanitize-max-mb", type=_positive, default=1024, metavar="MB",
+                   help="megabytes DIR may hold in all, earlier runs' included (default: 1024)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     add_definitions_options(p)
     p.add_argument("--export-to", default=None, metavar="DIR", type=Path,
                    help="also queue the alerts for the cloud in the agent state folder DIR "
                         "(sent by `utm cloudlink run --state DIR`)")
     p.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
 
     on_engine: Callable[[object], None] | None = None
     file_scanner = None
-    if args.yara or args.hashes or args.scan_bundle:   # a content scanner gives fileinfo verdicts (`utm scan`)
+    disarmer = None
+    # a content scanner gives fileinfo verdicts (`utm scan`); sanitising needs its `suspicious`
+    if args.yara or args.hashes or args.scan_bundle or args.sanitize_dir is not None:
         from firmware.cli.scan import SourceError, load_sources
         from inspection.files.scanner import ContentScanner
         from inspection.files.scanner_stream import StreamScanner
@@ -95,10 +114,21 @@ def _run(args: argparse.Namespace) -> int:
         except SourceError as e:
             print(f"utm inspect: {e}", file=sys.stderr)
             return 2
-        file_scanner = StreamScanner(ContentScanner(hashes, matchers))
+        content = ContentScanner(hashes, matchers)
+        if args.sanitize_dir is not None:
+            if args.sanitize_dir.exists() and not args.sanitize_dir.is_dir():
+                print(f"utm inspect: --sanitize-dir {args.sanitize_dir}: not a folder", file=sys.stderr)
+                return 2
+            try:
+                disarmer = _disarmer(args, content)
+            except OSError as e:
+                print(f"utm inspect: --sanitize-dir {args.sanitize_dir}: {e.strerror or e}", file=sys.stderr)
+                return 2
+        file_scanner = StreamScanner(content, disarmer)
 
         def use_scanner(engine) -> None:
             engine.files.scanner = file_scanner
+            engine.files.disarmer = disarmer
         on_engine = use_scanner
     try:
         urlcat = _urlcat(args)
@@ -123,9 +153,36 @@ def _run(args: argparse.Namespace) -> int:
             c = file_scanner.content.counters
             print("files scanned: " + (", ".join(f"{k}={v}" for k, v in sorted(file_scanner.verdicts.items()))
                                        or "none") + f" ({c.members} members unpacked)")
+        if disarmer is not None:
+            print(_sanitise_summary(disarmer, args.sanitize_dir))
     if args.export_to is not None and not _export(Path(args.logdir) / "eve.json", args.export_to, args.quiet):
         return 2
     return 1 if summary.capture_errors else 0
+
+
+def _disarmer(args: argparse.Namespace, content):  # -> Disarmer; raises OSError
+    """Sanitising for the run: copies in --sanitize-dir, rescanned by a scanner with the same
+    definitions (its own counters, so copies do not count as scanned files)."""
+    from inspection.files.disarm import Disarmer, DisarmLimits
+    from inspection.files.scanner import ContentScanner
+    from inspection.io.copydir import DirCopyStore
+
+    store = DirCopyStore(args.sanitize_dir)
+    again = ContentScanner(content.hashes, content.matchers, content.limits)
+    limits = DisarmLimits(max_files=args.sanitize_max_files, max_bytes=args.sanitize_max_mb << 20)
+    return Disarmer(store, limits, rescan=again.scan)
+
+
+def _sanitise_summary(d, folder: Path) -> str:
+    """One line: what became of the suspicious files, and every limit hit."""
+    c = d.counters
+    line = (f"files sanitised: {c.sanitised} ({c.written} copies written to {folder}, {c.bytes_written} bytes; "
+            f"{c.already_stored} already there)")
+    kept = {"not whole": c.not_whole, "sanitiser refused": c.failed, "folder file limit": c.files_limit,
+            "folder size limit": c.bytes_limit, "copies waiting limit": c.pending_limit,
+            "write errors": c.store_errors, "found malicious": c.undone}
+    hit = [f"{k}={v}" for k, v in kept.items() if v]
+    return line + ("; not sanitised: " + ", ".join(hit) if hit else "")
 
 
 def _urlcat(args: argparse.Namespace):  # -> UrlCategorizer | None

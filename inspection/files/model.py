@@ -13,8 +13,8 @@ from typing import ClassVar
 
 from inspection.model import Direction
 
-__all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "Verdict", "VerdictKind", "UNSCANNED",
-           "with_signature_hits"]
+__all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "SanitisedCopy", "Verdict", "VerdictKind",
+           "UNSCANNED", "with_signature_hits"]
 
 
 class FileState(enum.Enum):
@@ -37,18 +37,41 @@ class VerdictKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SanitisedCopy:
+    """The disarmed copy behind a ``sanitised`` verdict: its sha256, size and
+    name (the sanitiser's suggested name, e.g. docm -> docx), and the verdict
+    the file had before, so a later detection (a signature on the body) can
+    undo the sanitising. `data` travels only from the scanner to the engine,
+    which stores it and drops it; it is never compared or printed."""
+
+    sha256: str
+    size: int
+    filename: str
+    original: Verdict
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.sha256) != 64 or self.size < 0 or self.original.kind is not VerdictKind.SUSPICIOUS:
+            raise ValueError("a sanitised copy needs a sha256, a size and the suspicious verdict it replaced")
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """`reason` is the one-line summary (kept for EVE consumers that read
     only it); `reasons` lists every reason, e.g. ``hash:list:name``,
-    ``yara:ns:rule``, ``unscanned: too deep``."""
+    ``yara:ns:rule``, ``unscanned: too deep``. `sanitised` is set exactly
+    when the kind is SANITISED."""
 
     kind: VerdictKind
     reason: str
     reasons: tuple[str, ...] = ()
+    sanitised: SanitisedCopy | None = None
 
     def __post_init__(self) -> None:
         if not self.reason:
             raise ValueError("a verdict needs a reason")
+        if (self.sanitised is not None) != (self.kind is VerdictKind.SANITISED):
+            raise ValueError("a sanitised verdict, and only one, carries its sanitised copy")
 
 
 UNSCANNED = Verdict(VerdictKind.UNSCANNED, "no scanner configured")
@@ -109,8 +132,12 @@ class FileRecord:
 
 def with_signature_hits(rec: FileRecord, reasons: list[str]) -> FileRecord:
     """The file as logged once rules matched the body that carried it: malicious, with
-    ``signature:gid:sid`` reasons first and what scanning found after them."""
+    ``signature:gid:sid`` reasons first and what scanning found after them. A file
+    sanitised by then goes back to what it was found to be: malware is never disarmed
+    into something that passes (and its copy is never stored)."""
     v = rec.verdict
+    if v.sanitised is not None:
+        v = v.sanitised.original
     before = () if v.kind is VerdictKind.UNSCANNED and not v.reasons else (v.reasons or (v.reason,))
     merged = tuple(dict.fromkeys([*reasons, *before]))
     return replace(rec, verdict=Verdict(VerdictKind.MALICIOUS, reasons[0], merged))

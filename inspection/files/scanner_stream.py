@@ -6,13 +6,20 @@ file up to `ScanLimits.max_file_size` and scans it when the file closes.
 Past the limit the buffer is dropped and only the file's SHA-256 (which
 the tracker computes while streaming) is looked up: "too large". A file
 that ended TRUNCATED (gap, size cap, cut connection) is scanned for what
-it holds but never called clean: "truncated".
+it holds but never called clean: "truncated". With a `Disarmer`
+(``utm inspect --sanitize-dir``), a whole ``suspicious`` file is handed to
+the sanitiser while its bytes are still here (see `disarm`).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from inspection.files.model import FileRecord, FileState, Verdict, VerdictKind
 from inspection.files.scanner import ContentScanner
 from inspection.files.scanner_model import UNSCANNED_PREFIX, ScanResult, worst
+
+if TYPE_CHECKING:
+    from inspection.files.disarm import Disarmer
 
 __all__ = ["StreamScanner"]
 
@@ -36,16 +43,24 @@ class _Session:
 
     def finish(self, record: FileRecord) -> Verdict:
         content = self._owner.content
+        data: bytes | None = None
         if self._over or self._buf is None:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
-            res = content.scan(bytes(self._buf), self._name)
+            data = bytes(self._buf)
             self._buf = None
+            res = content.scan(data, self._name)
         if record.state is FileState.TRUNCATED:
             res = _truncated(res)
         self._owner.verdicts[res.verdict.value] = self._owner.verdicts.get(res.verdict.value, 0) + 1
-        return res.to_verdict()
+        verdict = res.to_verdict()
+        disarmer = self._owner.disarmer
+        if disarmer is not None and verdict.kind is VerdictKind.SUSPICIOUS:
+            not_whole = ("truncated" if record.state is FileState.TRUNCATED else
+                         "too large" if data is None else None)
+            verdict = disarmer.prepare(data, self._name, verdict, not_whole)
+        return verdict
 
 
 def _truncated(res: ScanResult) -> ScanResult:
@@ -57,8 +72,9 @@ def _truncated(res: ScanResult) -> ScanResult:
 class StreamScanner:
     """`Scanner` for the file tracker: one buffering session per file."""
 
-    def __init__(self, content: ContentScanner) -> None:
+    def __init__(self, content: ContentScanner, disarmer: Disarmer | None = None) -> None:
         self.content = content
+        self.disarmer = disarmer
         self.verdicts: dict[str, int] = {}     # verdict kind -> files, for the run summary
 
     def open(self, app_proto: str, filename: str, direction: int) -> _Session:

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from inspection.files.model import UNSCANNED, FileCounters, FileLimits, FileRecord, FileState
 from inspection.files.multipart import MultipartSplitter, PartData, PartEnd, PartEvent, PartStart, multipart_boundary
 from inspection.files.scan import NoScanner, Scanner, ScanSession
 from inspection.files.sniff import SNIFF_BYTES, FileType, sniff
 from inspection.model import Anomaly, AnomalyKind, AppRecord, BodyChunk, Direction
+
+if TYPE_CHECKING:
+    from inspection.files.disarm import Disarmer
 
 __all__ = ["FileEvent", "FileTracker", "FileContext"]
 
@@ -53,14 +56,17 @@ class FileEvent:
 
 
 class FileContext:
-    """What all flows share: limits, limit counters and the scanner."""
+    """What all flows share: limits, limit counters, the scanner, and the disarmer that
+    stores the copies of files the scanner's sessions sanitised (None: no sanitising)."""
 
-    __slots__ = ("limits", "counters", "scanner")
+    __slots__ = ("limits", "counters", "scanner", "disarmer")
 
-    def __init__(self, limits: FileLimits | None = None, scanner: Scanner | None = None) -> None:
+    def __init__(self, limits: FileLimits | None = None, scanner: Scanner | None = None,
+                 disarmer: Disarmer | None = None) -> None:
         self.limits = limits or FileLimits()
         self.counters = FileCounters()
         self.scanner: Scanner = scanner or NoScanner()
+        self.disarmer = disarmer
 
 
 class _OpenFile:

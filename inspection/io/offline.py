@@ -213,6 +213,11 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "files.open_limit": engine.files.counters.open_limit,
         "files.gaps": engine.files.counters.gaps,
     }
+    disarmer = engine.files.disarmer
+    if disarmer is not None:   # --sanitize-dir: the copy folder's limits (kept suspicious when hit)
+        dac = disarmer.counters
+        summary.limits.update({"sanitise.files_limit": dac.files_limit, "sanitise.bytes_limit": dac.bytes_limit,
+                               "sanitise.pending_limit": dac.pending_limit, "sanitise.store_errors": dac.store_errors})
     if inspector is not None:
         tc = inspector.thresholds.counters
         summary.alerts_thresholded = tc.suppressed

@@ -4,7 +4,8 @@ As Suricata: md5 and sha1 only for a CLOSED file, sha256 whenever no bytes
 are missing, ``stored`` always (false: nothing is written to disk yet).
 Ours besides: ``mime_type`` next to ``magic``, and ``verdict`` (what content
 scanning concluded; "unscanned" until a scanner is configured; ``reasons``
-lists every reason when a scanner gave more than the summary).
+lists every reason when a scanner gave more than the summary), and
+``sanitised`` (the stored disarmed copy) when the verdict is ``sanitised``.
 """
 from __future__ import annotations
 
@@ -31,4 +32,7 @@ def fileinfo_to_eve(f: FileRecord) -> dict:
     if f.verdict.reasons:
         verdict["reasons"] = list(f.verdict.reasons)
     eve["verdict"] = verdict
+    copy = f.verdict.sanitised
+    if copy is not None:   # the disarmed copy that was stored in the file's place
+        eve["sanitised"] = {"sha256": copy.sha256, "size": copy.size, "filename": copy.filename}
     return eve
