@@ -47,8 +47,10 @@ def check_recipients(addrs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """1..3 distinct plain addresses (local@domain: no display name, no list, no quoting), because each goes
     as given into To: and RCPT TO; anything else is a ValueError that says which and why."""
     addrs = tuple(addrs)
-    if not 1 <= len(addrs) <= MAX_RECIPIENTS:
-        raise ValueError(f"alert mail goes to 1..{MAX_RECIPIENTS} recipients (SPEC section 6), not {len(addrs)}")
+    if len(addrs) > MAX_RECIPIENTS:
+        raise ValueError(f"at most {MAX_RECIPIENTS} recipients (SPEC section 6), {len(addrs)} given")
+    if not addrs:
+        raise ValueError("at least one recipient is needed")
     for a in addrs:
         m = _ADDRESS.fullmatch(a) if isinstance(a, str) and len(a) <= MAX_ADDRESS else None
         if m is None or len(m["local"]) > 64:
