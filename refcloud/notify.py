@@ -1,16 +1,17 @@
 """The cloud's mail loop: alert digests per customer and down-device mail over SMTP (stdlib smtplib, in a thread).
 
-Each round groups the new detections by the customer of their device and
-sends each customer with detections one mail, to its own recipients
-(`utm cloud customer set`) or, if it has none, to the cloud's (`--mail-to`).
-At most one alert mail per customer per `alert_interval_s`; a burst inside
-that window waits and goes out as one mail.
+Every `tick_s` the new detections are grouped by the customer of their
+device, and each customer with detections that is due gets one mail, to its
+own recipients (`utm cloud customer set`) or, if it has none, to the
+cloud's (`--mail-to`). A customer is due `alert_interval_s` after its last
+mail or failed attempt: the first detection after a quiet spell goes out
+within a tick, and a burst after it waits and goes out as one mail.
 
 At-least-once, per customer: a customer's alert cursor and a device's watch
 state move only after the SMTP server accepted the mail; a failure is
 counted (`mail.failed`, and on the customer's row) and that customer's
-detections are tried again next round, while the customers already mailed
-are not mailed again.
+detections are tried again an interval later, while the customers already
+mailed are not mailed again.
 """
 from __future__ import annotations
 
@@ -109,8 +110,10 @@ async def notify_once(store: CloudStore, sender: MailSender, cfg: NotifyConfig, 
         return None
 
     for st in store.alert_states():
-        if st.last_sent is not None and now - st.last_sent < cfg.alert_interval_s:
-            continue
+        last_try = max((t for t in (st.last_sent, st.last_failed) if t is not None), default=None)
+        if last_try is not None and now - last_try < cfg.alert_interval_s:
+            continue            # mailed, or failed, within the interval: what came since waits for the next
+
         batch = store.pending_alerts(st.customer, st.last_id, cfg.max_batch)
         if batch.last_id is None:
             continue

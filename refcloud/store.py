@@ -98,12 +98,13 @@ class AlertState:
     sent: int = 0
     failed: int = 0
     last_error: str | None = None
+    last_failed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AlertBatch:
     rows: tuple[StoredDetection, ...]   # the decodable ones, oldest first
-    last_id: int | None                 # the last id looked at (None: nothing pending)
+    last_id: int | None                 # the cursor once these are mailed (None: nothing stored after it)
     undecodable: int                    # rows skipped because their body no longer decodes
     more: bool                          # the batch hit its limit: more are pending
 
@@ -326,18 +327,26 @@ class CloudStore:
         """One per customer with a device, by name; a customer never mailed starts at the legacy cursor."""
         cursor, last = int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None)
         rows = self._db.execute(
-            "SELECT c.customer, a.last_id, a.last_sent, a.sent, a.failed, a.last_error FROM "
+            "SELECT c.customer, a.last_id, a.last_sent, a.sent, a.failed, a.last_error, a.last_failed FROM "
             "(SELECT DISTINCT customer FROM devices) c LEFT JOIN alert_cursors a ON a.customer = c.customer "
             "ORDER BY c.customer").fetchall()
-        return [AlertState(r[0], r[1], r[2], r[3], r[4], r[5]) if r[1] is not None
+        return [AlertState(*r) if r[1] is not None
                 else AlertState(r[0], cursor, last) for r in rows]
 
     def pending_alerts(self, customer: str, after_id: int, limit: int) -> AlertBatch:
         """The customer's detections after `after_id`, oldest first, at most `limit`. A row that no longer
-        decodes is skipped and counted, so it cannot hold the customer's mail back forever."""
+        decodes is skipped and counted, so it cannot hold the customer's mail back forever.
+
+        The scan stops at the newest id stored when it starts: writers are serialised and ids only grow, so
+        every detection up to it is visible now, and with no more than `limit` found the cursor may move to it.
+        A quiet customer's cursor keeps up that way and its next scan covers only newer detections."""
+        top = self._db.execute("SELECT MAX(id) FROM detections").fetchone()[0]
+        if top is None or top <= after_id:
+            return AlertBatch((), None, 0, False)
         rows = self._db.execute(
             "SELECT x.id, x.device_id, x.received, x.body FROM detections x JOIN devices d ON d.id = x.device_id "
-            "WHERE d.customer = ? AND x.id > ? ORDER BY x.id LIMIT ?", (customer, after_id, limit + 1)).fetchall()
+            "WHERE x.id > ? AND x.id <= ? AND d.customer = ? ORDER BY x.id LIMIT ?",
+            (after_id, top, customer, limit + 1)).fetchall()
         more, rows = len(rows) > limit, rows[:limit]
         good, bad = [], 0
         for r in rows:
@@ -345,7 +354,7 @@ class CloudStore:
                 good.append(StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))))
             except (ProtocolError, orjson.JSONDecodeError):
                 bad += 1
-        return AlertBatch(tuple(good), rows[-1][0] if rows else None, bad, more)
+        return AlertBatch(tuple(good), rows[-1][0] if more else top, bad, more)
 
     def _alert_upsert(self, customer: str, sets: str, args: tuple) -> None:  # type: ignore[type-arg]
         self._db.execute("INSERT OR IGNORE INTO alert_cursors (customer, last_id, last_sent) VALUES (?, ?, ?)",
@@ -358,7 +367,7 @@ class CloudStore:
                  (last_id, now))
 
     def alert_skipped(self, customer: str, last_id: int) -> None:
-        """Nothing to mail up to `last_id` (every row undecodable): move on without a mail."""
+        """Nothing of this customer's to mail up to `last_id` (none stored, or undecodable): move on."""
         self._tx(self._alert_upsert, customer, "last_id = MAX(last_id, ?)", (last_id,))
 
     def alert_failed(self, customer: str, reason: str, now: float) -> None:

@@ -194,9 +194,10 @@ def test_a_failed_send_keeps_only_that_customer_pending(cloud, smtp):
     assert (beta.alert.failed, beta.alert.sent, beta.pending) == (1, 0, 3)
     assert beta.alert.last_error.startswith("every recipient refused: it@refused.example 550")
 
-    st.store.set_recipients("beta", ["it@beta.example"], T0 + 101)     # fixed; the next round (5 s) retries
+    st.store.set_recipients("beta", ["it@beta.example"], T0 + 101)     # fixed; tried again an interval later
     inbox.mails.clear()
-    assert [m.customer for m in _round(st, port, T0 + 105)] == ["beta"]
+    assert _round(st, port, T0 + 105) == [] and _round(st, port, T0 + 155) == []
+    assert [m.customer for m in _round(st, port, T0 + 160)] == ["beta"]
     (to, m), = inbox.mails
     assert to == ("it@beta.example",) and all(msg in _body(m) for msg in msgs["beta"])
     assert m["Subject"] == "[UTM] * low: 3 detections on 1 device"
@@ -212,8 +213,25 @@ def test_smtp_server_down_then_back_mails_every_customer_once(cloud, smtp):
     assert asyncio.run(notify_once(st.store, dead, _cfg(port), T0 + 100)) == []
     assert st.store.counters()["mail.failed"] == 3
     assert all(r.alert.last_error for r in st.store.customers())
-    assert len(_round(st, port, T0 + 105)) == 3
+    assert _round(st, port, T0 + 105) == []             # no retry storm: the next attempt is an interval later
+    assert len(_round(st, port, T0 + 160)) == 3
     assert len(inbox.mails) == 3 and _round(st, port, T0 + 200) == []
+
+
+def test_a_quiet_customers_cursor_keeps_up(cloud, smtp):
+    """A customer with devices but nothing new is not rescanned from its old cursor every round."""
+    st, devs = cloud
+    _, port = smtp
+    st.store.ingest(devs["acme"][0], tuple(det(i) for i in range(4)), T0 + 1)
+    top = max(r.id for r in st.store.detections())
+    assert [m.customer for m in _round(st, port, T0 + 100)] == ["acme"]
+    states = {a.customer: a for a in st.store.alert_states()}
+    assert {c: (a.last_id, a.sent) for c, a in states.items()} == {"acme": (top, 1), "beta": (top, 0),
+                                                                   "default": (top, 0)}
+    assert st.store.pending_alerts("beta", top, 10).last_id is None
+    st.store.ingest(devs["acme"][1], (det(10),), T0 + 101)
+    batch = st.store.pending_alerts("beta", top, 10)
+    assert (batch.rows, batch.last_id, batch.more) == ((), top + 1, False)
 
 
 def test_a_capped_batch_is_counted_and_the_rest_follows(cloud, smtp):
