@@ -255,13 +255,23 @@ class CloudStore:
                 out[customer][i] = n
         return out
 
-    def detections(self, device_id: str | None = None) -> Iterator[StoredDetection]:
+    def detections(self, device_id: str | None = None,
+                   on_bad: Callable[[int, str], None] | None = None) -> Iterator[StoredDetection]:
+        """Oldest first. A row whose body no longer decodes is a CloudStateError naming it; with `on_bad`
+        it is reported there (row id, reason) and skipped, so one bad row does not hide the rest."""
         q = "SELECT id, device_id, received, body FROM detections"
         args: tuple = ()
         if device_id is not None:
             q, args = q + " WHERE device_id = ?", (device_id,)
         for rid, dev, received, body in self._db.execute(q + " ORDER BY id", args):
-            yield StoredDetection(rid, dev, received, Detection.from_json(orjson.loads(body)))
+            try:
+                d = Detection.from_json(orjson.loads(body))
+            except (ProtocolError, orjson.JSONDecodeError) as e:
+                if on_bad is None:
+                    raise CloudStateError(f"stored detection {rid} does not decode: {e}") from None
+                on_bad(rid, str(e))
+                continue
+            yield StoredDetection(rid, dev, received, d)
 
     def detection_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]

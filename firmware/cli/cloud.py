@@ -192,13 +192,20 @@ def run_api_token(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
+    """A stored row that no longer decodes is named on stderr and skipped; the rest are printed; exit 1."""
     from refcloud.errors import RefcloudError
     try:
         st = _open(args.state)
     except RefcloudError as e:
         return _fail(str(e))
+    bad: list[int] = []
+
+    def on_bad(row_id: int, reason: str) -> None:
+        bad.append(row_id)
+        clean = "".join(c if c.isprintable() else "?" for c in reason)[:200]
+        print(f"utm cloud: stored detection {row_id} does not decode, skipped: {clean}", file=sys.stderr)
     try:
-        for row in st.store.detections(args.device):
+        for row in st.store.detections(args.device, on_bad):
             obj = {**row.detection.to_json(), "device_id": row.device_id, "received": row.received}
             if args.json:
                 sys.stdout.write(orjson.dumps(obj).decode() + "\n")
@@ -209,9 +216,11 @@ def run_events(args: argparse.Namespace) -> int:
                                  f"  {d.url or ''}\n")
     except BrokenPipeError:
         pass
+    except RefcloudError as e:
+        return _fail(str(e))
     finally:
         st.close()
-    return 0
+    return 1 if bad else 0
 
 
 def run_devices(args: argparse.Namespace) -> int:
