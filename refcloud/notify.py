@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import sqlite3
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -146,7 +147,7 @@ async def notify_loop(store: CloudStore, sender: MailSender, cfg: NotifyConfig, 
     while not stop.is_set():
         try:
             await notify_once(store, sender, cfg, clock())
-        except RefcloudError:
+        except (RefcloudError, sqlite3.Error):
             pass                # the store is unusable this round; the next round tries again
         try:
             await asyncio.wait_for(stop.wait(), cfg.tick_s)
