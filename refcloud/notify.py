@@ -80,7 +80,8 @@ def _reason(e: BaseException) -> str:
     """One printable line for the customer's row: the SMTP reply or the socket error, no traceback."""
     if isinstance(e, smtplib.SMTPRecipientsRefused):
         text = "every recipient refused: " + "; ".join(
-            f"{a} {c} {m.decode('utf-8', 'replace') if isinstance(m, bytes) else m}" for a, (c, m) in e.recipients.items())
+            f"{a} {c} {m.decode('utf-8', 'replace') if isinstance(m, bytes) else m}"
+            for a, (c, m) in e.recipients.items())
     elif isinstance(e, smtplib.SMTPResponseException):
         err = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
         text = f"{e.smtp_code} {err}"
@@ -114,7 +115,6 @@ async def notify_once(store: CloudStore, sender: MailSender, cfg: NotifyConfig, 
         last_try = max((t for t in (st.last_sent, st.last_failed) if t is not None), default=None)
         if last_try is not None and now - last_try < cfg.alert_interval_s:
             continue            # mailed, or failed, within the interval: what came since waits for the next
-
         batch = store.pending_alerts(st.customer, st.last_id, cfg.max_batch)
         if batch.last_id is None:
             continue

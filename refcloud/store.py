@@ -367,8 +367,9 @@ class CloudStore:
         return AlertBatch(tuple(good), rows[-1][0] if more else top, bad, more)
 
     def _alert_upsert(self, customer: str, sets: str, args: tuple) -> None:  # type: ignore[type-arg]
+        legacy = (int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None))
         self._db.execute("INSERT OR IGNORE INTO alert_cursors (customer, last_id, last_sent) VALUES (?, ?, ?)",
-                         (customer, int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None)))
+                         (customer, *legacy))
         self._db.execute(f"UPDATE alert_cursors SET {sets} WHERE customer = ?", (*args, customer))
 
     def alert_sent(self, customer: str, last_id: int, now: float) -> None:

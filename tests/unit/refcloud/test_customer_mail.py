@@ -202,7 +202,8 @@ def test_a_failed_send_keeps_only_that_customer_pending(cloud, smtp):
     assert to == ("it@beta.example",) and all(msg in _body(m) for msg in msgs["beta"])
     assert m["Subject"] == "[UTM] * low: 3 detections on 1 device"
     rows = {r.name: r for r in st.store.customers()}
-    assert (rows["beta"].alert.sent, rows["beta"].pending, rows["acme"].alert.sent, rows["acme"].pending) == (1, 0, 1, 0)
+    assert (rows["beta"].alert.sent, rows["beta"].pending) == (1, 0)
+    assert (rows["acme"].alert.sent, rows["acme"].pending) == (1, 0)
 
 
 def test_smtp_server_down_then_back_mails_every_customer_once(cloud, smtp):
