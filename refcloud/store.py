@@ -391,10 +391,12 @@ class CloudStore:
         names = sorted({c for (c,) in self._db.execute(
             "SELECT customer FROM codes UNION SELECT customer FROM devices UNION SELECT customer FROM customer_mail")})
         own = self.recipients()
-        states = {a.customer: a for a in self.alert_states()}
+        states = {r[0]: AlertState(*r) for r in self._db.execute(
+            "SELECT customer, last_id, last_sent, sent, failed, last_error, last_failed FROM alert_cursors")}
+        legacy = (int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None))
         out = []
         for name in names:
-            st = states.get(name) or AlertState(name, int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), None)
+            st = states.get(name) or AlertState(name, *legacy)
             devices, pending = self._db.execute(
                 "SELECT (SELECT COUNT(*) FROM devices WHERE customer = ?), (SELECT COUNT(*) FROM detections x "
                 "JOIN devices d ON d.id = x.device_id WHERE d.customer = ? AND x.id > ?)",

@@ -99,11 +99,12 @@ def run_list(args: argparse.Namespace) -> int:
                 print(orjson.dumps({"customer": r.name, "devices": r.devices,
                                     "recipients": list(r.recipients) if r.recipients else None,
                                     "alerts_sent": r.alert.sent, "alerts_failed": r.alert.failed,
-                                    "last_sent": _when(r.alert.last_sent), "last_error": r.alert.last_error,
-                                    "pending": r.pending}).decode())
+                                    "last_sent": _when(r.alert.last_sent), "last_failed": _when(r.alert.last_failed),
+                                    "last_error": r.alert.last_error, "pending": r.pending}).decode())
             else:
                 to = ", ".join(r.recipients) if r.recipients else "(the cloud's --mail-to)"
-                err = f"  last error: {r.alert.last_error}" if r.alert.last_error else ""
+                failing = r.alert.last_failed is not None and r.alert.last_failed > (r.alert.last_sent or 0.0)
+                err = f"  failing: {r.alert.last_error}" if failing else ""
                 print(f"{r.name}  devices {r.devices}  mail to {to}  sent {r.alert.sent}  failed {r.alert.failed}  "
                       f"pending {r.pending}{err}")
     except BrokenPipeError:

@@ -330,6 +330,25 @@ def test_cli_customer_set_list_remove(tmp_path, capsys):
         ("acme", ["sec@acme.example", "boss@acme.example"], 0), ("beta", None, 0)]
     assert main(["cloud", "customer", "list", "--state", c]) == 0
     assert "beta  devices 0  mail to (the cloud's --mail-to)" in capsys.readouterr().out
+    st = CloudState.open(tmp_path / "c", T0)
+    try:
+        st.store.alert_failed("beta", "421 try later", T0)
+    finally:
+        st.close()
+    assert main(["cloud", "customer", "list", "--state", c]) == 0
+    assert "beta  devices 0  mail to (the cloud's --mail-to)  sent 0  failed 1  pending 0  failing: 421 try later" \
+        in capsys.readouterr().out
+    st = CloudState.open(tmp_path / "c", T0)
+    try:
+        st.store.alert_sent("beta", 0, T0 + 60)
+    finally:
+        st.close()
+    assert main(["cloud", "customer", "list", "--state", c]) == 0
+    assert "failing" not in capsys.readouterr().out
+    assert main(["cloud", "customer", "list", "--state", c, "--json"]) == 0
+    beta = __import__("json").loads(capsys.readouterr().out.splitlines()[1])
+    assert (beta["alerts_sent"], beta["alerts_failed"], beta["last_error"]) == (1, 1, "421 try later")
+    assert beta["last_sent"] > beta["last_failed"]
     assert main(["cloud", "customer", "remove", "--state", c, "acme"]) == 0
     assert main(["cloud", "customer", "remove", "--state", c, "acme"]) == 2
     assert "no recipients of its own" in capsys.readouterr().err
