@@ -11,7 +11,9 @@ At-least-once, per customer: a customer's alert cursor and a device's watch
 state move only after the SMTP server accepted the mail; a failure is
 counted (`mail.failed`, and on the customer's row) and that customer's
 detections are tried again an interval later, while the customers already
-mailed are not mailed again.
+mailed are not mailed again. Once the server cannot be reached, the rest of
+the round is deferred (`mail.deferred`) to the next tick rather than tried:
+one connection attempt per tick while it is down, not one per mail.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from refcloud.mail import Mail, WatchConfig, alert_mail, check_recipients, watch
 from refcloud.store import CloudStore
 
 MAX_BATCH = 10_000      # detections read for one customer's mail per round; past it, the rest go next round
+DEFERRED = "deferred: the SMTP server could not be reached earlier in this round"
 
 
 class MailSender(Protocol):
@@ -76,6 +79,14 @@ class SmtpSender:
         return tuple(sorted(refused))
 
 
+def _unreachable(e: BaseException) -> bool:
+    """The server, not this mail, failed: no connection, a timeout, or it hung up. (SMTPException is an
+    OSError too: a refusal of this mail's recipients or data is not this.)"""
+    if isinstance(e, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected)):
+        return True
+    return isinstance(e, OSError) and not isinstance(e, smtplib.SMTPException)
+
+
 def _reason(e: BaseException) -> str:
     """One printable line for the customer's row: the SMTP reply or the socket error, no traceback."""
     if isinstance(e, smtplib.SMTPRecipientsRefused):
@@ -97,13 +108,19 @@ async def notify_once(store: CloudStore, sender: MailSender, cfg: NotifyConfig, 
     every device. Returns what was sent."""
     sent: list[Mail] = []
     own = store.recipients()        # read each round: `utm cloud customer set` applies without a restart
+    unreachable: list[str] = []     # the server could not be reached: the rest of the round is deferred
 
     async def send(m: Mail, to: tuple[str, ...]) -> str | None:
+        if unreachable:
+            store.bump("mail.deferred")
+            return DEFERRED
         try:
             refused = await asyncio.to_thread(sender.send, m, to)
         except (OSError, smtplib.SMTPException) as e:
             store.bump("mail.failed")
             store.bump(f"mail.failed.{m.kind}")
+            if _unreachable(e):
+                unreachable.append(_reason(e))
             return _reason(e)
         store.bump(f"mail.sent.{m.kind}")
         if refused:
@@ -129,7 +146,7 @@ async def notify_once(store: CloudStore, sender: MailSender, cfg: NotifyConfig, 
         error = await send(mail, own.get(st.customer, cfg.recipients))
         if error is None:
             store.alert_sent(st.customer, batch.last_id, now)
-        else:
+        elif error is not DEFERRED:
             store.alert_failed(st.customer, error, now)
     for device_id, customer, last_seen, cur in store.watch_states():
         new, wmail = watch_step(device_id, cur, last_seen, now, cfg.watch)

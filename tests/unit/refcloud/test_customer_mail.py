@@ -85,7 +85,8 @@ def cloud(tmp_path):
 
 
 def _cfg(port: int, **kw) -> NotifyConfig:
-    return NotifyConfig("127.0.0.1", port, FALLBACK, alert_interval_s=60, watch=WatchConfig(down_after_s=3600), **kw)
+    kw.setdefault("watch", WatchConfig(down_after_s=3600))
+    return NotifyConfig("127.0.0.1", port, FALLBACK, alert_interval_s=60, **kw)
 
 
 def _round(st: CloudState, port: int, now: float, **kw):  # type: ignore[no-untyped-def]
@@ -211,11 +212,16 @@ def test_smtp_server_down_then_back_mails_every_customer_once(cloud, smtp):
     inbox, port = smtp
     _burst(st, devs, T0 + 10)
     dead = SmtpSender("127.0.0.1", 1, "cloud@example.net", timeout_s=2)
-    assert asyncio.run(notify_once(st.store, dead, _cfg(port), T0 + 100)) == []
-    assert st.store.counters()["mail.failed"] == 3
-    assert all(r.alert.last_error for r in st.store.customers())
-    assert _round(st, port, T0 + 105) == []             # no retry storm: the next attempt is an interval later
-    assert len(_round(st, port, T0 + 160)) == 3
+    assert asyncio.run(notify_once(st.store, dead, _cfg(port, watch=WatchConfig(down_after_s=30)), T0 + 100)) == []
+    c = st.store.counters()     # one attempt; the other two customers and four down mails wait for the next tick
+    assert (c["mail.failed"], c["mail.deferred"]) == (1, 6)
+    rows = {r.name: r for r in st.store.customers()}
+    assert rows["acme"].alert.last_error == "Connection refused"
+    assert (rows["beta"].alert.failed, rows["default"].alert.failed) == (0, 0)
+    assert all(a.state.value == "up" for *_, a in st.store.watch_states())
+    assert sorted(m.customer for m in _round(st, port, T0 + 105)) == ["beta", "default"]   # back: the deferred
+    assert _round(st, port, T0 + 110) == []             # acme, which failed, waits an interval: no retry storm
+    assert [m.customer for m in _round(st, port, T0 + 160)] == ["acme"]
     assert len(inbox.mails) == 3 and _round(st, port, T0 + 200) == []
 
 
@@ -398,3 +404,14 @@ def test_served_cloud_mails_each_customer_what_its_agent_uploads(tmp_path, smtp,
     for customer, other in (("acme", "beta"), ("beta", "acme")):
         body = _body(got[customer][1])
         assert devices[customer] in body and devices[other] not in body and f"{other} rule" not in body
+
+
+def test_what_counts_as_the_server_unreachable():
+    import smtplib
+
+    from refcloud.notify import _unreachable
+    assert all(_unreachable(e) for e in (ConnectionRefusedError(111, "refused"), TimeoutError(), OSError(113, "x"),
+                                         smtplib.SMTPServerDisconnected(), smtplib.SMTPConnectError(421, b"busy")))
+    assert not any(_unreachable(e) for e in (smtplib.SMTPRecipientsRefused({"a@x": (550, b"no")}),
+                                             smtplib.SMTPDataError(554, b"spam"), smtplib.SMTPSenderRefused(
+                                                 553, b"no", "cloud@x")))
