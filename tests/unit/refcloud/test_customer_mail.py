@@ -9,6 +9,8 @@ import sqlite3
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from refcloud.errors import BadParameter
 from refcloud.mail import MAX_RECIPIENTS, WatchConfig, check_recipients
@@ -415,3 +417,17 @@ def test_what_counts_as_the_server_unreachable():
     assert not any(_unreachable(e) for e in (smtplib.SMTPRecipientsRefused({"a@x": (550, b"no")}),
                                              smtplib.SMTPDataError(554, b"spam"), smtplib.SMTPSenderRefused(
                                                  553, b"no", "cloud@x")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(hs.one_of(hs.text(max_size=40),
+                          hs.from_regex(r"[a-z.+\-]{0,10}@[a-z0-9.\-]{0,12}", fullmatch=True)), max_size=5))
+def test_recipients_never_crash_and_what_passes_is_one_bare_address(addrs):
+    from email.utils import getaddresses
+    try:
+        ok = check_recipients(addrs)
+    except ValueError:
+        return
+    assert 1 <= len(ok) <= 3
+    for a in ok:
+        assert getaddresses([a]) == [("", a)] and a.isascii() and a.isprintable() and " " not in a
