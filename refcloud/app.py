@@ -213,7 +213,7 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     stop = asyncio.Event()
-    sender = SmtpSender(cfg.smtp_host, cfg.smtp_port, cfg.mail_from, cfg.recipients)
+    sender = SmtpSender(cfg.smtp_host, cfg.smtp_port, cfg.mail_from)
     task = asyncio.create_task(notify_loop(app[STATE].store, sender, cfg, app[CLOCK], stop))
     yield
     stop.set()

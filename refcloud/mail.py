@@ -1,9 +1,9 @@
 """What the cloud mails and when, pure: alert digests and the down-device watch.
 
-Alert mail (SPEC section 6): the detections received since the last mail go
-out as one message whose subject carries the highest severity, to at most
-three recipients. Severity words are the service's: 3 stars high, 2 medium,
-1 low, none "under investigation".
+Alert mail (SPEC section 6): the detections of one customer's devices received
+since that customer's last mail go out as one message whose subject carries
+the highest severity among them, to at most three recipients. Severity words
+are the service's: 3 stars high, 2 medium, 1 low, none "under investigation".
 
 Down-device watch, a table of transitions (STYLE habit 2): a device silent
 for longer than `down_after_s` is DOWN and mailed once; while it stays down
@@ -13,6 +13,7 @@ is UP and mailed once more. The clock is a parameter.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -20,6 +21,11 @@ from cloudlink.protocol import Detection
 
 MAX_RECIPIENTS = 3
 MAX_LINES = 200          # detections listed in one mail; the rest are counted
+MAX_ADDRESS = 254        # RFC 5321's limit on a forward path, less the brackets
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@{_LABEL}(?:\.{_LABEL})*")
 
 LEVELS = {
     3: ("***", "high", "a device is probably infected; a full antivirus scan is strongly advised"),
@@ -34,14 +40,33 @@ class Mail:
     subject: str
     body: str
     kind: str            # "alert", "down", "still_down", "back"
+    customer: str | None = None      # whose devices the mail is about (an X-UTM-Customer header)
+
+
+def check_recipients(addrs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """1..3 distinct plain addresses (local@domain: no display name, no list, no quoting), because each goes
+    as given into To: and RCPT TO; anything else is a ValueError that says which and why."""
+    addrs = tuple(addrs)
+    if len(addrs) > MAX_RECIPIENTS:
+        raise ValueError(f"at most {MAX_RECIPIENTS} recipients (SPEC section 6), {len(addrs)} given")
+    if not addrs:
+        raise ValueError("at least one recipient is needed")
+    for a in addrs:
+        m = _ADDRESS.fullmatch(a) if isinstance(a, str) and len(a) <= MAX_ADDRESS else None
+        if m is None or len(m["local"]) > 64:
+            raise ValueError(f"{str(a)[:80]!r} is not one plain address (local@domain, no name, spaces or commas)")
+    if len({a.lower() for a in addrs}) != len(addrs):
+        raise ValueError("the same recipient is given twice")
+    return addrs
 
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def alert_mail(rows: list[tuple[str, Detection]]) -> Mail:
-    """One digest for (device id, detection) rows; the subject names the highest level among them."""
+def alert_mail(rows: list[tuple[str, Detection]], customer: str | None = None, more: bool = False) -> Mail:
+    """One digest for (device id, detection) rows, all of one customer; the subject names the highest level
+    among them. `more`: the batch was capped and the rest waits for the next mail."""
     if not rows:
         raise ValueError("an alert mail needs at least one detection")
     top = max(d.stars for _, d in rows)
@@ -49,7 +74,8 @@ def alert_mail(rows: list[tuple[str, Detection]]) -> Mail:
     devices = sorted({dev for dev, _ in rows})
     subject = (f"[UTM] {glyph} {word}: {len(rows)} detection{'s' if len(rows) != 1 else ''} "
                f"on {len(devices)} device{'s' if len(devices) != 1 else ''}")
-    lines = [f"{len(rows)} detection(s) since the last report. Highest level: {word} ({LEVELS[top][2]}).", ""]
+    lines = ([f"Customer: {customer}"] if customer is not None else []) + [
+        f"{len(rows)} detection(s) since the last report. Highest level: {word} ({LEVELS[top][2]}).", ""]
     for stars in (3, 2, 1, 0):
         n = sum(1 for _, d in rows if d.stars == stars)
         if n:
@@ -63,7 +89,9 @@ def alert_mail(rows: list[tuple[str, Detection]]) -> Mail:
                      + (f"  file {d.file_name}" if d.file_name else ""))
     if len(ordered) > MAX_LINES:
         lines.append(f"... and {len(ordered) - MAX_LINES} more (see the portal)")
-    return Mail(subject, "\n".join(lines) + "\n", "alert")
+    if more:
+        lines.append("More detections are waiting: they follow in the next mail.")
+    return Mail(subject, "\n".join(lines) + "\n", "alert", customer)
 
 
 class Watch(enum.Enum):

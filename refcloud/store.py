@@ -1,4 +1,4 @@
-"""The cloud's SQLite store: enrolment codes, devices, detections, counters.
+"""The cloud's SQLite store: enrolment codes, devices, detections, counters, customers' alert mail.
 
 Idempotent ingest is the unique index on (device, key): a batch that is sent
 again after a lost ack stores nothing new and is answered the same way.
@@ -19,7 +19,7 @@ import orjson
 
 from cloudlink.protocol import CommandEnvelope, CommandResult, Detection, Heartbeat, ProtocolError
 from refcloud.errors import BadParameter, CloudStateError, DeviceRefused, EnrolmentRefused
-from refcloud.mail import Watch, WatchState
+from refcloud.mail import Watch, WatchState, check_recipients
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codes (
@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS detections_received ON detections (received);
 CREATE TABLE IF NOT EXISTS watch (
     device_id TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, last_mail REAL);
+CREATE TABLE IF NOT EXISTS customer_mail (customer TEXT PRIMARY KEY, recipients TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_cursors (
+    customer TEXT PRIMARY KEY, last_id INTEGER NOT NULL, last_sent REAL, sent INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_failed REAL);
 """
 
 
@@ -47,6 +51,10 @@ CREATE TABLE IF NOT EXISTS watch (
 _MIGRATIONS = (("codes", "customer", "ALTER TABLE codes ADD COLUMN customer TEXT NOT NULL DEFAULT 'default'"),
                ("devices", "customer", "ALTER TABLE devices ADD COLUMN customer TEXT NOT NULL DEFAULT 'default'"))
 DEFAULT_CUSTOMER = "default"
+# Before alert mail was per customer, one cursor and one last-sent time in `meta` served every device: a
+# customer without its own row in alert_cursors starts from them, so nothing already mailed goes out again.
+LEGACY_ALERT_CURSOR = "mail.alert_cursor"
+LEGACY_LAST_ALERT = "mail.last_alert"
 CUSTOMER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
@@ -79,6 +87,35 @@ class StoredDetection:
     device_id: str
     received: float
     detection: Detection
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """Where a customer's alert mail stands: detections up to `last_id` are mailed (or skipped as undecodable)."""
+    customer: str
+    last_id: int
+    last_sent: float | None
+    sent: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    last_failed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBatch:
+    rows: tuple[StoredDetection, ...]   # the decodable ones, oldest first
+    last_id: int | None                 # the cursor once these are mailed (None: nothing stored after it)
+    undecodable: int                    # rows skipped because their body no longer decodes
+    more: bool                          # the batch hit its limit: more are pending
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    name: str
+    devices: int
+    recipients: tuple[str, ...] | None  # its own; None: the cloud's --mail-to
+    alert: AlertState
+    pending: int                        # detections not mailed yet
 
 
 class CloudStore:
@@ -218,13 +255,23 @@ class CloudStore:
                 out[customer][i] = n
         return out
 
-    def detections(self, device_id: str | None = None) -> Iterator[StoredDetection]:
+    def detections(self, device_id: str | None = None,
+                   on_bad: Callable[[int, str], None] | None = None) -> Iterator[StoredDetection]:
+        """Oldest first. A row whose body no longer decodes is a CloudStateError naming it; with `on_bad`
+        it is reported there (row id, reason) and skipped, so one bad row does not hide the rest."""
         q = "SELECT id, device_id, received, body FROM detections"
         args: tuple = ()
         if device_id is not None:
             q, args = q + " WHERE device_id = ?", (device_id,)
         for rid, dev, received, body in self._db.execute(q + " ORDER BY id", args):
-            yield StoredDetection(rid, dev, received, Detection.from_json(orjson.loads(body)))
+            try:
+                d = Detection.from_json(orjson.loads(body))
+            except (ProtocolError, orjson.JSONDecodeError) as e:
+                if on_bad is None:
+                    raise CloudStateError(f"stored detection {rid} does not decode: {e}") from None
+                on_bad(rid, str(e))
+                continue
+            yield StoredDetection(rid, dev, received, d)
 
     def detection_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
@@ -235,6 +282,9 @@ class CloudStore:
         self._tx(self._bump, name, n)
 
     def meta(self, name: str, default: float = 0.0) -> float:
+        return self._meta(name, default)  # type: ignore[return-value]
+
+    def _meta(self, name: str, default: float | None) -> float | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return default if row is None else row[0]
 
@@ -242,16 +292,13 @@ class CloudStore:
         self._tx(lambda: self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
                                           "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value)))
 
-    def detections_after(self, last_id: int, limit: int) -> list[StoredDetection]:
-        rows = self._db.execute("SELECT id, device_id, received, body FROM detections WHERE id > ? ORDER BY id "
-                                "LIMIT ?", (last_id, limit)).fetchall()
-        return [StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))) for r in rows]
-
-    def watch_states(self) -> list[tuple[str, float, WatchState]]:
-        """(device id, last heard from, watch state) for every device; a device never heard is timed from enrolment."""
-        rows = self._db.execute("SELECT d.id, COALESCE(d.last_seen, d.enrolled), w.state, w.since, w.last_mail "
-                                "FROM devices d LEFT JOIN watch w ON w.device_id = d.id ORDER BY d.id").fetchall()
-        return [(r[0], r[1], WatchState(Watch(r[2]), r[3], r[4]) if r[2] else WatchState(Watch.UP, r[1], None))
+    def watch_states(self) -> list[tuple[str, str, float, WatchState]]:
+        """(device id, customer, last heard from, watch state) for every device; a device never heard is timed
+        from enrolment."""
+        rows = self._db.execute("SELECT d.id, d.customer, COALESCE(d.last_seen, d.enrolled), w.state, w.since, "
+                                "w.last_mail FROM devices d LEFT JOIN watch w ON w.device_id = d.id "
+                                "ORDER BY d.id").fetchall()
+        return [(r[0], r[1], r[2], WatchState(Watch(r[3]), r[4], r[5]) if r[3] else WatchState(Watch.UP, r[2], None))
                 for r in rows]
 
     def set_watch(self, device_id: str, st: WatchState) -> None:
@@ -259,6 +306,103 @@ class CloudStore:
             "INSERT INTO watch (device_id, state, since, last_mail) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) "
             "DO UPDATE SET state = excluded.state, since = excluded.since, last_mail = excluded.last_mail",
             (device_id, st.state.value, st.since, st.last_mail)))
+
+    # --- customers' alert mail -----------------------------------------------------------------
+
+    def set_recipients(self, customer: str, addrs: tuple[str, ...] | list[str], now: float) -> tuple[str, ...]:
+        """A customer's own alert and down-device recipients (1..3), replacing any it had."""
+        check_customer(customer)
+        try:
+            addrs = check_recipients(addrs)
+        except ValueError as e:
+            raise BadParameter(str(e), "mail") from None
+        self._tx(lambda: self._db.execute(
+            "INSERT INTO customer_mail (customer, recipients, updated) VALUES (?, ?, ?) ON CONFLICT(customer) "
+            "DO UPDATE SET recipients = excluded.recipients, updated = excluded.updated",
+            (customer, orjson.dumps(list(addrs)).decode(), now)))
+        return addrs
+
+    def remove_recipients(self, customer: str) -> bool:
+        """Back to the cloud's recipients; False if the customer had none of its own."""
+        check_customer(customer)
+        return bool(self._tx(lambda: self._db.execute("DELETE FROM customer_mail WHERE customer = ?",
+                                                      (customer,)).rowcount))
+
+    def recipients(self) -> dict[str, tuple[str, ...]]:
+        """Every customer's own recipients; a customer not in it uses the cloud's."""
+        return {c: tuple(orjson.loads(r)) for c, r in
+                self._db.execute("SELECT customer, recipients FROM customer_mail ORDER BY customer")}
+
+    def alert_states(self) -> list[AlertState]:
+        """One per customer with a device, by name; a customer never mailed starts at the legacy cursor."""
+        cursor, last = int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None)
+        rows = self._db.execute(
+            "SELECT c.customer, a.last_id, a.last_sent, a.sent, a.failed, a.last_error, a.last_failed FROM "
+            "(SELECT DISTINCT customer FROM devices) c LEFT JOIN alert_cursors a ON a.customer = c.customer "
+            "ORDER BY c.customer").fetchall()
+        return [AlertState(*r) if r[1] is not None
+                else AlertState(r[0], cursor, last) for r in rows]
+
+    def pending_alerts(self, customer: str, after_id: int, limit: int) -> AlertBatch:
+        """The customer's detections after `after_id`, oldest first, at most `limit`. A row that no longer
+        decodes is skipped and counted, so it cannot hold the customer's mail back forever.
+
+        The scan stops at the newest id stored when it starts: writers are serialised and ids only grow, so
+        every detection up to it is visible now, and with no more than `limit` found the cursor may move to it.
+        A quiet customer's cursor keeps up that way and its next scan covers only newer detections."""
+        top = self._db.execute("SELECT MAX(id) FROM detections").fetchone()[0]
+        if top is None or top <= after_id:
+            return AlertBatch((), None, 0, False)
+        rows = self._db.execute(
+            "SELECT x.id, x.device_id, x.received, x.body FROM detections x JOIN devices d ON d.id = x.device_id "
+            "WHERE x.id > ? AND x.id <= ? AND d.customer = ? ORDER BY x.id LIMIT ?",
+            (after_id, top, customer, limit + 1)).fetchall()
+        more, rows = len(rows) > limit, rows[:limit]
+        good, bad = [], 0
+        for r in rows:
+            try:
+                good.append(StoredDetection(r[0], r[1], r[2], Detection.from_json(orjson.loads(r[3]))))
+            except (ProtocolError, orjson.JSONDecodeError):
+                bad += 1
+        return AlertBatch(tuple(good), rows[-1][0] if more else top, bad, more)
+
+    def _alert_upsert(self, customer: str, sets: str, args: tuple) -> None:  # type: ignore[type-arg]
+        legacy = (int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None))
+        self._db.execute("INSERT OR IGNORE INTO alert_cursors (customer, last_id, last_sent) VALUES (?, ?, ?)",
+                         (customer, *legacy))
+        self._db.execute(f"UPDATE alert_cursors SET {sets} WHERE customer = ?", (*args, customer))
+
+    def alert_sent(self, customer: str, last_id: int, now: float) -> None:
+        """The mail up to `last_id` was accepted: those detections are done for this customer only."""
+        self._tx(self._alert_upsert, customer, "last_id = MAX(last_id, ?), last_sent = ?, sent = sent + 1",
+                 (last_id, now))
+
+    def alert_skipped(self, customer: str, last_id: int) -> None:
+        """Nothing of this customer's to mail up to `last_id` (none stored, or undecodable): move on."""
+        self._tx(self._alert_upsert, customer, "last_id = MAX(last_id, ?)", (last_id,))
+
+    def alert_failed(self, customer: str, reason: str, now: float) -> None:
+        """The cursor stays: the same detections (and any newer) are tried again next round."""
+        self._tx(self._alert_upsert, customer, "failed = failed + 1, last_error = ?, last_failed = ?",
+                 (reason[:200], now))
+
+    def customers(self) -> list[CustomerRow]:
+        """Every customer the cloud knows of (a code, a device or recipients), with its mail state."""
+        names = sorted({c for (c,) in self._db.execute(
+            "SELECT customer FROM codes UNION SELECT customer FROM devices UNION SELECT customer FROM customer_mail")})
+        own = self.recipients()
+        states = {r[0]: AlertState(*r) for r in self._db.execute(
+            "SELECT customer, last_id, last_sent, sent, failed, last_error, last_failed FROM alert_cursors")}
+        legacy = (int(self._meta(LEGACY_ALERT_CURSOR, 0.0) or 0), self._meta(LEGACY_LAST_ALERT, None))
+        out = []
+        for name in names:
+            st = states.get(name) or AlertState(name, *legacy)
+            devices, pending = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM devices WHERE customer = ?), (SELECT COUNT(*) FROM detections x "
+                "JOIN devices d ON d.id = x.device_id WHERE d.customer = ? AND x.id > ?)",
+                (name, name, st.last_id)).fetchone()
+            out.append(CustomerRow(name, devices, own.get(name), st, pending))
+        return out
 
     # --- commands ------------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import orjson
 
+from firmware.cli import cloud_customer
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("cloud", help="the reference cloud service",
@@ -28,10 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sv.add_argument("--smtp", default=None, metavar="HOST:PORT",
                     help="SMTP server for alert and down-device mail (needs --mail-to)")
     sv.add_argument("--mail-to", action="append", default=[], metavar="ADDR",
-                    help="recipient of alert and down-device mail (repeat, at most 3)")
+                    help="recipient of the mail of customers without recipients of their own "
+                         "(`utm cloud customer set`; repeat, at most 3)")
     sv.add_argument("--mail-from", default="utm-cloud@localhost", metavar="ADDR")
     sv.add_argument("--alert-interval", type=float, default=60.0, metavar="S",
-                    help="at most one alert digest per interval (default 60)")
+                    help="at most one alert mail per customer per interval: detections in between wait "
+                         "and go out together (default 60)")
     sv.add_argument("--down-after", type=float, default=600.0, metavar="S",
                     help="a device silent this long is down: mailed about, and so in the portal API (default 600)")
     sv.add_argument("--api", default=None, metavar="[HOST:]PORT",
@@ -82,6 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     dv.add_argument("--state", required=True, type=Path, metavar="DIR")
     dv.add_argument("--json", action="store_true", help="one JSON object per line")
     dv.set_defaults(run=run_devices)
+    cloud_customer.add_actions(s)
 
 
 def _fail(msg: str) -> int:
@@ -187,13 +192,20 @@ def run_api_token(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
+    """A stored row that no longer decodes is named on stderr and skipped; the rest are printed; exit 1."""
     from refcloud.errors import RefcloudError
     try:
         st = _open(args.state)
     except RefcloudError as e:
         return _fail(str(e))
+    bad: list[int] = []
+
+    def on_bad(row_id: int, reason: str) -> None:
+        bad.append(row_id)
+        clean = "".join(c if c.isprintable() else "?" for c in reason)[:200]
+        print(f"utm cloud: stored detection {row_id} does not decode, skipped: {clean}", file=sys.stderr)
     try:
-        for row in st.store.detections(args.device):
+        for row in st.store.detections(args.device, on_bad):
             obj = {**row.detection.to_json(), "device_id": row.device_id, "received": row.received}
             if args.json:
                 sys.stdout.write(orjson.dumps(obj).decode() + "\n")
@@ -204,9 +216,11 @@ def run_events(args: argparse.Namespace) -> int:
                                  f"  {d.url or ''}\n")
     except BrokenPipeError:
         pass
+    except RefcloudError as e:
+        return _fail(str(e))
     finally:
         st.close()
-    return 0
+    return 1 if bad else 0
 
 
 def run_devices(args: argparse.Namespace) -> int:

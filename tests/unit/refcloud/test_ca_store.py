@@ -124,3 +124,39 @@ def test_served_cloud_applies_retention_at_start(tmp_path):
                 break
             time.sleep(0.05)
     assert n == 1
+
+
+def test_cli_events_names_and_skips_a_row_that_does_not_decode(tmp_path, capsys):
+    import json
+    import sqlite3
+
+    from firmware.cli.main import main
+    st = CloudState.open(tmp_path / "c", 1000.0, create=True)
+    try:
+        st.store.ingest("dev-000000000001", tuple(det(i) for i in range(1, 5)), 1000.0)
+        bad_ids = [r.id for r in st.store.detections() if r.detection.key in ("k00000002", "k00000003")]
+    finally:
+        st.close()
+    assert main(["cloud", "events", "--state", str(tmp_path / "c"), "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    db = sqlite3.connect(tmp_path / "c" / "cloud.sqlite")
+    db.execute("UPDATE detections SET body = '{\"key\": 1}' WHERE id = ?", (bad_ids[0],))
+    db.execute("UPDATE detections SET body = 'not json' WHERE id = ?", (bad_ids[1],))
+    db.commit()
+    db.close()
+    for argv in (["--json"], []):
+        assert main(["cloud", "events", "--state", str(tmp_path / "c"), *argv]) == 1
+        out = capsys.readouterr()
+        err = out.err.splitlines()
+        assert len(err) == 2 and "Traceback" not in out.err
+        assert all(f"stored detection {i} does not decode, skipped: " in line for i, line in zip(bad_ids, err))
+        lines = out.out.splitlines()
+        assert len(lines) == 2 and "TEST rule 1" in lines[0] and "TEST rule 4" in lines[1]
+        if argv:
+            assert [json.loads(x)["key"] for x in lines] == ["k00000001", "k00000004"]
+    st = CloudState.open(tmp_path / "c", 1000.0)
+    try:
+        with pytest.raises(CloudStateError, match=f"stored detection {bad_ids[0]} does not decode"):
+            list(st.store.detections())
+    finally:
+        st.close()
