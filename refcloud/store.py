@@ -79,6 +79,7 @@ class DeviceRow:
     heartbeats: int
     heartbeat: dict | None       # the last reported heartbeat, as decoded
     customer: str = DEFAULT_CUSTOMER
+    heartbeat_error: str | None = None   # why the stored heartbeat no longer decodes (then `heartbeat` is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,21 @@ class CustomerRow:
     recipients: tuple[str, ...] | None  # its own; None: the cloud's --mail-to
     alert: AlertState
     pending: int                        # detections not mailed yet
+
+
+def _device_row(r: tuple) -> DeviceRow:
+    """A device row whose stored heartbeat no longer decodes is still listed: its heartbeat
+    is None and `heartbeat_error` says why, so one bad row never hides the others."""
+    hb, err = None, None
+    if r[6]:
+        try:
+            hb = orjson.loads(r[6])
+        except orjson.JSONDecodeError as e:
+            err = f"stored heartbeat does not decode: {e}"
+        else:
+            if not isinstance(hb, dict):
+                hb, err = None, "stored heartbeat is not an object"
+    return DeviceRow(*r[:6], hb, r[7], err)
 
 
 class CloudStore:
@@ -221,11 +237,11 @@ class CloudStore:
 
     def devices(self) -> list[DeviceRow]:
         rows = self._db.execute(f"SELECT {self._DEVICE_COLS} FROM devices ORDER BY enrolled").fetchall()
-        return [DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None, r[7]) for r in rows]
+        return [_device_row(r) for r in rows]
 
     def device(self, device_id: str) -> DeviceRow | None:
         r = self._db.execute(f"SELECT {self._DEVICE_COLS} FROM devices WHERE id = ?", (device_id,)).fetchone()
-        return None if r is None else DeviceRow(*r[:6], orjson.loads(r[6]) if r[6] else None, r[7])
+        return None if r is None else _device_row(r)
 
     def detections_page(self, device_id: str, *, limit: int, since: float | None = None,
                         before_id: int | None = None) -> list[StoredDetection]:

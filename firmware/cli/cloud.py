@@ -229,8 +229,12 @@ def run_devices(args: argparse.Namespace) -> int:
         st = _open(args.state)
     except RefcloudError as e:
         return _fail(str(e))
+    bad = 0
     try:
         for d in st.store.devices():
+            if d.heartbeat_error is not None:
+                bad += 1
+                print(f"utm cloud: device {d.id}: {d.heartbeat_error}", file=sys.stderr)
             obj = {"id": d.id, "customer": d.customer, "enrolled": d.enrolled, "firmware": d.firmware, "last_seen": d.last_seen,
                    "heartbeats": d.heartbeats, "heartbeat": d.heartbeat}
             if args.json:
@@ -240,7 +244,7 @@ def run_devices(args: argparse.Namespace) -> int:
                 print(f"{d.id}  firmware {d.firmware}  last seen {seen}  heartbeats {d.heartbeats}")
     finally:
         st.close()
-    return 0
+    return 1 if bad else 0
 
 
 def run_command(args: argparse.Namespace) -> int:

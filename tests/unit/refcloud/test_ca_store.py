@@ -160,3 +160,32 @@ def test_cli_events_names_and_skips_a_row_that_does_not_decode(tmp_path, capsys)
             list(st.store.detections())
     finally:
         st.close()
+
+
+def test_cli_devices_lists_a_device_whose_heartbeat_does_not_decode(tmp_path, capsys):
+    import json
+    import sqlite3
+
+    from cloudlink.protocol import Heartbeat, LinkState
+    from firmware.cli.main import main
+    st = CloudState.open(tmp_path / "c", 1000.0, create=True)
+    try:
+        for n in (1, 2):
+            code = st.new_enrol_code(1000.0, 3600)
+            st.store.enrol(code.secret, 1000.0, f"dev-00000000000{n}", "0.1.0", lambda n=n: f"serial{n}")
+            st.store.heartbeat(f"dev-00000000000{n}", Heartbeat("2026-11-22T10:00:00.000000+00:00", "0.2.0", 7,
+                                                                LinkState.UP), 1001.0)
+    finally:
+        st.close()
+    db = sqlite3.connect(tmp_path / "c" / "cloud.sqlite")
+    db.execute("UPDATE devices SET heartbeat = 'not json' WHERE id = 'dev-000000000001'")
+    db.commit()
+    db.close()
+    assert main(["cloud", "devices", "--state", str(tmp_path / "c"), "--json"]) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert out.err.splitlines() == [line for line in out.err.splitlines() if "dev-000000000001" in line]
+    assert "stored heartbeat does not decode" in out.err
+    rows = {r["id"]: r for r in map(json.loads, out.out.splitlines())}
+    assert rows["dev-000000000001"]["heartbeat"] is None
+    assert rows["dev-000000000002"]["heartbeat"]["firmware_version"] == "0.2.0"
