@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware.base.atomic import write_atomic
-from firmware.cli.definitions import add_definitions_options, with_definitions
+from firmware.cli.definitions import add_definitions_options
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.policy.verdict import FailMode, PolicyConfig
@@ -88,40 +88,29 @@ def _queues(args: argparse.Namespace) -> list[int]:
     return qs
 
 
-# netconfig's threat classes -> the live policy's detect-only classes
-_MODE_CLASSES = {"intrusion": "rules", "malware": "file"}
-
-
 def from_net_config(args: argparse.Namespace) -> None:
     """Fill queues, fail mode, depth and detect-only classes from `--net-config`; an option given
-    on the command line that disagrees with the file is refused (raises ConfigError)."""
+    on the command line that disagrees with the file is refused (raises ConfigError). The command
+    line's own --detect-only and --depth are kept apart so a reload can re-read the file."""
+    args.cli_detect_only = tuple(args.detect_only)
+    args.cli_depth = args.depth
     if args.net_config is None:
         args.fail = args.fail or "open"
         args.depth = args.depth or "1mb"
         return
-    from netconfig.errors import ConfigError as NetConfigError
-    from netconfig.schema import Action, load
+    from firmware.live.sources import net_settings
 
-    try:
-        net = load(args.net_config)
-    except NetConfigError as e:
-        raise ConfigError("--net-config", f"{args.net_config}: {e}") from None
-    insp = net.inspection
-    first, last = insp.queues
+    net = net_settings(args.net_config)
+    first, last = net.queues
     given = _queues(args) if (args.queue is not None or args.queues) else None
     if given is not None and given != list(range(first, last + 1)):
         raise ConfigError("--queues", f"the network config queues to {first}:{last}")
     args.queue, args.queues = None, f"{first}:{last}"
-    if args.fail is not None and args.fail != insp.fail_mode.value:
-        raise ConfigError("--fail", f"the network config says fail_mode = {insp.fail_mode.value}")
-    args.fail = insp.fail_mode.value
-    args.depth = args.depth or str(insp.depth)
-    detect = {c for c, action in net.modes if action is Action.DETECT}
-    if ("phishing" in detect) != ("category" in detect):
-        raise ConfigError("--net-config", "modes.phishing and modes.category must agree: "
-                          "the live engine treats every blocked URL category alike")
-    args.detect_only = [*args.detect_only, *(_MODE_CLASSES[c] for c in sorted(detect) if c in _MODE_CLASSES),
-                        *(["category"] if "category" in detect else [])]
+    if args.fail is not None and args.fail != net.fail.value:
+        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
+    args.fail = net.fail.value
+    args.depth = args.depth or str(net.depth)
+    args.detect_only = [*args.detect_only, *net.detect_only]
 
 
 def _mark(key: str, value: str) -> int:
@@ -153,20 +142,24 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                           resets=not args.no_resets)
     if args.stats_every <= 0:
         raise ConfigError("--stats-every", "must be positive")
+    cli_depth = getattr(args, "cli_depth", None)
     return WorkerSpec(queue=0, logdir=Path(args.logdir), rule_files=tuple(Path(r) for r in args.rules),
                       bundle=Path(args.bundle) if args.bundle else None, engine=cfg, policy=policy,
                       stats_every=args.stats_every, resets=not args.no_resets,
                       categories=Path(args.categories) if args.categories else None, apps=args.apps,
-                      hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle)
+                      hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle,
+                      definitions=Path(args.definitions) if args.definitions else None,
+                      trusted_keys=tuple(args.trusted_key), net_config=Path(args.net_config) if args.net_config else None,
+                      cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
+                      cli_depth=parse_size("--depth", cli_depth) if cli_depth else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    return with_definitions(args, "run", _run)
-
-
-def _run(args: argparse.Namespace) -> int:
+    """The package of `--definitions` is not unpacked here: each worker opens, verifies and unpacks
+    it itself, at start and at every reload (firmware.live.sources)."""
+    from firmware.live.sources import SourceLoadError, discard, load_all
     from firmware.live.supervisor import Supervisor
-    from firmware.live.worker import load_judges, run_worker, with_queue
+    from firmware.live.worker import run_worker, with_queue
 
     try:
         from_net_config(args)
@@ -186,12 +179,16 @@ def _run(args: argparse.Namespace) -> int:
     for y in args.yara:
         if not Path(y).exists():
             return _fail(f"{y}: no such YARA file or folder")
-    if os.geteuid() != 0:
-        return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
+    if args.definitions is not None and not Path(args.definitions).is_file():
+        return _fail(f"{args.definitions}: no such definitions package")
     try:   # fail here, once, rather than in every worker
-        load_judges(spec)
+        discard(load_all(with_queue(spec, queues[0])))
+    except SourceLoadError as e:
+        return _fail(e.reason)
     except Exception as e:   # noqa: BLE001 - RuleFileError, BundleError, CategoryError, SourceError: one line
         return _fail(f"definitions: {e}")
+    if os.geteuid() != 0:
+        return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
     logdir = Path(args.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     pidfile = logdir / PIDFILE
