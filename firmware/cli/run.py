@@ -208,20 +208,38 @@ def run(args: argparse.Namespace) -> int:
             pass
 
 
-def reload(args: argparse.Namespace) -> int:
-    pidfile = Path(args.logdir) / PIDFILE
+def running_pid(logdir: Path) -> tuple[int | None, str]:
+    """The pid of the `utm run` recorded in LOGDIR if it is running, else None and why."""
+    pidfile = Path(logdir) / PIDFILE
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
-        print(f"utm reload: {pidfile}: no running `utm run` recorded there", file=sys.stderr)
-        return 2
+        return None, f"{pidfile}: no running `utm run` recorded there"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None, f"process {pid} from {pidfile} is not running"
+    except PermissionError:
+        return None, f"not allowed to signal process {pid}"
+    return pid, ""
+
+
+def signal_reload(logdir: Path) -> tuple[bool, str]:
+    """SIGHUP the `utm run` of LOGDIR: (True, its pid) or (False, why not)."""
+    pid, why = running_pid(logdir)
+    if pid is None:
+        return False, why
     try:
         os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        print(f"utm reload: process {pid} from {pidfile} is not running", file=sys.stderr)
+    except (ProcessLookupError, PermissionError) as e:
+        return False, f"cannot signal process {pid}: {e.strerror or e}"
+    return True, str(pid)
+
+
+def reload(args: argparse.Namespace) -> int:
+    ok, msg = signal_reload(Path(args.logdir))
+    if not ok:
+        print(f"utm reload: {msg}", file=sys.stderr)
         return 2
-    except PermissionError:
-        print(f"utm reload: not allowed to signal process {pid}", file=sys.stderr)
-        return 2
-    print(f"utm reload: asked process {pid} to reload its rules")
+    print(f"utm reload: asked process {msg} to reload its rules")
     return 0
