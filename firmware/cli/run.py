@@ -6,9 +6,11 @@ for the rule shapes the workers expect (queue numbers, marks, --queue-bypass).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from inspection.errors import ConfigError
 from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
+QUEUESFILE = "utm-run.queues"      # the queues of the running `utm run`, one per line: whose reload to wait for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_definitions_options(p)
     p.set_defaults(run=run)
 
-    r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)")
+    r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)",
+                       description="Ask a running `utm run` to reload: rules, definitions package (opened afresh) "
+                                   "and the modes of its --net-config. With --wait, exit 0 only when every worker "
+                                   "took the new sources, 1 when one refused them (it keeps the old ones).")
     r.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="the LOGDIR of `utm run`")
+    r.add_argument("--wait", type=float, nargs="?", const=120.0, default=None, metavar="S",
+                   help="wait up to S seconds (default 120) for every worker's outcome")
     r.set_defaults(run=reload)
 
 
@@ -192,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
     logdir = Path(args.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     pidfile = logdir / PIDFILE
+    if args.definitions is not None:   # the workers unpack under it; removed when the run ends, with
+        import shutil                  # whatever a killed worker left there
+        import tempfile
+        spec = replace(spec, unpack_root=Path(tempfile.mkdtemp(prefix="utm-run-")))
 
     def target(queue: int, beat: object, restarts: int) -> int:
         return run_worker(with_queue(spec, queue), beat, restarts)
@@ -200,12 +212,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
     try:
-        return sup.run(started=lambda: write_atomic(pidfile, f"{os.getpid()}\n".encode()))
+        return sup.run(started=lambda: (write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode()),
+                                         write_atomic(pidfile, f"{os.getpid()}\n".encode())))
     finally:
-        try:
-            pidfile.unlink()
-        except FileNotFoundError:
-            pass
+        for f in (pidfile, logdir / QUEUESFILE):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        if spec.unpack_root is not None:
+            shutil.rmtree(spec.unpack_root, ignore_errors=True)
 
 
 def running_pid(logdir: Path) -> tuple[int | None, str]:
@@ -237,9 +253,47 @@ def signal_reload(logdir: Path) -> tuple[bool, str]:
 
 
 def reload(args: argparse.Namespace) -> int:
-    ok, msg = signal_reload(Path(args.logdir))
+    logdir = Path(args.logdir)
+    asked = time.time()
+    ok, msg = signal_reload(logdir)
     if not ok:
         print(f"utm reload: {msg}", file=sys.stderr)
         return 2
-    print(f"utm reload: asked process {msg} to reload its rules")
+    if args.wait is None:
+        print(f"utm reload: asked process {msg} to reload its rules")
+        return 0
+    return _wait_reload(logdir, asked, args.wait)
+
+
+def _wait_reload(logdir: Path, asked: float, timeout: float) -> int:
+    """Wait for each worker's reload record newer than the request; 0 all took it, 1 otherwise."""
+    from firmware.live.worker import RELOAD_RECORD
+    try:
+        queues = [int(x) for x in (logdir / QUEUESFILE).read_text().split()]
+    except (OSError, ValueError):
+        print(f"utm reload: {logdir / QUEUESFILE}: unreadable; cannot wait for the workers", file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + timeout
+    done: dict[int, dict] = {}
+    while len(done) < len(queues):
+        for q in queues:
+            try:
+                rec = json.loads((logdir / RELOAD_RECORD.format(q)).read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("started_at"), (int, float)) and rec["started_at"] >= asked:
+                done[q] = rec
+        if len(done) < len(queues):
+            if time.monotonic() > deadline:
+                left = ", ".join(str(q) for q in queues if q not in done)
+                print(f"utm reload: no outcome from worker(s) {left} within {timeout:g} s", file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+    refused = [(q, r) for q, r in sorted(done.items()) if not r.get("ok")]
+    if refused:
+        q, r = refused[0]
+        print(f"utm reload: worker {q} refused the reload and kept what it had: {r.get('error')}", file=sys.stderr)
+        return 1
+    versions = sorted({str(r.get("definitions_version")) for r in done.values() if r.get("definitions_version")})
+    print(f"utm reload: {len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else ""))
     return 0

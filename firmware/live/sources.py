@@ -55,6 +55,7 @@ class Loaded:
     policy: PolicyConfig
     definitions_version: str | None = None
     folder: Path | None = None      # private unpack folder of the package; `discard` removes it
+    package: Path | None = None     # the file the package path resolved to when it was verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +93,26 @@ def load_all(spec: "WorkerSpec") -> Loaded:
     policy = reload_policy(spec)
     if spec.definitions is None:
         return Loaded(load_judges(spec), policy)
-    folder = Path(tempfile.mkdtemp(prefix="utm-definitions-"))   # 0700
+    folder = Path(tempfile.mkdtemp(prefix="utm-definitions-", dir=unpack_dir(spec)))   # 0700
     try:
-        version, spec = _with_package(spec, folder)
-        return Loaded(load_judges(spec), policy, version, folder)
+        resolved = Path(spec.definitions).resolve()     # the symlink as it is now, once
+        version, spec = _with_package(spec, resolved, folder)
+        return Loaded(load_judges(spec), policy, version, folder, resolved)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def unpack_dir(spec: "WorkerSpec", fresh: bool = False) -> Path | None:
+    """This queue's folder under the run's unpack root (None: the system's temp folder). `fresh`
+    empties it first: what a killed predecessor left behind is no longer anyone's."""
+    if spec.unpack_root is None:
+        return None
+    d = Path(spec.unpack_root) / f"q{spec.queue}"
+    if fresh:
+        shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return d
 
 
 def discard(loaded: Loaded | None) -> None:
@@ -123,15 +137,14 @@ def reload_policy(spec: "WorkerSpec") -> PolicyConfig:
     return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)))
 
 
-def _with_package(spec: "WorkerSpec", folder: Path) -> tuple[str, "WorkerSpec"]:
-    """Verify and unpack the package the path names now; the spec with its components added."""
+def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:
+    """Verify and unpack the package file `resolved`; the spec with its components added."""
     from firmware.cli.definitions import unpack_definitions
     from signatures.definitions import DefinitionsError
 
-    pkg = spec.definitions
-    assert pkg is not None
+    pkg = spec.definitions if Path(str(spec.definitions)) == resolved else f"{spec.definitions} ({resolved})"
     try:
-        files = unpack_definitions(str(pkg), list(spec.trusted_keys), folder)
+        files = unpack_definitions(str(resolved), list(spec.trusted_keys), folder)
     except DefinitionsError as e:
         raise SourceLoadError(f"{pkg}: {e.reason}") from None
     except OSError as e:

@@ -9,6 +9,7 @@ never blackholes traffic.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -25,7 +26,8 @@ from inspection.files.scan import NoScanner
 from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
-from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules  # noqa: F401
+from firmware.base.atomic import write_atomic
+from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules, unpack_dir  # noqa: F401
 
 if TYPE_CHECKING:
     from inspection.engine import EngineEvent
@@ -55,6 +57,7 @@ class WorkerSpec:
     net_config: Path | None = None        # netconfig file: modes and depth re-read at each (re)load
     cli_detect_only: tuple[str, ...] = () # --detect-only classes given on the command line
     cli_depth: int | None = None          # --depth given on the command line (wins over the file)
+    unpack_root: Path | None = None       # private folder of the run: qN/ holds queue N's unpacked packages
 
 
 class _Reloader:
@@ -64,10 +67,16 @@ class _Reloader:
         self.spec = spec
         self._thread: threading.Thread | None = None
         self._result: tuple[bool, Any] | None = None
+        self.started_at = 0.0       # wall clock: `utm reload --wait` matches outcomes to its request
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> None:
         if self._thread is not None:
-            return   # one reload at a time; a second SIGHUP during one is folded into it
+            return   # one reload at a time (the loop starts the next one when this one is done)
+        self.started_at = time.time()
         self._result = None
         self._thread = threading.Thread(target=self._build, name="reload", daemon=True)
         self._thread.start()
@@ -92,11 +101,16 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
+    unpack_dir(spec, fresh=True)
     try:
         live = load_all(spec)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
-        print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
-        return 3
+        live = _fall_back(spec, e)
+        if live is None:
+            print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
+            return 3
+    if spec.definitions is not None:
+        record_reload(spec, 0.0, True, live, None)    # what this queue runs with (started_at 0: not a reload)
     try:
         return _serve(spec, live, heartbeat, restarts, stop, reload_wanted)
     finally:
@@ -131,7 +145,8 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                 worker.run_once(HEARTBEAT_EVERY)
                 now = time.monotonic()
                 heartbeat.value = now
-                if reload_wanted.is_set():
+                if reload_wanted.is_set() and not reloader.busy:
+                    # a SIGHUP during a reload waits for it: the package may have changed since it began
                     reload_wanted.clear()
                     reloader.start()
                 done = reloader.poll()
@@ -140,6 +155,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                     live = _finish_reload(worker, spec, done, live)
                     if live is not old:
                         discard(old)
+                    record_reload(spec, reloader.started_at, live is not old, live, done[1])
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
                     eve.write(stats_event(worker, restarts, spec.queue, live))
@@ -164,6 +180,40 @@ def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded) -> 
     tree = ev.body.tree()           # type: ignore[attr-defined]
     branch = tree.pop("live")
     return replace(ev, body=LiveStats(tree, {**branch, "definitions_version": live.definitions_version}))
+
+
+RELOAD_RECORD = "reload.q{}.json"
+
+
+def _fall_back(spec: WorkerSpec, error: Exception) -> Loaded | None:
+    """A restarted worker whose package path now names a package that does not load (switched but
+    refused) takes the package this queue last ran with, verified again; None if there is none."""
+    if spec.definitions is None:
+        return None
+    try:
+        rec = json.loads((spec.logdir / RELOAD_RECORD.format(spec.queue)).read_bytes())
+        last = Path(rec["package"]) if isinstance(rec, dict) and rec.get("package") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if last is None or last == Path(spec.definitions).resolve():
+        return None
+    try:
+        live = load_all(replace(spec, definitions=last))
+    except Exception:   # noqa: BLE001 - the first error is the one reported
+        return None
+    print(f"utm run: worker {spec.queue}: {spec.definitions} does not load ({error}); running with "
+          f"{last} (definitions {live.definitions_version}), the package this queue last ran with", file=sys.stderr)
+    return live
+
+
+def record_reload(spec: WorkerSpec, started_at: float, ok: bool, live: Loaded, result: Any) -> None:
+    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`."""
+    body = {"queue": spec.queue, "started_at": started_at, "ok": ok, "definitions_version": live.definitions_version,
+            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500]}
+    try:
+        write_atomic(spec.logdir / RELOAD_RECORD.format(spec.queue), json.dumps(body).encode())
+    except OSError as e:
+        print(f"utm run: worker {spec.queue}: cannot record the reload outcome: {e}", file=sys.stderr)
 
 
 def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None) -> Any:

@@ -168,3 +168,40 @@ def test_reload_rereads_modes_and_depth_from_the_network_config(tmp_path, store)
     assert w.policy.cfg.detect_only == {"trojan-activity", "rules", "file"}
     discard(live)
     discard(new)
+
+
+def test_a_restarted_worker_whose_package_was_switched_to_a_bad_one_runs_the_last_good(tmp_path, store):
+    from firmware.live.worker import _fall_back, record_reload
+    spec = spec_for(tmp_path, store)
+    live = load_all(spec)
+    record_reload(spec, 0.0, True, live, None)
+    store.install("1.1", sign(Ed25519PrivateKey.generate(), "1.1", QUIET, EVIL))    # not the vendor's
+    with pytest.raises(SourceLoadError) as e:
+        load_all(spec)
+    assert "packages/1.1.pkg" in e.value.reason
+    back = _fall_back(spec, e.value)
+    assert back is not None and back.definitions_version == "1.0" and back.package == live.package
+    (tmp_path / "reload.q0.json").unlink()
+    assert _fall_back(spec, e.value) is None                   # nothing ran here before: the worker exits
+    discard(live)
+    discard(back)
+
+
+def _records(logdir: Path, asked: float, *recs: dict) -> None:
+    (logdir / "utm-run.queues").write_text("".join(f"{r['queue']}\n" for r in recs))
+    for r in recs:
+        (logdir / f"reload.q{r['queue']}.json").write_text(json.dumps(r))
+
+
+def test_reload_wait_reports_every_worker_took_it_or_one_refused(tmp_path, capsys):
+    from firmware.cli.run import _wait_reload
+    ok = {"queue": 3, "started_at": 100.0, "ok": True, "definitions_version": "1.1", "error": None}
+    _records(tmp_path, 99.0, ok, {**ok, "queue": 4})
+    assert _wait_reload(tmp_path, 99.0, 5) == 0
+    assert "2 worker(s) reloaded, definitions 1.1" in capsys.readouterr().out
+    _records(tmp_path, 99.0, ok, {**ok, "queue": 4, "ok": False, "error": "current.pkg: signature does not verify"})
+    assert _wait_reload(tmp_path, 99.0, 5) == 1
+    err = capsys.readouterr().err
+    assert "worker 4 refused" in err and "signature" in err and err.count("\n") == 1
+    assert _wait_reload(tmp_path, 101.0, 0.2) == 1              # only outcomes of earlier requests: none for this
+    assert "no outcome from worker(s) 3, 4" in capsys.readouterr().err

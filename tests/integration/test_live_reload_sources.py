@@ -1,0 +1,130 @@
+"""A running `utm run` takes what changed without a restart: a new definitions package behind the agent's
+symlink, a refused one, a worker restarted after that, and the modes of its --net-config.
+
+Root only (skipped otherwise). A three-namespace bridge with a random suffix
+(tests/sim/bridgebed.py), packages signed here with a key made here, `utm
+run` and `utm reload --wait` as processes; transfers are small and bounded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.integration.test_live_bridge import EVIL_RULE, PEER, PORT, QUIET_RULE, fetch, last_stats, wait
+from tests.sim.bridgebed import BridgeBed, children, missing_reason, run
+from tests.unit.live.test_reload_sources import EVIL, QUIET, Store, sign
+
+pytestmark = [pytest.mark.netns]
+_why = missing_reason()
+if _why:
+    pytestmark.append(pytest.mark.skip(reason=_why))
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = 21
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def bed():
+    b = BridgeBed(queue=QUEUE)
+    b.up()
+    try:
+        b.python(b.server, PEER, "serve", str(PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait(lambda: fetch(b, 10)["ok"], 5)
+        yield b
+    finally:
+        b.close()
+
+
+class Run:
+    """`utm run` in the box namespace with its own TMPDIR (to see that unpack folders go)."""
+
+    def __init__(self, b: BridgeBed, logdir: Path, *args: str) -> None:
+        self.b, self.logdir = b, logdir
+        self.tmp = logdir / "tmp"
+        self.tmp.mkdir(parents=True)
+        self.err = open(logdir / "stderr.txt", "wb")
+        self.proc = b.spawn(b.box, [sys.executable, "-m", "firmware.cli.main", "run", "--queue", str(QUEUE),
+                                    "-l", str(logdir), "--stats-every", "1", *args],
+                            env=dict(ENV, TMPDIR=str(self.tmp)), stderr=self.err)
+        assert wait(self.bound, 30), self.stderr()
+
+    def bound(self) -> bool:
+        r = run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=self.b.box, check=False)
+        return str(QUEUE) in {ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()}
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return (self.logdir / "stderr.txt").read_text(errors="replace")
+
+    def reload(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "firmware.cli.main", "reload", "-l", str(self.logdir),
+                               "--wait", "60"], capture_output=True, text=True, env=ENV, timeout=90)
+
+    def stop(self) -> list[dict]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+        self.err.close()
+        return [json.loads(ln) for f in sorted(self.logdir.glob("eve.q*.json")) for ln in f.read_text().splitlines()]
+
+
+def test_new_package_behind_the_symlink_is_live_after_reload_a_bad_one_is_refused(bed, tmp_path):
+    store = Store(tmp_path)
+    store.install("1.0", sign(store.key, "1.0", QUIET))
+    utm = Run(bed, tmp_path / "log", "--definitions", str(store.current), "--trusted-key", str(store.pub))
+    try:
+        assert fetch(bed, 1000, "EVIL")["ok"]                           # 1.0 has no EVIL rule
+        store.install("1.1", sign(store.key, "1.1", QUIET, EVIL))       # what the agent does, then its hook:
+        r = utm.reload()
+        assert r.returncode == 0 and "definitions 1.1" in r.stdout, r.stdout + r.stderr
+        assert not fetch(bed, 1000, "EVIL")["ok"]                       # blocked by the new package
+        assert fetch(bed, 1000)["ok"]
+
+        store.install("1.2", sign(Ed25519PrivateKey.generate(), "1.2", QUIET))   # not signed by the vendor
+        r = utm.reload()
+        assert r.returncode == 1 and "refused" in r.stderr and "signature" in r.stderr, r.stderr
+        assert not fetch(bed, 1000, "EVIL")["ok"] and fetch(bed, 1000)["ok"]     # 1.1 kept, traffic flows
+
+        [worker] = children(utm.proc.pid)
+        os.kill(worker, signal.SIGKILL)                                 # restarted while current.pkg is bad
+        assert wait(lambda: children(utm.proc.pid) not in ([], [worker]) and utm.bound(), 20), utm.stderr()
+        assert wait(lambda: "the package this queue last ran with" in utm.stderr(), 20), utm.stderr()
+        assert not fetch(bed, 1000, "EVIL")["ok"]                       # still 1.1
+    finally:
+        events = utm.stop()
+    live = last_stats(events)
+    assert live["definitions_version"] == "1.1" and live["reload_errors"] == 0   # the new worker's counters
+    assert any(e["event_type"] == "stats" and e["stats"]["live"].get("reload_errors") == 1 for e in events
+               if "live" in e.get("stats", {}))
+    assert list(utm.tmp.iterdir()) == []                                # every unpack folder removed
+
+
+def test_reload_rereads_the_modes_of_the_net_config(bed, tmp_path):
+    rules = tmp_path / "live.rules"
+    rules.write_text(EVIL_RULE + QUIET_RULE)
+    net = tmp_path / "net.toml"
+    base = f'[ports]\nwan = "eth0"\nlan = "eth1"\n[inspection]\nqueue = {QUEUE}\n'
+    net.write_text(base)
+    utm = Run(bed, tmp_path / "log", "-S", str(rules), "--net-config", str(net))
+    try:
+        assert not fetch(bed, 1000, "EVIL")["ok"]
+        net.write_text(base + '[modes]\nintrusion = "detect"\n')       # what `utm net apply --desired` commits
+        r = utm.reload()
+        assert r.returncode == 0, r.stderr
+        assert fetch(bed, 1000, "EVIL")["ok"]                           # alerted, not blocked
+        net.write_text(base.replace(f"queue = {QUEUE}", f"queue = {QUEUE + 1}"))   # needs a restart: refused
+        r = utm.reload()
+        assert r.returncode == 1 and "restart" in r.stderr
+        assert fetch(bed, 1000, "EVIL")["ok"]                           # the modes it had are kept
+    finally:
+        events = utm.stop()
+    alerts = [e for e in events if e["event_type"] == "alert"]
+    assert [a["alert"]["action"] for a in alerts][-2:] == ["allowed", "allowed"]
