@@ -76,7 +76,7 @@ def _definitions_options(p: argparse.ArgumentParser) -> None:
                         "/etc/utm/definitions.pub if present)")
     p.add_argument("--reload-hook", default=None, metavar="CMD",
                    help="program and arguments that make the engine load DIR/definitions/current.pkg (e.g. "
-                        "'utm reload -l /var/log/utm'); split like a shell would, run without one; a non-zero "
+                        "'utm reload -l /var/log/utm --wait': it fails when the box refuses the package); split like a shell would, run without one; a non-zero "
                         "exit reverts to the previous package")
 
 

@@ -142,13 +142,13 @@ def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str
     from firmware.cli.definitions import unpack_definitions
     from signatures.definitions import DefinitionsError
 
-    pkg = spec.definitions if Path(str(spec.definitions)) == resolved else f"{spec.definitions} ({resolved})"
+    pkg = f"definitions {resolved.name}"     # short: the reason must survive the hook's one-line report
     try:
         files = unpack_definitions(str(resolved), list(spec.trusted_keys), folder)
     except DefinitionsError as e:
         raise SourceLoadError(f"{pkg}: {e.reason}") from None
     except OSError as e:
-        raise SourceLoadError(f"{e.filename or pkg}: {e.strerror or e}") from None
+        raise SourceLoadError(f"{pkg}: {e.strerror or e}") from None
     if files.categories is not None and spec.categories is not None:
         raise SourceLoadError(f"{pkg}: give either --categories or a package with categories")
     if files.rules is not None and (spec.rule_files or spec.bundle is not None):

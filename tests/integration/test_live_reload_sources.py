@@ -128,3 +128,64 @@ def test_reload_rereads_the_modes_of_the_net_config(bed, tmp_path):
         events = utm.stop()
     alerts = [e for e in events if e["event_type"] == "alert"]
     assert [a["alert"]["action"] for a in alerts][-2:] == ["allowed", "allowed"]
+
+
+def test_agent_installs_over_tuf_the_hook_reloads_and_a_package_the_box_refuses_is_reverted(bed, tmp_path):
+    """The documented combination: `utm cloudlink check-definitions --reload-hook 'utm reload -l LOGDIR --wait'`
+    with `utm run --definitions STATE/definitions/current.pkg`, the reference cloud over real TLS."""
+    import asyncio
+
+    from cloudlink.transport import enrol
+    from signatures.categories.compile import compile_lists
+    from signatures.categories.db import encode
+    from signatures.definitions import ComponentKind, build_package
+    from tests.sim.cloud import CloudThread, new_code
+    from tests.sim.livebox import make_judges
+    from tests.unit.live.test_reload_sources import bundle
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "firmware.cli.main", *args], capture_output=True, text=True,
+                              env=ENV, timeout=120)
+
+    store = Store(tmp_path)                       # only for the vendor key
+    make_judges(tmp_path)                         # categories.db for the box's own --categories
+    (tmp_path / "lists" / "adult").mkdir(parents=True)
+    (tmp_path / "lists" / "adult" / "domains").write_text("adult.example.test\n")
+    cats = encode(compile_lists(tmp_path / "lists"))
+
+    def publish(version: str, *rules: str, categories: bytes | None = None) -> None:
+        parts = [(ComponentKind.RULES, "rules.bundle", bundle(*rules))]
+        if categories is not None:
+            parts.append((ComponentKind.CATEGORIES, "cats.db", categories))
+        (tmp_path / f"{version}.pkg").write_bytes(build_package(parts, version=version, created="2026-11-22T00:00:00Z",
+                                                                key=store.key))
+        r = cli("cloud", "publish", "--state", str(tmp_path / "cloud"), str(tmp_path / f"{version}.pkg"))
+        assert r.returncode == 0, r.stderr
+
+    new_code(tmp_path / "cloud")
+    with CloudThread(tmp_path / "cloud") as cloud:
+        st = asyncio.run(enrol(cloud.url, new_code(tmp_path / "cloud"), tmp_path / "agent", "0.1.0"))
+        check = ["cloudlink", "check-definitions", "--state", str(st.folder), "--trusted-key", str(store.pub)]
+        publish("1.0", QUIET)
+        assert cli(*check).returncode == 0                               # first install, before the box runs
+        current = st.folder / "definitions" / "current.pkg"
+        utm = Run(bed, tmp_path / "log", "--definitions", str(current), "--trusted-key", str(store.pub),
+                  "--categories", str(tmp_path / "categories.db"))
+        hook = ["--reload-hook", f"{sys.executable} -m firmware.cli.main reload -l {tmp_path / 'log'} --wait 60"]
+        try:
+            assert fetch(bed, 1000, "EVIL")["ok"]
+            publish("1.1", QUIET, EVIL)
+            r = cli(*check, *hook)
+            assert r.returncode == 0 and json.loads(r.stdout)["current"] == "1.1", r.stdout + r.stderr
+            assert not fetch(bed, 1000, "EVIL")["ok"]                    # the box runs 1.1 now
+            # signed by the vendor and loadable, but this box has its own --categories: it refuses 1.2
+            publish("1.2", QUIET, categories=cats)
+            r = cli(*check, *hook)
+            out = json.loads(r.stdout)
+            assert r.returncode == 1 and out["result"].startswith("reverted") and out["current"] == "1.1", r.stdout
+            assert "refused the reload" in out["result"] and "categories" in out["result"], out["result"]
+            assert not fetch(bed, 1000, "EVIL")["ok"]                    # still 1.1, nothing dropped meanwhile
+            assert fetch(bed, 1000)["ok"]
+        finally:
+            events = utm.stop()
+    assert last_stats(events)["definitions_version"] == "1.1"
