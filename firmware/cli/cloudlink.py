@@ -76,8 +76,8 @@ def _definitions_options(p: argparse.ArgumentParser) -> None:
                         "/etc/utm/definitions.pub if present)")
     p.add_argument("--reload-hook", default=None, metavar="CMD",
                    help="program and arguments that make the engine load DIR/definitions/current.pkg (e.g. "
-                        "'utm reload -l /var/log/utm --wait': it fails when the box refuses the package); split like a shell would, run without one; a non-zero "
-                        "exit reverts to the previous package")
+                        "'utm reload -l /var/log/utm --wait', which fails when the box refuses the package); "
+                        "split like a shell would, run without one; a non-zero exit reverts to the previous package")
 
 
 def _trusted_keys(args: argparse.Namespace) -> list[Path]:

@@ -157,7 +157,8 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                       categories=Path(args.categories) if args.categories else None, apps=args.apps,
                       hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle,
                       definitions=Path(args.definitions) if args.definitions else None,
-                      trusted_keys=tuple(args.trusted_key), net_config=Path(args.net_config) if args.net_config else None,
+                      trusted_keys=tuple(args.trusted_key),
+                      net_config=Path(args.net_config) if args.net_config else None,
                       cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
                       cli_depth=parse_size("--depth", cli_depth) if cli_depth else None)
 
