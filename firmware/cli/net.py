@@ -16,6 +16,8 @@ from netconfig.apply import DEFAULT_STATE_DIR, Applier, StateStore
 from netconfig.errors import ApplyError, BackendError, ConfigError, NetconfigError, PlanError
 from netconfig.ruleset import Family, parse_saved
 
+RELOAD_WAIT_S = 60.0     # --reload-logdir: how long the workers of `utm run` may take to reload
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("net", help="plan, apply and show the bridge and netfilter configuration",
@@ -163,12 +165,16 @@ def run_apply(args: argparse.Namespace) -> int:
         print(c.describe())
     print(f"applied {len(result.applied)} change(s), committed" if result.applied else "nothing to change")
     if args.reload_logdir is not None:
-        from firmware.cli.run import signal_reload
+        import time
+
+        from firmware.cli.run import signal_reload, wait_reload
+        asked = time.time()
         ok, msg = signal_reload(Path(args.reload_logdir))
-        if not ok:
-            print(f"utm net apply: committed, but `utm run` was not reloaded: {msg}", file=sys.stderr)
+        rc, msg = wait_reload(Path(args.reload_logdir), asked, RELOAD_WAIT_S) if ok else (1, msg)
+        if rc:
+            print(f"utm net apply: committed, but `utm run` did not take it: {msg}", file=sys.stderr)
             return 1
-        print(f"utm run (pid {msg}) asked to reload")
+        print(f"utm run: {msg}")
     return 0
 
 

@@ -263,17 +263,19 @@ def reload(args: argparse.Namespace) -> int:
     if args.wait is None:
         print(f"utm reload: asked process {msg} to reload its rules")
         return 0
-    return _wait_reload(logdir, asked, args.wait)
+    rc, msg = wait_reload(logdir, asked, args.wait)
+    print(f"utm reload: {msg}", file=sys.stderr if rc else sys.stdout)
+    return rc
 
 
-def _wait_reload(logdir: Path, asked: float, timeout: float) -> int:
-    """Wait for each worker's reload record newer than the request; 0 all took it, 1 otherwise."""
+def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
+    """Wait for each worker's reload record newer than `asked`: (0, what) all took it; (1, why) one
+    refused or none came in time; (2, why) the run's queues are unknown."""
     from firmware.live.worker import RELOAD_RECORD
     try:
         queues = [int(x) for x in (logdir / QUEUESFILE).read_text().split()]
     except (OSError, ValueError):
-        print(f"utm reload: {logdir / QUEUESFILE}: unreadable; cannot wait for the workers", file=sys.stderr)
-        return 2
+        return 2, f"{logdir / QUEUESFILE}: unreadable; cannot wait for the workers"
     deadline = time.monotonic() + timeout
     done: dict[int, dict] = {}
     while len(done) < len(queues):
@@ -287,14 +289,11 @@ def _wait_reload(logdir: Path, asked: float, timeout: float) -> int:
         if len(done) < len(queues):
             if time.monotonic() > deadline:
                 left = ", ".join(str(q) for q in queues if q not in done)
-                print(f"utm reload: no outcome from worker(s) {left} within {timeout:g} s", file=sys.stderr)
-                return 1
+                return 1, f"no outcome from worker(s) {left} within {timeout:g} s"
             time.sleep(0.1)
     refused = [(q, r) for q, r in sorted(done.items()) if not r.get("ok")]
     if refused:
         q, r = refused[0]
-        print(f"utm reload: worker {q} refused the reload and kept what it had: {r.get('error')}", file=sys.stderr)
-        return 1
+        return 1, f"worker {q} refused the reload and kept what it had: {r.get('error')}"
     versions = sorted({str(r.get("definitions_version")) for r in done.values() if r.get("definitions_version")})
-    print(f"utm reload: {len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else ""))
-    return 0
+    return 0, f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")

@@ -200,3 +200,61 @@ def test_agent_installs_over_tuf_the_hook_reloads_and_a_package_the_box_refuses_
         finally:
             events = utm.stop()
     assert last_stats(events)["definitions_version"] == "1.1"
+
+
+def test_remote_set_mode_and_isolate_reach_the_running_box(bed, tmp_path):
+    """Cloud command -> agent -> apply hook `utm net apply --desired --reload-logdir` -> netconfig's real ruleset
+    in the box namespace and `utm run --net-config committed.toml` re-reading the modes."""
+    import asyncio
+    import shlex
+
+    from cloudlink.transport import enrol
+    from tests.sim.bridgebed import ruleset
+    from tests.sim.cloud import CloudThread, new_code
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "firmware.cli.main", *args], capture_output=True, text=True,
+                              env=ENV, timeout=120)
+
+    rules = tmp_path / "live.rules"
+    rules.write_text(EVIL_RULE + QUIET_RULE)
+    net, state, log = tmp_path / "net.toml", tmp_path / "netstate", tmp_path / "log"
+    net.write_text(f'[ports]\nwan = "ps"\nlan = "pc"\n[management]\nipv6 = "off"\n[inspection]\nqueue = {QUEUE}\n')
+    client_mac = run("cat", "/sys/class/net/eth0/address", ns=bed.client).stdout.strip()
+    new_code(tmp_path / "cloud")
+    utm = None
+    try:
+        with CloudThread(tmp_path / "cloud") as cloud:
+            st = asyncio.run(enrol(cloud.url, new_code(tmp_path / "cloud"), tmp_path / "agent", "0.1.0"))
+            apply = ["net", "apply", "--netns", bed.box, "--state-dir", str(state), "--config", str(net),
+                     "--desired", str(st.folder / "desired.json")]
+            r = cli(*apply)                                               # boot: the base config, nothing desired
+            assert r.returncode == 0, r.stderr
+            utm = Run(bed, log, "-S", str(rules), "--net-config", str(state / "committed.toml"))
+            assert wait(lambda: fetch(bed, 10)["ok"], 5)
+            assert not fetch(bed, 1000, "EVIL")["ok"]                     # intrusion = block
+
+            def command(*cmdline: str) -> dict:
+                r = cli("cloud", "command", "--state", str(tmp_path / "cloud"), st.device_id, *cmdline)
+                assert r.returncode == 0, r.stderr
+                r = cli("cloudlink", "run", "--state", str(st.folder), "--drain", "--reboot-hook", "",
+                        "--apply-hook", shlex.join([sys.executable, "-m", "firmware.cli.main", *apply,
+                                                    "--reload-logdir", str(log)]))
+                assert r.returncode == 0, r.stderr
+                rows = [json.loads(x) for x in cli("cloud", "commands", "--state", str(tmp_path / "cloud"),
+                                                   "--json").stdout.splitlines()]
+                return [c["result"] for c in rows if c["args"] == list(cmdline[1:])][-1]
+
+            res = command("set-mode", "intrusion", "detect")
+            assert res["status"] == "done" and "worker(s) reloaded" in res["detail"], res
+            assert fetch(bed, 1000, "EVIL")["ok"]                         # alerted, let through
+            res = command("isolate", client_mac)
+            assert res["status"] == "done", res
+            assert not fetch(bed, 10, timeout=3)["ok"]                    # the kernel drops the isolated client
+            res = command("release", client_mac)
+            assert res["status"] == "done", res
+            assert wait(lambda: fetch(bed, 10, timeout=3)["ok"], 10)
+    finally:
+        events = utm.stop() if utm is not None else []
+        bed.apply_rules(ruleset(QUEUE))                                   # the module's bed as it was
+    assert [a["alert"]["action"] for a in events if a["event_type"] == "alert"][-1] == "allowed"

@@ -193,15 +193,15 @@ def _records(logdir: Path, asked: float, *recs: dict) -> None:
         (logdir / f"reload.q{r['queue']}.json").write_text(json.dumps(r))
 
 
-def test_reload_wait_reports_every_worker_took_it_or_one_refused(tmp_path, capsys):
-    from firmware.cli.run import _wait_reload
+def test_reload_wait_reports_every_worker_took_it_or_one_refused(tmp_path):
+    from firmware.cli.run import wait_reload
     ok = {"queue": 3, "started_at": 100.0, "ok": True, "definitions_version": "1.1", "error": None}
     _records(tmp_path, 99.0, ok, {**ok, "queue": 4})
-    assert _wait_reload(tmp_path, 99.0, 5) == 0
-    assert "2 worker(s) reloaded, definitions 1.1" in capsys.readouterr().out
+    assert wait_reload(tmp_path, 99.0, 5) == (0, "2 worker(s) reloaded, definitions 1.1")
     _records(tmp_path, 99.0, ok, {**ok, "queue": 4, "ok": False, "error": "current.pkg: signature does not verify"})
-    assert _wait_reload(tmp_path, 99.0, 5) == 1
-    err = capsys.readouterr().err
-    assert "worker 4 refused" in err and "signature" in err and err.count("\n") == 1
-    assert _wait_reload(tmp_path, 101.0, 0.2) == 1              # only outcomes of earlier requests: none for this
-    assert "no outcome from worker(s) 3, 4" in capsys.readouterr().err
+    rc, msg = wait_reload(tmp_path, 99.0, 5)
+    assert rc == 1 and "worker 4 refused" in msg and "signature" in msg
+    rc, msg = wait_reload(tmp_path, 101.0, 0.2)                 # only outcomes of earlier requests: none for this
+    assert rc == 1 and "no outcome from worker(s) 3, 4" in msg
+    (tmp_path / "utm-run.queues").unlink()
+    assert wait_reload(tmp_path, 99.0, 5)[0] == 2
