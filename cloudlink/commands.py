@@ -16,6 +16,7 @@ execution.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import sqlite3
 import subprocess
@@ -82,7 +83,8 @@ class AgentExecutor:
     """Carries out what this build can do honestly; anything it cannot is `unsupported`, with the reason.
 
     diagnostics: metadata only. check_definitions: the updater's check, now.
-    isolate/release/set_mode/exclusions: written to DIR/desired.json. reboot:
+    isolate/release/set_mode/exclusions: written to DIR/desired.json, then the
+    apply hook (if configured) makes the box take it; failed if it does not. reboot:
     the reboot hook (an argument list) after the command was recorded as
     pending; its result is reported when the agent starts on the next boot.
     """
@@ -119,7 +121,9 @@ class AgentExecutor:
             if self.desired is None:
                 return CommandStatus.UNSUPPORTED, "no desired-state file configured"
             try:
-                return CommandStatus.DONE, self.desired.apply(kind, env.args, env.command_id)
+                # the apply hook may take seconds (a staged `utm net apply`): off the event loop
+                return CommandStatus.DONE, await asyncio.to_thread(self.desired.apply, kind, env.args,
+                                                                   env.command_id)
             except FieldError as e:
                 return CommandStatus.REFUSED, f"bad_argument: {e}"[:4096]
             except StateError as e:

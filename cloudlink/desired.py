@@ -1,15 +1,22 @@
 """The desired state remote commands change: isolated devices, modes per threat class, exclusions.
 
 DIR/desired.json, written atomically (temp + fsync + rename) before a command
-is reported done. The agent only records what the cloud asked for; reading
-it and applying it to the live box (netconfig / `utm net apply` for
-isolation, the engine's policy for modes and exclusions) is the composition
-root's next step and not done yet.
+is reported done. Applying it to the box is not the agent's business: after
+each change it runs the apply hook (`utm cloudlink run --apply-hook`, an
+argument list run without a shell, e.g. `utm net apply --config FILE
+--desired DIR/desired.json --reload-logdir LOGDIR`), and the command is done
+only if the hook succeeds. When it fails the previous desired.json is put
+back (the box kept its previous state too) and the command is reported
+failed. Without a hook the change is recorded and the result says it was not
+applied.
 """
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import orjson
 
@@ -79,9 +86,33 @@ class DesiredState:
                             self.revision + 1, command_id), what
 
 
+class ApplyHookError(StateError):
+    """The apply hook could not be started, timed out or exited non-zero."""
+
+
+def apply_hook(argv: Sequence[str], timeout_s: float = 120.0) -> Callable[[Path], str]:
+    """An apply callable running `argv` (an argument list, never a shell string) with the path of
+    desired.json in UTM_DESIRED; returns the last line it printed, raises ApplyHookError."""
+    if not argv:
+        raise ValueError("the apply hook needs at least a program")
+
+    def run(path: Path) -> str:
+        try:
+            done = subprocess.run(list(argv), env={**os.environ, "UTM_DESIRED": str(path)}, stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ApplyHookError(f"apply hook {argv[0]}: {e}") from None
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise ApplyHookError(f"apply hook {argv[0]} exited {done.returncode}: {err[0][:300]}")
+        return (done.stdout.decode("utf-8", "replace").strip().splitlines()[-1:] or [""])[0][:300]
+    return run
+
+
 @dataclass(slots=True)
 class DesiredStateFile:
     path: Path
+    apply_hook: Callable[[Path], str] | None = None     # makes the box take the file (see `apply_hook`)
 
     def load(self) -> DesiredState:
         try:
@@ -96,10 +127,34 @@ class DesiredStateFile:
             raise StateError(f"{self.path}: not JSON: {e}") from None
 
     def apply(self, kind: CommandKind, args: tuple[str, ...], command_id: str) -> str:
-        """Apply one command and write the file atomically; returns what changed."""
+        """Apply one command, write the file atomically and run the apply hook; returns what changed.
+        Raises ApplyHookError (the previous file put back) when the box did not take it."""
+        old_raw = self._raw()
         new, what = self.load().apply(kind, args, command_id)
+        self._write(orjson.dumps(new.to_json(), option=orjson.OPT_INDENT_2))
+        if self.apply_hook is None:
+            return f"{what} (desired state revision {new.revision}; not applied to the box: no apply hook configured)"
         try:
-            write_atomic(self.path, orjson.dumps(new.to_json(), option=orjson.OPT_INDENT_2))
+            said = self.apply_hook(self.path)
+        except ApplyHookError as e:
+            if old_raw is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                self._write(old_raw)
+            raise ApplyHookError(f"{what}, but the box did not apply it (desired state left at revision "
+                                 f"{new.revision - 1}): {e}") from None
+        return f"{what} (desired state revision {new.revision}, applied to the box" + (f": {said})" if said else ")")
+
+    def _raw(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StateError(f"{self.path}: {e.strerror or e}") from None
+
+    def _write(self, data: bytes) -> None:
+        try:
+            write_atomic(self.path, data)
         except OSError as e:
             raise StateError(f"{self.path}: cannot write: {e.strerror or e}") from None
-        return f"{what} (desired state revision {new.revision}; not applied to the live box by this build)"

@@ -53,6 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--reboot-hook", default="systemctl reboot", metavar="CMD",
                    help="program and arguments run for the reboot command (split like a shell would, run "
                         "without one; default: systemctl reboot); '' disables reboots")
+    r.add_argument("--apply-hook", default=None, metavar="CMD",
+                   help="program and arguments run after a remote command changed DIR/desired.json (isolate, "
+                        "release, set-mode, exclusions), e.g. 'utm net apply --config /etc/utm/net.toml --desired "
+                        "DIR/desired.json --reload-logdir /var/log/utm'; split like a shell would, run without one; a "
+                        "non-zero exit reports the command failed and puts the previous desired.json back. "
+                        "Without it the change is only recorded")
     r.set_defaults(run=run_agent)
     d = s.add_parser("check-definitions", help="look for a definitions update now and install it (TUF)")
     d.add_argument("--state", required=True, type=Path, metavar="DIR")
@@ -70,8 +76,8 @@ def _definitions_options(p: argparse.ArgumentParser) -> None:
                         "/etc/utm/definitions.pub if present)")
     p.add_argument("--reload-hook", default=None, metavar="CMD",
                    help="program and arguments that make the engine load DIR/definitions/current.pkg (e.g. "
-                        "'utm reload -l /var/log/utm'); split like a shell would, run without one; a non-zero "
-                        "exit reverts to the previous package")
+                        "'utm reload -l /var/log/utm --wait', which fails when the box refuses the package); "
+                        "split like a shell would, run without one; a non-zero exit reverts to the previous package")
 
 
 def _trusted_keys(args: argparse.Namespace) -> list[Path]:
@@ -129,7 +135,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 def run_agent(args: argparse.Namespace) -> int:
     from cloudlink.commands import AgentExecutor, CommandLog, reboot_hook
     from cloudlink.daemon import Agent, AgentConfig
-    from cloudlink.desired import DesiredStateFile
+    from cloudlink.desired import DesiredStateFile, apply_hook
     from firmware.agent_wiring import child_definitions_port
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
@@ -140,6 +146,7 @@ def run_agent(args: argparse.Namespace) -> int:
                           firmware_version=firmware_version(), definitions_interval_s=args.definitions_interval)
         _argv(args.reload_hook, "--reload-hook")          # refused here if it does not split
         reboot_argv = _argv(args.reboot_hook, "--reboot-hook")
+        apply_argv = _argv(args.apply_hook, "--apply-hook")
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
         commands = CommandLog(state.commands_path)
@@ -155,7 +162,8 @@ def run_agent(args: argparse.Namespace) -> int:
             port, why = child_definitions_port(state, _trusted_keys(args), args.reload_hook)
             agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port)
             agent.executor = AgentExecutor(agent.diagnostics, definitions=port, definitions_unavailable=why,
-                                           desired=DesiredStateFile(state.folder / "desired.json"),
+                                           desired=DesiredStateFile(state.folder / "desired.json",
+                                                                    apply_hook(apply_argv) if apply_argv else None),
                                            reboot=reboot_hook(reboot_argv) if reboot_argv else None)
             if args.drain:
                 ok = await agent.drain()

@@ -16,6 +16,8 @@ from netconfig.apply import DEFAULT_STATE_DIR, Applier, StateStore
 from netconfig.errors import ApplyError, BackendError, ConfigError, NetconfigError, PlanError
 from netconfig.ruleset import Family, parse_saved
 
+RELOAD_WAIT_S = 60.0     # --reload-logdir: how long the workers of `utm run` may take to reload
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("net", help="plan, apply and show the bridge and netfilter configuration",
@@ -26,7 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            ("apply", "apply the config in stages; roll back on failure")):
         c = net_sub.add_parser(name, help=helptext, description=helptext)
         c.add_argument("--config", required=True, metavar="FILE", help="netconfig TOML file")
+        c.add_argument("--desired", default=None, metavar="DESIRED_JSON",
+                       help="the agent's desired state (isolated devices, modes, exclusions from remote "
+                            "commands) applied on top of the file; it never removes what the file declares")
         _common(c)
+        if name == "apply":
+            c.add_argument("--reload-logdir", default=None, metavar="LOGDIR",
+                           help="after a commit, make the `utm run` of LOGDIR reload so it takes the modes "
+                                "(it must run with --net-config on the committed file); checked before applying")
         c.set_defaults(run=run_plan if name == "plan" else run_apply)
     s = net_sub.add_parser("show", help="print the live state", description="Print the live bridge, ports, "
                            "addresses and ruleset, and whether they match the last committed config.")
@@ -57,14 +66,46 @@ def _backends(args: argparse.Namespace):
 
 def _load(args: argparse.Namespace, cmd: str) -> tuple[schema.NetConfig, bytes] | int:
     try:
+        if getattr(args, "desired", None):
+            merged = _merged(args)
+            for note in merged.not_applied:
+                print(f"  NOT APPLIED  {note}")
+            return merged.config, merged.text
         cfg = schema.load(args.config)
         return cfg, Path(args.config).read_bytes()
     except ConfigError as e:
-        print(f"utm net {cmd}: invalid config {args.config}: {e}", file=sys.stderr)
+        print(f"utm net {cmd}: invalid config {args.config}" + (" with the desired state" if args.desired else "")
+              + f": {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"utm net {cmd}: cannot read {args.config}: {e.strerror}", file=sys.stderr)
+        print(f"utm net {cmd}: cannot read {e.filename or args.config}: {e.strerror}", file=sys.stderr)
         return 2
+
+
+def _merged(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The base file with the agent's desired state on top (raises ConfigError, OSError)."""
+    import tomllib
+
+    from cloudlink.desired import DesiredStateFile
+    from cloudlink.errors import StateError
+    from netconfig.overlay import Overlay, merge
+
+    try:
+        want = DesiredStateFile(Path(args.desired)).load()
+    except StateError as e:
+        raise ConfigError("", f"desired state: {e}") from None
+    raw = Path(args.config).read_bytes()
+    if len(raw) > schema.MAX_CONFIG_BYTES:
+        raise ConfigError("", f"{args.config} is larger than {schema.MAX_CONFIG_BYTES} bytes")
+    try:
+        base = tomllib.loads(raw.decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"not valid TOML: {e}") from None
+    merged = merge(base, Overlay(want.isolated, want.modes, want.exclusions, want.revision), source=args.config)
+    if merged.config.mode("phishing") is not merged.config.mode("category"):
+        raise ConfigError("modes.phishing", "must agree with modes.category for `utm run` (every blocked URL "
+                                            "category is treated alike)")
+    return merged
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -96,6 +137,12 @@ def run_apply(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     cfg, text = loaded
+    if args.reload_logdir is not None:
+        from firmware.cli.run import running_pid
+        pid, why = running_pid(Path(args.reload_logdir))
+        if pid is None:
+            print(f"utm net apply: nothing applied: {why}", file=sys.stderr)
+            return 1
     try:
         links, filters = _backends(args)
     except NetconfigError as e:
@@ -117,6 +164,17 @@ def run_apply(args: argparse.Namespace) -> int:
     for c in notes:
         print(c.describe())
     print(f"applied {len(result.applied)} change(s), committed" if result.applied else "nothing to change")
+    if args.reload_logdir is not None:
+        import time
+
+        from firmware.cli.run import signal_reload, wait_reload
+        asked = time.time()
+        ok, msg = signal_reload(Path(args.reload_logdir))
+        rc, msg = wait_reload(Path(args.reload_logdir), asked, RELOAD_WAIT_S) if ok else (1, msg)
+        if rc:
+            print(f"utm net apply: committed, but `utm run` did not take it: {msg}", file=sys.stderr)
+            return 1
+        print(f"utm run: {msg}")
     return 0
 
 

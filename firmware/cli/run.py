@@ -6,19 +6,22 @@ for the rule shapes the workers expect (queue numbers, marks, --queue-bypass).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from firmware.base.atomic import write_atomic
-from firmware.cli.definitions import add_definitions_options, with_definitions
+from firmware.cli.definitions import add_definitions_options
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
 from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
+QUEUESFILE = "utm-run.queues"      # the queues of the running `utm run`, one per line: whose reload to wait for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_definitions_options(p)
     p.set_defaults(run=run)
 
-    r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)")
+    r = sub.add_parser("reload", help="reload the rules of a running `utm run` (SIGHUP)",
+                       description="Ask a running `utm run` to reload: rules, definitions package (opened afresh) "
+                                   "and the modes of its --net-config. With --wait, exit 0 only when every worker "
+                                   "took the new sources, 1 when one refused them (it keeps the old ones).")
     r.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="the LOGDIR of `utm run`")
+    r.add_argument("--wait", type=float, nargs="?", const=120.0, default=None, metavar="S",
+                   help="wait up to S seconds (default 120) for every worker's outcome")
     r.set_defaults(run=reload)
 
 
@@ -88,40 +96,29 @@ def _queues(args: argparse.Namespace) -> list[int]:
     return qs
 
 
-# netconfig's threat classes -> the live policy's detect-only classes
-_MODE_CLASSES = {"intrusion": "rules", "malware": "file"}
-
-
 def from_net_config(args: argparse.Namespace) -> None:
     """Fill queues, fail mode, depth and detect-only classes from `--net-config`; an option given
-    on the command line that disagrees with the file is refused (raises ConfigError)."""
+    on the command line that disagrees with the file is refused (raises ConfigError). The command
+    line's own --detect-only and --depth are kept apart so a reload can re-read the file."""
+    args.cli_detect_only = tuple(args.detect_only)
+    args.cli_depth = args.depth
     if args.net_config is None:
         args.fail = args.fail or "open"
         args.depth = args.depth or "1mb"
         return
-    from netconfig.errors import ConfigError as NetConfigError
-    from netconfig.schema import Action, load
+    from firmware.live.sources import net_settings
 
-    try:
-        net = load(args.net_config)
-    except NetConfigError as e:
-        raise ConfigError("--net-config", f"{args.net_config}: {e}") from None
-    insp = net.inspection
-    first, last = insp.queues
+    net = net_settings(args.net_config)
+    first, last = net.queues
     given = _queues(args) if (args.queue is not None or args.queues) else None
     if given is not None and given != list(range(first, last + 1)):
         raise ConfigError("--queues", f"the network config queues to {first}:{last}")
     args.queue, args.queues = None, f"{first}:{last}"
-    if args.fail is not None and args.fail != insp.fail_mode.value:
-        raise ConfigError("--fail", f"the network config says fail_mode = {insp.fail_mode.value}")
-    args.fail = insp.fail_mode.value
-    args.depth = args.depth or str(insp.depth)
-    detect = {c for c, action in net.modes if action is Action.DETECT}
-    if ("phishing" in detect) != ("category" in detect):
-        raise ConfigError("--net-config", "modes.phishing and modes.category must agree: "
-                          "the live engine treats every blocked URL category alike")
-    args.detect_only = [*args.detect_only, *(_MODE_CLASSES[c] for c in sorted(detect) if c in _MODE_CLASSES),
-                        *(["category"] if "category" in detect else [])]
+    if args.fail is not None and args.fail != net.fail.value:
+        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
+    args.fail = net.fail.value
+    args.depth = args.depth or str(net.depth)
+    args.detect_only = [*args.detect_only, *net.detect_only]
 
 
 def _mark(key: str, value: str) -> int:
@@ -153,20 +150,25 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                           resets=not args.no_resets)
     if args.stats_every <= 0:
         raise ConfigError("--stats-every", "must be positive")
+    cli_depth = getattr(args, "cli_depth", None)
     return WorkerSpec(queue=0, logdir=Path(args.logdir), rule_files=tuple(Path(r) for r in args.rules),
                       bundle=Path(args.bundle) if args.bundle else None, engine=cfg, policy=policy,
                       stats_every=args.stats_every, resets=not args.no_resets,
                       categories=Path(args.categories) if args.categories else None, apps=args.apps,
-                      hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle)
+                      hashes=tuple(args.hashes), yara=tuple(args.yara), scan_bundle=args.scan_bundle,
+                      definitions=Path(args.definitions) if args.definitions else None,
+                      trusted_keys=tuple(args.trusted_key),
+                      net_config=Path(args.net_config) if args.net_config else None,
+                      cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
+                      cli_depth=parse_size("--depth", cli_depth) if cli_depth else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    return with_definitions(args, "run", _run)
-
-
-def _run(args: argparse.Namespace) -> int:
+    """The package of `--definitions` is not unpacked here: each worker opens, verifies and unpacks
+    it itself, at start and at every reload (firmware.live.sources)."""
+    from firmware.live.sources import SourceLoadError, discard, load_all
     from firmware.live.supervisor import Supervisor
-    from firmware.live.worker import load_judges, run_worker, with_queue
+    from firmware.live.worker import run_worker, with_queue
 
     try:
         from_net_config(args)
@@ -186,15 +188,23 @@ def _run(args: argparse.Namespace) -> int:
     for y in args.yara:
         if not Path(y).exists():
             return _fail(f"{y}: no such YARA file or folder")
-    if os.geteuid() != 0:
-        return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
+    if args.definitions is not None and not Path(args.definitions).is_file():
+        return _fail(f"{args.definitions}: no such definitions package")
     try:   # fail here, once, rather than in every worker
-        load_judges(spec)
+        discard(load_all(with_queue(spec, queues[0])))
+    except SourceLoadError as e:
+        return _fail(e.reason)
     except Exception as e:   # noqa: BLE001 - RuleFileError, BundleError, CategoryError, SourceError: one line
         return _fail(f"definitions: {e}")
+    if os.geteuid() != 0:
+        return _fail("needs root (NFQUEUE netlink socket and AF_PACKET resets)")
     logdir = Path(args.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     pidfile = logdir / PIDFILE
+    if args.definitions is not None:   # the workers unpack under it; removed when the run ends, with
+        import shutil                  # whatever a killed worker left there
+        import tempfile
+        spec = replace(spec, unpack_root=Path(tempfile.mkdtemp(prefix="utm-run-")))
 
     def target(queue: int, beat: object, restarts: int) -> int:
         return run_worker(with_queue(spec, queue), beat, restarts)
@@ -203,28 +213,87 @@ def _run(args: argparse.Namespace) -> int:
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
     try:
-        return sup.run(started=lambda: write_atomic(pidfile, f"{os.getpid()}\n".encode()))
+        return sup.run(started=lambda: (write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode()),
+                                         write_atomic(pidfile, f"{os.getpid()}\n".encode())))
     finally:
-        try:
-            pidfile.unlink()
-        except FileNotFoundError:
-            pass
+        for f in (pidfile, logdir / QUEUESFILE):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        if spec.unpack_root is not None:
+            shutil.rmtree(spec.unpack_root, ignore_errors=True)
 
 
-def reload(args: argparse.Namespace) -> int:
-    pidfile = Path(args.logdir) / PIDFILE
+def running_pid(logdir: Path) -> tuple[int | None, str]:
+    """The pid of the `utm run` recorded in LOGDIR if it is running, else None and why."""
+    pidfile = Path(logdir) / PIDFILE
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
-        print(f"utm reload: {pidfile}: no running `utm run` recorded there", file=sys.stderr)
-        return 2
+        return None, f"{pidfile}: no running `utm run` recorded there"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None, f"process {pid} from {pidfile} is not running"
+    except PermissionError:
+        return None, f"not allowed to signal process {pid}"
+    return pid, ""
+
+
+def signal_reload(logdir: Path) -> tuple[bool, str]:
+    """SIGHUP the `utm run` of LOGDIR: (True, its pid) or (False, why not)."""
+    pid, why = running_pid(logdir)
+    if pid is None:
+        return False, why
     try:
         os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        print(f"utm reload: process {pid} from {pidfile} is not running", file=sys.stderr)
+    except (ProcessLookupError, PermissionError) as e:
+        return False, f"cannot signal process {pid}: {e.strerror or e}"
+    return True, str(pid)
+
+
+def reload(args: argparse.Namespace) -> int:
+    logdir = Path(args.logdir)
+    asked = time.time()
+    ok, msg = signal_reload(logdir)
+    if not ok:
+        print(f"utm reload: {msg}", file=sys.stderr)
         return 2
-    except PermissionError:
-        print(f"utm reload: not allowed to signal process {pid}", file=sys.stderr)
-        return 2
-    print(f"utm reload: asked process {pid} to reload its rules")
-    return 0
+    if args.wait is None:
+        print(f"utm reload: asked process {msg} to reload its rules")
+        return 0
+    rc, msg = wait_reload(logdir, asked, args.wait)
+    print(f"utm reload: {msg}", file=sys.stderr if rc else sys.stdout)
+    return rc
+
+
+def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
+    """Wait for each worker's reload record newer than `asked`: (0, what) all took it; (1, why) one
+    refused or none came in time; (2, why) the run's queues are unknown."""
+    from firmware.live.worker import RELOAD_RECORD
+    try:
+        queues = [int(x) for x in (logdir / QUEUESFILE).read_text().split()]
+    except (OSError, ValueError):
+        return 2, f"{logdir / QUEUESFILE}: unreadable; cannot wait for the workers"
+    deadline = time.monotonic() + timeout
+    done: dict[int, dict] = {}
+    while len(done) < len(queues):
+        for q in queues:
+            try:
+                rec = json.loads((logdir / RELOAD_RECORD.format(q)).read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("started_at"), (int, float)) and rec["started_at"] >= asked:
+                done[q] = rec
+        if len(done) < len(queues):
+            if time.monotonic() > deadline:
+                left = ", ".join(str(q) for q in queues if q not in done)
+                return 1, f"no outcome from worker(s) {left} within {timeout:g} s"
+            time.sleep(0.1)
+    refused = [(q, r) for q, r in sorted(done.items()) if not r.get("ok")]
+    if refused:
+        q, r = refused[0]
+        return 1, f"worker {q} refused the reload and kept what it had: {r.get('error')}"
+    versions = sorted({str(r.get("definitions_version")) for r in done.values() if r.get("definitions_version")})
+    return 0, f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")

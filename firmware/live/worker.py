@@ -9,6 +9,7 @@ never blackholes traffic.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -19,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
-from inspection.io.live import AfPacketSender, LiveWorker
+from inspection.io.live import AfPacketSender, LiveStats, LiveWorker
 from inspection.io.nfqueue import DEFAULT_FLAGS, Flag, NfqError, NfQueue
-from inspection.io.offline import RunSummary, load_bundle_inspector, load_inspector
+from inspection.files.scan import NoScanner
 from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
+from firmware.base.atomic import write_atomic
+from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules, unpack_dir  # noqa: F401
+
 if TYPE_CHECKING:
-    from inspection.detect.inspector import RuleInspector
+    from inspection.engine import EngineEvent
 
 HEARTBEAT_EVERY = 0.5     # seconds between heartbeats at most (the receive timeout)
 FLUSH_EVERY = 1.0         # EVE lines reach the disk at least this often
@@ -48,66 +52,38 @@ class WorkerSpec:
     hashes: tuple[str, ...] = ()          # SHA-256 lists / .hdb (as `utm scan --hashes`)
     yara: tuple[str, ...] = ()            # YARA files or folders
     scan_bundle: str | None = None        # `utm scan --write-bundle` output
-
-
-@dataclass(frozen=True, slots=True)
-class Judges:
-    """Everything a worker judges traffic with; loaded together, swapped together on reload."""
-
-    inspector: "RuleInspector | None"
-    urlcat: Any = None          # UrlCategorizer | None
-    scanner: Any = None         # StreamScanner | None
-
-
-def load_judges(spec: WorkerSpec) -> Judges:
-    """Rules, URL categories and the file scanner for the spec (raises on a bad source:
-    RuleFileError, BundleError, CategoryError, SourceError)."""
-    inspector = load_rules(spec)
-    urlcat = scanner = None
-    if spec.categories is not None or spec.apps is not None:
-        from inspection.policy.urlcat import UrlCategorizer
-        from signatures.apps import load_apps
-        from signatures.categories.lookup import CategoryDB
-        db = CategoryDB.load(spec.categories) if spec.categories is not None else None
-        apps = load_apps(Path(spec.apps) if spec.apps else None) if spec.apps is not None else None
-        urlcat = UrlCategorizer(db, apps)
-    if spec.hashes or spec.yara or spec.scan_bundle:
-        from firmware.cli.scan import load_sources
-        from inspection.files.scanner import ContentScanner
-        from inspection.files.scanner_stream import StreamScanner
-        hashes, matchers, _ = load_sources(list(spec.hashes), list(spec.yara), bundle=spec.scan_bundle)
-        scanner = StreamScanner(ContentScanner(hashes, matchers))
-    return Judges(inspector, urlcat, scanner)
-
-
-def load_rules(spec: WorkerSpec) -> "RuleInspector | None":
-    """The inspector for the spec's rules (raises RuleFileError / BundleError)."""
-    summary = RunSummary()
-    if spec.rule_files:
-        return load_inspector(list(spec.rule_files), summary, spec.engine.http_body_limit)
-    if spec.bundle is not None:
-        return load_bundle_inspector(spec.bundle, summary, spec.engine.http_body_limit)
-    return None
+    definitions: Path | None = None       # signed package, opened afresh at each (re)load
+    trusted_keys: tuple[str, ...] = ()    # PEM files the package must be signed with
+    net_config: Path | None = None        # netconfig file: modes and depth re-read at each (re)load
+    cli_detect_only: tuple[str, ...] = () # --detect-only classes given on the command line
+    cli_depth: int | None = None          # --depth given on the command line (wins over the file)
+    unpack_root: Path | None = None       # private folder of the run: qN/ holds queue N's unpacked packages
 
 
 class _Reloader:
-    """Builds a new inspector in a thread so the packet loop (and the heartbeat) keep going."""
+    """Builds new judges (and policy) in a thread so the packet loop (and the heartbeat) keep going."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self._thread: threading.Thread | None = None
         self._result: tuple[bool, Any] | None = None
+        self.started_at = 0.0       # wall clock: `utm reload --wait` matches outcomes to its request
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> None:
         if self._thread is not None:
-            return   # one reload at a time; a second SIGHUP during one is folded into it
+            return   # one reload at a time (the loop starts the next one when this one is done)
+        self.started_at = time.time()
         self._result = None
         self._thread = threading.Thread(target=self._build, name="reload", daemon=True)
         self._thread.start()
 
     def _build(self) -> None:
         try:
-            self._result = (True, load_judges(self.spec))
+            self._result = (True, load_all(self.spec))
         except Exception as e:   # noqa: BLE001 - a bad rule file must not stop the data path
             self._result = (False, e)
 
@@ -125,11 +101,24 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
+    unpack_dir(spec, fresh=True)
     try:
-        judges = load_judges(spec)
+        live = load_all(spec)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
-        print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
-        return 3
+        live = _fall_back(spec, e)
+        if live is None:
+            print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
+            return 3
+    if spec.definitions is not None:
+        record_reload(spec, 0.0, True, live, None)    # what this queue runs with (started_at 0: not a reload)
+    try:
+        return _serve(spec, live, heartbeat, restarts, stop, reload_wanted)
+    finally:
+        discard(live)
+
+
+def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop: threading.Event,
+           reload_wanted: threading.Event) -> int:
     flags = DEFAULT_FLAGS if spec.policy.fail is FailMode.OPEN else DEFAULT_FLAGS & ~Flag.FAIL_OPEN
     try:
         queue = NfQueue(spec.queue, flags=flags)
@@ -139,13 +128,15 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     heartbeat.value = time.monotonic()   # bound: from now on a silent worker blackholes its queue
     spec.logdir.mkdir(parents=True, exist_ok=True)
     sender = AfPacketSender() if spec.resets else None
+    live = first
     with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
         eve = EveWriter(fh, log_http_headers=spec.engine.http_log_headers, log_packet=spec.engine.alert_packet,
                         log_payload=spec.engine.alert_payload)
+        judges = live.judges
         engine = Engine(spec.engine, eve.write, judges.inspector, judges.urlcat)
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
-        worker = LiveWorker(queue, engine, FlowPolicy(spec.policy), sender, eve.write, max_batch=spec.max_batch)
+        worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
         reloader = _Reloader(spec)
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
@@ -154,38 +145,95 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
                 worker.run_once(HEARTBEAT_EVERY)
                 now = time.monotonic()
                 heartbeat.value = now
-                if reload_wanted.is_set():
+                if reload_wanted.is_set() and not reloader.busy:
+                    # a SIGHUP during a reload waits for it: the package may have changed since it began
                     reload_wanted.clear()
                     reloader.start()
                 done = reloader.poll()
                 if done is not None:
-                    _finish_reload(worker, spec, done)
+                    old = live
+                    live = _finish_reload(worker, spec, done, live)
+                    if live is not old:
+                        discard(old)
+                    record_reload(spec, reloader.started_at, live is not old, live, done[1])
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
-                    eve.write(worker.stats_event(restarts, spec.queue))
+                    eve.write(stats_event(worker, restarts, spec.queue, live))
                 if now >= next_flush:
                     next_flush = now + FLUSH_EVERY
                     fh.flush()
         finally:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
-            eve.write(worker.stats_event(restarts, spec.queue))
+            eve.write(stats_event(worker, restarts, spec.queue, live))
             if sender is not None:
                 sender.close()
+            if live is not first:
+                discard(live)
     return 0
 
 
-def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any]) -> None:
+def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded) -> "EngineEvent":
+    """The worker's stats event with the definitions version in use (`live.definitions_version`,
+    null without a package) so an operator sees which package is live."""
+    ev = worker.stats_event(restarts, queue)
+    tree = ev.body.tree()           # type: ignore[attr-defined]
+    branch = tree.pop("live")
+    return replace(ev, body=LiveStats(tree, {**branch, "definitions_version": live.definitions_version}))
+
+
+RELOAD_RECORD = "reload.q{}.json"
+
+
+def _fall_back(spec: WorkerSpec, error: Exception) -> Loaded | None:
+    """A restarted worker whose package path now names a package that does not load (switched but
+    refused) takes the package this queue last ran with, verified again; None if there is none."""
+    if spec.definitions is None:
+        return None
+    try:
+        rec = json.loads((spec.logdir / RELOAD_RECORD.format(spec.queue)).read_bytes())
+        last = Path(rec["package"]) if isinstance(rec, dict) and rec.get("package") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if last is None or last == Path(spec.definitions).resolve():
+        return None
+    try:
+        live = load_all(replace(spec, definitions=last))
+    except Exception:   # noqa: BLE001 - the first error is the one reported
+        return None
+    print(f"utm run: worker {spec.queue}: {spec.definitions} does not load ({error}); running with "
+          f"{last} (definitions {live.definitions_version}), the package this queue last ran with", file=sys.stderr)
+    return live
+
+
+def record_reload(spec: WorkerSpec, started_at: float, ok: bool, live: Loaded, result: Any) -> None:
+    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`."""
+    body = {"queue": spec.queue, "started_at": started_at, "ok": ok, "definitions_version": live.definitions_version,
+            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500]}
+    try:
+        write_atomic(spec.logdir / RELOAD_RECORD.format(spec.queue), json.dumps(body).encode())
+    except OSError as e:
+        print(f"utm run: worker {spec.queue}: cannot record the reload outcome: {e}", file=sys.stderr)
+
+
+def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None) -> Any:
+    """Swap in what the reload built, or count the failure and keep everything as it is.
+    Returns the `Loaded` now in use."""
     ok, value = done
     if ok:
-        worker.engine.urlcat = value.urlcat
-        if value.scanner is not None:
-            worker.engine.files.scanner = value.scanner   # files opened from now on
-        worker.swap_inspector(value.inspector)
-        print(f"utm run: worker {spec.queue}: rules reloaded", file=sys.stderr)
-    else:
-        worker.counters.reload_errors += 1
-        print(f"utm run: worker {spec.queue}: reload failed, old rules kept: {value}", file=sys.stderr)
+        if not isinstance(value, Loaded):           # bare Judges (tests)
+            value = Loaded(value, worker.policy.cfg)
+        j = value.judges
+        worker.engine.urlcat = j.urlcat
+        worker.engine.files.scanner = j.scanner if j.scanner is not None else NoScanner()   # files opened from now on
+        worker.policy.cfg = value.policy
+        worker.swap_inspector(j.inspector)
+        defs = f" (definitions {value.definitions_version})" if value.definitions_version else ""
+        print(f"utm run: worker {spec.queue}: rules reloaded{defs}", file=sys.stderr)
+        return value
+    worker.counters.reload_errors += 1
+    print(f"utm run: worker {spec.queue}: reload failed, old rules kept: {value}", file=sys.stderr)
+    return live
 
 
 def with_queue(spec: WorkerSpec, queue: int) -> WorkerSpec:

@@ -158,3 +158,35 @@ def test_reboot_and_isolate_through_the_cli_processes(tmp_path):
             "cloud", "commands", "--state", str(tmp_path / "cloud"), "--json").stdout.splitlines())}
         # this machine did not reboot, so the same boot id comes back: reported as not done, not faked
         assert results["reboot"]["status"] == "failed" and "did not reboot" in results["reboot"]["detail"]
+
+
+def test_the_apply_hook_runs_after_the_write_and_its_outcome_is_the_result(tmp_path, log):
+    from cloudlink.desired import apply_hook
+    seen = tmp_path / "seen.json"
+    ok = apply_hook([sys.executable, "-c", "import os, shutil; shutil.copy(os.environ['UTM_DESIRED'], "
+                     f"{str(seen)!r}); print('applied 3 change(s), committed')"])
+    f = DesiredStateFile(tmp_path / "desired.json", ok)
+    r = handle(cmd(CommandKind.ISOLATE, ("aa:bb:cc:dd:ee:01",)), PUB, DEV, NOW, log, AgentExecutor(dict, desired=f))
+    assert r.status is CommandStatus.DONE and "applied to the box: applied 3 change(s)" in r.detail, r.detail
+    assert orjson.loads(seen.read_bytes())["isolated"] == ["aa:bb:cc:dd:ee:01"]    # the hook saw the new file
+
+
+def test_a_failing_apply_hook_reports_failed_and_puts_the_previous_file_back(tmp_path, log):
+    from cloudlink.desired import apply_hook
+    f = DesiredStateFile(tmp_path / "desired.json")
+    handle(cmd(CommandKind.ISOLATE, ("aa:bb:cc:dd:ee:01",)), PUB, DEV, NOW, log, AgentExecutor(dict, desired=f))
+    before = f.path.read_bytes()
+    f.apply_hook = apply_hook([sys.executable, "-c", "import sys; sys.exit('utm net apply: apply failed: boom; "
+                                                     "rolled back to the previous state')"])
+    r = handle(cmd(CommandKind.ISOLATE, ("aa:bb:cc:dd:ee:02",)), PUB, DEV, NOW, log, AgentExecutor(dict, desired=f))
+    assert r.status is CommandStatus.FAILED and "did not apply" in r.detail and "rolled back" in r.detail
+    assert f.path.read_bytes() == before
+    fresh = DesiredStateFile(tmp_path / "fresh.json", f.apply_hook)
+    r = handle(cmd(CommandKind.SET_MODE, ("malware", "detect")), PUB, DEV, NOW, log, AgentExecutor(dict, desired=fresh))
+    assert r.status is CommandStatus.FAILED and not fresh.path.exists()
+
+
+def test_without_an_apply_hook_the_result_says_it_was_not_applied(tmp_path, log):
+    f = DesiredStateFile(tmp_path / "desired.json")
+    r = handle(cmd(CommandKind.RELEASE, ("aa:bb:cc:dd:ee:01",)), PUB, DEV, NOW, log, AgentExecutor(dict, desired=f))
+    assert r.status is CommandStatus.DONE and "not applied to the box: no apply hook configured" in r.detail

@@ -77,3 +77,34 @@ def test_missing_port_exits_1_nothing_changed(kernel, tmp_path, capsys):
     assert utm("apply", "--config", str(cfg), "--state-dir", str(tmp_path / "s")) == 1
     assert "nothing changed" in capsys.readouterr().err
     assert kernel.calls == []
+
+
+def test_apply_with_the_desired_state_commits_the_merged_config(kernel, tmp_path, capsys):
+    from netconfig import schema
+    from netconfig.ruleset import Family
+    cfg, want, state = tmp_path / "net.toml", tmp_path / "desired.json", tmp_path / "s"
+    cfg.write_text(GOOD)
+    want.write_text(json.dumps({"format": 1, "revision": 4, "isolated": ["02:00:00:00:00:07"],
+                                "modes": {"*": "detect"}, "exclusions": [{"kind": "ip", "value": "192.0.2.0/24"}]}))
+    assert utm("apply", "--config", str(cfg), "--desired", str(want), "--state-dir", str(state)) == 0
+    out = capsys.readouterr().out
+    assert "NOT APPLIED  exclusion ip 192.0.2.0/24" in out
+    committed = schema.loads((state / "committed.toml").read_bytes())
+    assert committed.isolated == ("02:00:00:00:00:07",) and committed.mode("intrusion") is schema.Action.DETECT
+    assert "02:00:00:00:00:07" in kernel.save(Family.IPV4)
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("not json", "not JSON"),
+    ('{"format": 2}', "not format 1"),
+    ('{"format": 1, "isolated": ["zz"]}', "desired.json"),
+    ('{"format": 1, "modes": {"phishing": "detect"}}', "modes.phishing"),
+])
+def test_a_bad_desired_state_exits_2_with_one_line_and_applies_nothing(kernel, tmp_path, capsys, content, needle):
+    cfg, want, state = tmp_path / "net.toml", tmp_path / "desired.json", tmp_path / "s"
+    cfg.write_text(GOOD)
+    want.write_text(content)
+    assert utm("apply", "--config", str(cfg), "--desired", str(want), "--state-dir", str(state)) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not (state / "committed.toml").exists()

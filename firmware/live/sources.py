@@ -1,0 +1,190 @@
+"""What a live worker judges with, and how it is (re)built: at start, at a restart and at every reload.
+
+Rules, categories and file scanners come from the command line and, with
+`--definitions PKG`, from a signed package. The package path is opened
+afresh each time (the agent switches `STATE/definitions/current.pkg`, a
+symlink, and then asks for a reload), verified again with the trusted keys
+and unpacked into a new private folder; the folder of the definitions in use
+is removed once they are replaced. The policy's modes and depth are re-read
+from `--net-config FILE` the same way, so a reload takes what `utm net apply`
+committed. A restarted worker builds from the same sources, so it never
+falls back to what the box started with.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inspection.errors import ConfigError
+from inspection.io.offline import RunSummary, load_bundle_inspector, load_inspector
+from inspection.policy.verdict import FailMode, PolicyConfig
+
+if TYPE_CHECKING:
+    from firmware.live.worker import WorkerSpec
+    from inspection.detect.inspector import RuleInspector
+
+# netconfig's threat classes -> the live policy's detect-only classes
+MODE_CLASSES = {"intrusion": "rules", "malware": "file"}
+
+
+class SourceLoadError(Exception):
+    """A definitions package or network config that cannot be used (one line: `reason`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Judges:
+    """Everything a worker judges traffic with; loaded together, swapped together on reload."""
+
+    inspector: "RuleInspector | None"
+    urlcat: Any = None          # UrlCategorizer | None
+    scanner: Any = None         # StreamScanner | None
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Judges and policy built from the sources, the definitions version and its unpack folder."""
+
+    judges: Judges
+    policy: PolicyConfig
+    definitions_version: str | None = None
+    folder: Path | None = None      # private unpack folder of the package; `discard` removes it
+    package: Path | None = None     # the file the package path resolved to when it was verified
+
+
+@dataclass(frozen=True, slots=True)
+class NetSettings:
+    """What `utm run` takes from a netconfig file."""
+
+    queues: tuple[int, int]
+    fail: FailMode
+    depth: int
+    detect_only: tuple[str, ...]
+
+
+def net_settings(path: Path | str) -> NetSettings:
+    """Read the network config's queues, fail mode, depth and modes (raises ConfigError)."""
+    from netconfig.errors import ConfigError as NetConfigError
+    from netconfig.schema import Action, load
+
+    try:
+        net = load(path)
+    except NetConfigError as e:
+        raise ConfigError("--net-config", f"{path}: {e}") from None
+    detect = {c for c, action in net.modes if action is Action.DETECT}
+    if ("phishing" in detect) != ("category" in detect):
+        raise ConfigError("--net-config", "modes.phishing and modes.category must agree: "
+                          "the live engine treats every blocked URL category alike")
+    classes = [*(MODE_CLASSES[c] for c in sorted(detect) if c in MODE_CLASSES),
+               *(["category"] if "category" in detect else [])]
+    insp = net.inspection
+    return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes))
+
+
+def load_all(spec: "WorkerSpec") -> Loaded:
+    """Build judges and policy from the spec's sources. Raises SourceLoadError for the package or the
+    network config, and the loaders' errors (RuleFileError, BundleError, CategoryError, SourceError)."""
+    policy = reload_policy(spec)
+    if spec.definitions is None:
+        return Loaded(load_judges(spec), policy)
+    folder = Path(tempfile.mkdtemp(prefix="utm-definitions-", dir=unpack_dir(spec)))   # 0700
+    try:
+        resolved = Path(spec.definitions).resolve()     # the symlink as it is now, once
+        version, spec = _with_package(spec, resolved, folder)
+        return Loaded(load_judges(spec), policy, version, folder, resolved)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def unpack_dir(spec: "WorkerSpec", fresh: bool = False) -> Path | None:
+    """This queue's folder under the run's unpack root (None: the system's temp folder). `fresh`
+    empties it first: what a killed predecessor left behind is no longer anyone's."""
+    if spec.unpack_root is None:
+        return None
+    d = Path(spec.unpack_root) / f"q{spec.queue}"
+    if fresh:
+        shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return d
+
+
+def discard(loaded: Loaded | None) -> None:
+    """Remove the unpack folder of definitions that are no longer in use."""
+    if loaded is not None and loaded.folder is not None:
+        shutil.rmtree(loaded.folder, ignore_errors=True)
+
+
+def reload_policy(spec: "WorkerSpec") -> PolicyConfig:
+    """The policy with modes and depth from the network config as it is now (command-line
+    --detect-only classes and --depth still apply). Queues and fail mode are fixed at start."""
+    if spec.net_config is None:
+        return spec.policy
+    try:
+        net = net_settings(spec.net_config)
+    except ConfigError as e:
+        raise SourceLoadError(str(e)) from None
+    first, last = net.queues
+    if spec.queue >= 0 and not first <= spec.queue <= last or net.fail is not spec.policy.fail:
+        raise SourceLoadError(f"{spec.net_config}: queues or fail_mode changed: restart `utm run` to take them")
+    depth = spec.cli_depth if spec.cli_depth is not None else net.depth
+    return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)))
+
+
+def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:
+    """Verify and unpack the package file `resolved`; the spec with its components added."""
+    from firmware.cli.definitions import unpack_definitions
+    from signatures.definitions import DefinitionsError
+
+    pkg = f"definitions {resolved.name}"     # short: the reason must survive the hook's one-line report
+    try:
+        files = unpack_definitions(str(resolved), list(spec.trusted_keys), folder)
+    except DefinitionsError as e:
+        raise SourceLoadError(f"{pkg}: {e.reason}") from None
+    except OSError as e:
+        raise SourceLoadError(f"{pkg}: {e.strerror or e}") from None
+    if files.categories is not None and spec.categories is not None:
+        raise SourceLoadError(f"{pkg}: give either --categories or a package with categories")
+    if files.rules is not None and (spec.rule_files or spec.bundle is not None):
+        raise SourceLoadError(f"{pkg}: give either -S/--bundle or a package with rules")
+    return files.version, replace(
+        spec, bundle=files.rules if files.rules is not None else spec.bundle,
+        categories=files.categories if files.categories is not None else spec.categories,
+        yara=(*spec.yara, *(str(p) for p in files.yara)), hashes=(*spec.hashes, *(str(p) for p in files.hashes)))
+
+
+def load_judges(spec: "WorkerSpec") -> Judges:
+    """Rules, URL categories and the file scanner for the spec's own files (raises on a bad source:
+    RuleFileError, BundleError, CategoryError, SourceError)."""
+    inspector = load_rules(spec)
+    urlcat = scanner = None
+    if spec.categories is not None or spec.apps is not None:
+        from inspection.policy.urlcat import UrlCategorizer
+        from signatures.apps import load_apps
+        from signatures.categories.lookup import CategoryDB
+        db = CategoryDB.load(spec.categories) if spec.categories is not None else None
+        apps = load_apps(Path(spec.apps) if spec.apps else None) if spec.apps is not None else None
+        urlcat = UrlCategorizer(db, apps)
+    if spec.hashes or spec.yara or spec.scan_bundle:
+        from firmware.cli.scan import load_sources
+        from inspection.files.scanner import ContentScanner
+        from inspection.files.scanner_stream import StreamScanner
+        hashes, matchers, _ = load_sources(list(spec.hashes), list(spec.yara), bundle=spec.scan_bundle)
+        scanner = StreamScanner(ContentScanner(hashes, matchers))
+    return Judges(inspector, urlcat, scanner)
+
+
+def load_rules(spec: "WorkerSpec") -> "RuleInspector | None":
+    """The inspector for the spec's rules (raises RuleFileError / BundleError)."""
+    summary = RunSummary()
+    if spec.rule_files:
+        return load_inspector(list(spec.rule_files), summary, spec.engine.http_body_limit)
+    if spec.bundle is not None:
+        return load_bundle_inspector(spec.bundle, summary, spec.engine.http_body_limit)
+    return None
