@@ -124,6 +124,17 @@ def _payload(out: dict, hit: object, packet_payload: bytes | None) -> None:
         out["payload_printable"] = data.translate(_PRINTABLE).decode("ascii")
 
 
+def _vars(out: dict, hit: object) -> None:
+    """Suricata's alert ``metadata``: the flow's and the packet's pcre vars, one object each."""
+    meta = {}
+    for key in ("flowvars", "pktvars"):
+        pairs = getattr(hit, key, ())
+        if pairs:
+            meta[key] = [{n: v.decode("latin-1")} for n, v in pairs]
+    if meta:
+        out["metadata"] = meta
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
@@ -319,6 +330,11 @@ class EveWriter:
                 for k, v in rule.metadata:
                     meta.setdefault(k, []).append(v)
                 alert["metadata"] = meta
+        context = getattr(hit, "context", ())
+        if context:
+            alert["context"] = {n: v.decode("latin-1") for n, v in context}
+        if self._log_metadata:
+            _vars(out, hit)
         out["direction"] = d.eve_name
         out["alert"] = alert
         if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow), and its tags
