@@ -329,8 +329,12 @@ class Engine:
             found = udp_parser_for((flow.cport, flow.sport), self.cfg.dns_udp_ports)
             if found is None:
                 app.proto, app.done = FAILED, True
+            else:
+                app.proto, app.parser = found
+            app.decided(Direction.TO_SERVER, app.proto)   # by port: both directions at once
+            app.decided(Direction.TO_CLIENT, app.proto)
+            if found is None:
                 return
-            app.proto, app.parser = found
         if app.parser is None or app.done:
             return
         res = app.parser.feed(d, pkt.payload, pkt.ts)

@@ -17,6 +17,7 @@ from inspection.detect.engine import Detector
 from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
+from inspection.detect.vars import keep_vars
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
@@ -96,7 +97,20 @@ class RuleInspector:
     def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
         """Every packet of a flow: IP-only rules on the first one each way, packet rules on all.
 
-        `before` is the flow's state before this packet (TCP's established test uses it)."""
+        `before` is the flow's state before this packet (TCP's established test uses it).
+        The first packet going a way whose protocol was just decided also runs the
+        protocol-only rules (`header.pd_only`)."""
+        app = flow.app
+        if app is None or not app.pd_pending[d]:
+            return self._packet(flow, pkt, d, before)
+        app.pd_pending[d] = False
+        app.pd_now = d
+        try:
+            return self._packet(flow, pkt, d, before)
+        finally:
+            app.pd_now = None
+
+    def _packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None) -> list[Hit]:
         st = flow.detect
         if st is not None and st.passed:
             return []
@@ -450,7 +464,7 @@ class RuleInspector:
         found.sort(key=lambda x: x[0])
         pktvars: tuple[tuple[str, bytes], ...] = ()
         if any(caps for _, _, caps in found):
-            pktvars = self._keep_vars(flow, found)
+            pktvars = keep_vars(_state(flow), found)
         if any(rule.action is Action.PASS for _, rule, _ in found):
             _state(flow).passed = True
             return []
@@ -463,24 +477,6 @@ class RuleInspector:
                 for _, rule, caps in found   # `flow.last` is the current packet's time
                 if not rule.noalert and (rule.threshold is None
                                          or self._threshold_alerts(rule, src, dst, flow.flow_id, flow.last))]
-
-    @staticmethod
-    def _keep_vars(flow: Flow, found: list[tuple[int, Rule, tuple]]) -> tuple[tuple[str, bytes], ...]:
-        """Store the flow vars of these matches (a later value replaces an earlier one; at most
-        `MAX_FLOWVARS` names per flow, more are dropped) and return their packet vars."""
-        pkt: list[tuple[str, bytes]] = []
-        st = _state(flow)
-        for _, _, caps in found:
-            for kind, name, value in caps:
-                if kind == "pkt":
-                    pkt.append((name, value))
-                elif kind == "flow":
-                    fv = st.flowvars
-                    if fv is None:
-                        fv = st.flowvars = {}
-                    if name in fv or len(fv) < MAX_FLOWVARS:
-                        fv[name] = value
-        return tuple(pkt)
 
     def _threshold_alerts(self, rule: Rule, src: bytes, dst: bytes, flow_id: int, ts: float) -> bool:
         """Whether this match alerts under its threshold/detection_filter."""
@@ -533,7 +529,6 @@ def _shown_stream(items: list[bytes | int]) -> bytes:
 
 
 STREAM_PENDING_MAX = 256 << 10   # stream bytes that may wait for a packet in their direction
-MAX_FLOWVARS = 64      # pcre flow vars kept per flow
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
 
 

@@ -24,6 +24,7 @@ from inspection.output.eve_dns import dns_to_eve
 from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_mail import email_to_eve, imap_to_eve, pop3_to_eve, smtp_to_eve
+from inspection.output.eve_ssh import ssh_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpSession, TcpState
 from signatures.classification import ClassificationTable, default_classifications
@@ -161,6 +162,7 @@ class EveWriter:
             "smtp": smtp_to_eve,  # type: ignore[dict-item]
             "pop3": pop3_to_eve,  # type: ignore[dict-item]
             "imap": imap_to_eve,  # type: ignore[dict-item]
+            "ssh": ssh_to_eve,  # type: ignore[dict-item]
         }
 
     def __call__(self, ev: EngineEvent) -> None:
@@ -279,8 +281,15 @@ class EveWriter:
         }
         out["flow"] = f
         self._traffic(out, flow)
-        if flow.app is not None and flow.app.orig is not None:
-            out["app_proto_orig"] = flow.app.orig
+        app = flow.app
+        if app is not None:
+            if app.orig is not None:
+                out["app_proto_orig"] = app.orig
+            # a direction that spoke another protocol than the flow's (Suricata logs only those)
+            for d, key in ((Direction.TO_SERVER, "app_proto_ts"), (Direction.TO_CLIENT, "app_proto_tc")):
+                p = app.dir_proto[d]
+                if p is not None and app.proto is not None and p != app.proto:
+                    out[key] = p
         if flow.tcp is not None or flow.proto == 6:
             fl = flow.flags_ts | flow.flags_tc
             tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",

@@ -65,3 +65,16 @@ def test_vars_on_alerts_end_to_end(tmp_path):
     a2 = alerts[2]
     assert a2["alert"]["context"] == {"agent": "Demo"}
     assert a2["metadata"] == {"flowvars": [{"major": "4"}], "pktvars": [{"minor": "2"}]}
+
+
+def test_flow_vars_are_bounded_per_flow():
+    from inspection.detect.vars import MAX_FLOWVARS, keep_vars
+
+    class St:
+        flowvars = None
+    st = St()
+    caps = tuple(("flow", f"v{i}", b"x") for i in range(MAX_FLOWVARS + 5)) + (("pkt", "p", b"y"),)
+    assert keep_vars(st, [(0, None, caps)]) == (("p", b"y"),)
+    assert len(st.flowvars) == MAX_FLOWVARS
+    keep_vars(st, [(0, None, (("flow", "v0", b"new"),))])
+    assert st.flowvars["v0"] == b"new"
