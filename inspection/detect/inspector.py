@@ -12,6 +12,7 @@ from typing import Mapping
 
 from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
+from inspection.applayer.ssh import SshRecord
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
 from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
@@ -296,6 +297,13 @@ class RuleInspector:
             buffers = tls_buffers(rec)
             return (self._tx(flow, Direction.TO_SERVER, buffers, rec)
                     + self._tx(flow, Direction.TO_CLIENT, buffers, rec))
+        if isinstance(rec, SshRecord):   # ssh.proto / ssh.software: the client's banner to the server, and back
+            hits = []
+            for d, banner in ((Direction.TO_SERVER, rec.client), (Direction.TO_CLIENT, rec.server)):
+                if banner is not None:
+                    hits += self._tx(flow, d, {Buffer.SSH_PROTO: _b(banner.proto_version),
+                                               Buffer.SSH_SOFTWARE: _b(banner.software_version)}, rec)
+            return hits
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []

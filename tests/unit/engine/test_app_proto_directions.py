@@ -72,3 +72,17 @@ def test_ssh_session_is_recognised_from_the_server_banner(tmp_path):
     got = sids(ev)
     assert got.count(10) == 1 and got.count(11) == 1 and 12 not in got
     assert got.count(13) > 1     # not protocol-only: it runs on every packet once the protocol is known
+
+
+BANNER_RULES = """
+alert ssh any any -> any any (msg:"putty client"; ssh.software; content:"PuTTY"; sid:20;)
+alert ssh any any -> any any (msg:"server proto"; flow:to_client; ssh.proto; content:"2.0"; bsize:3; sid:21;)
+alert ssh any any -> any any (msg:"openssh client?"; flow:to_server; ssh.software; content:"OpenSSH"; sid:22;)
+"""
+
+
+def test_ssh_sticky_buffers_read_each_sides_banner(tmp_path):
+    ev = inspect(tmp_path, ssh_session(), BANNER_RULES)
+    assert sids(ev) == [20, 21]
+    putty = next(e for e in ev if e["event_type"] == "alert" and e["alert"]["signature_id"] == 20)
+    assert putty["ssh"]["client"]["software_version"] == "PuTTY_Release_0.60" and putty["direction"] == "to_server"
