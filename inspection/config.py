@@ -70,6 +70,8 @@ class EngineConfig:
     alert_metadata: bool = True  # ... and the rule's metadata (Suricata's alert ``metadata: no`` drops it)
     ipv6_compress: bool = False  # EVE addresses as fe80::1 (Suricata's ``ipv6-compress``; off, as in Suricata)
     xff: "XffConfig | None" = None   # X-Forwarded-For on alerts (Suricata's alert ``xff`` block); None: off
+    # target-based reassembly: (policy, network) pairs from host-os-policy; the rest is Suricata's bsd
+    host_os_policy: tuple[tuple[str, str], ...] = ()
     address_vars: tuple[tuple[str, str], ...] = ()   # rule variables from a config file (vars.address-groups)
     port_vars: tuple[tuple[str, str], ...] = ()      # ... and vars.port-groups
     # 53, plus mDNS and LLMNR, which use the same message format
@@ -205,7 +207,31 @@ def _var(kind: str) -> Callable[[EngineConfig, str, str], EngineConfig]:
     return set_
 
 
-_PREFIX_SETTERS = {"vars.address-groups.": _var("address_vars"), "vars.port-groups.": _var("port_vars")}
+def _host_os_policy(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+    """``host-os-policy.POLICY=[net, ...]``: a later list for the same policy replaces the earlier."""
+    import ipaddress
+
+    from inspection.stream.policy import POLICIES
+
+    policy = key.rpartition(".")[2]
+    if policy not in POLICIES:
+        raise ConfigError(key, f"unknown policy {policy!r} (one of {', '.join(sorted(POLICIES))})")
+    nets = []
+    for part in value.strip().strip("[]").split(","):
+        part = part.strip().strip("'\"")
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(key, f"not an address or network: {part!r}") from None
+        nets.append((policy, part))
+    kept = tuple(e for e in cfg.host_os_policy if e[0] != policy)
+    return replace(cfg, host_os_policy=kept + tuple(nets))
+
+
+_PREFIX_SETTERS = {"vars.address-groups.": _var("address_vars"), "vars.port-groups.": _var("port_vars"),
+                   "host-os-policy.": _host_os_policy}
 
 
 _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
