@@ -26,9 +26,10 @@ from inspection.applayer.pop3 import Pop3Parser, probe_pop3
 from inspection.applayer.smtp import SmtpParser, probe_smtp
 from inspection.applayer.ssh import SshParser, probe_ssh
 from inspection.applayer.tls import TlsParser, probe_tls
-from inspection.model import AppOutput, AppParser, BodyChunk, Direction
+from inspection.model import Anomaly, AnomalyKind, AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
+MISMATCH_EVENT = "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"   # Suricata's protocol-detection event
 _MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
 _NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
 _NEITHER_FAILED = (False, False)
@@ -77,9 +78,12 @@ class TcpDetector:
         server reply seen as the first client data marks the flow reversed
         (`app.reversed`) and the parser sees it in its true direction."""
         if app.parser is not None:
+            mismatch = None
             if app.dir_proto[d] is None and app.proto is not None:
-                self._name_direction(app, d, data, ports)
+                mismatch = self._name_direction(app, d, data, ports)
             out = app.parser.feed(d, data, ts)
+            if mismatch is not None:
+                out.insert(0, mismatch)
             if getattr(app.parser, "tunnel", False):
                 out.extend(self._open_tunnel(app, ts, ports))
             return out
@@ -115,19 +119,26 @@ class TcpDetector:
         out: list[AppOutput] = []
         for dd, chunk in app.pending:
             if app.dir_proto[dd] is None:
-                self._name_direction(app, dd, chunk, ports)
+                mismatch = self._name_direction(app, dd, chunk, ports)
+                if mismatch is not None:
+                    out.append(mismatch)
             out.extend(app.parser.feed(dd, chunk, ts))
         app.pending = _NOTHING_PENDING
         app.pending_len = 0
         app.dir_failed = _NEITHER_FAILED
         return out
 
-    def _name_direction(self, app: AppState, d: Direction, first: bytes, ports: tuple[int, int]) -> None:
+    def _name_direction(self, app: AppState, d: Direction, first: bytes, ports: tuple[int, int]) -> Anomaly | None:
         """The first data of the direction that did not decide the protocol: a different
-        protocol it clearly is names this direction (Suricata's mismatch in both directions);
-        anything else (the same protocol, unknown, too short to say) takes the flow's."""
+        protocol it clearly is names this direction and is Suricata's
+        ``APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS``; anything else (the same protocol,
+        unknown, too short to say) takes the flow's."""
         found = self._probe(d, first, ports)
-        app.decided(d, found[0] if isinstance(found, tuple) and found[0] != app.proto else app.proto)  # type: ignore[arg-type]
+        if isinstance(found, tuple) and found[0] != app.proto:
+            app.decided(d, found[0])
+            return Anomaly(AnomalyKind.APPLAYER, MISMATCH_EVENT, None, d)
+        app.decided(d, app.proto)  # type: ignore[arg-type]
+        return None
 
     def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
         """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""

@@ -54,9 +54,10 @@ def event_key(rule: Rule) -> str:
 
 
 def anomaly_key(event: str, app_proto: str | None) -> str:
-    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, or ``http.x`` for
-    the app-layer event X of protocol http (``app-layer-event:http.x``)."""
-    return f"{app_proto}.{event.lower()}" if app_proto else event
+    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, ``http.x`` for
+    the app-layer event X of protocol http (``app-layer-event:http.x``), or a protocol
+    detection event's lowercased name (``app-layer-event:applayer_mismatch_...``)."""
+    return f"{app_proto}.{event.lower()}" if app_proto else event.lower()
 
 
 def scope_of(rule: Rule) -> Scope:

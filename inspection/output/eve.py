@@ -398,6 +398,10 @@ class EveWriter:
         if a.app_proto:
             body["app_proto"] = a.app_proto
             body["layer"] = "proto_parser"
+        elif a.event.startswith("APPLAYER_"):   # protocol detection's own events
+            if flow is not None and flow.app is not None and flow.app.proto:
+                body["app_proto"] = flow.app.proto
+            body["layer"] = "proto_detect"
         out["anomaly"] = body
         if a.tx_id is not None:
             out["tx_id"] = a.tx_id

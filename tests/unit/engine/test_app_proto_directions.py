@@ -86,3 +86,14 @@ def test_ssh_sticky_buffers_read_each_sides_banner(tmp_path):
     assert sids(ev) == [20, 21]
     putty = next(e for e in ev if e["event_type"] == "alert" and e["alert"]["signature_id"] == 20)
     assert putty["ssh"]["client"]["software_version"] == "PuTTY_Release_0.60" and putty["direction"] == "to_server"
+
+
+def test_protocol_mismatch_is_an_app_layer_event_rules_can_match(tmp_path):
+    rules = "alert tcp any any -> any any (msg:\"mismatch\"; app-layer-event:applayer_mismatch_protocol_both_directions; sid:30;)\n"
+    ev = inspect(tmp_path, http_to_ssh(), rules)
+    (a,) = [e for e in ev if e["event_type"] == "anomaly" and e["anomaly"]["event"].startswith("APPLAYER_")]
+    assert a["anomaly"] == {"type": "applayer", "event": "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS",
+                            "app_proto": "http", "layer": "proto_detect"}
+    assert sids(ev) == [30]
+    ev = inspect(tmp_path, ssh_session(), rules)    # both sides speak SSH: no event
+    assert not [e for e in ev if e["event_type"] == "anomaly"] and sids(ev) == []
