@@ -20,6 +20,31 @@ class ChecksumMode(enum.Enum):
     NONE = "none"
 
 
+XFF_MODES = ("extra-data", "overwrite")
+XFF_DEPLOYMENTS = ("reverse", "forward")
+
+
+@dataclass(frozen=True, slots=True)
+class XffConfig:
+    """Suricata's alert ``xff`` block: behind a proxy the peer address is the proxy's, so
+    the client's address is taken from a header: the last one a reverse proxy appended, or
+    the first one a forward proxy saw. `extra-data` logs it as ``alert.xff``; `overwrite`
+    writes it over the alert's client address (``src_ip`` to the server, ``dest_ip`` back)."""
+
+    enabled: bool = False
+    mode: str = "extra-data"
+    deployment: str = "reverse"
+    header: str = "X-Forwarded-For"
+
+    def __post_init__(self) -> None:
+        if self.mode not in XFF_MODES:
+            raise ConfigError("xff.mode", f"expected extra-data or overwrite, got {self.mode!r}")
+        if self.deployment not in XFF_DEPLOYMENTS:
+            raise ConfigError("xff.deployment", f"expected reverse or forward, got {self.deployment!r}")
+        if not self.header or any(c in self.header for c in ": \t\r\n"):
+            raise ConfigError("xff.header", f"not a header name: {self.header!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     checksum: ChecksumMode = ChecksumMode.AUTO
@@ -42,6 +67,13 @@ class EngineConfig:
     http_log_headers: bool = False
     alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
     alert_payload: bool = True   # ... and the payload or stream data that matched (base64, and printable)
+    alert_metadata: bool = True  # ... and the rule's metadata (Suricata's alert ``metadata: no`` drops it)
+    ipv6_compress: bool = False  # EVE addresses as fe80::1 (Suricata's ``ipv6-compress``; off, as in Suricata)
+    xff: "XffConfig | None" = None   # X-Forwarded-For on alerts (Suricata's alert ``xff`` block); None: off
+    # target-based reassembly: (policy, network) pairs from host-os-policy; the rest is Suricata's bsd
+    host_os_policy: tuple[tuple[str, str], ...] = ()
+    address_vars: tuple[tuple[str, str], ...] = ()   # rule variables from a config file (vars.address-groups)
+    port_vars: tuple[tuple[str, str], ...] = ()      # ... and vars.port-groups
     # 53, plus mDNS and LLMNR, which use the same message format
     dns_udp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
     dns_tcp_ports: frozenset[int] = field(default_factory=lambda: frozenset({53}))
@@ -59,6 +91,8 @@ class EngineConfig:
             if not sep or not key:
                 raise ConfigError(item, "expected KEY=VALUE")
             setter = _SETTERS.get(key)
+            if setter is None:
+                setter = next((f for p, f in _PREFIX_SETTERS.items() if key.startswith(p) and key != p), None)
             if setter is None:
                 unknown.append(key)
                 continue
@@ -115,7 +149,11 @@ def parse_ports(key: str, value: str) -> frozenset[int]:
 
 
 def _field(name: str, conv: Callable[[str, str], object]) -> Callable[[EngineConfig, str, str], EngineConfig]:
-    return lambda cfg, key, value: replace(cfg, **{name: conv(key, value)})
+    """A setter for one field; a converter returning None leaves the field as it was."""
+    def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+        v = conv(key, value)
+        return cfg if v is None else replace(cfg, **{name: v})
+    return set_
 
 
 def _timeout(name: str, idx: int) -> Callable[[EngineConfig, str, str], EngineConfig]:
@@ -139,14 +177,66 @@ def _policy(key: str, value: str) -> str:
     return v
 
 
+def _inline(key: str, value: str) -> bool | None:
+    """``auto`` (Suricata's shipped value) means inline only in IPS mode: left as the
+    caller's default, which knows its mode."""
+    return None if value.lower() == "auto" else parse_bool(key, value)
+
+
 def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
     p = parse_ports(key, value)
     return replace(cfg, dns_udp_ports=p, dns_tcp_ports=p)
 
 
+def _xff(name: str, conv: Callable[[str, str], object]) -> Callable[[EngineConfig, str, str], EngineConfig]:
+    def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+        try:
+            xff = replace(cfg.xff or XffConfig(), **{name: conv(key, value)})
+        except ConfigError as e:
+            raise ConfigError(key, str(e).partition(": ")[2]) from None
+        return replace(cfg, xff=xff)
+    return set_
+
+
+def _var(kind: str) -> Callable[[EngineConfig, str, str], EngineConfig]:
+    """``vars.address-groups.NAME`` / ``vars.port-groups.NAME``: a later value replaces an earlier one."""
+    def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+        name = key.rpartition(".")[2]
+        pairs = tuple(p for p in getattr(cfg, kind) if p[0] != name) + ((name, value),)
+        return replace(cfg, **{kind: pairs})
+    return set_
+
+
+def _host_os_policy(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
+    """``host-os-policy.POLICY=[net, ...]``: a later list for the same policy replaces the earlier."""
+    import ipaddress
+
+    from inspection.stream.policy import POLICIES
+
+    policy = key.rpartition(".")[2]
+    if policy not in POLICIES:
+        raise ConfigError(key, f"unknown policy {policy!r} (one of {', '.join(sorted(POLICIES))})")
+    nets = []
+    for part in value.strip().strip("[]").split(","):
+        part = part.strip().strip("'\"")
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(key, f"not an address or network: {part!r}") from None
+        nets.append((policy, part))
+    kept = tuple(e for e in cfg.host_os_policy if e[0] != policy)
+    return replace(cfg, host_os_policy=kept + tuple(nets))
+
+
+_PREFIX_SETTERS = {"vars.address-groups.": _var("address_vars"), "vars.port-groups.": _var("port_vars"),
+                   "host-os-policy.": _host_os_policy}
+
+
 _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "stream.midstream": _field("midstream", parse_bool),
-    "stream.inline": _field("stream_inline", parse_bool),
+    "stream.inline": _field("stream_inline", lambda k, v: _inline(k, v)),
     "vlan.use-for-tracking": _field("vlan_tracking", parse_bool),
     "stream.async-oneside": _field("async_oneside", parse_bool),
     "stream.reassembly.depth": _field("stream_depth", parse_size),
@@ -164,6 +254,12 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "files.max-size": _field("file_size_limit", parse_size),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.alert.payload": _field("alert_payload", parse_bool),
+    "outputs.eve.alert.metadata": _field("alert_metadata", parse_bool),
+    "outputs.eve.ipv6-compress": _field("ipv6_compress", parse_bool),
+    "outputs.eve.alert.xff.enabled": _xff("enabled", parse_bool),
+    "outputs.eve.alert.xff.mode": _xff("mode", lambda k, v: v.lower()),
+    "outputs.eve.alert.xff.deployment": _xff("deployment", lambda k, v: v.lower()),
+    "outputs.eve.alert.xff.header": _xff("header", lambda k, v: v),
     "outputs.eve.http.dump-all-headers": _field("http_log_headers", lambda k, v: v.lower() in ("both", "all", "yes", "true")),
     "app-layer.protocols.dns.detection-ports.dp": _both_dns_ports,
     "app-layer.protocols.dns.udp.detection-ports.dp": _field("dns_udp_ports", parse_ports),

@@ -21,6 +21,7 @@ from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
+from inspection.stream.policy import HostPolicies
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
 from signatures.buffers import Buffer
 
@@ -81,6 +82,7 @@ class Engine:
                                        async_oneside=cfg.async_oneside, memcap=cfg.stream_memcap,
                                        ack_gated=not cfg.stream_inline)
         self.stream_counters = StreamCounters()
+        self._host_policies = HostPolicies(cfg.host_os_policy)
         self.defrag = Defragmenter(timeout=cfg.defrag_timeout, memcap=cfg.defrag_memcap,
                                    policy=OverlapPolicy(cfg.defrag_policy if cfg.defrag_policy != "bsd-right"
                                                         else "bsd"))
@@ -264,6 +266,9 @@ class Engine:
         sess = flow.tcp
         if sess is None:
             sess = flow.tcp = TcpSession(self.stream_cfg, self.stream_counters)
+            if self._host_policies:   # each direction's receiver decides overlaps (target-based)
+                pol = self._host_policies.for_address
+                sess.policies = (pol(flow.srv), pol(flow.cli))
         out = sess.packet(pkt, d)
         if sess.anomalies:
             for a in sess.anomalies:
@@ -329,8 +334,12 @@ class Engine:
             found = udp_parser_for((flow.cport, flow.sport), self.cfg.dns_udp_ports)
             if found is None:
                 app.proto, app.done = FAILED, True
+            else:
+                app.proto, app.parser = found
+            app.decided(Direction.TO_SERVER, app.proto)   # by port: both directions at once
+            app.decided(Direction.TO_CLIENT, app.proto)
+            if found is None:
                 return
-            app.proto, app.parser = found
         if app.parser is None or app.done:
             return
         res = app.parser.feed(d, pkt.payload, pkt.ts)

@@ -176,19 +176,35 @@ PCRE_COMPILE_FLAGS = frozenset({PcreFlag.CASELESS, PcreFlag.DOTALL, PcreFlag.MUL
                                 PcreFlag.ANCHORED, PcreFlag.DOLLAR_ENDONLY, PcreFlag.UNGREEDY})
 
 
+# Where a pcre capture is kept: on the packet, the flow, or the alert (Suricata's pktvar/flowvar/alert var).
+CAPTURE_KINDS = ("pkt", "flow", "alert")
+_VAR_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,64}")
+
+
 @dataclass(frozen=True, slots=True)
 class PcreMatch:
-    """A regular expression (PCRE syntax, without delimiters) and its modifiers."""
+    """A regular expression (PCRE syntax, without delimiters) and its modifiers.
+
+    `captures` is Suricata's trailing ``,flow:NAME, pkt:NAME, alert:NAME`` list: capture
+    group 1, 2... are kept under those names when the rule matches (named groups
+    ``(?P<flow_NAME>..)`` do the same from inside the pattern)."""
 
     pattern: str
     flags: frozenset[PcreFlag] = frozenset()
     negated: bool = False
+    captures: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.pattern, str) or not self.pattern:
             raise ValueError("pcre pattern must be a non-empty string")
         if not all(isinstance(f, PcreFlag) for f in self.flags):
             raise TypeError("flags must be PcreFlag")
+        for cap in self.captures:
+            if not (isinstance(cap, tuple) and len(cap) == 2 and cap[0] in CAPTURE_KINDS
+                    and isinstance(cap[1], str) and _VAR_NAME.fullmatch(cap[1])):
+                raise ValueError(f"bad pcre capture {cap!r}: expected (pkt|flow|alert, name)")
+        if self.captures and self.negated:
+            raise ValueError("a negated pcre captures nothing")
 
     @property
     def relative(self) -> bool:

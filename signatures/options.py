@@ -330,6 +330,11 @@ def parse_pcre(value: str | None, negated_outside: bool = False) -> tuple[PcreMa
     if v.startswith("!"):
         negated = not negated
         v = v[1:].lstrip()
+    captures: tuple[tuple[str, str], ...] = ()
+    tail = _PCRE_CAPTURES.search(v, 1)
+    if tail is not None and v.startswith("/"):   # ``/re/flags, flow:NAME, pkt:NAME``: names may hold '/'
+        captures = _capture_list(v[tail.end(1):])
+        v = v[:tail.end(1)]
     end = v.rfind("/")
     if not v.startswith("/") or end <= 0:
         raise MalformedRule("pcre", "expected /regex/flags")
@@ -350,7 +355,27 @@ def parse_pcre(value: str | None, negated_outside: bool = False) -> tuple[PcreMa
             buffer = b
     if PcreFlag.RAWBYTES in flags and buffer is not None:
         raise MalformedRule("pcre", "modifier 'B' is inconsistent with a buffer modifier")
-    return PcreMatch(pattern, frozenset(flags), negated), buffer
+    try:
+        return PcreMatch(pattern, frozenset(flags), negated, captures), buffer
+    except ValueError as e:
+        raise MalformedRule("pcre", str(e)) from None
+
+
+_PCRE_CAPTURES = re.compile(r"/([A-Za-z]*)\s*,\s*(?:pkt|flow|alert)\s*:")
+
+
+def _capture_list(text: str) -> tuple[tuple[str, str], ...]:
+    """``, flow:a, pkt:b`` -> (("flow", "a"), ("pkt", "b"))."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kind, sep, name = part.partition(":")
+        if not sep or kind.strip() not in ("pkt", "flow", "alert") or not name.strip():
+            raise MalformedRule("pcre", f"bad capture {part[:30]!r} (expected pkt:, flow: or alert:NAME)")
+        out.append((kind.strip(), name.strip()))
+    return tuple(out)
 
 
 def parse_isdataat(value: str | None, variables: frozenset[str]) -> IsDataAt:

@@ -11,6 +11,7 @@ from typing import Callable, TextIO
 
 from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
+from inspection.config_file import apply_config_file
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, inspect_files
 
@@ -29,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-l", dest="logdir", default=".", metavar="LOGDIR", help="output folder (default: .)")
     p.add_argument("-k", dest="checksum", choices=[m.value for m in ChecksumMode], default="auto",
                    help="checksum validation: auto (default), all, none")
+    p.add_argument("-c", "--config", default=None, metavar="FILE", type=Path,
+                   help="Suricata YAML config: the keys we honour are read (eve-log ipv6-compress, "
+                        "alert xff/metadata/payload, vars, stream/flow settings); the others are named "
+                        "once on stderr and ignored; --set wins over it")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. stream.midstream=true")
     p.add_argument("--http-headers", action="store_true", help="log all HTTP request/response headers")
@@ -87,19 +92,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.bundle is not None and not Path(args.bundle).is_file():
         print(f"utm inspect: {args.bundle}: no such bundle file", file=sys.stderr)
         return 2
+    base = EngineConfig(checksum=ChecksumMode(args.checksum))
     try:
-        cfg, unknown = EngineConfig.from_sets(args.sets, EngineConfig(checksum=ChecksumMode(args.checksum)))
+        if args.config is not None:
+            cfg, cf = apply_config_file(args.config, base, args.sets)
+            for w in cf.warnings:
+                print(f"utm inspect: warning: {w}", file=sys.stderr)
+            unknown = cf.ignored
+        else:
+            cfg, unknown = EngineConfig.from_sets(args.sets, base)
     except ConfigError as e:
-        print(f"utm inspect: --set {e}", file=sys.stderr)
+        print(f"utm inspect: {'-c ' if args.config is not None else '--set '}{e}", file=sys.stderr)
         return 2
     if unknown:
-        print("utm inspect: warning: unknown --set keys ignored: " + ", ".join(sorted(set(unknown))),
-              file=sys.stderr)
+        names = sorted(set(unknown))
+        print(f"utm inspect: warning: {len(names)} unknown setting(s) ignored: " + ", ".join(names[:20])
+              + (" ..." if len(names) > 20 else ""), file=sys.stderr)
     if args.http_headers:
         from dataclasses import replace
         cfg = replace(cfg, http_log_headers=True)
     from inspection.detect.errors import BundleError  # the detector loads only with -S or --bundle
-    from signatures.errors import RuleFileError
+    from signatures.errors import RuleFileError, VariableError
 
     on_engine: Callable[[object], None] | None = None
     file_scanner = None
@@ -139,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         summary = inspect_files(paths, cfg, Path(args.logdir), rule_files=[Path(r) for r in args.rules],
                                 bundle=Path(args.bundle) if args.bundle is not None else None, urlcat=urlcat,
                                 on_engine=on_engine)
-    except RuleFileError as e:
+    except (RuleFileError, VariableError) as e:
         print(f"utm inspect: {e}", file=sys.stderr)
         return 2
     except BundleError as e:

@@ -1,11 +1,18 @@
 """Application-protocol detection by content, and feeding the chosen parser.
 
 TCP flows are recognised from their first bytes in either direction (HTTP
-request or response, TLS handshake, DNS on its TCP ports, SMTP/POP3/IMAP
-greetings and first commands), not from port numbers (a port only settles a
+request or response, TLS handshake, SSH banner, DNS on its TCP ports,
+SMTP/POP3/IMAP greetings and first commands), not from port numbers (a port only settles a
 mail greeting another protocol could send too, such as FTP's 220); bytes seen
 before a decision are kept (bounded) and replayed to the parser in arrival
 order. UDP DNS is picked by port, as Suricata does.
+
+Each direction is named too (Suricata's app_proto_ts/app_proto_tc): the first
+data of the other direction is probed as well, and a protocol it clearly is
+(an SSH banner answering an HTTP request) names that direction, while the
+flow keeps the parser it chose. `pd_pending` marks a direction whose protocol
+was just decided, for the next packet going that way (rules that test only
+the protocol run on that packet, as in Suricata).
 """
 from __future__ import annotations
 
@@ -17,10 +24,12 @@ from inspection.applayer.http1 import Http1Parser, probe_http
 from inspection.applayer.imap import ImapParser, probe_imap
 from inspection.applayer.pop3 import Pop3Parser, probe_pop3
 from inspection.applayer.smtp import SmtpParser, probe_smtp
+from inspection.applayer.ssh import SshParser, probe_ssh
 from inspection.applayer.tls import TlsParser, probe_tls
-from inspection.model import AppOutput, AppParser, BodyChunk, Direction
+from inspection.model import Anomaly, AnomalyKind, AppOutput, AppParser, BodyChunk, Direction
 
 FAILED = "failed"
+MISMATCH_EVENT = "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"   # Suricata's protocol-detection event
 _MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
 _NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
 _NEITHER_FAILED = (False, False)
@@ -29,7 +38,8 @@ _NEITHER_FAILED = (False, False)
 class AppState:
     """Per-flow application-layer state: detection, then one parser."""
 
-    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done", "reversed", "orig")
+    __slots__ = ("proto", "parser", "pending", "pending_len", "dir_failed", "done", "reversed", "orig",
+                 "dir_proto", "pd_pending", "pd_now")
 
     def __init__(self) -> None:
         self.proto: str | None = None
@@ -40,6 +50,15 @@ class AppState:
         self.done = False
         self.reversed = False   # set when detection found the flow's "client" is the server
         self.orig: str | None = None   # protocol before a tunnel (HTTP CONNECT) switched it
+        self.dir_proto: list[str | None] = [None, None]   # per direction (to server, to client), once decided
+        self.pd_pending = [False, False]   # a direction's protocol was decided; its next packet is told
+        self.pd_now: Direction | None = None   # set by detection while it runs on such a packet
+
+    def decided(self, d: Direction, proto: str) -> None:
+        """Direction `d` is `proto` from now on (set once; the next packet that way is told)."""
+        if self.dir_proto[d] is None:
+            self.dir_proto[d] = proto
+            self.pd_pending[d] = True
 
 
 class TcpDetector:
@@ -59,7 +78,12 @@ class TcpDetector:
         server reply seen as the first client data marks the flow reversed
         (`app.reversed`) and the parser sees it in its true direction."""
         if app.parser is not None:
+            mismatch = None
+            if app.dir_proto[d] is None and app.proto is not None:
+                mismatch = self._name_direction(app, d, data, ports)
             out = app.parser.feed(d, data, ts)
+            if mismatch is not None:
+                out.insert(0, mismatch)
             if getattr(app.parser, "tunnel", False):
                 out.extend(self._open_tunnel(app, ts, ports))
             return out
@@ -82,24 +106,45 @@ class TcpDetector:
             app.dir_failed[d] = True
             if app.dir_failed[d.other] or app.pending_len > self._limit:
                 app.proto = FAILED
+                app.decided(Direction.TO_SERVER, FAILED)
+                app.decided(Direction.TO_CLIENT, FAILED)
                 app.pending = _NOTHING_PENDING
                 app.done = True
             return []
         proto, factory = found
         app.proto = proto
         app.parser = factory()
+        decided_dir = d.other if app.reversed and d == Direction.TO_SERVER else d
+        app.decided(decided_dir, proto)
         out: list[AppOutput] = []
         for dd, chunk in app.pending:
+            if app.dir_proto[dd] is None:
+                mismatch = self._name_direction(app, dd, chunk, ports)
+                if mismatch is not None:
+                    out.append(mismatch)
             out.extend(app.parser.feed(dd, chunk, ts))
         app.pending = _NOTHING_PENDING
         app.pending_len = 0
         app.dir_failed = _NEITHER_FAILED
         return out
 
+    def _name_direction(self, app: AppState, d: Direction, first: bytes, ports: tuple[int, int]) -> Anomaly | None:
+        """The first data of the direction that did not decide the protocol: a different
+        protocol it clearly is names this direction and is Suricata's
+        ``APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS``; anything else (the same protocol,
+        unknown, too short to say) takes the flow's."""
+        found = self._probe(d, first, ports)
+        if isinstance(found, tuple) and found[0] != app.proto:
+            app.decided(d, found[0])
+            return Anomaly(AnomalyKind.APPLAYER, MISMATCH_EVENT, None, d)
+        app.decided(d, app.proto)  # type: ignore[arg-type]
+        return None
+
     def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
         """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""
         leftover = getattr(app.parser, "tunnel_data", [])
         app.orig, app.proto, app.parser = app.proto, None, None
+        app.dir_proto = [None, None]
         app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]  # detection starts again
         out: list[AppOutput] = []
         for d, chunk in leftover:
@@ -121,6 +166,7 @@ class TcpDetector:
         yield "tls", probe_tls, TlsParser
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
+        yield "ssh", probe_ssh, SshParser
         if ports[0] in self._dns_ports or ports[1] in self._dns_ports:
             yield "dns", lambda b, d: probe_dns_tcp(b), DnsTcpParser
         # mail last: their probes only say yes to their own greetings and first commands
@@ -138,6 +184,8 @@ class TcpDetector:
             app.dir_failed[d] = True
             if app.dir_failed[d.other]:
                 app.proto = FAILED
+                app.decided(Direction.TO_SERVER, FAILED)
+                app.decided(Direction.TO_CLIENT, FAILED)
                 app.done = True
         return []
 

@@ -55,7 +55,7 @@ from inspection.detect.prefilter import PrefilterImage, compile_database
 from inspection.detect.verify import DEFAULT_BUDGET
 
 MAGIC = b"UTMRULES"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: pcre captures (PcreMatch.captures)
 _PREFIX = struct.Struct(">8sI32s")
 HEADER_LIMIT = 1 << 16          # a header is a few hundred bytes; refuse to parse megabytes of "header"
 _PICKLE_PROTOCOL = 5

@@ -52,6 +52,7 @@ class Match:
 
     rule: Rule
     index: int
+    captures: tuple[tuple[str, str, bytes], ...] = ()   # pcre captures kept: (pkt|flow|alert, name, value)
 
     @property
     def sid(self) -> int:
@@ -310,7 +311,7 @@ class Detector:
                     break
             work += ctx.work
             if ok:
-                matches.append(Match(plan.rule, idx))
+                matches.append(Match(plan.rule, idx, tuple(ctx.captures) if ctx.captures else ()))
                 if on_match is not None:
                     on_match(plan.rule)
         return Inspection(tuple(matches), len(candidates), tuple(exhausted), work)

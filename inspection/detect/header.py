@@ -34,7 +34,9 @@ L4_PROTOS = _L4 = {Protocol.TCP: (IPPROTO_TCP,), Protocol.TCP_PKT: (IPPROTO_TCP,
        Protocol.ICMPV4: (IPPROTO_ICMP,), Protocol.ICMPV6: (IPPROTO_ICMPV6,), Protocol.SCTP: (IPPROTO_SCTP,)}
 # Suricata keeps a rule IP-only when its flowbits only write (set/unset/toggle), as ET's reputation lists do
 _WRITE_FLOWBITS = frozenset({FlowbitCommand.SET, FlowbitCommand.UNSET, FlowbitCommand.TOGGLE})
-_UNTRACKED_MODES = frozenset({"to_server", "to_client", "direction", "exact"})
+_DIRECTION_ONLY = frozenset({FlowOption.TO_SERVER, FlowOption.TO_CLIENT})
+# Suricata's names for what we call `http` (HTTP/1.x): ``http1`` is HTTP/1 only, ``http`` any version
+_ALP_ALIASES = {"http1": "http"}
 _PAYLOAD_BUFFERS = frozenset({Buffer.PAYLOAD, Buffer.STREAM, Buffer.BASE64_DATA})
 
 
@@ -52,9 +54,10 @@ def event_key(rule: Rule) -> str:
 
 
 def anomaly_key(event: str, app_proto: str | None) -> str:
-    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, or ``http.x`` for
-    the app-layer event X of protocol http (``app-layer-event:http.x``)."""
-    return f"{app_proto}.{event.lower()}" if app_proto else event
+    """An engine event's key: ``decoder.ipv4.trunc_pkt``, ``stream.x``, ``http.x`` for
+    the app-layer event X of protocol http (``app-layer-event:http.x``), or a protocol
+    detection event's lowercased name (``app-layer-event:applayer_mismatch_...``)."""
+    return f"{app_proto}.{event.lower()}" if app_proto else event.lower()
 
 
 def scope_of(rule: Rule) -> Scope:
@@ -68,9 +71,6 @@ def scope_of(rule: Rule) -> Scope:
             raise UnsupportedRule("decode-event" if rule.events else "app-layer-event",
                                   "only one event per rule, without payload items, is supported")
         return Scope.EVENT
-    for alp in rule.app_layer_protocols:
-        if alp.mode in _UNTRACKED_MODES:
-            raise UnsupportedRule("app-layer-protocol", f"mode {alp.mode}: the protocol is not tracked per direction")
     buffers = {b.buffer for b in rule.buffers}
     if buffers - _PAYLOAD_BUFFERS or rule.urilen is not None:   # urilen reads the HTTP URI
         return Scope.TX
@@ -89,11 +89,24 @@ def scope_of(rule: Rule) -> Scope:
     return Scope.PACKET
 
 
+def pd_only(rule: Rule) -> bool:
+    """Suricata's protocol-detection-only rule: `app-layer-protocol` and nothing else to test
+    on a packet (no payload, no packet keywords, no app-layer header protocol; ``flow`` with a
+    direction only; flowbits only written). It is tried only on the packet that learns a
+    direction's protocol, not on every packet of the flow."""
+    flow = rule.flow
+    return (bool(rule.app_layer_protocols) and not rule.buffers and rule.app_proto is None
+            and (flow is None or flow.options <= _DIRECTION_ONLY)
+            and all(fb.command in _WRITE_FLOWBITS for fb in rule.flowbits)
+            and rule.dsize is None and rule.tcp_flags is None and rule.itype is None and rule.icode is None
+            and rule.ip_proto is None and rule.urilen is None and rule.protocol is not Protocol.TCP_STREAM)
+
+
 class _Header:
     """One rule's header, flattened once for the per-packet check."""
 
     __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
-                 "bidir", "tx_both")
+                 "bidir", "tx_both", "pd")
 
     def __init__(self, rule: Rule) -> None:
         p = rule.protocol
@@ -109,6 +122,7 @@ class _Header:
         self.dst4, self.dst6 = (None, None) if rule.dst.is_any else (rule.dst.ipv4, rule.dst.ipv6)
         self.bidir = rule.bidirectional
         self.tx_both = rule.transactional   # ``=>``: the header names the request's direction
+        self.pd = pd_only(rule)
 
     def endpoints(self, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
         if self.sports is not None and not _in(self.sports, sport):
@@ -144,8 +158,11 @@ class HeaderCheck:
                 return False
         elif h.l4 is not None and flow.proto not in h.l4:
             return False
-        if h.alps and not _alps_ok(h.alps, flow, app):
-            return False
+        if h.alps:
+            if h.pd and (pkt is None or flow.app is None or flow.app.pd_now is not d):
+                return False
+            if not _alps_ok(h.alps, flow, app, d):
+                return False
         if h.flow_opts is not None and not _flow_ok(h.flow_opts, est, pkt):
             return False
         if h.pkt_checks and pkt is not None and not _packet_ok(rule, pkt):
@@ -175,17 +192,32 @@ class HeaderCheck:
         return h.bidir and h.endpoints(pkt.dst, pkt.dport, pkt.src, pkt.sport)
 
 
-def _alps_ok(alps: tuple, flow: Flow, app: str | None) -> bool:
-    if app is None:   # not known yet: neither `http` nor `!http` can be decided
+def _alps_ok(alps: tuple, flow: Flow, app: str | None, d: Direction) -> bool:
+    """`app-layer-protocol` options against the flow's protocols. Modes as Suricata's: the
+    protocol of the packet's direction (default, ``direction``, ``exact``), of one direction
+    (``to_server``/``to_client``), of the flow (``final``), before a tunnel (``original``),
+    of either direction (``either``). A protocol not known yet decides nothing: neither
+    ``http`` nor ``!http`` matches."""
+    if app is None:
         return False
-    orig = flow.app.orig  # type: ignore[union-attr]
+    a = flow.app
+    dirs = a.dir_proto  # type: ignore[union-attr]
     for alp in alps:
-        if alp.mode == "original":
-            seen = (orig or app) == alp.name
-        elif alp.mode == "either":
-            seen = app == alp.name or orig == alp.name
-        else:
-            seen = app == alp.name
+        want = _ALP_ALIASES.get(alp.name, alp.name)
+        mode = alp.mode
+        if mode == "original":
+            seen = (a.orig or app) == want  # type: ignore[union-attr]
+        elif mode == "either":
+            seen = want in dirs or app == want or a.orig == want  # type: ignore[union-attr]
+        elif mode == "final":
+            seen = app == want
+        elif mode == "to_server" or mode == "to_client":
+            got = dirs[Direction.TO_SERVER if mode == "to_server" else Direction.TO_CLIENT]
+            if got is None:
+                return False
+            seen = got == want
+        else:   # the packet's direction; until that direction is decided, the flow's protocol
+            seen = (dirs[d] or app) == want
         if seen == alp.negated:
             return False
     return True

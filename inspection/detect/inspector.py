@@ -7,16 +7,18 @@ Sans-IO like the engine: it is handed flows, packets and records and returns
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
+from inspection.applayer.ssh import SshRecord
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
 from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
+from inspection.detect.vars import keep_vars
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
@@ -32,6 +34,10 @@ class Hit:
     record: object | None
     stream: bytes | None = None   # for a stream match: the stream data inspected (gaps marked), as logged
     timeout: bool = False         # found when the flow ended, not on a packet
+    # pcre captures (Suricata's vars): this rule's alert vars, the packet's pkt vars, the flow's flow vars
+    context: tuple[tuple[str, bytes], ...] = ()
+    pktvars: tuple[tuple[str, bytes], ...] = ()
+    flowvars: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -45,7 +51,7 @@ class FlowDetectState:
 
     __slots__ = ("flowbits", "passed", "bodies", "bodies_done", "done_bodies", "waiting_txs", "stream_tail",
                  "stream_alerted", "stream_pending", "stream_pending_len", "tx_seen", "pending",
-                 "request_bodies")
+                 "request_bodies", "flowvars")
 
     # Made for every inspected HTTP flow (tens of thousands on a box): shared empty
     # immutables until something is kept, containers only while they hold something.
@@ -64,6 +70,7 @@ class FlowDetectState:
         self.bodies_done: frozenset[tuple[int, Direction]] = _NO_KEYS   # inspected before their stream ended
         self.waiting_txs: dict[int, HttpTransaction] | None = None
         self.request_bodies: dict[int, bytes] | None = None   # kept for response rules that read them (`=>`)
+        self.flowvars: dict[str, bytes] | None = None   # pcre captures kept on the flow (flow:NAME)
 
 
 def _state(flow: Flow) -> FlowDetectState:
@@ -91,7 +98,20 @@ class RuleInspector:
     def packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None = None) -> list[Hit]:
         """Every packet of a flow: IP-only rules on the first one each way, packet rules on all.
 
-        `before` is the flow's state before this packet (TCP's established test uses it)."""
+        `before` is the flow's state before this packet (TCP's established test uses it).
+        The first packet going a way whose protocol was just decided also runs the
+        protocol-only rules (`header.pd_only`)."""
+        app = flow.app
+        if app is None or not app.pd_pending[d]:
+            return self._packet(flow, pkt, d, before)
+        app.pd_pending[d] = False
+        app.pd_now = d
+        try:
+            return self._packet(flow, pkt, d, before)
+        finally:
+            app.pd_now = None
+
+    def _packet(self, flow: Flow, pkt: Packet, d: Direction, before: FlowState | None) -> list[Hit]:
         st = flow.detect
         if st is not None and st.passed:
             return []
@@ -177,7 +197,7 @@ class RuleInspector:
         if tail is None:
             tail = st.stream_tail = [b"", b""]
         est = established(flow.state)
-        found: list[tuple[int, Rule]] = []
+        found: list[tuple[int, Rule, tuple]] = []
         seen = st.stream_alerted
         for item in items:
             if isinstance(item, int):
@@ -185,16 +205,16 @@ class RuleInspector:
                 continue
             window = tail[d] + item
             tail[d] = window[-STREAM_OVERLAP:]
-            for i, r in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
-                                      None, Scope.STREAM, est, only=self.detector.stream_rules):
+            for i, r, caps in self._matches(flow, d, {Buffer.STREAM: window, Buffer.PAYLOAD: window}, None,
+                                            None, Scope.STREAM, est, only=self.detector.stream_rules):
                 if (i, d) not in seen:
                     seen = seen | {(i, d)}
-                    found.append((i, r))
+                    found.append((i, r, caps))
         if not found:
             return []
         st.stream_alerted = seen
         shown = _shown_stream(items)
-        return [Hit(h.rule, h.direction, h.record, shown, timeout) for h in self._hits(flow, d, found, None)]
+        return [replace(h, stream=shown, timeout=timeout) for h in self._hits(flow, d, found, None)]
 
     def progress(self, flow: Flow, d: Direction) -> list[Hit]:
         """Transactions in direction `d`, run when a packet goes that way (as Suricata
@@ -277,6 +297,13 @@ class RuleInspector:
             buffers = tls_buffers(rec)
             return (self._tx(flow, Direction.TO_SERVER, buffers, rec)
                     + self._tx(flow, Direction.TO_CLIENT, buffers, rec))
+        if isinstance(rec, SshRecord):   # ssh.proto / ssh.software: the client's banner to the server, and back
+            hits = []
+            for d, banner in ((Direction.TO_SERVER, rec.client), (Direction.TO_CLIENT, rec.server)):
+                if banner is not None:
+                    hits += self._tx(flow, d, {Buffer.SSH_PROTO: _b(banner.proto_version),
+                                               Buffer.SSH_SOFTWARE: _b(banner.software_version)}, rec)
+            return hits
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []
@@ -414,11 +441,13 @@ class RuleInspector:
 
     def _matches(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], pkt: Packet | None,
                  size: int | None, scope: Scope, est: bool, require: Buffer | None = None,
-                 only: frozenset[int] | None = None, extra: set[int] | None = None) -> list[tuple[int, Rule]]:
+                 only: frozenset[int] | None = None, extra: set[int] | None = None
+                 ) -> list[tuple[int, Rule, tuple]]:
+        """(index, rule, pcre captures) of the rules that match, in rule order."""
         header = self.header
         st = flow.detect
         bits = st.flowbits if st is not None else _NO_BITS
-        out: list[tuple[int, Rule]] = []
+        out: list[tuple[int, Rule, tuple]] = []
 
         def check(rule: Rule) -> bool:
             return header(rule, flow, d, pkt, est) and (not rule.flowbits or _flowbits_ok(rule, bits))
@@ -430,22 +459,30 @@ class RuleInspector:
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
                                        on_match=matched, require=require, only=only, extra=extra):
-            out.append((m.index, m.rule))
+            out.append((m.index, m.rule, m.captures))
         return out
 
-    def _hits(self, flow: Flow, d: Direction, found: list[tuple[int, Rule]], rec: object | None) -> list[Hit]:
+    def _hits(self, flow: Flow, d: Direction, found: list[tuple[int, Rule, tuple]], rec: object | None) -> list[Hit]:
         """Alerts from what matched: a ``pass`` match passes the whole flow and silences the
         packet (Suricata applies pass before drop, reject and alert), ``noalert`` rules only
-        set their flowbits."""
+        set their flowbits. pcre captures are kept: flow vars on the flow, packet vars on
+        every alert of this inspection, alert vars on their rule's alert."""
         if not found:
             return []
-        if any(rule.action is Action.PASS for _, rule in found):
+        found.sort(key=lambda x: x[0])
+        pktvars: tuple[tuple[str, bytes], ...] = ()
+        if any(caps for _, _, caps in found):
+            pktvars = keep_vars(_state(flow), found)
+        if any(rule.action is Action.PASS for _, rule, _ in found):
             _state(flow).passed = True
             return []
-        found.sort(key=lambda x: x[0])
+        st = flow.detect
+        flowvars = tuple(st.flowvars.items()) if st is not None and st.flowvars else ()
         # noalert rules only set flowbits; thresholds hold back alerts, not the match itself
         src, dst = (flow.cli, flow.srv) if d == Direction.TO_SERVER else (flow.srv, flow.cli)
-        return [Hit(rule, d, rec) for _, rule in found   # `flow.last` is the current packet's time
+        return [Hit(rule, d, rec, context=tuple((n, v) for k, n, v in caps if k == "alert"), pktvars=pktvars,
+                    flowvars=flowvars)
+                for _, rule, caps in found   # `flow.last` is the current packet's time
                 if not rule.noalert and (rule.threshold is None
                                          or self._threshold_alerts(rule, src, dst, flow.flow_id, flow.last))]
 

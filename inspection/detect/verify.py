@@ -37,6 +37,7 @@ the rule cannot match).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -73,6 +74,8 @@ class MatchContext:
     variables: dict[str, int] = field(default_factory=dict)
     work: int = 0
     exhausted: int = 0
+    # pcre captures of the match, (kind, name, value) with kind pkt/flow/alert; None until one is kept
+    captures: list[tuple[str, str, bytes]] | None = None
 
 
 class _Kind(enum.IntEnum):
@@ -95,6 +98,22 @@ class Step:
     single: bool = False         # negated content that depends on nothing (found => final failure)
     needle: bytes = b""          # content pattern, lowercased for nocase
     regex: Regex | None = None
+    captures: tuple[tuple[int | str, str, str], ...] = ()   # pcre: (group, kind, var name) to keep
+
+
+MAX_CAPTURE = 1024   # bytes of a captured value kept (Suricata's vars are unbounded; ours are not)
+
+
+def pcre_captures(m: PcreMatch, regex: Regex) -> tuple[tuple[int | str, str, str], ...]:
+    """The groups a pcre keeps: the trailing ``,flow:NAME`` list (group 1, 2...), then the
+    named groups ``(?P<pkt_NAME>..)``, ``(?P<flow_NAME>..)``, ``(?P<alert_NAME>..)``."""
+    out: list[tuple[int | str, str, str]] = [(i + 1, kind, name) for i, (kind, name) in enumerate(m.captures)
+                                              if i < regex.compiled.groups]
+    for group in regex.compiled.groupindex:
+        kind, sep, name = group.partition("_")
+        if sep and name and kind in ("pkt", "flow", "alert"):
+            out.append((group, kind, name))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +178,9 @@ def compile_block(block: BufferBlock, *, base64_block: BufferBlock | None = None
             steps.append(Step(kind, c, retry=within_next[i], single=single,
                               needle=c.pattern.lower() if c.nocase else c.pattern))
         elif kind is _Kind.PCRE:
-            steps.append(Step(kind, it, retry=within_next[i], regex=_regex(it, regexes)))  # type: ignore[arg-type]
+            rx = _regex(it, regexes)  # type: ignore[arg-type]
+            steps.append(Step(kind, it, retry=within_next[i], regex=rx,
+                              captures=() if it.negated else pcre_captures(it, rx)))  # type: ignore[union-attr]
         else:
             steps.append(Step(kind, it))
     b64 = None
@@ -337,9 +358,20 @@ class _Search:
             if found is None:
                 return 0
             r = self.next(i, base + found.end())
+            if r == 1 and st.captures:   # the whole block matched through this match: keep its groups
+                self._keep(st, found)
             if r != 0 or not st.retry:
                 return r
             pos = found.start() + 1
+
+    def _keep(self, st: Step, found: re.Match[bytes]) -> None:
+        caps = self.ctx.captures
+        if caps is None:
+            caps = self.ctx.captures = []
+        for group, kind, name in st.captures:
+            value = found.group(group)
+            if value is not None:
+                caps.append((kind, name, value[:MAX_CAPTURE]))
 
     def isdataat(self, item: IsDataAt, i: int, cursor: int) -> int:
         var = isinstance(item.size, str)

@@ -18,6 +18,7 @@ from inspection.output.eve import EveWriter
 if TYPE_CHECKING:
     from inspection.detect.inspector import RuleInspector
     from inspection.policy.urlcat import UrlCategorizer
+    from signatures.netspec import Variables
 
 PROGRESS_MIN_BYTES = 20 << 20   # inputs smaller than this finish before a bar would help
 
@@ -92,7 +93,8 @@ def _size(path: Path) -> int:
         return 0
 
 
-def load_inspector(rule_files: list[Path], summary: RunSummary, body_limit: int) -> RuleInspector:
+def load_inspector(rule_files: list[Path], summary: RunSummary, body_limit: int,
+                   cfg: EngineConfig | None = None) -> RuleInspector:
     """Rules for `-S`: parse (unsupported ones are skipped and counted), prepare the detector.
 
     Imported here, not at module level: a run without rules should not pay
@@ -102,12 +104,32 @@ def load_inspector(rule_files: list[Path], summary: RunSummary, body_limit: int)
     from signatures.parser import load_rules
 
     started = time.perf_counter()
-    loaded = load_rules(rule_files, require_msg=False)   # Suricata accepts rules without msg
+    loaded = load_rules(rule_files, require_msg=False,   # Suricata accepts rules without msg
+                        variables=rule_variables(cfg) if cfg is not None else None)
     detector = Detector(loaded.rules)
     _count_rules(summary, loaded.rules, loaded.skipped, detector.skipped)
     summary.rules_load_seconds = time.perf_counter() - started
     summary.rules_source = "rules"
     return RuleInspector(detector, body_limit=body_limit)
+
+
+def rule_variables(cfg: EngineConfig) -> "Variables | None":
+    """Suricata's default rule variables with the config file's ``vars`` over them (None: no change).
+
+    Raises `VariableError` (a `RuleFileError`) for a value that is not an address or port spec."""
+    if not cfg.address_vars and not cfg.port_vars:
+        return None
+    from signatures.netspec import Variables
+
+    base = Variables.default()
+    addrs, ports = dict(base.addresses), dict(base.ports)
+    for name, value in cfg.address_vars:
+        ports.pop(name, None)
+        addrs[name] = value
+    for name, value in cfg.port_vars:
+        addrs.pop(name, None)
+        ports[name] = value
+    return Variables(tuple(addrs.items()), tuple(ports.items()))
 
 
 def load_bundle_inspector(bundle: Path, summary: RunSummary, body_limit: int) -> RuleInspector:
@@ -159,7 +181,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         raise ValueError("rule files and a bundle are mutually exclusive")
     inspector = None
     if rule_files:
-        inspector = load_inspector(rule_files, summary, cfg.http_body_limit)
+        inspector = load_inspector(rule_files, summary, cfg.http_body_limit, cfg)
     elif bundle is not None:
         inspector = load_bundle_inspector(bundle, summary, cfg.http_body_limit)
     sizes = [_size(p) for p in paths]
@@ -167,7 +189,8 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
         eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet,
-                           log_payload=cfg.alert_payload)
+                        log_payload=cfg.alert_payload, log_metadata=cfg.alert_metadata,
+                        ipv6_compress=cfg.ipv6_compress, xff=cfg.xff)
         engine = Engine(cfg, eve.write, inspector, urlcat)
         if on_engine is not None:
             on_engine(engine)

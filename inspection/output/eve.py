@@ -2,18 +2,21 @@
 
 Field names and formats follow current Suricata releases so that existing
 tools and the suricata-verify checks read our output: timestamps as
-``2017-06-08T15:45:58.525601+0000`` (UTC), IPv6 addresses written out in full,
-`flow_id` the same integer on every event of a flow.
+``2017-06-08T15:45:58.525601+0000`` (UTC), IPv6 addresses written out in full
+(compressed, ``fe80::1``, with Suricata's ``ipv6-compress``), `flow_id` the same
+integer on every event of a flow.
 """
 from __future__ import annotations
 
 import base64
+import ipaddress
 import socket
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
 
 import orjson
 
+from inspection.config import XffConfig
 from inspection.engine import EngineEvent
 from inspection.flow.table import EndReason, Flow
 from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
@@ -21,6 +24,7 @@ from inspection.output.eve_dns import dns_to_eve
 from inspection.output.eve_file import fileinfo_to_eve
 from inspection.output.eve_http import http_to_eve
 from inspection.output.eve_mail import email_to_eve, imap_to_eve, pop3_to_eve, smtp_to_eve
+from inspection.output.eve_ssh import ssh_to_eve
 from inspection.output.eve_tls import tls_to_eve
 from inspection.stream.tcp import TcpSession, TcpState
 from signatures.classification import ClassificationTable, default_classifications
@@ -62,13 +66,38 @@ def format_ts(ts: float, cache: dict[int, str] | None = None) -> str:
     return f"{head}.{usec:06d}+0000"
 
 
-def format_ip(addr: bytes) -> str:
+def format_ip(addr: bytes, compress: bool = False) -> str:
     if len(addr) == 4:
         return socket.inet_ntop(socket.AF_INET, addr)
     if len(addr) == 16:
+        if compress:
+            return socket.inet_ntop(socket.AF_INET6, addr)
         h = addr.hex()
         return ":".join(h[i:i + 4] for i in range(0, 32, 4))
     return ""
+
+
+def xff_address(value: str | None, deployment: str) -> str | None:
+    """The client address in an X-Forwarded-For style header: the first entry a forward
+    proxy wrote, or the last one a reverse proxy appended; None unless it is a valid IP."""
+    if not value:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    cand = parts[0] if deployment == "forward" else parts[-1]
+    try:
+        return str(ipaddress.ip_address(cand))
+    except ValueError:
+        return None
+
+
+def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The last value of header `name` (case-insensitive), as Suricata takes the last one."""
+    low = name.lower()
+    found = None
+    for k, v in headers:
+        if k.lower() == low:
+            found = v
+    return found
 
 
 def _escape_line_breaks(line: bytes) -> bytes:
@@ -96,12 +125,27 @@ def _payload(out: dict, hit: object, packet_payload: bytes | None) -> None:
         out["payload_printable"] = data.translate(_PRINTABLE).decode("ascii")
 
 
+def _vars(out: dict, hit: object) -> None:
+    """Suricata's alert ``metadata``: the flow's and the packet's pcre vars, one object each."""
+    meta = {}
+    for key in ("flowvars", "pktvars"):
+        pairs = getattr(hit, key, ())
+        if pairs:
+            meta[key] = [{n: v.decode("latin-1")} for n, v in pairs]
+    if meta:
+        out["metadata"] = meta
+
+
 class EveWriter:
     """Turns `EngineEvent`s into EVE lines on a binary file."""
 
     def __init__(self, fh: BinaryIO, *, log_http_headers: bool = False, log_packet: bool = True,
-                 log_payload: bool = True, classifications: ClassificationTable | None = None) -> None:
+                 log_payload: bool = True, classifications: ClassificationTable | None = None,
+                 log_metadata: bool = True, ipv6_compress: bool = False, xff: XffConfig | None = None) -> None:
         self._fh = fh
+        self._log_metadata = log_metadata
+        self._compress = ipv6_compress
+        self._xff = xff if xff is not None and xff.enabled else None
         self._log_packet = log_packet
         self._log_payload = log_payload
         self._http_headers = log_http_headers
@@ -118,6 +162,7 @@ class EveWriter:
             "smtp": smtp_to_eve,  # type: ignore[dict-item]
             "pop3": pop3_to_eve,  # type: ignore[dict-item]
             "imap": imap_to_eve,  # type: ignore[dict-item]
+            "ssh": ssh_to_eve,  # type: ignore[dict-item]
         }
 
     def __call__(self, ev: EngineEvent) -> None:
@@ -128,7 +173,7 @@ class EveWriter:
         if s is None:
             if len(self._ipcache) > 65536:
                 self._ipcache.clear()
-            s = self._ipcache[addr] = format_ip(addr)
+            s = self._ipcache[addr] = format_ip(addr, self._compress)
         return s
 
     def write(self, ev: EngineEvent) -> None:
@@ -236,8 +281,15 @@ class EveWriter:
         }
         out["flow"] = f
         self._traffic(out, flow)
-        if flow.app is not None and flow.app.orig is not None:
-            out["app_proto_orig"] = flow.app.orig
+        app = flow.app
+        if app is not None:
+            if app.orig is not None:
+                out["app_proto_orig"] = app.orig
+            # a direction that spoke another protocol than the flow's (Suricata logs only those)
+            for d, key in ((Direction.TO_SERVER, "app_proto_ts"), (Direction.TO_CLIENT, "app_proto_tc")):
+                p = app.dir_proto[d]
+                if p is not None and app.proto is not None and p != app.proto:
+                    out[key] = p
         if flow.tcp is not None or flow.proto == 6:
             fl = flow.flags_ts | flow.flags_tc
             tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",
@@ -282,11 +334,16 @@ class EveWriter:
                 "category": cls.description if cls is not None else "", "severity": rule.priority,
                 "stars": stars_for(rule),
             }
-            if rule.metadata:
+            if rule.metadata and self._log_metadata:
                 meta: dict[str, list[str]] = {}
                 for k, v in rule.metadata:
                     meta.setdefault(k, []).append(v)
                 alert["metadata"] = meta
+        context = getattr(hit, "context", ())
+        if context:
+            alert["context"] = {n: v.decode("latin-1") for n, v in context}
+        if self._log_metadata:
+            _vars(out, hit)
         out["direction"] = d.eve_name
         out["alert"] = alert
         if flow is not None:   # the flow as it stands at the alert (Suricata's alert.flow), and its tags
@@ -309,7 +366,21 @@ class EveWriter:
                 out[et] = fmt(rec)
                 _email(out, rec)
                 out["tx_id"] = rec.tx_id
+            if self._xff is not None and et == "http":
+                self._apply_xff(out, alert, rec, d)
         self.alerts += 1
+
+    def _apply_xff(self, out: dict, alert: dict, tx: object, d: Direction) -> None:
+        """Suricata's alert ``xff``: the proxied client's address from the request's header,
+        as ``alert.xff`` or written over the client end of the alert."""
+        cfg = self._xff
+        ip = xff_address(_header(getattr(tx, "request_headers", ()), cfg.header), cfg.deployment)  # type: ignore[union-attr]
+        if ip is None:
+            return
+        if cfg.mode == "overwrite":  # type: ignore[union-attr]
+            out["dest_ip" if d == Direction.TO_CLIENT else "src_ip"] = ip
+        else:
+            alert["xff"] = ip
 
     def _fileinfo(self, out: dict, ev: object) -> None:
         """Suricata's fileinfo: the transaction's app-layer object, app_proto, the file."""
@@ -327,6 +398,10 @@ class EveWriter:
         if a.app_proto:
             body["app_proto"] = a.app_proto
             body["layer"] = "proto_parser"
+        elif a.event.startswith("APPLAYER_"):   # protocol detection's own events
+            if flow is not None and flow.app is not None and flow.app.proto:
+                body["app_proto"] = flow.app.proto
+            body["layer"] = "proto_detect"
         out["anomaly"] = body
         if a.tx_id is not None:
             out["tx_id"] = a.tx_id

@@ -3,8 +3,10 @@
 `TcpSession.packet` takes one decoded segment and returns what became
 deliverable in order: data chunks and gaps, per direction. Policies:
 
-- first data wins: bytes already delivered are never replaced; a
-  retransmission whose overlapping bytes differ raises
+- bytes handed to the parsers are never replaced; while they wait for the
+  peer's ACK, an overlapping segment with different bytes replaces them where
+  the receiver's OS would (`policy.use_new_data`, Suricata's target-based
+  table; ``bsd`` unless ``host-os-policy`` says otherwise), and raises
   ``stream.reassembly_overlap_different_data``;
 - out-of-order segments wait in a bounded per-session store;
 - a gap is declared when the peer acknowledges bytes that were never seen,
@@ -18,6 +20,7 @@ import enum
 from dataclasses import dataclass
 
 from inspection.model import TH_ACK, TH_FIN, TH_RST, TH_SYN, Anomaly, AnomalyKind, Direction, Packet
+from inspection.stream.policy import DEFAULT_POLICY, use_new_data
 
 MASK = 0xFFFFFFFF
 HALF = 0x80000000
@@ -90,7 +93,7 @@ class Stream:
 class TcpSession:
     """Both directions of one TCP connection plus the handshake state."""
 
-    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies", "midstream", "eof_sent")
+    __slots__ = ("state", "streams", "cfg", "counters", "out", "anomalies", "midstream", "eof_sent", "policies")
 
     def __init__(self, cfg: StreamConfig, counters: StreamCounters) -> None:
         self.state = TcpState.NONE
@@ -101,6 +104,8 @@ class TcpSession:
         self.anomalies: list[Anomaly] | tuple = ()   # the engine takes them after each call
         self.midstream = False   # picked up without seeing the handshake
         self.eof_sent = False
+        # overlap policy of each direction's receiver (the server for to-server data), see policy.py
+        self.policies: tuple[str, str] = (DEFAULT_POLICY, DEFAULT_POLICY)
 
     # -- packets -------------------------------------------------------------------------------
     def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
@@ -223,14 +228,16 @@ class TcpSession:
         nxt = s.next
         if end <= nxt:
             c.retransmissions += 1
-            self._compare(s, d, rel, data)
+            if self._compare(s, d, rel, data) and s.unacked:
+                self._overlap(s, d, rel, data)
             return
         if rel > nxt:
             self._store(s, rel, data)
             return
         if rel < nxt:
             c.retransmissions += 1
-            self._compare(s, d, rel, data[:nxt - rel])
+            if self._compare(s, d, rel, data[:nxt - rel]) and s.unacked:
+                self._overlap(s, d, rel, data[:nxt - rel], end)
             data = data[nxt - rel:]
         self._deliver(s, d, data)
         if s.ooo:
@@ -282,16 +289,41 @@ class TcpSession:
                 s.unacked_len -= k
                 start = upto
 
-    def _compare(self, s: Stream, d: Direction, rel: int, data: bytes) -> None:
-        """Overlapping bytes must match what was delivered (first data wins)."""
+    def _compare(self, s: Stream, d: Direction, rel: int, data: bytes) -> bool:
+        """Overlapping bytes should match what was delivered; True (and an anomaly) if not."""
         tail_start = s.next - len(s.tail)
         lo = max(rel, tail_start)
         hi = min(rel + len(data), s.next)
         if hi <= lo:
-            return
+            return False
         if data[lo - rel:hi - rel] != s.tail[lo - tail_start:hi - tail_start]:
             self.counters.overlaps_different += 1
             self._anomaly(Anomaly(AnomalyKind.STREAM, "stream.reassembly_overlap_different_data", direction=d))
+            return True
+        return False
+
+    def _overlap(self, s: Stream, d: Direction, rel: int, data: bytes, seg_end: int | None = None) -> None:
+        """Different bytes overlap data still waiting for its ACK: each held segment takes
+        the new bytes where the receiver's policy says so. `seg_end` is where the whole
+        new segment ends (its bytes past `next` are delivered as usual)."""
+        policy = self.policies[d]
+        new_end = seg_end if seg_end is not None else rel + len(data)
+        pending = s.unacked
+        pos = s.next - s.unacked_len
+        tail_start = s.next - len(s.tail)
+        for i, chunk in enumerate(pending):  # type: ignore[arg-type]
+            cs, ce = pos, pos + len(chunk)
+            pos = ce
+            lo, hi = max(cs, rel), min(ce, rel + len(data))
+            if hi <= lo or chunk[lo - cs:hi - cs] == data[lo - rel:hi - rel]:
+                continue
+            if not use_new_data(policy, rel, new_end, cs, ce):
+                continue
+            new = data[lo - rel:hi - rel]
+            pending[i] = chunk[:lo - cs] + new + chunk[hi - cs:]  # type: ignore[index]
+            t_lo = max(lo, tail_start)
+            if t_lo < hi:   # keep the comparison copy in step
+                s.tail = s.tail[:t_lo - tail_start] + new[t_lo - lo:] + s.tail[hi - tail_start:]
 
     def _store(self, s: Stream, rel: int, data: bytes) -> None:
         c = self.counters
@@ -381,6 +413,7 @@ class TcpSession:
     def swap(self) -> None:
         """The flow's client and server were the wrong way round."""
         self.streams = (self.streams[1], self.streams[0])
+        self.policies = (self.policies[1], self.policies[0])
 
     def stop(self, d: Direction) -> None:
         """Nothing more to learn in direction `d` (parser done): track only."""

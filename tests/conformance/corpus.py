@@ -53,9 +53,12 @@ class Score:
         return [r for r in self.evaluated if not r.ok]
 
 
-def run_engine(pcaps: list[Path], args: list[str], rules: list[Path] | None = None) -> list[dict]:
-    """Inspect `pcaps` with Suricata-style args (and `rules`, if any) and return the EVE events."""
+def run_engine(pcaps: list[Path], args: list[str], rules: list[Path] | None = None,
+               config: Path | None = None) -> list[dict]:
+    """Inspect `pcaps` with Suricata-style args (and `rules` and a suricata.yaml `config`,
+    if any; as ``utm inspect -c``) and return the EVE events."""
     from inspection.config import ChecksumMode, EngineConfig
+    from inspection.config_file import apply_config_file
     from inspection.io.offline import inspect_files
 
     checksum, sets, i = "auto", [], 0
@@ -67,7 +70,11 @@ def run_engine(pcaps: list[Path], args: list[str], rules: list[Path] | None = No
             i += 2
         else:
             i += 1
-    cfg, _unknown = EngineConfig.from_sets(sets, EngineConfig(checksum=ChecksumMode(checksum)))
+    base = EngineConfig(checksum=ChecksumMode(checksum))
+    if config is not None:
+        cfg, _cf = apply_config_file(config, base, sets)
+    else:
+        cfg, _unknown = EngineConfig.from_sets(sets, base)
     with tempfile.TemporaryDirectory() as out:
         inspect_files(pcaps, cfg, Path(out), rule_files=rules or None)
         events = []
@@ -167,7 +174,8 @@ def sv_case(name: str, only_types: frozenset[str] | None = None, alerts: bool = 
     if alerts and not rules:
         return CaseResult(name, False, applicable=False, reason="no rule file")
     try:
-        events = run_engine(pcaps, args, rules)
+        conf = d / "suricata.yaml"
+        events = run_engine(pcaps, args, rules, conf if conf.is_file() else None)
     except Exception as e:  # a crash is a failure with its reason, not a crashed report
         return CaseResult(name, False, reason=f"engine raised {type(e).__name__}: {e}", checks=len(checks))
     bad = []

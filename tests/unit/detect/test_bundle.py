@@ -89,7 +89,7 @@ def test_header_names_the_versions(compiled):
     ("engine", {"engine": "0.0.1"}, f"made by engine 0.0.1, this is {engine_version()}"),
     ("Python", {"python": "2.7"}, f"made by Python 2.7, this is {python_version()}"),
     ("Hyperscan", {"hyperscan": "4.0.0"}, "made by Hyperscan 4.0.0"),
-    ("bundle format", {"fmt": 99}, "made by bundle format 99, this is 1"),
+    ("bundle format", {"fmt": 99}, "made by bundle format 99, this is 2"),
 ])
 def test_other_versions_are_refused_by_name(compiled, component, kwargs, text):
     data = encode_bundle(compiled[1], **kwargs)
@@ -136,7 +136,7 @@ def test_truncated_anywhere_is_refused(compiled):
 
 def _forge(payload: bytes, rules: int = 0) -> bytes:
     """A bundle with valid hashes around an arbitrary payload: what an attacker (not corruption) can make."""
-    header = bundle_mod.BundleHeader(1, engine_version(), python_version(), hyperscan_version(), len(payload),
+    header = bundle_mod.BundleHeader(bundle_mod.FORMAT_VERSION, engine_version(), python_version(), hyperscan_version(), len(payload),
                                      hashlib.sha256(payload).hexdigest(), rules).to_json()
     return struct.pack(">8sI32s", MAGIC, len(header), hashlib.sha256(header).digest()) + header + payload
 

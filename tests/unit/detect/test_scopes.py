@@ -7,7 +7,7 @@ import random
 import pytest
 
 from inspection.detect.errors import UnsupportedRule
-from inspection.detect.header import Scope, scope_of
+from inspection.detect.header import Scope, pd_only, scope_of
 from inspection.detect.iponly import IpOnlyIndex
 from tests.unit.detect._helpers import rule
 
@@ -30,7 +30,6 @@ def test_scope(header, options, scope):
 
 @pytest.mark.parametrize("options,keyword", [
     ("stream_size:server,>,10;", "stream_size"),
-    ("app-layer-protocol:http,to_server;", "app-layer-protocol"),
 ])
 def test_conditions_we_cannot_evaluate_refuse_the_rule(options, keyword):
     with pytest.raises(UnsupportedRule) as e:
@@ -65,3 +64,18 @@ def test_ipv6_addresses_use_their_own_map():
     assert index.candidates(6, ipaddress.IPv6Address("2001:db8::1").packed, bytes(16)) == {0}
     assert index.candidates(6, ipaddress.IPv6Address("2001:db9::1").packed, bytes(16)) == set()
     assert index.candidates(4, bytes(4), bytes(4)) == set()
+
+
+@pytest.mark.parametrize("options,expected", [
+    ("app-layer-protocol:http,to_server;", True),
+    ("flow:to_client; app-layer-protocol:!http;", True),
+    ("flowbits:set,x; app-layer-protocol:tls;", True),
+    ("flow:established,to_client; app-layer-protocol:tls;", False),   # established is a packet test
+    ('app-layer-protocol:tls; content:"x";', False),
+    ("app-layer-protocol:tls; dsize:>5;", False),
+    ("flowbits:isset,x; app-layer-protocol:tls;", False),
+    ("flow:to_server;", False),
+])
+def test_protocol_only_rules(options, expected):
+    assert pd_only(rule(options)) is expected
+    assert scope_of(rule(options)) is Scope.PACKET

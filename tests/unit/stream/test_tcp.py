@@ -191,3 +191,50 @@ def test_both_fins_acknowledged_close_both_directions_once():
     out = s.packet(seg(ISN_S + 18, TH_ACK, ack=ISN_C + 2), S)
     assert [(k, d) for k, d, _ in out] == [(EOF, C), (EOF, S)]
     assert s.packet(seg(ISN_S + 18, TH_ACK, ack=ISN_C + 2), S) == []
+
+
+def _held_overlap(policy: str, *segments: tuple[int, bytes]) -> bytes:
+    """IDS mode: segments (in order, then the overlapping one) before any ACK, then the ACK."""
+    s = session(ack_gated=True)
+    s.policies = (policy, policy)
+    handshake(s)
+    for off, data in segments:
+        s.packet(seg(ISN_C + 1 + off, payload=data), C)
+    end = max(off + len(data) for off, data in segments)
+    return collect(s.packet(seg(ISN_S + 1, TH_ACK, ack=ISN_C + 1 + end), S))
+
+
+def test_overlap_policies_on_data_waiting_for_its_ack():
+    # exact overlap: old Linux, Solaris, HP-UX 11 take the new copy; BSD, Windows the first
+    for policy, want in (("old-linux", b"EVIL"), ("solaris", b"EVIL"), ("bsd", b"GOOD"), ("windows", b"GOOD"),
+                         ("last", b"EVIL"), ("first", b"GOOD")):
+        assert _held_overlap(policy, (0, b"GOOD"), (0, b"EVIL")) == want, policy
+    # a segment starting before the held one: BSD and Linux take the new bytes, Solaris/first do not
+    assert _held_overlap("bsd", (0, b"ab"), (2, b"cdef"), (1, b"bXY")) == b"abXYef"
+    assert _held_overlap("first", (0, b"ab"), (2, b"cdef"), (1, b"bXY")) == b"abcdef"
+    assert _held_overlap("solaris", (0, b"ab"), (2, b"cd"), (3, b"XYZ")) == b"abcXYZ"   # past its end: Solaris
+    assert _held_overlap("bsd", (0, b"ab"), (2, b"cd"), (3, b"XYZ")) == b"abcdYZ"
+    # inside the held one: every policy but last keeps the old bytes
+    assert _held_overlap("linux", (0, b"GOOD"), (1, b"XXX")) == b"GOOD"
+
+
+def test_delivered_bytes_are_never_replaced_whatever_the_policy():
+    s = session()   # inline: handed over at once
+    s.policies = ("last", "last")
+    handshake(s)
+    s.packet(seg(ISN_C + 1, payload=b"GOOD"), C)
+    assert collect(s.packet(seg(ISN_C + 1, payload=b"EVIL"), C)) == b""
+    assert [a.event for a in s.anomalies] == ["stream.reassembly_overlap_different_data"]
+
+
+def test_host_os_policy_picks_the_most_specific_network():
+    from inspection.config import EngineConfig
+    from inspection.stream.policy import HostPolicies
+
+    cfg, _ = EngineConfig.from_sets(["host-os-policy.windows=[0.0.0.0/0]", "host-os-policy.old-linux=[192.0.2.2]",
+                                     "host-os-policy.linux=[2001:db8::/32]"])
+    hp = HostPolicies(cfg.host_os_policy)
+    assert hp.for_address(bytes([192, 0, 2, 2])) == "old-linux"
+    assert hp.for_address(bytes([198, 51, 100, 1])) == "windows"
+    assert hp.for_address(bytes.fromhex("20010db8" + "00" * 12)) == "linux"
+    assert HostPolicies().for_address(bytes(4)) == "bsd"
