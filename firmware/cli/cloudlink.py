@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--definitions-interval", type=float, default=3600.0, metavar="S",
                    help="how often definitions updates are looked for (default 3600; the check-definitions "
                         "command looks at once)")
+    r.add_argument("--eve-dir", action="append", default=[], type=Path, metavar="LOGDIR",
+                   help="follow the live box's EVE files LOGDIR/eve.q*.json (the -l of `utm run`; repeatable): "
+                        "its alerts are uploaded, its stats feed the heartbeat")
     _definitions_options(r)
     r.add_argument("--reboot-hook", default="systemctl reboot", metavar="CMD",
                    help="program and arguments run for the reboot command (split like a shell would, run "
@@ -130,10 +133,14 @@ def run_agent(args: argparse.Namespace) -> int:
     from cloudlink.commands import AgentExecutor, CommandLog, reboot_hook
     from cloudlink.daemon import Agent, AgentConfig
     from cloudlink.desired import DesiredStateFile
+    from cloudlink.follower import EveFollower
     from firmware.agent_wiring import child_definitions_port
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
     from cloudlink.transport import HttpsCloud
+    for d in args.eve_dir:               # a folder that does not exist yet is fine: the box may start later
+        if d.exists() and not d.is_dir():
+            return _fail(f"--eve-dir {d}: not a folder")
     try:
         cfg = AgentConfig(heartbeat_interval_s=args.heartbeat_interval, batch_size=args.batch_size,
                           poll_interval_s=args.poll_interval, backoff_max_s=args.backoff_max,
@@ -143,6 +150,7 @@ def run_agent(args: argparse.Namespace) -> int:
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
         commands = CommandLog(state.commands_path)
+        follower = EveFollower(queue, args.eve_dir) if args.eve_dir else None
     except (ValueError, CloudlinkError) as e:
         return _fail(str(e))
 
@@ -153,7 +161,7 @@ def run_agent(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
             port, why = child_definitions_port(state, _trusted_keys(args), args.reload_hook)
-            agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port)
+            agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port, follower=follower)
             agent.executor = AgentExecutor(agent.diagnostics, definitions=port, definitions_unavailable=why,
                                            desired=DesiredStateFile(state.folder / "desired.json"),
                                            reboot=reboot_hook(reboot_argv) if reboot_argv else None)
@@ -169,6 +177,8 @@ def run_agent(args: argparse.Namespace) -> int:
     except CloudlinkError as e:
         return _fail(str(e))
     finally:
+        if follower is not None:
+            follower.close()
         queue.close()
         commands.close()
 

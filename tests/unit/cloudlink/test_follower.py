@@ -1,0 +1,148 @@
+"""The follower over real files and the real SQLite queue: appends, restarts, truncation, rotation."""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+from cloudlink.errors import QueueFullError
+from cloudlink.follower import EveFollower
+from cloudlink.queue import DetectionQueue
+from tests.unit.cloudlink.test_follow import _alert, stats_line
+
+
+def _keys(q: DetectionQueue) -> list[str]:
+    return [d.key for d in q.take(10_000)]
+
+
+@pytest.fixture
+def q(tmp_path):
+    with DetectionQueue(tmp_path / "queue.sqlite") as queue:
+        yield queue
+
+
+def test_appended_alerts_are_queued_once_and_the_offset_survives_a_restart(tmp_path, q):
+    logdir = tmp_path / "log"
+    f = EveFollower(q, [logdir])
+    assert f.poll() == 0                                   # no folder, no file yet: fine
+    logdir.mkdir()
+    eve = logdir / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n" + _alert(2)[:30])    # the second line is still being written
+    f.poll()
+    assert len(_keys(q)) == 1
+    with open(eve, "ab") as fh:
+        fh.write(_alert(2)[30:] + b"\n")
+    f.poll()
+    f.poll()
+    assert len(_keys(q)) == 2
+    f.close()
+    with open(eve, "ab") as fh:                            # `utm run` restarted: it appends to the same file
+        fh.write(_alert(3) + b"\n")
+    f2 = EveFollower(q, [logdir])                          # the agent restarted: offsets come from the queue
+    f2.poll()
+    assert len(_keys(q)) == 3 and q.stats().duplicates == 0
+    assert q.counters("follow.")["follow.alerts"] == 3
+
+
+def test_every_queue_file_is_followed_and_others_are_not(tmp_path, q):
+    (tmp_path / "eve.q0.json").write_bytes(_alert(1) + b"\n")
+    (tmp_path / "eve.q1.json").write_bytes(_alert(2) + b"\n")
+    (tmp_path / "eve.json").write_bytes(_alert(3) + b"\n")      # an offline run's file
+    EveFollower(q, [tmp_path]).poll()
+    assert len(_keys(q)) == 2
+
+
+def test_truncated_file_is_read_again_from_zero(tmp_path, q):
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n" + _alert(2) + b"\n")
+    f = EveFollower(q, [tmp_path])
+    f.poll()
+    eve.write_bytes(_alert(3) + b"\n")                           # copytruncate, then a new line
+    f.poll()
+    assert len(_keys(q)) == 3
+    assert q.counters("follow.")["follow.truncations"] == 1
+
+
+def test_rotation_finishes_the_old_file_then_reads_the_new_one(tmp_path, q):
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n")
+    f = EveFollower(q, [tmp_path])
+    f.poll()
+    with open(eve, "ab") as fh:
+        fh.write(_alert(2) + b"\n")                              # written before the rotation, not read yet
+    os.rename(eve, tmp_path / "eve.q0.json.1")
+    eve.write_bytes(_alert(3) + b"\n")
+    f.poll()
+    assert len(_keys(q)) == 3
+    assert q.counters("follow.")["follow.rotations"] == 1
+
+
+def test_rotation_while_the_agent_was_down_starts_the_new_file_at_zero(tmp_path, q):
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n" + _alert(2) + b"\n")
+    f = EveFollower(q, [tmp_path])
+    f.poll()
+    f.close()
+    os.rename(eve, tmp_path / "old")
+    eve.write_bytes(_alert(3) + b"\n")
+    EveFollower(q, [tmp_path]).poll()
+    assert len(_keys(q)) == 3
+
+
+def test_bad_and_oversize_lines_are_counted_and_skipped(tmp_path, q):
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(b"garbage\n" + b"{" + b"x" * 5000 + b"\n" + _alert(1) + b"\n" + b"y" * 3000)
+    f = EveFollower(q, [tmp_path], max_line=2048)
+    f.poll()
+    with open(eve, "ab") as fh:
+        fh.write(b"yyy\n" + _alert(2) + b"\n")
+    f.poll()
+    assert len(_keys(q)) == 2
+    c = q.counters("follow.")
+    assert c["follow.bad_lines"] == 1 and c["follow.oversize_lines"] == 2
+
+
+def test_stats_lines_feed_the_tracker(tmp_path, q):
+    (tmp_path / "eve.q0.json").write_bytes(stats_line("2026-11-22T10:00:00.000000+0000", 100) + b"\n"
+                                           + stats_line("2026-11-22T10:00:30.000000+0000", 300, kdrop=200) + b"\n")
+    f = EveFollower(q, [tmp_path])
+    f.poll()
+    from datetime import datetime
+    now = datetime.fromisoformat("2026-11-22T10:00:40+00:00").timestamp()
+    assert f.tracker.report(now).inspected_share == 0.5
+
+
+def test_a_failed_commit_moves_no_offset(tmp_path, q, monkeypatch):
+    """The disk filling up mid-way: nothing is committed, and the same lines are read again later."""
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n")
+    f = EveFollower(q, [tmp_path])
+    real = q.enqueue_followed
+
+    def full(*a, **kw):
+        raise QueueFullError("disk full", 0)
+    monkeypatch.setattr(q, "enqueue_followed", full)
+    with pytest.raises(QueueFullError):
+        f.poll()
+    monkeypatch.setattr(q, "enqueue_followed", real)
+    f.poll()
+    assert len(_keys(q)) == 1
+
+
+def test_offset_and_detections_are_one_transaction(tmp_path, q):
+    """A crash inside the transaction (here: the offset write fails) leaves neither detections nor offset."""
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n")
+    con = sqlite3.connect(tmp_path / "queue.sqlite")
+    con.execute("CREATE TRIGGER no_offsets BEFORE INSERT ON follow_offsets BEGIN SELECT RAISE(ABORT, 'x'); END")
+    con.commit()
+    from cloudlink.errors import QueueError
+    with pytest.raises(QueueError):
+        EveFollower(q, [tmp_path]).poll()
+    assert _keys(q) == [] and q.follow_offsets() == {}
+    con.execute("DROP TRIGGER no_offsets")
+    con.commit()
+    con.close()
+    EveFollower(q, [tmp_path]).poll()
+    assert len(_keys(q)) == 1
