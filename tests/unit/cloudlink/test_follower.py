@@ -146,3 +146,50 @@ def test_offset_and_detections_are_one_transaction(tmp_path, q):
     con.close()
     EveFollower(q, [tmp_path]).poll()
     assert len(_keys(q)) == 1
+
+
+def test_agent_drain_ships_followed_alerts_and_reports_the_live_box(tmp_path):
+    """The agent loop with the follower: alerts reach the cloud once, stats reach the heartbeat."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from cloudlink.daemon import Agent, AgentConfig
+    from cloudlink.fake import FakeCloud
+    from cloudlink.state import AgentState
+    st = AgentState(tmp_path / "agent", ("https://cloud.example:8443",), "dev-0123456789abcdef", "PIN", "")
+    st.folder.mkdir()
+    now = datetime.now(timezone.utc)
+    ts = [datetime.fromtimestamp(now.timestamp() - d, timezone.utc).isoformat() for d in (40, 10)]
+    eve = tmp_path / "log" / "eve.q0.json"
+    eve.parent.mkdir()
+    eve.write_bytes(stats_line(ts[0], 1000) + b"\n" + _alert(1) + b"\n" + _alert(2) + b"\n"
+                    + stats_line(ts[1], 1900, drop=5, kdrop=100) + b"\n")
+    cloud = FakeCloud()
+    with DetectionQueue(st.queue_path) as q:
+        agent = Agent(st, cloud, q, AgentConfig(), follower=EveFollower(q, [eve.parent]))
+        assert asyncio.run(agent.drain())
+        with open(eve, "ab") as fh:
+            fh.write(_alert(3) + b"\n")
+        assert asyncio.run(agent.drain())
+    assert len(cloud.stored) == 3 and cloud.duplicates == 0
+    hb = cloud.heartbeats[0]
+    assert hb.inspected_share == pytest.approx(900 / 1000)
+    c = dict(hb.counters)
+    assert c["live.queues"] == 1 and c["live.packets"] == 1900 and c["live.drops"] == 5
+    assert c["live.kernel_dropped"] == 100 and c["follow.alerts"] == 2
+    assert cloud.heartbeats[1].inspected_share == pytest.approx(900 / 1000)   # no new stats, still fresh
+
+
+def test_agent_without_a_live_box_sends_no_share(tmp_path):
+    import asyncio
+
+    from cloudlink.daemon import Agent, AgentConfig
+    from cloudlink.fake import FakeCloud
+    from cloudlink.state import AgentState
+    st = AgentState(tmp_path, ("https://cloud.example:8443",), "dev-0123456789abcdef", "PIN", "")
+    cloud = FakeCloud()
+    with DetectionQueue(st.queue_path) as q:
+        agent = Agent(st, cloud, q, AgentConfig(), follower=EveFollower(q, [tmp_path / "nothing-here"]))
+        assert asyncio.run(agent.drain())
+    assert cloud.heartbeats[0].inspected_share is None
+    assert dict(cloud.heartbeats[0].counters)["live.queues"] == 0
