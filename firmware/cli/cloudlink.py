@@ -206,6 +206,10 @@ def run_status(args: argparse.Namespace) -> int:
         try:
             with DetectionQueue(qpath) as q:
                 out["queue"] = {k: getattr(q.stats(), k) for k in q.stats().__dataclass_fields__}
+                offsets = q.follow_offsets()
+                if offsets:
+                    out["follow"] = {"files": {p: o for p, (_i, o, _s) in offsets.items()},
+                                     "counters": q.counters("follow.")}
         except CloudlinkError as e:
             return _fail(str(e))
     import os
@@ -232,6 +236,12 @@ def run_status(args: argparse.Namespace) -> int:
               f"{q['acked']} delivered, {q['dropped']} dropped by the cap, {q['duplicates']} duplicates ignored")
     else:
         print("queue: none yet")
+    fo = out.get("follow")
+    if fo:
+        c = fo["counters"]
+        print(f"followed EVE files: {len(fo['files'])}, {c.get('follow.alerts', 0)} alerts read, "
+              f"{c.get('follow.refused', 0)} refused, {c.get('follow.bad_lines', 0)} bad and "
+              f"{c.get('follow.oversize_lines', 0)} over-long lines skipped")
     print(f"definitions: {out['definitions'] or 'none installed'}")
     link = out["link"]
     if link:

@@ -193,3 +193,15 @@ def test_agent_without_a_live_box_sends_no_share(tmp_path):
         assert asyncio.run(agent.drain())
     assert cloud.heartbeats[0].inspected_share is None
     assert dict(cloud.heartbeats[0].counters)["live.queues"] == 0
+
+
+def test_status_shows_what_was_followed(tmp_path, capsys):
+    from firmware.cli.main import main
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "eve.q0.json").write_bytes(_alert(1) + b"\nnot json\n")
+    (tmp_path / "agent").mkdir()
+    with DetectionQueue(tmp_path / "agent" / "queue.sqlite") as q:
+        EveFollower(q, [tmp_path / "log"]).poll()
+    assert main(["cloudlink", "status", "--state", str(tmp_path / "agent")]) == 0
+    assert "followed EVE files: 1, 1 alerts read, 0 refused, 1 bad and 0 over-long lines skipped" in \
+        capsys.readouterr().out
