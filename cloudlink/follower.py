@@ -29,6 +29,7 @@ from cloudlink.follow import MAX_LINE, Cursor, LiveStatsTracker, convert, split_
 from cloudlink.queue import DetectionQueue
 
 FILE_GLOB = "eve.q*.json"
+READ_CHUNK = 256 << 10            # small reads keep the agent's memory flat (its goal is 60 MB)
 MAX_FILES = 64                    # more than any box has queues; past it files are counted and ignored
 
 
@@ -50,7 +51,7 @@ class EveFollower:
         self.dirs = [Path(d) for d in dirs]
         self.tracker = tracker or LiveStatsTracker()
         self.max_line = max_line
-        self.chunk = 2 * max_line + 2             # more than a line: every read makes progress
+        self.chunk = min(READ_CHUNK, max_line + 2)  # a line longer than this is read again whole (below)
         self.per_poll_bytes = per_poll_bytes
         self.on_error = on_error or (lambda _msg: None)
         self._stored = queue.follow_offsets()
@@ -143,6 +144,10 @@ class EveFollower:
             o.fh.seek(o.cur.offset)
             data = o.fh.read(self.chunk)
             sp = split_lines(data, o.cur.skipping, self.max_line)
+            if sp.consumed == 0 and len(data) == self.chunk:     # one long line: read up to the cap at once
+                o.fh.seek(o.cur.offset)
+                data = o.fh.read(self.max_line + 2)
+                sp = split_lines(data, o.cur.skipping, self.max_line)
             conv = convert(sp.lines)
             for k, v in counts.items():
                 conv.bump(k, v)

@@ -205,3 +205,19 @@ def test_status_shows_what_was_followed(tmp_path, capsys):
     assert main(["cloudlink", "status", "--state", str(tmp_path / "agent")]) == 0
     assert "followed EVE files: 1, 1 alerts read, 0 refused, 1 bad and 0 over-long lines skipped" in \
         capsys.readouterr().out
+
+
+def test_a_line_longer_than_one_read_but_under_the_cap_is_kept(tmp_path, q):
+    import orjson
+
+    from tests.unit.cloudlink.test_eve import ALERT
+    big = orjson.dumps(dict(ALERT, pcap_cnt=99, http=dict(ALERT["http"], http_user_agent="A" * 600_000)))   # > 256 KiB read
+    eve = tmp_path / "eve.q0.json"
+    eve.write_bytes(_alert(1) + b"\n" + big[:400_000])
+    f = EveFollower(q, [tmp_path])
+    f.poll()
+    assert len(_keys(q)) == 1
+    with open(eve, "ab") as fh:
+        fh.write(big[400_000:] + b"\n" + _alert(2) + b"\n")
+    f.poll()
+    assert len(_keys(q)) == 3 and "follow.oversize_lines" not in q.counters("follow.")
