@@ -117,14 +117,46 @@ def stats_sample(rec: Mapping[str, Any]) -> StatsSample | None:
                        engine_errors=_int(live.get("engine_errors")))
 
 
-def convert(lines: Iterable[bytes]) -> Converted:
+class BadFiles:
+    """Malicious files seen in `fileinfo` events, by (flow, SHA-256), so the alert that blocks the file
+    (which names it only by hash) can carry its name and MD5. Bounded; oldest forgotten first."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._seen: dict[tuple[Any, str], dict[str, str]] = {}
+
+    def note(self, rec: Mapping[str, Any]) -> None:
+        fi = rec.get("fileinfo")
+        if not isinstance(fi, dict) or not isinstance(fi.get("sha256"), str):
+            return
+        verdict = fi.get("verdict")
+        if not isinstance(verdict, dict) or verdict.get("verdict") != "malicious":
+            return
+        if len(self._seen) >= self.limit:
+            del self._seen[next(iter(self._seen))]
+        self._seen[(rec.get("flow_id"), fi["sha256"])] = {
+            k: fi[k] for k in ("filename", "sha256", "md5") if isinstance(fi.get(k), str)}
+
+    def enrich(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The alert with the `fileinfo` of the file it blocked, if it has none and the file was seen."""
+        alert = rec.get("alert")
+        meta = alert.get("metadata") if isinstance(alert, dict) else None
+        sha = meta.get("sha256") if isinstance(meta, dict) else None
+        if "fileinfo" in rec or not isinstance(sha, list) or len(sha) != 1 or not isinstance(sha[0], str):
+            return rec
+        fi = self._seen.pop((rec.get("flow_id"), sha[0]), None)
+        return rec if fi is None else {**rec, "fileinfo": fi}
+
+
+def convert(lines: Iterable[bytes], files: BadFiles | None = None) -> Converted:
     """Alerts -> detections, live `stats` -> samples; other events are read and ignored.
 
     Drops and malicious files need no conversion of their own: the live path
     raises an alert with action `blocked` for every block (rule, category,
-    file), and that alert is the detection. A line that is not a JSON object
-    is `follow.bad_lines`; an alert the allowlisted schema cannot express is
-    `follow.refused`.
+    file), and that alert is the detection; a malicious file's `fileinfo`,
+    written just before its alert, lends it the file's name and MD5 (`files`).
+    A line that is not a JSON object is `follow.bad_lines`; an alert the
+    allowlisted schema cannot express is `follow.refused`.
     """
     out = Converted()
     for line in lines:
@@ -143,12 +175,14 @@ def convert(lines: Iterable[bytes]) -> Converted:
         if et == "alert":
             out.bump("follow.alerts")
             try:
-                d = detection_from_eve(rec)
+                d = detection_from_eve(files.enrich(rec) if files is not None else rec)
             except ProtocolError:
                 out.bump("follow.refused")
                 continue
             if d is not None:
                 out.detections.append(d)
+        elif et == "fileinfo" and files is not None:
+            files.note(rec)
         elif et == "stats":
             s = stats_sample(rec)
             if s is not None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Sequence
 
-from cloudlink.follow import MAX_LINE, Cursor, LiveStatsTracker, convert, split_lines
+from cloudlink.follow import MAX_LINE, BadFiles, Cursor, LiveStatsTracker, convert, split_lines
 from cloudlink.queue import DetectionQueue
 
 FILE_GLOB = "eve.q*.json"
@@ -57,6 +57,7 @@ class EveFollower:
         self._stored = queue.follow_offsets()
         self._open: dict[str, _Open] = {}
         self._too_many = False
+        self._files = BadFiles()
 
     def files(self) -> list[Path]:
         found: list[Path] = []
@@ -148,7 +149,7 @@ class EveFollower:
                 o.fh.seek(o.cur.offset)
                 data = o.fh.read(self.max_line + 2)
                 sp = split_lines(data, o.cur.skipping, self.max_line)
-            conv = convert(sp.lines)
+            conv = convert(sp.lines, self._files)
             for k, v in counts.items():
                 conv.bump(k, v)
             counts.clear()

@@ -108,3 +108,24 @@ def test_worker_restart_counts_from_zero_and_idle_is_unknown():
 def test_a_stats_line_from_a_live_worker_is_sampled():
     s = stats_sample(orjson.loads(stats_line("2026-11-22T10:00:00.000000+0000", 7, drop=2, kdrop=3)))
     assert (s.packets, s.drops, s.kernel_dropped) == (7, 2, 3)
+
+
+def test_a_blocked_file_alert_gets_the_name_of_its_malicious_fileinfo():
+    from cloudlink.follow import BadFiles
+    sha = "ab" * 32
+    fileinfo = orjson.dumps({"timestamp": "2026-11-22T10:00:00.000000+0000", "flow_id": 7, "event_type": "fileinfo",
+                             "src_ip": "192.0.2.1", "dest_ip": "10.0.0.5", "fileinfo": {
+                                 "filename": "/eicar.com", "md5": "44d88612fea8a8f36de82e1278abb02f", "sha256": sha,
+                                 "verdict": {"verdict": "malicious", "reason": "hash"}}})
+    alert = orjson.dumps({"timestamp": "2026-11-22T10:00:00.000100+0000", "flow_id": 7, "event_type": "alert",
+                          "src_ip": "192.0.2.1", "dest_ip": "10.0.0.5", "alert": {
+                              "action": "blocked", "gid": 3, "signature_id": 9100001, "rev": 1,
+                              "signature": "Malicious file /eicar.com: hash", "category": "malware", "stars": 3,
+                              "metadata": {"sha256": [sha]}}})
+    [d] = convert([fileinfo, alert], BadFiles()).detections
+    assert (d.file_name, d.file_sha256, d.file_md5) == ("/eicar.com", sha, "44d88612fea8a8f36de82e1278abb02f")
+    [alone] = convert([alert]).detections                 # the fileinfo was read before a restart: hash only
+    assert (alone.file_name, alone.file_sha256, alone.key) == (None, sha, d.key)
+    clean = fileinfo.replace(b'"malicious"', b'"clean"')
+    [other] = convert([clean, alert], BadFiles()).detections
+    assert other.file_name is None
