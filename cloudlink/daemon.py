@@ -185,6 +185,8 @@ class Agent:
             return False
         self.status.heartbeats_sent += 1
         self.status.last_heartbeat_ok = self.clock()
+        if self.follower is not None:
+            self.follower.tracker.sent()
         return True
 
     async def upload_once(self) -> int | None:

@@ -221,6 +221,7 @@ class LiveStatsTracker:
         self._offered = 0
         self._fed = False                  # a delta arrived since the last report
         self._last_share: float | None = None
+        self._pending_share: float | None = None
 
     def feed(self, source: str, s: StatsSample) -> None:
         prev = self._last.get(source)
@@ -235,19 +236,23 @@ class LiveStatsTracker:
         self._last[source] = s
 
     def report(self, now: float) -> LiveReport:
-        """The heartbeat's view; starts the next interval. Heartbeats more frequent than stats repeat
-        the last share while its stats are fresh."""
+        """The heartbeat's view. Heartbeats more frequent than stats repeat the last share while its
+        stats are fresh. The interval goes on until `sent()`: a heartbeat that failed loses nothing."""
         fresh = [s for s in self._last.values() if now - s.ts <= self.stale_after_s]
         if not self._fed:
             share = self._last_share if fresh else None
         else:
             share = min(1.0, self._judged / self._offered) if fresh and self._offered > 0 else None
-        self._last_share = share
-        self._judged = self._offered = 0
-        self._fed = False
+        self._pending_share = share
         counters = (("live.queues", len(fresh)), ("live.packets", sum(s.packets for s in fresh)),
                     ("live.drops", sum(s.drops for s in fresh)),
                     ("live.kernel_dropped", sum(s.kernel_dropped for s in fresh)),
                     ("live.worker_restarts", sum(s.worker_restarts for s in fresh)),
                     ("live.engine_errors", sum(s.engine_errors for s in fresh)))
         return LiveReport(share, counters)
+
+    def sent(self) -> None:
+        """The last report reached the cloud: the next interval starts."""
+        self._last_share = self._pending_share
+        self._judged = self._offered = 0
+        self._fed = False

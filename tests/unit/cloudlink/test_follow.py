@@ -84,16 +84,30 @@ def test_share_is_judged_over_offered_in_the_interval():
     t = LiveStatsTracker()
     t.feed("q0", _sample(100, 1000, kdrop=10))          # a baseline only
     assert t.report(101).inspected_share is None
+    t.sent()
     t.feed("q0", _sample(130, 1900, kdrop=110))         # 900 judged, 100 dropped by the kernel
     t.feed("q1", _sample(130, 50))
     t.feed("q1", _sample(160, 150))                     # 100 judged
     r = t.report(161)
     assert r.inspected_share == pytest.approx(1000 / 1100)
     assert dict(r.counters)["live.queues"] == 2 and dict(r.counters)["live.packets"] == 2050
+    t.sent()
     # no new stats: the last share holds while fresh, then it is unknown
     assert t.report(200).inspected_share == pytest.approx(1000 / 1100)
     assert t.report(160 + 151).inspected_share is None
     assert dict(t.report(400).counters)["live.queues"] == 0
+
+
+def test_a_failed_heartbeat_loses_no_interval():
+    t = LiveStatsTracker()
+    t.feed("q0", _sample(100, 0))
+    t.feed("q0", _sample(130, 100, kdrop=100))
+    assert t.report(131).inspected_share == 0.5          # not sent: the cloud was down
+    t.feed("q0", _sample(160, 400, kdrop=100))
+    assert t.report(161).inspected_share == 0.8          # both intervals: 400 judged of 500 offered
+    t.sent()
+    t.feed("q0", _sample(190, 500, kdrop=100))
+    assert t.report(191).inspected_share == 1.0
 
 
 def test_worker_restart_counts_from_zero_and_idle_is_unknown():
@@ -101,6 +115,7 @@ def test_worker_restart_counts_from_zero_and_idle_is_unknown():
     t.feed("q0", _sample(100, 1000))
     t.feed("q0", _sample(130, 40, restarts=1))          # a new worker: its 40 packets are the interval's
     assert t.report(131).inspected_share == 1.0
+    t.sent()
     t.feed("q0", _sample(160, 40, restarts=1))          # no traffic in the interval: not a guess
     assert t.report(161).inspected_share is None
 
