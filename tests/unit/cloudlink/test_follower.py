@@ -221,3 +221,63 @@ def test_a_line_longer_than_one_read_but_under_the_cap_is_kept(tmp_path, q):
         fh.write(big[400_000:] + b"\n" + _alert(2) + b"\n")
     f.poll()
     assert len(_keys(q)) == 3 and "follow.oversize_lines" not in q.counters("follow.")
+
+
+import orjson  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from cloudlink.eve import detection_from_eve  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_op = st.one_of(st.tuples(st.just("write"), st.integers(1, 3), st.integers(1, 1500)),
+                st.tuples(st.just("poll")), st.tuples(st.just("restart")), st.tuples(st.just("rotate")),
+                st.tuples(st.just("garbage")))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_op, max_size=25))
+def test_any_interleaving_of_writes_polls_restarts_and_rotations_queues_each_alert_once(tmp_path_factory, ops):
+    """The writer appends alerts in pieces (a line may be split anywhere); the agent polls, restarts and
+    the file is rotated (at a line boundary, while the agent holds it open): every alert is queued once."""
+    d = tmp_path_factory.mktemp("f")
+    eve = d / "log" / "eve.q0.json"
+    eve.parent.mkdir()
+    written: list[bytes] = []          # complete lines, in order
+    pending = b""                      # the rest of the line being written
+    n = rotations = 0
+    line = b""
+    with DetectionQueue(d / "queue.sqlite") as q:
+        f = EveFollower(q, [eve.parent])
+        held = False
+        for op in ops:
+            if op[0] == "write":
+                for _ in range(op[1]):
+                    if not pending:
+                        line = pending = _alert(n) + b"\n"
+                        n += 1
+                    cut = min(len(pending), op[2])
+                    with open(eve, "ab") as fh:
+                        fh.write(pending[:cut])
+                    pending = pending[cut:]
+                    if not pending:
+                        written.append(line)
+            elif op[0] == "garbage" and not pending:
+                with open(eve, "ab") as fh:
+                    fh.write(b"\x00not json\n")
+            elif op[0] == "poll":
+                f.poll()
+                held = eve.exists()
+            elif op[0] == "restart":
+                f.close()
+                f = EveFollower(q, [eve.parent])
+                held = False
+            elif op[0] == "rotate" and held and not pending and eve.exists():
+                rotations += 1
+                os.rename(eve, d / "log" / f"eve.q0.json.{rotations}")
+        f.poll()
+        f.poll()
+        f.close()
+        keys = _keys(q)
+        assert len(keys) == len(set(keys))
+        assert set(keys) == {detection_from_eve(orjson.loads(w)).key for w in written}
+        assert q.stats().duplicates == 0
