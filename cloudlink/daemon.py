@@ -21,6 +21,7 @@ import orjson
 from cloudlink.commands import (CommandExecutor, CommandLog, DefinitionsPort, boot_id, handle_command,
                                 load_command_key, resolve_reboots)
 from cloudlink.errors import CloudlinkError, ProtocolError, QueueError
+from cloudlink.follower import EveFollower
 from cloudlink.protocol import MAX_BATCH_EVENTS, DetectionBatch, Heartbeat, LinkState
 from cloudlink.queue import DetectionQueue
 from cloudlink.state import AgentState
@@ -84,8 +85,11 @@ class Agent:
                  clock: Callable[[], float] = time.time, uptime: Callable[[], int] | None = None,
                  rng: random.Random | None = None, commands: CommandLog | None = None,
                  executor: CommandExecutor | None = None, definitions: DefinitionsPort | None = None,
-                 boot: Callable[[], str] = boot_id) -> None:
+                 boot: Callable[[], str] = boot_id, follower: EveFollower | None = None) -> None:
         self.state, self.cloud, self.queue, self.config = state, cloud, queue, config
+        self.follower = follower
+        if follower is not None:           # a file it cannot read is the agent's last error, not a crash
+            follower.on_error = lambda msg: self._error("follow", RuntimeError(msg))
         self.commands, self.executor, self.definitions, self.boot = commands, executor, definitions, boot
         self.clock = clock
         self.uptime = uptime or _boot_uptime
@@ -122,11 +126,16 @@ class Agent:
                     ("queue.duplicates", q.duplicates), ("queue.lost_disk_full", q.lost_disk_full),
                     ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
                     ("upload.failures", self.status.upload_failures))
+        share = None                 # no live box followed: unknown, not guessed
+        if self.follower is not None:
+            live = self.follower.tracker.report(self.clock())
+            share = live.inspected_share
+            counters += live.counters + tuple(self.queue.counters("follow.").items())
         return Heartbeat(sent_at=datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="microseconds"),
                          firmware_version=self.config.firmware_version, uptime_s=self.uptime(),
                          link_state=LinkState.UP if ok else LinkState.DEGRADED,
                          definitions_version=self._definitions_version(),
-                         inspected_share=None,          # no live engine yet: unknown, not guessed
+                         inspected_share=share,
                          last_error=self.status.last_error, counters=tuple(sorted(counters)))
 
     def _definitions_version(self) -> str | None:
@@ -176,6 +185,8 @@ class Agent:
             return False
         self.status.heartbeats_sent += 1
         self.status.last_heartbeat_ok = self.clock()
+        if self.follower is not None:
+            self.follower.tracker.sent()
         return True
 
     async def upload_once(self) -> int | None:
@@ -246,6 +257,30 @@ class Agent:
             await self._sleep(stop, backoff_delay(failures, self.config.backoff_base_s, self.config.backoff_max_s,
                                                   self.rng))
 
+    def follow_once(self) -> int | None:
+        """Read what the live box appended to its EVE files: bytes consumed, None if the queue refused them
+        (the offsets did not move: read again later)."""
+        assert self.follower is not None
+        try:
+            return self.follower.poll()
+        except QueueError as e:
+            self._error("follow", e)
+            return None
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            n = self.follow_once()
+            failures = 0 if n is not None else failures + 1
+            if n is None:
+                delay = backoff_delay(failures, self.config.backoff_base_s, self.config.backoff_max_s, self.rng)
+            else:                          # a backlog is read in slices, letting uploads and heartbeats run
+                delay = 0 if n >= self.follower.per_poll_bytes else self.config.poll_interval_s
+            if delay:
+                await self._sleep(stop, delay)
+            else:
+                await asyncio.sleep(0)
+
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         try:
             await asyncio.wait_for(stop.wait(), seconds)
@@ -293,6 +328,8 @@ class Agent:
             tasks.append(asyncio.create_task(self._commands(stop)))
         if self.definitions is not None:
             tasks.append(asyncio.create_task(self._definitions_loop(stop)))
+        if self.follower is not None:
+            tasks.append(asyncio.create_task(self._follow(stop)))
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -307,8 +344,15 @@ class Agent:
 
     async def drain(self) -> bool:
         """One heartbeat, upload until the queue is empty, pending commands once (no waiting);
-        False at the first failure (no retrying)."""
+        False at the first failure (no retrying). Followed EVE files are read to their end first."""
         self.resolve_reboots()
+        while self.follower is not None:
+            n = self.follow_once()
+            if n is None:
+                self._save_status()
+                return False
+            if n < self.follower.per_poll_bytes:      # to the end (a file growing faster is read next time)
+                break
         ok = await self.heartbeat_once()
         while ok:
             n = await self.upload_once()

@@ -8,6 +8,7 @@ the same capture twice yields the same keys and the cloud stores it once.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from cloudlink.errors import ProtocolError
 from cloudlink.protocol import Detection
 
 _MAX_URL = 2048
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _clean(s: str, limit: int) -> str:
@@ -57,6 +59,11 @@ def detection_from_eve(rec: Mapping[str, Any]) -> Detection | None:
     ether = rec.get("ether") if isinstance(rec.get("ether"), dict) else {}
     finfo = rec.get("fileinfo") if isinstance(rec.get("fileinfo"), dict) else {}
     flow = rec.get("flow") if isinstance(rec.get("flow"), dict) else {}
+    sha256 = finfo.get("sha256")
+    meta = alert.get("metadata")
+    if sha256 is None and isinstance(meta, dict) and isinstance(meta.get("sha256"), list) \
+            and len(meta["sha256"]) == 1 and _SHA256.fullmatch(str(meta["sha256"][0])):
+        sha256 = meta["sha256"][0]        # the live path's blocked-file alert names its file by hash here
     obj: dict[str, Any] = {
         "key": idempotency_key(rec),
         "ts": rec.get("timestamp"),
@@ -65,7 +72,7 @@ def detection_from_eve(rec: Mapping[str, Any]) -> Detection | None:
         "src_mac": ether.get("src_mac"), "dest_mac": ether.get("dest_mac"),
         "url": _url(rec),
         "file_name": _clean(finfo["filename"], 255) or None if isinstance(finfo.get("filename"), str) else None,
-        "file_sha256": finfo.get("sha256"), "file_md5": finfo.get("md5"),
+        "file_sha256": sha256, "file_md5": finfo.get("md5"),
         "rule_id": alert.get("signature_id"),
         "rule_msg": _clean(alert.get("signature") or "", 512) if isinstance(alert.get("signature"), str)
         else alert.get("signature"),

@@ -16,6 +16,11 @@ every drop is added to a counter kept in the same database (so it survives
 restarts and is reported in heartbeats). If the disk itself is full, the
 events being enqueued are lost: `QueueFullError` says how many, and the count
 is added to `lost_disk_full` with the next write that succeeds.
+
+Followed EVE files (cloudlink/follower.py): the offset up to which each file
+was read is stored in the same transaction as the detections read from it,
+so a crash at any point neither loses nor duplicates a line; on a full disk
+nothing is committed and the same lines are read again later (not lost).
 """
 from __future__ import annotations
 
@@ -44,6 +49,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_send ON events (stars DESC, id ASC);
 CREATE INDEX IF NOT EXISTS events_drop ON events (stars ASC, id ASC);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS follow_offsets (
+    path TEXT PRIMARY KEY,
+    inode INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    skipping INTEGER NOT NULL
+);
 """
 
 
@@ -202,6 +213,50 @@ class DetectionQueue:
             self._bump("acked", n)
             return n
         return self._write(_ack)
+
+    def enqueue_followed(self, path: str, inode: int, offset: int, skipping: bool,
+                         detections: Iterable[Detection], counts: dict[str, int]) -> EnqueueResult:
+        """Detections read from `path` up to `offset`, the new offset and the follower's counters, in one
+        transaction. QueueFullError (with lost=0) if the disk is full: the offset stays where it was."""
+        rows = []
+        for d in detections:
+            if d.device_id is not None:
+                raise ProtocolError("queued detections carry no device id; it is added on upload")
+            body = orjson.dumps(d.to_json())
+            rows.append((d.key, d.stars, len(body), body))
+
+        def _commit() -> EnqueueResult:
+            r = self._enqueue(rows)
+            self._db.execute("INSERT INTO follow_offsets (path, inode, offset, skipping) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT(path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, "
+                             "skipping = excluded.skipping", (path, inode, offset, int(skipping)))
+            for name, n in counts.items():
+                self._bump(name, n)
+            return r
+        return self._write(_commit)
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        def _add() -> None:
+            for name, n in counts.items():
+                self._bump(name, n)
+        self._write(_add)
+
+    def follow_offsets(self) -> dict[str, tuple[int, int, bool]]:
+        """path -> (inode, offset, skipping) of every followed file."""
+        try:
+            rows = self._db.execute("SELECT path, inode, offset, skipping FROM follow_offsets").fetchall()
+        except sqlite3.Error as e:
+            raise QueueError(f"{self.path}: {e}") from None
+        return {p: (i, o, bool(sk)) for p, i, o, sk in rows}
+
+    def counters(self, prefix: str) -> dict[str, int]:
+        """Counters whose name starts with `prefix` (the follower's `follow.*`)."""
+        try:
+            rows = self._db.execute("SELECT name, value FROM counters WHERE substr(name, 1, ?) = ?",
+                                    (len(prefix), prefix)).fetchall()
+        except sqlite3.Error as e:
+            raise QueueError(f"{self.path}: {e}") from None
+        return {n: int(v) for n, v in rows}
 
     def stats(self) -> QueueStats:
         try:

@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--definitions-interval", type=float, default=3600.0, metavar="S",
                    help="how often definitions updates are looked for (default 3600; the check-definitions "
                         "command looks at once)")
+    r.add_argument("--eve-dir", action="append", default=[], type=Path, metavar="LOGDIR",
+                   help="follow the live box's EVE files LOGDIR/eve.q*.json (the -l of `utm run`; repeatable): "
+                        "its alerts are uploaded, its stats feed the heartbeat")
     _definitions_options(r)
     r.add_argument("--reboot-hook", default="systemctl reboot", metavar="CMD",
                    help="program and arguments run for the reboot command (split like a shell would, run "
@@ -136,10 +139,14 @@ def run_agent(args: argparse.Namespace) -> int:
     from cloudlink.commands import AgentExecutor, CommandLog, reboot_hook
     from cloudlink.daemon import Agent, AgentConfig
     from cloudlink.desired import DesiredStateFile, apply_hook
+    from cloudlink.follower import EveFollower
     from firmware.agent_wiring import child_definitions_port
     from cloudlink.queue import DetectionQueue
     from cloudlink.state import AgentState
     from cloudlink.transport import HttpsCloud
+    for d in args.eve_dir:               # a folder that does not exist yet is fine: the box may start later
+        if d.exists() and not d.is_dir():
+            return _fail(f"--eve-dir {d}: not a folder")
     try:
         cfg = AgentConfig(heartbeat_interval_s=args.heartbeat_interval, batch_size=args.batch_size,
                           poll_interval_s=args.poll_interval, backoff_max_s=args.backoff_max,
@@ -150,6 +157,7 @@ def run_agent(args: argparse.Namespace) -> int:
         state = AgentState.load(args.state)
         queue = DetectionQueue(state.queue_path)
         commands = CommandLog(state.commands_path)
+        follower = EveFollower(queue, args.eve_dir) if args.eve_dir else None
     except (ValueError, CloudlinkError) as e:
         return _fail(str(e))
 
@@ -160,7 +168,7 @@ def run_agent(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         async with HttpsCloud(state, keepalive_s=min(cfg.heartbeat_interval_s + 30, 240)) as cloud:
             port, why = child_definitions_port(state, _trusted_keys(args), args.reload_hook)
-            agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port)
+            agent = Agent(state, cloud, queue, cfg, commands=commands, definitions=port, follower=follower)
             agent.executor = AgentExecutor(agent.diagnostics, definitions=port, definitions_unavailable=why,
                                            desired=DesiredStateFile(state.folder / "desired.json",
                                                                     apply_hook(apply_argv) if apply_argv else None),
@@ -177,6 +185,8 @@ def run_agent(args: argparse.Namespace) -> int:
     except CloudlinkError as e:
         return _fail(str(e))
     finally:
+        if follower is not None:
+            follower.close()
         queue.close()
         commands.close()
 
@@ -204,6 +214,10 @@ def run_status(args: argparse.Namespace) -> int:
         try:
             with DetectionQueue(qpath) as q:
                 out["queue"] = {k: getattr(q.stats(), k) for k in q.stats().__dataclass_fields__}
+                offsets = q.follow_offsets()
+                if offsets:
+                    out["follow"] = {"files": {p: o for p, (_i, o, _s) in offsets.items()},
+                                     "counters": q.counters("follow.")}
         except CloudlinkError as e:
             return _fail(str(e))
     import os
@@ -230,6 +244,12 @@ def run_status(args: argparse.Namespace) -> int:
               f"{q['acked']} delivered, {q['dropped']} dropped by the cap, {q['duplicates']} duplicates ignored")
     else:
         print("queue: none yet")
+    fo = out.get("follow")
+    if fo:
+        c = fo["counters"]
+        print(f"followed EVE files: {len(fo['files'])}, {c.get('follow.alerts', 0)} alerts read, "
+              f"{c.get('follow.refused', 0)} refused, {c.get('follow.bad_lines', 0)} bad and "
+              f"{c.get('follow.oversize_lines', 0)} over-long lines skipped")
     print(f"definitions: {out['definitions'] or 'none installed'}")
     link = out["link"]
     if link:

@@ -93,6 +93,7 @@ def test_capture_to_cloud_with_the_cli(tmp_path):
     (["cloudlink", "enroll", "--server", "https://127.0.0.1:1", "--code", "bad", "--state", "{tmp}/a"], "base32"),
     (["cloudlink", "run", "--state", "{tmp}/a"], "not enrolled"),
     (["cloudlink", "run", "--state", "{tmp}/a", "--batch-size", "0"], "batch size"),
+    (["cloudlink", "run", "--state", "{tmp}/a", "--eve-dir", "{tmp}/c/ca.pem"], "not a folder"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "c").mkdir()
