@@ -24,6 +24,7 @@ from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
 from inspection.model import IPPROTO_TCP, Direction
 from inspection.files.model import VerdictKind
+from inspection.files.scan import NoScanner
 from inspection.policy.blockpage import block_page, block_page_frames
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
@@ -88,6 +89,7 @@ class LiveCounters:
     blocks_timed: int = 0            # blocks whose frames went out: time from the alert to the last frame
     block_us_max: int = 0
     block_us_total: int = 0
+    files_unjudged_bypassed: int = 0  # flows handed back at the depth with a file nothing could judge
 
 
 class AllowedHit:
@@ -305,17 +307,24 @@ class LiveWorker:
             c.engine_errors += 1
             return VerdictMsg(qp.packet_id, Verdict.ACCEPT)
         facts = None
+        unjudged = False
         if flow is not None:
             app = flow.app
             parser = app.parser if app is not None else None
-            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP,
-                              bytes_total=flow.bytes_ts + flow.bytes_tc,
+            total = flow.bytes_ts + flow.bytes_tc
+            judging = engine.file_in_transit(flow)
+            if judging and total > self.policy.cfg.inspect_depth and not self._files_judgeable(flow):
+                judging, unjudged = False, True
+            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
-                              file_in_transit=engine.file_in_transit(flow))
+                              file_in_transit=judging)
             self._learn(flow, qp)
         hits = [h for f, h in self._hits if f is None or f is flow]
+        bypassed = self.policy.counters.bypassed_flows
         d = self.policy.decide(facts, hits)
+        if unjudged and self.policy.counters.bypassed_flows > bypassed:
+            c.files_unjudged_bypassed += 1
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:
@@ -329,6 +338,14 @@ class LiveWorker:
             # connmark and drops this and every later packet of the flow in the kernel
             return VerdictMsg(qp.packet_id, Verdict.REPEAT, d.mark)
         return VerdictMsg(qp.packet_id, Verdict.ACCEPT if d.accepted else Verdict.DROP, d.mark)
+
+    def _files_judgeable(self, flow: Flow) -> bool:
+        """Can anything still change the verdict of the flow's open file: a file scanner, or
+        rules that read bodies (or matched one already)? If not, keeping the flow queued past the
+        depth would only hash the rest for the log: it is handed back like any other flow (its
+        file is then logged TRUNCATED when the flow ends)."""
+        e = self.engine
+        return not isinstance(e.files.scanner, NoScanner) or e.rules_judge_files(flow)
 
     def _learn(self, flow: Flow, qp: QueuedPacket) -> None:
         if len(qp.hwaddr) != 6 or not qp.physin:
@@ -421,7 +438,8 @@ class LiveWorker:
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
-            "file_hold_us_total": c.hold_us_total, "blocks_timed": c.blocks_timed,
+            "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
+            "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
