@@ -40,7 +40,10 @@ class _Session:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
-            res = content.scan(bytes(self._buf), self._name)
+            whole = record.state is FileState.CLOSED and record.sha256 is not None and len(self._buf) == record.size
+            # the tracker hashed the same bytes while they streamed by: not again while a packet is held
+            digests = (record.sha256, record.md5, record.sha1) if whole else None
+            res = content.scan(bytes(self._buf), self._name, digests)   # type: ignore[arg-type]
             self._buf = None
         if record.state is FileState.TRUNCATED:
             res = _truncated(res)

@@ -1,0 +1,48 @@
+"""The scanner takes the hashes the tracker computed while the file streamed by (no second pass)."""
+from __future__ import annotations
+
+import hashlib
+
+from inspection.files.model import FileRecord, FileState, VerdictKind
+from inspection.files.scanner import ContentScanner
+from inspection.files.scanner_stream import StreamScanner
+from inspection.model import Direction
+from tests.unit.files.test_scanner import EVIL, EVIL_SHA, HASHES
+
+
+def test_given_digests_are_the_ones_looked_up():
+    s = ContentScanner(HASHES)
+    other = b"MZ" + b"\x90not the listed bytes\x00" * 40
+    # the digests stand for the bytes: a listed SHA-256 given with other bytes is a hit, and the
+    # listed bytes with another SHA-256 are not (proves the scanner did not hash them again)
+    assert s.scan(other, "x.exe", (EVIL_SHA, None, None)).verdict is VerdictKind.MALICIOUS
+    assert s.scan(EVIL, "x.exe", (hashlib.sha256(other).hexdigest(), None, None)).verdict is not \
+        VerdictKind.MALICIOUS
+    assert s.scan(EVIL, "x.exe").verdict is VerdictKind.MALICIOUS   # without digests: hashed here
+
+
+def _record(data: bytes, state: FileState, sha256: str | None) -> FileRecord:
+    return FileRecord(app_proto="http", tx_id=0, direction=Direction.TO_CLIENT, filename="/x.exe",
+                      size=len(data), state=state, gaps=False, sha256=sha256,
+                      md5=hashlib.md5(data).hexdigest(), sha1=hashlib.sha1(data).hexdigest(), magic=None,
+                      mime_type=None)
+
+
+def test_a_closed_streamed_file_is_judged_with_the_trackers_hashes():
+    scanner = StreamScanner(ContentScanner(HASHES))
+    sess = scanner.open("http", "/x.exe", 1)
+    sess.data(EVIL[:100])
+    sess.data(EVIL[100:])
+    assert sess.finish(_record(EVIL, FileState.CLOSED, EVIL_SHA)).kind is VerdictKind.MALICIOUS
+    # a whole file whose recorded hash differs from its bytes: the record's hash is the one used
+    sess = scanner.open("http", "/x.exe", 1)
+    sess.data(EVIL)
+    assert sess.finish(_record(EVIL, FileState.CLOSED, "00" * 32)).kind is not VerdictKind.MALICIOUS
+
+
+def test_a_truncated_file_is_hashed_from_what_the_scanner_holds():
+    scanner = StreamScanner(ContentScanner(HASHES))
+    sess = scanner.open("http", "/x.exe", 1)
+    sess.data(EVIL)
+    v = sess.finish(_record(EVIL, FileState.TRUNCATED, "00" * 32))
+    assert v.kind is VerdictKind.MALICIOUS   # its own SHA-256 of the held bytes, not the record's
