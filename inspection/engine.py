@@ -398,6 +398,13 @@ class Engine:
             known = self._body_rules = (ins, reads)
         return known[1]
 
+    def release_files(self, flow: Flow) -> None:
+        """Live path: `flow` was handed back to the kernel; its open files close and are logged
+        now (TRUNCATED) rather than holding their scan buffers until the flow times out."""
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.release())
+
     def judge_complete_files(self, flow: Flow) -> list:
         """Live path: files of `flow` whose bodies are whole by their framing are closed and
         judged now (the packet that completed them is still held); returns their records."""

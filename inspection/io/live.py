@@ -164,6 +164,9 @@ class LiveWorker:
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
         self._block_t: float | None = None       # when the batch's first blocking alert fired
+        # flows handed back in this batch: their open files are closed and judged after the
+        # verdicts went out (scanning what a file holds must not delay its packets)
+        self._released: list[Flow] = []
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -260,6 +263,13 @@ class LiveWorker:
         self.queue.verdicts([self.handle(p, now) for p in batch])
         if self._out:
             self.flush_frames()
+        if self._released:
+            released, self._released = self._released, []
+            for flow in released:
+                try:
+                    self.engine.release_files(flow)
+                except Exception:   # noqa: BLE001 - as in `handle`: counted, never out of the data path
+                    c.engine_errors += 1
         self._block_t = None
         return len(batch)
 
@@ -323,8 +333,9 @@ class LiveWorker:
         hits = [h for f, h in self._hits if f is None or f is flow]
         bypassed = self.policy.counters.bypassed_flows
         d = self.policy.decide(facts, hits)
-        if unjudged and self.policy.counters.bypassed_flows > bypassed:
-            c.files_unjudged_bypassed += 1
+        if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
+            c.files_unjudged_bypassed += unjudged
+            self._released.append(flow)   # type: ignore[arg-type]
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:

@@ -84,3 +84,26 @@ def test_a_body_rule_that_matched_keeps_the_file_queued_and_its_last_segment_hel
     assert Verdict.REPEAT in {v.verdict for v in q.sent}   # the completing segment: dropped in the kernel
     [fi] = [e for e in evs if e["event_type"] == "fileinfo"]
     assert fi["fileinfo"]["verdict"]["verdict"] == "malicious"
+
+
+def test_a_handed_back_flow_logs_its_open_file_at_once_and_takes_no_new_one(tmp_path):
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
+                    eve.write, None)
+    engine.files.scanner = scan = scanner(tmp_path)
+    q = FakeQueue(queued(_http_download(SIZE)))
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=DEPTH)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    # the file passed its 30,000-byte limit: the flow was handed back and its file judged and logged
+    # then (its scan buffer freed), not when the flow ends; the fake queue hands over the rest of the
+    # body anyway, as the kernel does with packets queued before it saw the mark: no second file
+    evs = [json.loads(line) for line in out.getvalue().splitlines()]
+    [fi] = [e for e in evs if e["event_type"] == "fileinfo"]
+    assert fi["fileinfo"]["state"] == "TRUNCATED" and 30000 <= fi["fileinfo"]["size"] < SIZE
+    assert sum(scan.verdicts.values()) == 1
+    engine.finish()
+    evs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len([e for e in evs if e["event_type"] == "fileinfo"]) == 1
