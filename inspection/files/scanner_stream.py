@@ -18,21 +18,26 @@ __all__ = ["StreamScanner"]
 
 
 class _Session:
-    __slots__ = ("_owner", "_name", "_buf", "_over")
+    """One file's bytes until it closes: the chunks themselves (bytes are immutable), joined
+    once at the end, rather than copied into a growing buffer and copied out again."""
+
+    __slots__ = ("_owner", "_name", "_buf", "_size", "_over")
 
     def __init__(self, owner: StreamScanner, name: str) -> None:
         self._owner, self._name = owner, name
-        self._buf: bytearray | None = bytearray()
+        self._buf: list[bytes] | None = []
+        self._size = 0
         self._over = False
 
     def data(self, chunk: bytes) -> None:
         buf = self._buf
         if buf is None:
             return
-        if len(buf) + len(chunk) > self._owner.content.limits.max_file_size:
+        if self._size + len(chunk) > self._owner.content.limits.max_file_size:
             self._buf, self._over = None, True     # release now: nothing more will be scanned
             return
-        buf += chunk
+        buf.append(chunk if type(chunk) is bytes else bytes(chunk))   # a caller's buffer may change
+        self._size += len(chunk)
 
     def finish(self, record: FileRecord) -> Verdict:
         content = self._owner.content
@@ -40,11 +45,11 @@ class _Session:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
-            whole = record.state is FileState.CLOSED and record.sha256 is not None and len(self._buf) == record.size
+            whole = record.state is FileState.CLOSED and record.sha256 is not None and self._size == record.size
             # the tracker hashed the same bytes while they streamed by: not again while a packet is held
             digests = (record.sha256, record.md5, record.sha1) if whole else None
-            res = content.scan(bytes(self._buf), self._name, digests)   # type: ignore[arg-type]
-            self._buf = None
+            data, self._buf = b"".join(self._buf), None
+            res = content.scan(data, self._name, digests)   # type: ignore[arg-type]
         if record.state is FileState.TRUNCATED:
             res = _truncated(res)
         self._owner.verdicts[res.verdict.value] = self._owner.verdicts.get(res.verdict.value, 0) + 1

@@ -46,3 +46,12 @@ def test_a_truncated_file_is_hashed_from_what_the_scanner_holds():
     sess.data(EVIL)
     v = sess.finish(_record(EVIL, FileState.TRUNCATED, "00" * 32))
     assert v.kind is VerdictKind.MALICIOUS   # its own SHA-256 of the held bytes, not the record's
+
+
+def test_a_chunk_the_caller_changes_afterwards_is_scanned_as_it_was():
+    scanner = StreamScanner(ContentScanner(HASHES))
+    sess = scanner.open("http", "/x.exe", 1)
+    chunk = bytearray(EVIL)
+    sess.data(chunk)           # kept by reference only when immutable
+    chunk[:] = b"\0" * len(chunk)
+    assert sess.finish(_record(EVIL, FileState.TRUNCATED, None)).kind is VerdictKind.MALICIOUS
