@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW = 228, 229, 101
 _LINKTYPES = {0x0800: LINKTYPE_IPV4, 0x86DD: LINKTYPE_IPV6}
 PLACEHOLDER_MAC = bytes.fromhex("0275746d0001")   # locally administered ("utm")
+RELEASE_AFTER = 0.05   # seconds from handing a flow back to closing its open files (see _released)
 
 
 class FrameSender(Protocol):
@@ -164,9 +165,11 @@ class LiveWorker:
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
         self._block_t: float | None = None       # when the batch's first blocking alert fired
-        # flows handed back in this batch: their open files are closed and judged after the
-        # verdicts went out (scanning what a file holds must not delay its packets)
-        self._released: list[Flow] = []
+        # flows handed back, with when: their open files are closed and judged RELEASE_AFTER
+        # later or when the queue is idle, whichever comes first. Scanning what a file holds
+        # takes tens of ms; done at once it would hold the flow's packets still in the queue
+        # (queued before the kernel saw the mark) and stall the very download it released
+        self._released: list[tuple[float, Flow]] = []
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -255,6 +258,8 @@ class LiveWorker:
         """One batch: receive, decide, send the verdicts. Returns the batch size."""
         batch = self.queue.receive(self.max_batch, timeout)
         if not batch:
+            if self._released:
+                self._release_files(float("inf"))
             self.engine.flows.expire(self.clock())
             return 0
         c = self.counters
@@ -263,15 +268,20 @@ class LiveWorker:
         self.queue.verdicts([self.handle(p, now) for p in batch])
         if self._out:
             self.flush_frames()
-        if self._released:
-            released, self._released = self._released, []
-            for flow in released:
-                try:
-                    self.engine.release_files(flow)
-                except Exception:   # noqa: BLE001 - as in `handle`: counted, never out of the data path
-                    c.engine_errors += 1
+        if self._released and self._released[0][0] + RELEASE_AFTER <= time.monotonic():
+            self._release_files(time.monotonic() - RELEASE_AFTER)
         self._block_t = None
         return len(batch)
+
+    def _release_files(self, before: float) -> None:
+        """Close and judge the open files of flows handed back before `before` (monotonic)."""
+        due = [f for t, f in self._released if t <= before]
+        self._released = [(t, f) for t, f in self._released if t > before]
+        for flow in due:
+            try:
+                self.engine.release_files(flow)
+            except Exception:   # noqa: BLE001 - as in `handle`: counted, never out of the data path
+                self.counters.engine_errors += 1
 
     def flush_frames(self) -> None:
         """Send the resets and block pages decided in the last batch (after its verdicts)."""
@@ -335,7 +345,7 @@ class LiveWorker:
         d = self.policy.decide(facts, hits)
         if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
             c.files_unjudged_bypassed += unjudged
-            self._released.append(flow)   # type: ignore[arg-type]
+            self._released.append((time.monotonic(), flow))   # type: ignore[arg-type]
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:

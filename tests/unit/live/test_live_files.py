@@ -86,24 +86,29 @@ def test_a_body_rule_that_matched_keeps_the_file_queued_and_its_last_segment_hel
     assert fi["fileinfo"]["verdict"]["verdict"] == "malicious"
 
 
-def test_a_handed_back_flow_logs_its_open_file_at_once_and_takes_no_new_one(tmp_path):
+def test_a_handed_back_flow_logs_its_open_file_when_idle_and_takes_no_new_one(tmp_path):
     out = io.BytesIO()
     eve = EveWriter(out)
     engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
                     eve.write, None)
     engine.files.scanner = scan = scanner(tmp_path)
-    q = FakeQueue(queued(_http_download(SIZE)))
+    pkts = queued(_http_download(SIZE))
+    cut = len(pkts) - 10   # the body never completes: its file stays open
+    q = FakeQueue(list(pkts[:cut]))
     w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=DEPTH)), FakeSender(), eve.write,
                    clock=lambda: 1_700_000_000.0)
     while w.run_once(0):
         pass
-    # the file passed its 30,000-byte limit: the flow was handed back and its file judged and logged
-    # then (its scan buffer freed), not when the flow ends; the fake queue hands over the rest of the
-    # body anyway, as the kernel does with packets queued before it saw the mark: no second file
-    evs = [json.loads(line) for line in out.getvalue().splitlines()]
-    [fi] = [e for e in evs if e["event_type"] == "fileinfo"]
-    assert fi["fileinfo"]["state"] == "TRUNCATED" and 30000 <= fi["fileinfo"]["size"] < SIZE
-    assert sum(scan.verdicts.values()) == 1
+
+    def fileinfos():
+        return [e for e in map(json.loads, out.getvalue().splitlines()) if e["event_type"] == "fileinfo"]
+    # past its 30,000-byte limit the flow was handed back; once the queue was idle its open file was
+    # judged and logged (its scan buffer freed), not kept until the flow ends
+    [fi] = fileinfos()
+    assert fi["fileinfo"]["state"] == "TRUNCATED" and sum(scan.verdicts.values()) == 1
+    # packets queued before the kernel saw the mark still come: their bytes open no second file
+    q.pending = list(pkts[cut:cut + 5])
+    while w.run_once(0):
+        pass
     engine.finish()
-    evs = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert len([e for e in evs if e["event_type"] == "fileinfo"]) == 1
+    assert len(fileinfos()) == 1 and sum(scan.verdicts.values()) == 1
