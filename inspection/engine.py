@@ -503,6 +503,7 @@ class Engine:
         tracker = self._trackers.get(flow) if self._trackers else None
         if tracker is not None:
             self._file_outputs(flow, tracker, tracker.flush())
+            self._trackers.pop(flow, None)   # also one the live path released (never idle)
         if self._file_hits:
             self._file_hits.pop(flow, None)
         if app is not None and app.proto is not None and app.proto != FAILED:

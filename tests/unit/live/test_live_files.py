@@ -112,3 +112,4 @@ def test_a_handed_back_flow_logs_its_open_file_when_idle_and_takes_no_new_one(tm
         pass
     engine.finish()
     assert len(fileinfos()) == 1 and sum(scan.verdicts.values()) == 1
+    assert not engine._trackers   # the released tracker went with its flow
