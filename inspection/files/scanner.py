@@ -25,7 +25,7 @@ from inspection.files.unpack_docs import suspicious
 
 __all__ = ["FileMeta", "MatchTimeout", "Matcher", "ContentScanner"]
 
-Digests = tuple[str, "str | None", "str | None"]   # (sha256, md5, sha1) of a whole file
+Digests = tuple["str | None", "str | None", "str | None"]   # (sha256, md5, sha1); None: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +80,12 @@ class ContentScanner:
 
     def scan(self, data: bytes, path: str, digests: Digests | None = None) -> ScanResult:
         """Scan a whole file held in memory (at most `max_file_size` bytes). `digests`: its
-        (sha256, md5, sha1) when the caller hashed it already (the live path holds a packet
-        while the file is judged: hashing 32 MB twice would double that hold)."""
+        (sha256, md5, sha1) as far as the caller hashed it already (the live path holds a
+        packet while the file is judged: hashing 32 MB twice would double that hold); the
+        missing ones the hash list needs are computed here."""
         self.counters.files += 1
         if len(data) > self.limits.max_file_size:
-            return self.oversized(path, len(data), *(digests or _digests(data, self.hashes)))
+            return self.oversized(path, len(data), *_digests(data, self.hashes, digests))
         job = _Job(self.clock() + self.limits.max_seconds)
         return self._scan(data, path, path, 0, job, digests=digests)
 
@@ -108,7 +109,7 @@ class ContentScanner:
         c = self.counters
         c.bytes_scanned += len(data)
         job.scanned += len(data)
-        sha256, md5, sha1 = digests or _digests(data, self.hashes)
+        sha256, md5, sha1 = _digests(data, self.hashes, digests)
         kind = identify(data, name)
         reasons: list[str] = []
         hit = self.hashes.lookup(sha256, len(data), md5, sha1)
@@ -220,7 +221,10 @@ def _own_verdict(reasons: list[str]) -> VerdictKind:
     return kind
 
 
-def _digests(data: bytes, hashes: HashList) -> Digests:
-    """The hashes a lookup in `hashes` needs: SHA-256 always, MD5/SHA-1 when the list has them."""
-    return (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if hashes.md5 else None,
-            hashlib.sha1(data).hexdigest() if hashes.sha1 else None)
+def _digests(data: bytes, hashes: HashList, known: Digests | None = None) -> tuple[str, str | None, str | None]:
+    """The hashes a lookup in `hashes` needs (SHA-256 always, MD5/SHA-1 when the list has
+    them), taken from `known` where given."""
+    sha256, md5, sha1 = known or (None, None, None)
+    return (sha256 or hashlib.sha256(data).hexdigest(),
+            md5 or (hashlib.md5(data).hexdigest() if hashes.md5 else None),
+            sha1 or (hashlib.sha1(data).hexdigest() if hashes.sha1 else None))

@@ -45,9 +45,15 @@ class _Session:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
-            whole = record.state is FileState.CLOSED and record.sha256 is not None and self._size == record.size
-            # the tracker hashed the same bytes while they streamed by: not again while a packet is held
-            digests = (record.sha256, record.md5, record.sha1) if whole else None
+            # the tracker hashed the bytes it handed here while they streamed by: not again while a
+            # packet is held. CLOSED: all of the file (md5, sha1, sha256). TRUNCATED without gaps:
+            # sha256 over the bytes seen, which are the bytes held (it feeds both from one chunk)
+            if record.state is FileState.CLOSED and self._size == record.size:
+                digests = (record.sha256, record.md5, record.sha1)
+            elif record.state is FileState.TRUNCATED and not record.gaps:
+                digests = (record.sha256, None, None)
+            else:
+                digests = None
             data, self._buf = b"".join(self._buf), None
             res = content.scan(data, self._name, digests)   # type: ignore[arg-type]
         if record.state is FileState.TRUNCATED:

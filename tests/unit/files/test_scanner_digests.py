@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+
+from firmware.bench.frames import TcpConversation
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.engine import Engine
 
 from inspection.files.model import FileRecord, FileState, VerdictKind
 from inspection.files.scanner import ContentScanner
 from inspection.files.scanner_stream import StreamScanner
 from inspection.model import Direction
+from inspection.output.eve import EveWriter
 from tests.unit.files.test_scanner import EVIL, EVIL_SHA, HASHES
 
 
@@ -40,12 +47,34 @@ def test_a_closed_streamed_file_is_judged_with_the_trackers_hashes():
     assert sess.finish(_record(EVIL, FileState.CLOSED, "00" * 32)).kind is not VerdictKind.MALICIOUS
 
 
-def test_a_truncated_file_is_hashed_from_what_the_scanner_holds():
+def test_a_truncated_file_takes_the_trackers_sha256_of_the_bytes_seen():
     scanner = StreamScanner(ContentScanner(HASHES))
     sess = scanner.open("http", "/x.exe", 1)
     sess.data(EVIL)
-    v = sess.finish(_record(EVIL, FileState.TRUNCATED, "00" * 32))
-    assert v.kind is VerdictKind.MALICIOUS   # its own SHA-256 of the held bytes, not the record's
+    # the tracker's SHA-256 of a TRUNCATED file covers the bytes it fed the session: taken as is
+    assert sess.finish(_record(EVIL, FileState.TRUNCATED, "00" * 32)).kind is not VerdictKind.MALICIOUS
+    sess = scanner.open("http", "/x.exe", 1)
+    sess.data(EVIL)
+    # no SHA-256 from the tracker (a gap): hashed here from what the session holds
+    assert sess.finish(_record(EVIL, FileState.TRUNCATED, None)).kind is VerdictKind.MALICIOUS
+
+
+def test_a_file_cut_at_the_size_limit_is_judged_by_its_first_bytes():
+    # end to end through the tracker: the hash of the bytes up to the limit is what is looked up
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40000, 80)
+    body = EVIL + b"\0" * 5000
+    frames = (list(c.handshake()) + list(c.send(b"GET /x.exe HTTP/1.1\r\nHost: a\r\n\r\n"))
+              + list(c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body, from_client=False)))
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, file_size_limit=len(EVIL)), eve.write, None)
+    engine.files.scanner = StreamScanner(ContentScanner(HASHES))
+    for ts, frame in frames:
+        engine.process(1, frame, ts, len(frame))
+    engine.finish()
+    [fi] = [e["fileinfo"] for e in map(json.loads, out.getvalue().splitlines()) if e["event_type"] == "fileinfo"]
+    assert fi["state"] == "TRUNCATED" and fi["sha256"] == EVIL_SHA
+    assert fi["verdict"]["verdict"] == "malicious"
 
 
 def test_a_chunk_the_caller_changes_afterwards_is_scanned_as_it_was():
