@@ -95,6 +95,7 @@ class Engine:
         self._trackers: dict[Flow, FileTracker] = {}
         # rules that matched a body, per flow and (tx_id, direction): its files are logged malicious
         self._file_hits: dict[Flow, dict[tuple[int, Direction], list[str]]] = {}
+        self._body_rules: tuple[object, bool] | None = None   # (inspector, it has body rules)
         self._next_expire = 0.0
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None
@@ -391,6 +392,28 @@ class Engine:
         # past the stream depth no more of the file reaches the tracker: it cannot be judged further
         return any(tcp.streams[d].reassemble and not tcp.streams[d].depth_hit for d in dirs)
 
+    def rules_judge_files(self, flow: Flow) -> bool:
+        """Rules may still make a file of `flow` malicious: a body rule matched it already, or
+        the loaded rules read bodies (they run on a body once it is complete, so a file's
+        verdict by rule is known only at its end)."""
+        if self._file_hits and self._file_hits.get(flow):
+            return True
+        ins = self.inspector
+        if ins is None:
+            return False
+        known = self._body_rules
+        if known is None or known[0] is not ins:
+            reads = any(b.buffer in _BODY_BUFFERS for r in ins.detector.rules for b in r.buffers)
+            known = self._body_rules = (ins, reads)
+        return known[1]
+
+    def release_files(self, flow: Flow) -> None:
+        """Live path: `flow` was handed back to the kernel; its open files close and are logged
+        now (TRUNCATED) rather than holding their scan buffers until the flow times out."""
+        tracker = self._trackers.get(flow) if self._trackers else None
+        if tracker is not None:
+            self._file_outputs(flow, tracker, tracker.release())
+
     def judge_complete_files(self, flow: Flow) -> list:
         """Live path: files of `flow` whose bodies are whole by their framing are closed and
         judged now (the packet that completed them is still held); returns their records."""
@@ -502,6 +525,7 @@ class Engine:
         tracker = self._trackers.get(flow) if self._trackers else None
         if tracker is not None:
             self._file_outputs(flow, tracker, tracker.flush())
+            self._trackers.pop(flow, None)   # also one the live path released (never idle)
         if self._file_hits:
             self._file_hits.pop(flow, None)
         if app is not None and app.proto is not None and app.proto != FAILED:

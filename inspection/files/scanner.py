@@ -25,6 +25,8 @@ from inspection.files.unpack_docs import suspicious
 
 __all__ = ["FileMeta", "MatchTimeout", "Matcher", "ContentScanner"]
 
+Digests = tuple["str | None", "str | None", "str | None"]   # (sha256, md5, sha1); None: not known
+
 
 @dataclass(frozen=True, slots=True)
 class FileMeta:
@@ -76,15 +78,16 @@ class ContentScanner:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def scan(self, data: bytes, path: str) -> ScanResult:
-        """Scan a whole file held in memory (at most `max_file_size` bytes)."""
+    def scan(self, data: bytes, path: str, digests: Digests | None = None) -> ScanResult:
+        """Scan a whole file held in memory (at most `max_file_size` bytes). `digests`: its
+        (sha256, md5, sha1) as far as the caller hashed it already (the live path holds a
+        packet while the file is judged: hashing 32 MB twice would double that hold); the
+        missing ones the hash list needs are computed here."""
         self.counters.files += 1
         if len(data) > self.limits.max_file_size:
-            return self.oversized(path, len(data), hashlib.sha256(data).hexdigest(),
-                                  hashlib.md5(data).hexdigest() if self.hashes.md5 else None,
-                                  hashlib.sha1(data).hexdigest() if self.hashes.sha1 else None)
+            return self.oversized(path, len(data), *_digests(data, self.hashes, digests))
         job = _Job(self.clock() + self.limits.max_seconds)
-        return self._scan(data, path, path, 0, job)
+        return self._scan(data, path, path, 0, job, digests=digests)
 
     def oversized(self, path: str, size: int, sha256: str | None, md5: str | None = None,
                   sha1: str | None = None) -> ScanResult:
@@ -101,13 +104,12 @@ class ContentScanner:
 
     # -- one object ---------------------------------------------------------------------------
 
-    def _scan(self, data: bytes, path: str, name: str, depth: int, job: _Job, parent: str = "") -> ScanResult:
+    def _scan(self, data: bytes, path: str, name: str, depth: int, job: _Job, parent: str = "",
+              digests: Digests | None = None) -> ScanResult:
         c = self.counters
         c.bytes_scanned += len(data)
         job.scanned += len(data)
-        sha256 = hashlib.sha256(data).hexdigest()
-        md5 = hashlib.md5(data).hexdigest() if self.hashes.md5 else None
-        sha1 = hashlib.sha1(data).hexdigest() if self.hashes.sha1 else None
+        sha256, md5, sha1 = _digests(data, self.hashes, digests)
         kind = identify(data, name)
         reasons: list[str] = []
         hit = self.hashes.lookup(sha256, len(data), md5, sha1)
@@ -217,3 +219,12 @@ def _own_verdict(reasons: list[str]) -> VerdictKind:
         elif r.startswith(UNSCANNED_PREFIX):
             kind = worst(kind, VerdictKind.UNSCANNED)
     return kind
+
+
+def _digests(data: bytes, hashes: HashList, known: Digests | None = None) -> tuple[str, str | None, str | None]:
+    """The hashes a lookup in `hashes` needs (SHA-256 always, MD5/SHA-1 when the list has
+    them), taken from `known` where given."""
+    sha256, md5, sha1 = known or (None, None, None)
+    return (sha256 or hashlib.sha256(data).hexdigest(),
+            md5 or (hashlib.md5(data).hexdigest() if hashes.md5 else None),
+            sha1 or (hashlib.sha1(data).hexdigest() if hashes.sha1 else None))

@@ -25,21 +25,26 @@ __all__ = ["StreamScanner"]
 
 
 class _Session:
-    __slots__ = ("_owner", "_name", "_buf", "_over")
+    """One file's bytes until it closes: the chunks themselves (bytes are immutable), joined
+    once at the end, rather than copied into a growing buffer and copied out again."""
+
+    __slots__ = ("_owner", "_name", "_buf", "_size", "_over")
 
     def __init__(self, owner: StreamScanner, name: str) -> None:
         self._owner, self._name = owner, name
-        self._buf: bytearray | None = bytearray()
+        self._buf: list[bytes] | None = []
+        self._size = 0
         self._over = False
 
     def data(self, chunk: bytes) -> None:
         buf = self._buf
         if buf is None:
             return
-        if len(buf) + len(chunk) > self._owner.content.limits.max_file_size:
+        if self._size + len(chunk) > self._owner.content.limits.max_file_size:
             self._buf, self._over = None, True     # release now: nothing more will be scanned
             return
-        buf += chunk
+        buf.append(chunk if type(chunk) is bytes else bytes(chunk))   # a caller's buffer may change
+        self._size += len(chunk)
 
     def finish(self, record: FileRecord) -> Verdict:
         content = self._owner.content
@@ -48,9 +53,17 @@ class _Session:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
-            data = bytes(self._buf)
-            self._buf = None
-            res = content.scan(data, self._name)
+            # the tracker hashed the bytes it handed here while they streamed by: not again while a
+            # packet is held. CLOSED: all of the file (md5, sha1, sha256). TRUNCATED without gaps:
+            # sha256 over the bytes seen, which are the bytes held (it feeds both from one chunk)
+            if record.state is FileState.CLOSED and self._size == record.size:
+                digests = (record.sha256, record.md5, record.sha1)
+            elif record.state is FileState.TRUNCATED and not record.gaps:
+                digests = (record.sha256, None, None)
+            else:
+                digests = None
+            data, self._buf = b"".join(self._buf), None
+            res = content.scan(data, self._name, digests)   # type: ignore[arg-type]
         if record.state is FileState.TRUNCATED:
             res = _truncated(res)
         self._owner.verdicts[res.verdict.value] = self._owner.verdicts.get(res.verdict.value, 0) + 1

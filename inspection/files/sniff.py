@@ -69,6 +69,10 @@ _DATA = _t("data", "application/octet-stream")
 _ASCII = _t("ASCII text", "text/plain")
 _UTF8 = _t("Unicode text, UTF-8 text", "text/plain")
 _TEXT_CONTROLS = frozenset(b"\t\n\r\x0c\x1b\x08")
+# every byte a text file may hold: deleting them (bytes.translate, in C) leaves nothing of a text head;
+# testing each byte in a Python generator made sniff() 18 us instead of 6 (512 bytes): once per
+# file, i.e. per HTTP response body on the live path
+_TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in _TEXT_CONTROLS)
 
 
 def sniff(head: bytes) -> FileType | None:
@@ -86,7 +90,7 @@ def sniff(head: bytes) -> FileType | None:
 
 
 def _text_kind(head: bytes) -> FileType:
-    if all(b >= 0x20 or b in _TEXT_CONTROLS for b in head) and b"\x7f" not in head:
+    if not head.translate(None, _TEXT_BYTES) and b"\x7f" not in head:
         if head.isascii():
             return _ASCII
         try:

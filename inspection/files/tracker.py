@@ -145,19 +145,20 @@ class _Body:
 class FileTracker:
     """Files of one flow (see the module docstring)."""
 
-    __slots__ = ("_ctx", "_bodies", "_waiting", "_last")
+    __slots__ = ("_ctx", "_bodies", "_waiting", "_last", "_released")
 
     def __init__(self, ctx: FileContext) -> None:
         self._ctx = ctx
         self._bodies: dict[tuple[int, Direction], _Body | None] = {}    # None: a body that is no file
         self._waiting: dict[int, list[FileRecord]] = {}                 # closed, record not yet seen
         self._last: AppRecord | None = None      # stray bytes after it may still make a file of its tx
+        self._released = False                   # see `release`
 
     @property
     def idle(self) -> bool:
         """Nothing open or waiting (bodies that are no file do not count: what
         still arrives of one cannot make it a file)."""
-        return not self._waiting and all(b is None for b in self._bodies.values())
+        return not self._released and not self._waiting and all(b is None for b in self._bodies.values())
 
     def judging(self) -> set[Direction]:
         """Directions with a file open whose bytes still reach the hashes and the scanner (not
@@ -180,6 +181,8 @@ class FileTracker:
 
     def body(self, chunk: BodyChunk) -> list[FileEvent | Anomaly]:
         out: list[FileEvent | Anomaly] = []
+        if self._released:
+            return out
         key = (chunk.tx_id, chunk.direction)
         if key in self._bodies:
             body = self._bodies[key]
@@ -227,6 +230,15 @@ class FileTracker:
             else:
                 self._closed(rec, out)
         return out, judged
+
+    def release(self) -> list[FileEvent | Anomaly]:
+        """Live path: the flow was handed back to the kernel and no more of it comes here. What
+        is open closes now (TRUNCATED: the scanner judges what it holds and frees its buffer,
+        up to the file size limit each) instead of when the flow times out; bytes of packets
+        still on their way are ignored, not taken for new files. Stays non-idle (kept)."""
+        out = self.flush()
+        self._released = True
+        return out
 
     def flush(self) -> list[FileEvent | Anomaly]:
         """Flow end: close what is open (TRUNCATED) and log everything left."""

@@ -24,6 +24,7 @@ from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
 from inspection.model import IPPROTO_TCP, Direction
 from inspection.files.model import VerdictKind
+from inspection.files.scan import NoScanner
 from inspection.policy.blockpage import block_page, block_page_frames
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW = 228, 229, 101
 _LINKTYPES = {0x0800: LINKTYPE_IPV4, 0x86DD: LINKTYPE_IPV6}
 PLACEHOLDER_MAC = bytes.fromhex("0275746d0001")   # locally administered ("utm")
+RELEASE_AFTER = 0.05   # seconds from handing a flow back to closing its open files (see _released)
 
 
 class FrameSender(Protocol):
@@ -88,6 +90,7 @@ class LiveCounters:
     blocks_timed: int = 0            # blocks whose frames went out: time from the alert to the last frame
     block_us_max: int = 0
     block_us_total: int = 0
+    files_unjudged_bypassed: int = 0  # flows handed back at the depth with a file nothing could judge
 
 
 class AllowedHit:
@@ -162,6 +165,11 @@ class LiveWorker:
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
         self._block_t: float | None = None       # when the batch's first blocking alert fired
+        # flows handed back, with when: their open files are closed and judged RELEASE_AFTER
+        # later or when the queue is idle, whichever comes first. Scanning what a file holds
+        # takes tens of ms; done at once it would hold the flow's packets still in the queue
+        # (queued before the kernel saw the mark) and stall the very download it released
+        self._released: list[tuple[float, Flow]] = []
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -250,6 +258,8 @@ class LiveWorker:
         """One batch: receive, decide, send the verdicts. Returns the batch size."""
         batch = self.queue.receive(self.max_batch, timeout)
         if not batch:
+            if self._released:
+                self._release_files(float("inf"))
             self.engine.flows.expire(self.clock())
             return 0
         c = self.counters
@@ -258,8 +268,20 @@ class LiveWorker:
         self.queue.verdicts([self.handle(p, now) for p in batch])
         if self._out:
             self.flush_frames()
+        if self._released and self._released[0][0] + RELEASE_AFTER <= time.monotonic():
+            self._release_files(time.monotonic() - RELEASE_AFTER)
         self._block_t = None
         return len(batch)
+
+    def _release_files(self, before: float) -> None:
+        """Close and judge the open files of flows handed back before `before` (monotonic)."""
+        due = [f for t, f in self._released if t <= before]
+        self._released = [(t, f) for t, f in self._released if t > before]
+        for flow in due:
+            try:
+                self.engine.release_files(flow)
+            except Exception:   # noqa: BLE001 - as in `handle`: counted, never out of the data path
+                self.counters.engine_errors += 1
 
     def flush_frames(self) -> None:
         """Send the resets and block pages decided in the last batch (after its verdicts)."""
@@ -305,17 +327,25 @@ class LiveWorker:
             c.engine_errors += 1
             return VerdictMsg(qp.packet_id, Verdict.ACCEPT)
         facts = None
+        unjudged = False
         if flow is not None:
             app = flow.app
             parser = app.parser if app is not None else None
-            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP,
-                              bytes_total=flow.bytes_ts + flow.bytes_tc,
+            total = flow.bytes_ts + flow.bytes_tc
+            judging = engine.file_in_transit(flow)
+            if judging and total > self.policy.cfg.inspect_depth and not self._files_judgeable(flow):
+                judging, unjudged = False, True
+            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
-                              file_in_transit=engine.file_in_transit(flow))
+                              file_in_transit=judging)
             self._learn(flow, qp)
         hits = [h for f, h in self._hits if f is None or f is flow]
+        bypassed = self.policy.counters.bypassed_flows
         d = self.policy.decide(facts, hits)
+        if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
+            c.files_unjudged_bypassed += unjudged
+            self._released.append((time.monotonic(), flow))   # type: ignore[arg-type]
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:
@@ -329,6 +359,14 @@ class LiveWorker:
             # connmark and drops this and every later packet of the flow in the kernel
             return VerdictMsg(qp.packet_id, Verdict.REPEAT, d.mark)
         return VerdictMsg(qp.packet_id, Verdict.ACCEPT if d.accepted else Verdict.DROP, d.mark)
+
+    def _files_judgeable(self, flow: Flow) -> bool:
+        """Can anything still change the verdict of the flow's open file: a file scanner, or
+        rules that read bodies (or matched one already)? If not, keeping the flow queued past the
+        depth would only hash the rest for the log: it is handed back like any other flow (its
+        file is then logged TRUNCATED when the flow ends)."""
+        e = self.engine
+        return not isinstance(e.files.scanner, NoScanner) or e.rules_judge_files(flow)
 
     def _learn(self, flow: Flow, qp: QueuedPacket) -> None:
         if len(qp.hwaddr) != 6 or not qp.physin:
@@ -421,7 +459,8 @@ class LiveWorker:
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
-            "file_hold_us_total": c.hold_us_total, "blocks_timed": c.blocks_timed,
+            "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
+            "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,

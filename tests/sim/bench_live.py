@@ -3,10 +3,13 @@
 Root only. Builds the three-namespace bed of tests/sim/bridgebed.py, measures
 with no queue rules (plain bridge), then with the docs/live.md ruleset and
 `utm run` bound (default depth 1 MB, one drop rule): one large raw download
-(handed back after its head), one large HTTP download (a file: queued to the
-end), sequential small requests (latency p50/p99 with connection setup) and
-parallel clients (requests per second). Engine CPU and memory come from
-/proc of the worker. Everything is removed at the end.
+(handed back after its head), one large HTTP download (a file, but nothing
+judges files: handed back at the depth too), sequential small requests
+(latency p50/p99 with connection setup) and parallel clients (requests per
+second); then `utm run` again with a file scanner (a hash list), where the
+same HTTP download stays queued until the file is judged (up to the file size
+limit, 32 MB). Engine CPU and memory come from /proc of the worker.
+Everything is removed at the end.
 
     python -m tests.sim.bench_live [--large-mb N] [--small N] [--clients N] [--json]
 """
@@ -30,6 +33,7 @@ PORT = 8080
 QUEUE = 21
 PLAIN = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 RULE = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)\n'
+EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
 
 def _peer(bed: BridgeBed, *args: str, timeout: float = 300) -> dict:
@@ -81,6 +85,28 @@ def _cpu_and_rss(pid: int) -> tuple[float, int]:
     return ticks / os.sysconf("SC_CLK_TCK"), rss
 
 
+def _start_utm(bed: BridgeBed, rules: Path, logdir: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """`utm run` on the bench's queue with its drop rule; returns it and its worker's pid once bound."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    utm = bed.spawn(bed.box, [sys.executable, "-m", "firmware.cli.main", "run", "--queue", str(QUEUE),
+                              "-S", str(rules),
+                              "-l", str(logdir), *extra], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not children(utm.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    [worker] = children(utm.pid)
+    return utm, worker
+
+
+def _stop_utm(utm: subprocess.Popen, logdir: Path) -> dict | None:
+    """Stop `utm run`; the `live` branch of its last stats event."""
+    utm.send_signal(signal.SIGTERM)
+    utm.wait(15)
+    stats = [json.loads(l) for l in (logdir / f"eve.q{QUEUE}.json").read_text().splitlines() if '"live"' in l]
+    return stats[-1]["stats"]["live"] if stats else None
+
+
 def bench(large_mb: int, small: int, clients: int) -> dict:
     large = large_mb << 20
     bed = BridgeBed(queue=QUEUE)
@@ -94,15 +120,7 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
         report["plain"] = measure(bed, large, small, clients)
         bed.apply_rules(ruleset(QUEUE))
         (tmp / "r.rules").write_text(RULE)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        utm = bed.spawn(bed.box, [sys.executable, "-m", "firmware.cli.main", "run", "--queue", str(QUEUE),
-                                  "-S", str(tmp / "r.rules"), "-l", str(tmp)], env=env,
-                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not children(utm.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.5)
-        [worker] = children(utm.pid)
+        utm, worker = _start_utm(bed, tmp / "r.rules", tmp)
         cpu0, _ = _cpu_and_rss(worker)
         t0 = time.perf_counter()
         report["inspecting"] = measure(bed, large, small, clients)
@@ -110,17 +128,25 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
         cpu1, rss = _cpu_and_rss(worker)
         report["engine"] = {"cpu_seconds": cpu1 - cpu0, "cpu_share_of_one_core": (cpu1 - cpu0) / wall,
                             "rss_kb": rss}
-        utm.send_signal(signal.SIGTERM)
-        utm.wait(15)
-        stats = [json.loads(l) for l in (tmp / f"eve.q{QUEUE}.json").read_text().splitlines()
-                 if '"live"' in l]
-        if stats:
-            live = stats[-1]["stats"]["live"]
+        live = _stop_utm(utm, tmp)
+        if live:
             report["engine"].update(queued_packets=live["packets"], queued_bytes=live["bytes"],
                                     flows_bypassed=live["flows_bypassed"], enobufs=live["queue"]["enobufs"])
+        (tmp / "h.txt").write_text(f"{EICAR_SHA256}  eicar-test\n")
+        scan_log = tmp / "scan"
+        utm, worker = _start_utm(bed, tmp / "r.rules", scan_log, "--hashes", str(tmp / "h.txt"))
+        cpu0, _ = _cpu_and_rss(worker)
+        r = _peer(bed, "sink-http", SERVER_IP, str(PORT), str(large))
+        cpu1, _ = _cpu_and_rss(worker)
+        if not r["ok"]:
+            raise RuntimeError(f"large http download (scanner on) failed: {r}")
+        live = _stop_utm(utm, scan_log)
+        report["scanning"] = {"http_mbit_s": large * 8 / 1e6 / r["seconds"], "cpu_seconds": cpu1 - cpu0,
+                              "queued_bytes": live.get("bytes", 0) if live else 0}
         p, i = report["plain"], report["inspecting"]
         report["ratio"] = {"raw_throughput": i["raw_mbit_s"] / p["raw_mbit_s"],
                            "http_throughput": i["http_mbit_s"] / p["http_mbit_s"],
+                           "http_scanned_throughput": report["scanning"]["http_mbit_s"] / p["http_mbit_s"],
                            "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
                            "requests_per_s": i["parallel_requests_per_s"] / p["parallel_requests_per_s"]}
     finally:
@@ -147,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':28}{'plain bridge':>14}{'inspecting':>14}{'ratio/added':>14}")
     print(f"{'raw download Mbit/s':28}{p['raw_mbit_s']:14.0f}{i['raw_mbit_s']:14.0f}{q['raw_throughput']:14.2f}")
     print(f"{'HTTP download Mbit/s':28}{p['http_mbit_s']:14.0f}{i['http_mbit_s']:14.0f}{q['http_throughput']:14.2f}")
+    s = r["scanning"]
+    print(f"{'  with a file scanner':28}{p['http_mbit_s']:14.0f}{s['http_mbit_s']:14.0f}"
+          f"{q['http_scanned_throughput']:14.2f}")
     print(f"{'small request p50 ms':28}{p['p50_ms']:14.2f}{i['p50_ms']:14.2f}{q['added_p50_ms']:+14.2f}")
     print(f"{'small request p99 ms':28}{p['p99_ms']:14.2f}{i['p99_ms']:14.2f}{q['added_p99_ms']:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
@@ -156,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
           f"RSS {e['rss_kb'] / 1024:.0f} MB; queued {e.get('queued_packets', 0)} packets "
           f"({e.get('queued_bytes', 0) / 1e6:.1f} MB), {e.get('flows_bypassed', 0)} flows handed back, "
           f"ENOBUFS {e.get('enobufs', 0)}")
+    print(f"scanner on: {s['cpu_seconds']:.2f} s CPU for the HTTP download, {s['queued_bytes'] / 1e6:.1f} MB queued")
     print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "
           "2 shared vCPUs over veth: compare the columns, not with hardware)")
     return 0

@@ -131,3 +131,54 @@ def test_kernel_queue_line_is_parsed():
     text = "    0  23774     0 2 65535     0     0        6  1\n   11  30000     5 2 65535     7     2      900  1\n"
     assert parse_kernel_stats(text, 11) == {"waiting": 5, "queue_dropped": 7, "user_dropped": 2}
     assert parse_kernel_stats(text, 3) is None and parse_kernel_stats("garbage", 0) is None
+
+
+_ATTR_TYPES = st.sampled_from([1, 3, 5, 6, 7, 8, 9, 10, 11 | 0x8000, 12, 13, 14, 2, 15, 0x4000 | 10])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_ATTR_TYPES, st.binary(max_size=14)), max_size=12), st.integers(0, 8))
+def test_the_one_pass_packet_decoder_agrees_with_the_attribute_table(attrs, cut):
+    from inspection.io.nfqueue import _attr, decode_packet, decode_packet_at
+    body = b"".join(_attr(t, v) for t, v in attrs)
+    body = body[:len(body) - cut] if cut else body
+    mv = memoryview(body)
+    try:
+        want = decode_packet(parse_attrs(mv, 0, len(body)), 3)
+    except NfqDecodeError:
+        with pytest.raises(NfqDecodeError):
+            decode_packet_at(mv, 0, len(body), 3)
+        return
+    assert decode_packet_at(mv, 0, len(body), 3) == want
+
+
+def _messages(buf: bytes) -> list[tuple[int, tuple[int, int], int | None]]:
+    """(message type, (verdict, id), mark) of each verdict message in a buffer."""
+    out, off = [], 0
+    while off < len(buf):
+        length, mtype, _, _ = _hdr(buf[off:])
+        a = parse_attrs(buf, off + 20, off + length)
+        mark = struct.unpack("!I", a[NFQA_MARK])[0] if NFQA_MARK in a else None
+        out.append((mtype & 0xFF, struct.unpack("!II", a[NFQA_VERDICT_HDR]), mark))
+        off += length
+    return out
+
+
+def test_a_leading_run_of_plain_accepts_goes_as_one_batch_verdict():
+    from inspection.io.nfqueue import encode_verdicts_batched
+    vs = [VerdictMsg(i, Verdict.ACCEPT) for i in (5, 6, 7)] + [VerdictMsg(8, Verdict.REPEAT, 0x2),
+                                                               VerdictMsg(9, Verdict.ACCEPT)]
+    assert _messages(encode_verdicts_batched(0, vs)) == [(3, (1, 7), None), (1, (4, 8), 2), (1, (1, 9), None)]
+    marked = [VerdictMsg(i, Verdict.ACCEPT, 0x1) for i in (1, 2)]
+    assert _messages(encode_verdicts_batched(0, marked)) == [(3, (1, 2), 1)]
+
+
+@pytest.mark.parametrize("vs", [
+    [VerdictMsg(5, Verdict.ACCEPT), VerdictMsg(7, Verdict.ACCEPT)],            # a gap in the ids
+    [VerdictMsg(5, Verdict.ACCEPT), VerdictMsg(6, Verdict.ACCEPT, 0x1)],       # marks differ
+    [VerdictMsg(5, Verdict.DROP), VerdictMsg(6, Verdict.ACCEPT)],              # verdicts differ
+    [VerdictMsg(5, Verdict.ACCEPT, ct_mark=1), VerdictMsg(6, Verdict.ACCEPT, ct_mark=1)],   # connmark: per packet
+])
+def test_verdicts_that_differ_are_sent_one_by_one(vs):
+    from inspection.io.nfqueue import encode_verdicts_batched
+    assert encode_verdicts_batched(0, vs) == encode_verdicts(0, vs)

@@ -146,11 +146,21 @@ def test_stats_event_has_the_live_branch(tmp_path):
     assert live["memory_max_rss_kb"] > 0
 
 
-def _http_download(size: int, port: int = 40003):
+def _http_download(size: int, port: int = 40003, body: bytes | None = None):
     c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size
     return (list(c.handshake()) + list(c.send(b"GET /f.bin HTTP/1.1\r\nHost: a\r\n\r\n"))
-            + list(c.send(head + b"\x00" * size, from_client=False)))
+            + list(c.send(head + (body if body is not None else b"\x00" * size), from_client=False)))
+
+
+def scanner(tmp_path: Path):
+    """A file scanner with one hash list (a judge for files: their flows stay queued past the depth)."""
+    from firmware.cli.scan import load_sources
+    from inspection.files.scanner import ContentScanner
+    from inspection.files.scanner_stream import StreamScanner
+    (tmp_path / "h.txt").write_text("ab" * 32 + "  some-malware\n")
+    hashes, matchers, _ = load_sources([str(tmp_path / "h.txt")], [])
+    return StreamScanner(ContentScanner(hashes, matchers))
 
 
 def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
@@ -159,6 +169,7 @@ def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
     eve = EveWriter(out)
     engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
                     eve.write, inspector)
+    engine.files.scanner = scanner(tmp_path)
     q = FakeQueue(queued(_http_download(60000)))
     w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
                    clock=lambda: 1_700_000_000.0)
@@ -176,6 +187,7 @@ def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
     eve = EveWriter(out)
     engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, stream_depth=20000),
                     eve.write, None)
+    engine.files.scanner = scanner(tmp_path)
     pkts = queued(_http_download(60000, port=40004))
     q = FakeQueue(pkts)
     w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
