@@ -185,8 +185,11 @@ class Detector:
         self._scope_keys = {s: frozenset(v) for s, v in keys.items()}
         self._always[Scope.TX] = frozenset(by_scope[Scope.TX])
         self.has_bare_packet_rules = bool(bare)
-        self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
-                                 if p is not None and p.scope is Scope.PACKET)
+        self._ports = PortGroups(((p.index, p.rule, p.l4) for p in self._plans
+                                  if p is not None and p.scope is Scope.PACKET),
+                                 always=self._always[Scope.PACKET], bare=self._always_bare)
+        self._packet_keys = tuple(k for k in self.prefilter.keys
+                                  if k[0] is Buffer.PAYLOAD and k in self._scope_keys[Scope.PACKET])
         self.buffers_used = frozenset(b for p in self._plans if p is not None for b in p.buffers)
         # response rules that also read the request body (``=>`` rules): it must outlive its inspection
         self.request_body_at_response = any(p is not None and p.to_client and Buffer.HTTP_REQUEST_BODY in p.buffers
@@ -216,8 +219,15 @@ class Detector:
         """Packet rules worth verifying on this packet (an empty payload: the rules without
         payload items), narrowed by protocol and ports. Empty for most packets, which then
         cost one Hyperscan scan and nothing else."""
-        cands = self.candidates({Buffer.PAYLOAD: payload} if payload else {}, Scope.PACKET)
-        return self._ports.narrow(cands, *endpoints) if cands else cands
+        group = self._ports.group(*endpoints)   # the same as `candidates` narrowed by `PortGroups.narrow`
+        if not payload:
+            return set(group.bare)
+        cands = set(group.always)
+        for key in self._packet_keys:
+            hits = self.prefilter.candidates(Buffer.PAYLOAD, payload, key[1])
+            if hits:
+                cands |= hits & group.allowed
+        return cands
 
     def scope(self, index: int) -> Scope | None:
         plan = self._plans[index]
