@@ -405,7 +405,7 @@ class RuleInspector:
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
             require: Buffer | None = None) -> list[Hit]:
-        cands = self.detector.candidates(buffers, Scope.TX)
+        cands = self.detector.candidates(buffers, Scope.TX, direction=d, require=require)
         if not cands:
             return []
         found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require,
