@@ -193,7 +193,8 @@ class Detector:
                     if plan.scope is Scope.TX:
                         self._tx_tables[key] = (*self._tx_tables.get(key, ()), i)
         self._tx_literals = tuple(sorted(tx_literals))
-        self._tx_keys: dict[tuple[Direction | None, Buffer | None], frozenset[BlockKey]] = {}
+        self._tx_keys: dict[tuple[Direction | None, Buffer | None],
+                            tuple[frozenset[BlockKey], tuple[tuple[int, bytes, bool], ...]]] = {}
         self._scope_keys = {s: frozenset(v) for s, v in keys.items()}
         self._always[Scope.TX] = frozenset(by_scope[Scope.TX])
         self.has_bare_packet_rules = bool(bare)
@@ -227,15 +228,16 @@ class Detector:
         if scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
             return set(self._always_bare)
         keys = self._scope_keys[scope]
+        literals = self._tx_literals
         if scope is Scope.TX and (direction is not None or require is not None):
-            keys = self._tx_keys.get((direction, require)) or self._tx_keys_for(direction, require)
+            keys, literals = self._tx_keys.get((direction, require)) or self._tx_keys_for(direction, require)
         cands = self.prefilter.candidates_for(buffers, view, always=False, keys=keys)
         cands |= self._always[scope]
-        if scope is Scope.TX and self._tx_literals:
+        if scope is Scope.TX and literals:
             payload = buffers.get(Buffer.PAYLOAD)
             if payload:
                 lower = None
-                for i, literal, nocase in self._tx_literals:
+                for i, literal, nocase in literals:
                     if nocase:
                         if lower is None:
                             lower = payload.lower()   # Hyperscan's caseless is ASCII-only, as bytes.lower
@@ -245,9 +247,10 @@ class Detector:
                         cands.add(i)
         return cands
 
-    def _tx_keys_for(self, direction: Direction | None, require: Buffer | None) -> frozenset[BlockKey]:
-        """The transaction tables holding a rule that `scan` would run in `direction` with `require`:
-        a response need not be searched for the patterns of request-only rules again."""
+    def _tx_keys_for(self, direction: Direction | None,
+                     require: Buffer | None) -> tuple[frozenset[BlockKey], tuple[tuple[int, bytes, bool], ...]]:
+        """The transaction tables and payload literals of the rules `scan` would run in `direction`
+        with `require`: a response need not be searched for the patterns of request-only rules again."""
         plans = self._plans
         to_server = direction is Direction.TO_SERVER
         to_client = direction is Direction.TO_CLIENT
@@ -259,8 +262,8 @@ class Detector:
             return direction is None or not ((plan.to_server and not to_server) or (plan.to_client and not to_client))
 
         keys = frozenset(k for k, ids in self._tx_tables.items() if any(runs(i) for i in ids))
-        self._tx_keys[(direction, require)] = keys
-        return keys
+        got = self._tx_keys[(direction, require)] = (keys, tuple(x for x in self._tx_literals if runs(x[0])))
+        return got
 
     def packet_candidates(self, payload: bytes, endpoints: tuple[int, int, int]) -> set[int]:
         """Packet rules worth verifying on this packet (an empty payload: the rules without
