@@ -29,7 +29,7 @@ from signatures.model import Rule
 from inspection.detect.errors import UnsupportedRule
 from inspection.detect.header import L4_PROTOS, Scope, event_key, scope_of
 from inspection.detect.portgroups import PortGroups
-from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage
+from inspection.detect.prefilter import BlockKey, Prefilter, PrefilterImage, choose_fast_pattern
 from inspection.detect.verify import (
     DEFAULT_BUDGET, BlockPlan, BlockResult, MatchContext, compile_block, inspect_block, rule_blocks,
 )
@@ -174,20 +174,36 @@ class Detector:
         # the prefilter tables worth scanning at each moment (a DNS query's payload need not be
         # searched for the packet rules' patterns again)
         keys: dict[Scope, set[BlockKey]] = {s: set() for s in Scope}
+        tx_literals: list[tuple[int, bytes, bool]] = []
+        self._tx_tables: dict[BlockKey, tuple[int, ...]] = {}
         for key, rule_ids in self.prefilter.rules_by_table():
             for i in rule_ids:
                 plan = self._plans[i]
                 if plan is None:
                     continue
                 if plan.scope is Scope.TX and key[0] is Buffer.PAYLOAD:
-                    by_scope[Scope.TX].append(i)   # a handful: verified on every transaction instead
+                    # a handful: their literal is looked for with `in` on each transaction instead
+                    choice = choose_fast_pattern(plan.rule) if not key[1] else None
+                    if choice is not None and choice.key == key:
+                        tx_literals.append((i, choice.pattern.lower() if choice.nocase else choice.pattern,
+                                            choice.nocase))
+                    else:
+                        by_scope[Scope.TX].append(i)
                 else:
                     keys[plan.scope].add(key)
+                    if plan.scope is Scope.TX:
+                        self._tx_tables[key] = (*self._tx_tables.get(key, ()), i)
+        self._tx_literals = tuple(sorted(tx_literals))
+        self._tx_keys: dict[tuple[Direction | None, Buffer | None],
+                            tuple[frozenset[BlockKey], tuple[tuple[int, bytes, bool], ...]]] = {}
         self._scope_keys = {s: frozenset(v) for s, v in keys.items()}
         self._always[Scope.TX] = frozenset(by_scope[Scope.TX])
         self.has_bare_packet_rules = bool(bare)
-        self._ports = PortGroups((p.index, p.rule, p.l4) for p in self._plans
-                                 if p is not None and p.scope is Scope.PACKET)
+        self._ports = PortGroups(((p.index, p.rule, p.l4) for p in self._plans
+                                  if p is not None and p.scope is Scope.PACKET),
+                                 always=self._always[Scope.PACKET], bare=self._always_bare)
+        self._packet_keys = tuple(k for k in self.prefilter.keys
+                                  if k[0] is Buffer.PAYLOAD and k in self._scope_keys[Scope.PACKET])
         self.buffers_used = frozenset(b for p in self._plans if p is not None for b in p.buffers)
         # response rules that also read the request body (``=>`` rules): it must outlive its inspection
         self.request_body_at_response = any(p is not None and p.to_client and Buffer.HTTP_REQUEST_BODY in p.buffers
@@ -202,23 +218,67 @@ class Detector:
         self.event_rules = {k: tuple(v) for k, v in events.items()}
 
     def candidates(self, buffers: Mapping[Buffer, bytes], scope: Scope | None,
-                   view: Callable[[BlockKey], bytes | None] | None = None) -> set[int]:
+                   view: Callable[[BlockKey], bytes | None] | None = None, *,
+                   direction: Direction | None = None, require: Buffer | None = None) -> set[int]:
         """The rules worth verifying on these buffers at `scope` (None: every scope):
-        prefilter hits in that scope's tables and its rules without a fast pattern."""
+        prefilter hits in that scope's tables and its rules without a fast pattern.
+        For transactions, `direction` and `require` (as `scan` takes them) skip the
+        tables whose rules `scan` would not run anyway."""
         if scope is None:
             return self.prefilter.candidates_for(buffers, view)
         if scope is Scope.PACKET and not buffers.get(Buffer.PAYLOAD):
             return set(self._always_bare)
-        cands = self.prefilter.candidates_for(buffers, view, always=False, keys=self._scope_keys[scope])
+        keys = self._scope_keys[scope]
+        literals = self._tx_literals
+        if scope is Scope.TX and (direction is not None or require is not None):
+            keys, literals = self._tx_keys.get((direction, require)) or self._tx_keys_for(direction, require)
+        cands = self.prefilter.candidates_for(buffers, view, always=False, keys=keys)
         cands |= self._always[scope]
+        if scope is Scope.TX and literals:
+            payload = buffers.get(Buffer.PAYLOAD)
+            if payload:
+                lower = None
+                for i, literal, nocase in literals:
+                    if nocase:
+                        if lower is None:
+                            lower = payload.lower()   # Hyperscan's caseless is ASCII-only, as bytes.lower
+                        if literal in lower:
+                            cands.add(i)
+                    elif literal in payload:
+                        cands.add(i)
         return cands
+
+    def _tx_keys_for(self, direction: Direction | None,
+                     require: Buffer | None) -> tuple[frozenset[BlockKey], tuple[tuple[int, bytes, bool], ...]]:
+        """The transaction tables and payload literals of the rules `scan` would run in `direction`
+        with `require`: a response need not be searched for the patterns of request-only rules again."""
+        plans = self._plans
+        to_server = direction is Direction.TO_SERVER
+        to_client = direction is Direction.TO_CLIENT
+
+        def runs(i: int) -> bool:
+            plan = plans[i]
+            if plan is None or (require is not None and require not in plan.buffers):
+                return False
+            return direction is None or not ((plan.to_server and not to_server) or (plan.to_client and not to_client))
+
+        keys = frozenset(k for k, ids in self._tx_tables.items() if any(runs(i) for i in ids))
+        got = self._tx_keys[(direction, require)] = (keys, tuple(x for x in self._tx_literals if runs(x[0])))
+        return got
 
     def packet_candidates(self, payload: bytes, endpoints: tuple[int, int, int]) -> set[int]:
         """Packet rules worth verifying on this packet (an empty payload: the rules without
         payload items), narrowed by protocol and ports. Empty for most packets, which then
         cost one Hyperscan scan and nothing else."""
-        cands = self.candidates({Buffer.PAYLOAD: payload} if payload else {}, Scope.PACKET)
-        return self._ports.narrow(cands, *endpoints) if cands else cands
+        group = self._ports.group(*endpoints)   # the same as `candidates` narrowed by `PortGroups.narrow`
+        if not payload:
+            return set(group.bare)
+        cands = set(group.always)
+        for key in self._packet_keys:
+            hits = self.prefilter.candidates(Buffer.PAYLOAD, payload, key[1])
+            if hits:
+                cands |= hits & group.allowed
+        return cands
 
     def scope(self, index: int) -> Scope | None:
         plan = self._plans[index]

@@ -432,7 +432,7 @@ class RuleInspector:
     # -- matching ------------------------------------------------------------------------------
     def _tx(self, flow: Flow, d: Direction, buffers: Mapping[Buffer, bytes], rec: object,
             require: Buffer | None = None) -> list[Hit]:
-        cands = self.detector.candidates(buffers, Scope.TX)
+        cands = self.detector.candidates(buffers, Scope.TX, direction=d, require=require)
         if not cands:
             return []
         found = self._matches(flow, d, buffers, None, None, Scope.TX, established(flow.state), require,
@@ -577,59 +577,75 @@ def _headers(pairs: tuple[tuple[str, str], ...], skip: frozenset[str] = frozense
     return b"".join(_b(f"{n}: {v}\r\n") for n, v in pairs if n.lower() not in skip)  # type: ignore[misc]
 
 
-def _header(pairs: tuple[tuple[str, str], ...], name: str) -> bytes | None:
-    for n, v in pairs:
-        if n.lower() == name:
-            return _b(v)
-    return None
-
-
-def _start(line: str | None, pairs: tuple[tuple[str, str], ...]) -> bytes | None:
-    """``http.start``: the start line and the headers, as Suricata builds it."""
-    return None if line is None else _b(line) + b"\r\n" + _headers(pairs) + b"\r\n"  # type: ignore[operator]
-
-
 def _names(pairs: tuple[tuple[str, str], ...]) -> bytes | None:
     """``http.header_names``: CRLF, then each name and CRLF, then CRLF."""
     return b"\r\n" + b"".join(_b(n) + b"\r\n" for n, _ in pairs) + b"\r\n" if pairs else None  # type: ignore[operator]
 
 
+class _Fields:
+    """A message's header lines encoded once (the header buffers, http.start and the single-header
+    buffers all derive from them): the raw block and the first value of each lowercased name."""
+
+    __slots__ = ("pairs", "raw", "first")
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self.pairs = pairs
+        self.raw: bytes = _b("".join(f"{n}: {v}\r\n" for n, v in pairs))  # type: ignore[assignment]
+        first: dict[str, str] = {}
+        for n, v in pairs:
+            first.setdefault(n.lower(), v)
+        self.first = first
+
+    def get(self, name: str) -> bytes | None:
+        return _b(self.first.get(name))
+
+    def without(self, name: str) -> bytes | None:
+        """The block without the lines called `name` (``http.header`` leaves the cookies out)."""
+        return (self.raw if name not in self.first else _headers(self.pairs, frozenset({name}))) or None
+
+    def start(self, line: str | None) -> bytes | None:
+        """``http.start``: the start line and the headers, as Suricata builds it."""
+        return None if line is None else _b(line) + b"\r\n" + self.raw + b"\r\n"  # type: ignore[operator]
+
+
 def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
+    f = _Fields(tx.request_headers)
     out: dict[Buffer, bytes | None] = {
         Buffer.HTTP_URI: _b(tx.normalized_uri or tx.uri),
         Buffer.HTTP_URI_RAW: _b(tx.uri),
         Buffer.HTTP_HOST: _b(tx.host.lower()) if tx.host else None,
-        Buffer.HTTP_HOST_RAW: _header(tx.request_headers, "host"),
+        Buffer.HTTP_HOST_RAW: f.get("host"),
         Buffer.HTTP_METHOD: _b(tx.method),
         Buffer.HTTP_USER_AGENT: _b(tx.user_agent),
-        Buffer.HTTP_HEADER: _headers(tx.request_headers, frozenset({"cookie"})) or None,
-        Buffer.HTTP_HEADER_RAW: _headers(tx.request_headers) or None,
-        Buffer.HTTP_COOKIE: _header(tx.request_headers, "cookie"),
+        Buffer.HTTP_HEADER: f.without("cookie"),
+        Buffer.HTTP_HEADER_RAW: f.raw or None,
+        Buffer.HTTP_COOKIE: f.get("cookie"),
         Buffer.HTTP_REFERER: _b(tx.referer),
         Buffer.HTTP_REQUEST_LINE: _b(tx.request_line),
         Buffer.HTTP_PROTOCOL: _b(tx.protocol),
-        Buffer.HTTP_ACCEPT: _header(tx.request_headers, "accept"),
-        Buffer.HTTP_CONNECTION: _header(tx.request_headers, "connection"),
-        Buffer.HTTP_CONTENT_TYPE: _header(tx.request_headers, "content-type"),
-        Buffer.HTTP_CONTENT_LEN: _header(tx.request_headers, "content-length"),
-        Buffer.HTTP_START: _start(tx.request_line, tx.request_headers),
+        Buffer.HTTP_ACCEPT: f.get("accept"),
+        Buffer.HTTP_CONNECTION: f.get("connection"),
+        Buffer.HTTP_CONTENT_TYPE: f.get("content-type"),
+        Buffer.HTTP_CONTENT_LEN: f.get("content-length"),
+        Buffer.HTTP_START: f.start(tx.request_line),
         Buffer.HTTP_HEADER_NAMES: _names(tx.request_headers),
     }
     return {k: v for k, v in out.items() if v is not None}
 
 
 def http_response_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
+    f = _Fields(tx.response_headers)
     out: dict[Buffer, bytes | None] = {
         Buffer.HTTP_STAT_CODE: _b(str(tx.status)) if tx.status is not None else None,
-        Buffer.HTTP_HEADER: _headers(tx.response_headers, frozenset({"set-cookie"})) or None,
-        Buffer.HTTP_HEADER_RAW: _headers(tx.response_headers) or None,
-        Buffer.HTTP_COOKIE: _header(tx.response_headers, "set-cookie"),
-        Buffer.HTTP_CONTENT_TYPE: _header(tx.response_headers, "content-type"),
-        Buffer.HTTP_CONTENT_LEN: _header(tx.response_headers, "content-length"),
-        Buffer.HTTP_START: _start(tx.response_line, tx.response_headers),
+        Buffer.HTTP_HEADER: f.without("set-cookie"),
+        Buffer.HTTP_HEADER_RAW: f.raw or None,
+        Buffer.HTTP_COOKIE: f.get("set-cookie"),
+        Buffer.HTTP_CONTENT_TYPE: f.get("content-type"),
+        Buffer.HTTP_CONTENT_LEN: f.get("content-length"),
+        Buffer.HTTP_START: f.start(tx.response_line),
         Buffer.HTTP_HEADER_NAMES: _names(tx.response_headers),
         Buffer.HTTP_RESPONSE_LINE: _b(tx.response_line),
-        Buffer.HTTP_SERVER: _header(tx.response_headers, "server"),
+        Buffer.HTTP_SERVER: f.get("server"),
         Buffer.HTTP_LOCATION: _b(tx.redirect),
     }
     line = tx.response_line

@@ -174,6 +174,11 @@ def load_database(blob: bytes, key: str = "?") -> hyperscan.Database:
     return db
 
 
+def _collect(pid: int, start: int, end: int, flags: int, hits: list[int]) -> None:
+    """Hyperscan's match callback: one module-level function, not a closure made per scan."""
+    hits.append(pid)
+
+
 def _key_name(key: BlockKey) -> str:
     buf, transforms = key
     return buf.value + "".join("|" + t.kind.value for t in transforms)
@@ -279,10 +284,11 @@ class Prefilter:
         if t is None or not data:
             return set()
         hits: list[int] = []
-        t.db.scan(data, match_event_handler=lambda pid, start, end, flags, ctx: hits.append(pid))
+        t.db.scan(data, match_event_handler=_collect, context=hits)
         out: set[int] = set()
+        patterns = t.patterns
         for pid in hits:
-            out.update(t.patterns[pid])
+            out.update(patterns[pid])
         return out
 
     def candidates(self, buffer: Buffer, data: bytes, transforms: tuple[Transform, ...] = ()) -> set[int]:

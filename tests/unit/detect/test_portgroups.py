@@ -53,3 +53,21 @@ def test_ip_proto_narrows_like_a_header_protocol():
                     rule("flags:S;", sid=2, header="alert tcp any any -> any any")])
     assert det.packet_candidates(b"", (6, 40000, 80)) == {1}     # only the TCP rule (index 1) for TCP packets
     assert det.packet_candidates(b"", (41, 0, 0)) == {0}
+
+
+def test_cached_port_classes_answer_as_a_fresh_computation():
+    """The group is cached per port class (named ports, and the segments between wide
+    specs' bounds): any port must get what computing its group afresh gives."""
+    hdrs = [*HEADERS, "alert udp any 1024: -> any 1024:", "alert tcp any any -> any [1000:1100,!1050]",
+            "alert tcp any ![1:1023] <> any 25"]
+    rules = [(i, rule('content:"x";', sid=i + 1, header=h)) for i, h in enumerate(hdrs)]
+    groups = PortGroups((i, r, frozenset(L4_PROTOS[r.protocol]) if r.protocol in L4_PROTOS else None)
+                        for i, r in rules)
+    edges = [0, 1, 24, 25, 26, 52, 53, 79, 80, 81, 999, 1000, 1023, 1024, 1025, 1049, 1050, 1051, 1100, 1101,
+             3389, 7999, 8000, 8010, 8011, 40000, 65535]
+    rnd = random.Random(5)
+    ports = edges + [rnd.randrange(65536) for _ in range(300)]
+    for _ in range(3000):
+        proto, sport, dport = rnd.choice([6, 17, 1, 41]), rnd.choice(ports), rnd.choice(ports)
+        assert groups.group(proto, sport, dport).allowed == groups._allowed(proto, sport, dport), (proto, sport, dport)
+    assert groups.cache_resets == 0
