@@ -9,6 +9,11 @@ Speed is the engine's own figure (captured bits / time spent inspecting,
 from its summary), so rule loading and interpreter start-up do not blur the
 matching cost; wall time, CPU time and peak RSS are the child's own, measured
 by `run.run_measured`. Each row is one `utm` child process.
+
+On a shared machine the engine's Mbit/s is wall-clock and moves with the
+load; the CPU ratio (no-rules CPU seconds over the row's CPU seconds less its
+rule loading) is the steadier figure, so both are printed and the goal line
+names both.
 """
 from __future__ import annotations
 
@@ -73,22 +78,29 @@ class RulesBench:
     def ratio(self, row: RuleRow) -> float | None:
         return row.mbit_s / self.none.mbit_s if self.none.mbit_s > 0 else None
 
+    def cpu_ratio(self, row: RuleRow) -> float | None:
+        """No-rules CPU time over the row's CPU time spent past loading its rules."""
+        spent = row.cpu_s - (row.load_s or 0.0)
+        return self.none.cpu_s / spent if spent > 0 and self.none.cpu_s > 0 else None
+
     def to_dict(self) -> dict[str, object]:
         rows = {}
         for row in (self.none, self.parsed, self.bundled):
-            rows[row.label] = {**asdict(row), "ratio_to_no_rules": self.ratio(row)}
+            rows[row.label] = {**asdict(row), "ratio_to_no_rules": self.ratio(row),
+                               "cpu_ratio_to_no_rules": self.cpu_ratio(row)}
         return {"source": self.source, "files": self.files, "rows": rows, "compile": asdict(self.compiled)}
 
     def format_lines(self) -> list[str]:
         lines = ["", f"rules: ET Open from {self.source} ({self.files} files); Mbit/s is the engine's "
                      "(inspection only), ratio to the no-rules row",
-                 f"{'':16}{'wall s':>8}{'cpu s':>8}{'Mbit/s':>9}{'ratio':>8}{'rules load s':>14}{'peak RSS MB':>13}"
-                 f"{'alerts':>9}"]
+                 f"{'':16}{'wall s':>8}{'cpu s':>8}{'Mbit/s':>9}{'ratio':>8}{'cpu ratio':>10}{'rules load s':>14}"
+                 f"{'peak RSS MB':>13}{'alerts':>9}"]
         for row in (self.none, self.parsed, self.bundled):
-            ratio = self.ratio(row)
+            ratio, cpu = self.ratio(row), self.cpu_ratio(row)
             load = "-" if row.load_s is None else f"{row.load_s:.2f}"
             lines.append(f"{row.label:16}{row.wall_s:8.2f}{row.cpu_s:8.2f}{row.mbit_s:9.1f}"
-                         f"{'-' if ratio is None else f'{ratio:.2f}x':>8}{load:>14}{row.peak_rss / 2**20:13.1f}"
+                         f"{'-' if ratio is None else f'{ratio:.2f}x':>8}{'-' if cpu is None else f'{cpu:.2f}x':>10}"
+                         f"{load:>14}{row.peak_rss / 2**20:13.1f}"
                          f"{'-' if row.alerts is None else f'{row.alerts:,}':>9}")
         c = self.compiled
         split = ""
@@ -98,10 +110,12 @@ class RulesBench:
                      f"{c.peak_rss / 2**20:.1f} MB, bundle {c.bundle_bytes / 1e6:.1f} MB")
         if self.parsed.rules_line:
             lines.append(f"                {self.parsed.rules_line}")
-        ratio = self.ratio(self.parsed)
+        ratio, cpu = self.ratio(self.parsed), self.cpu_ratio(self.parsed)
         if ratio is not None:
             verdict = "met" if ratio >= 0.5 else "not met"
-            lines.append(f"goal            ET Open at >= 50% of the no-rules speed: {verdict} ({ratio * 100:.1f}%)")
+            by_cpu = "" if cpu is None else f"; by CPU time {'met' if cpu >= 0.5 else 'not met'} ({cpu * 100:.1f}%)"
+            lines.append(f"goal            ET Open at >= 50% of the no-rules speed: {verdict} ({ratio * 100:.1f}%)"
+                         + by_cpu)
         if self.parsed.alerts != self.bundled.alerts:
             lines.append(f"warning         -S raised {self.parsed.alerts} alerts, the bundle {self.bundled.alerts}")
         return lines

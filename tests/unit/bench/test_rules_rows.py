@@ -77,3 +77,16 @@ def test_differing_alerts_are_flagged():
     lines = bench.format_lines()
     assert any("warning" in l and "5 alerts, the bundle 4" in l for l in lines)
     assert any("not met (50.0%)" in l for l in lines) is False and any("met (50.0%)" in l for l in lines)
+
+
+def test_cpu_ratio_leaves_rule_loading_out():
+    none = no_rules_row(10.0, 8.0, 1, 200.0)
+    parsed = RuleRow("ET Open -S", 30.0, 20.0, 1, 90.0, 4.0, 5)       # 16 s matching: 8/16 = 0.5
+    bundled = RuleRow("ET Open bundle", 20.0, 10.5, 1, 95.0, 0.5, 5)   # 10 s matching: 0.8
+    bench = rules_rows.RulesBench("x", 1, none, parsed, rules_rows.CompileRow(1, 1, None, None, 10), bundled)
+    assert bench.cpu_ratio(parsed) == 0.5 and bench.cpu_ratio(bundled) == 0.8
+    assert bench.cpu_ratio(RuleRow("odd", 1.0, 1.0, 1, 1.0, 2.0, 0)) is None      # load longer than the run
+    goal = [line for line in bench.format_lines() if line.startswith("goal")]
+    assert goal == ["goal            ET Open at >= 50% of the no-rules speed: not met (45.0%); "
+                    "by CPU time met (50.0%)"]
+    assert bench.to_dict()["rows"]["ET Open bundle"]["cpu_ratio_to_no_rules"] == 0.8
