@@ -137,6 +137,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
+        worker.exclusions.exclusions = live.exclusions
         reloader = _Reloader(spec)
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
@@ -222,11 +223,12 @@ def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any],
     ok, value = done
     if ok:
         if not isinstance(value, Loaded):           # bare Judges (tests)
-            value = Loaded(value, worker.policy.cfg)
+            value = Loaded(value, worker.policy.cfg, exclusions=worker.exclusions.exclusions)
         j = value.judges
         worker.engine.urlcat = j.urlcat
         worker.engine.files.scanner = j.scanner if j.scanner is not None else NoScanner()   # files opened from now on
         worker.policy.cfg = value.policy
+        worker.exclusions.exclusions = value.exclusions    # counters go on: they count since the start
         worker.swap_inspector(j.inspector)
         defs = f" (definitions {value.definitions_version})" if value.definitions_version else ""
         print(f"utm run: worker {spec.queue}: rules reloaded{defs}", file=sys.stderr)
