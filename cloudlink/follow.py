@@ -81,6 +81,16 @@ class StatsSample:
     kernel_dropped: int       # packets the kernel dropped at the queue (full without fail-open, undeliverable)
     worker_restarts: int
     engine_errors: int
+    # packets the kernel queued (numbered) that never reached the worker: sent to it and lost
+    # (fail-open accepted them uninspected, or user_dropped without it); 0 when the stats predate it
+    kernel_unreached: int = 0
+    user_dropped: int = 0     # part of kernel_dropped, and of kernel_unreached
+
+    @property
+    def missed(self) -> int:
+        """Offered to the queue and not judged, as far as the kernel counts it: full queue without
+        fail-open (queue_dropped) plus numbered-but-unreached (which holds user_dropped)."""
+        return self.kernel_dropped + max(0, self.kernel_unreached - self.user_dropped)
 
 
 @dataclass(slots=True)
@@ -114,7 +124,8 @@ def stats_sample(rec: Mapping[str, Any]) -> StatsSample | None:
     return StatsSample(ts=when, packets=_int(live.get("packets")), drops=_int(verdicts.get("drop")),
                        kernel_dropped=_int(kq.get("queue_dropped")) + _int(kq.get("user_dropped")),
                        worker_restarts=_int(live.get("worker_restarts")),
-                       engine_errors=_int(live.get("engine_errors")))
+                       engine_errors=_int(live.get("engine_errors")),
+                       kernel_unreached=_int(kq.get("unreached")), user_dropped=_int(kq.get("user_dropped")))
 
 
 class BadFiles:
@@ -205,13 +216,18 @@ class LiveStatsTracker:
     """The latest stats per queue (file) -> the heartbeat's `inspected_share` and `live.*` counters.
 
     `inspected_share` = packets the workers judged / (packets judged + packets
-    the kernel dropped at the queues), over the stats that arrived since the
-    previous heartbeat. None when no fresh stats arrived (box down, agent just
-    started: the first sample of a queue is only a baseline) or no packet
-    was offered in the interval: an unknown is not guessed. What never reaches a worker is not
-    in it: flows the ruleset hands back by connmark (depth reached, TLS), and
-    packets the kernel accepts uninspected with fail-open when a queue is full
-    (the kernel's nfnetlink_queue line in `stats` has no count of those).
+    the kernel dropped at the queues + packets the kernel numbered for a queue
+    that never reached its worker), over the stats that arrived since the
+    previous heartbeat: the share of the packets that reached the queues.
+    The last term is the kernel's id sequence less what the worker read and
+    what still waits (`unreached`): with fail-open the kernel accepts those
+    uninspected when the send to the worker fails. None when no fresh stats
+    arrived (box down, agent just started: the first sample of a queue is only
+    a baseline) or no packet was offered in the interval: an unknown is not
+    guessed. What never reaches a queue is not in it: flows the ruleset hands
+    back by connmark (depth reached, TLS), and packets the kernel accepts with
+    fail-open because a queue is full (linux gives them no id and counts them
+    nowhere), so under overload the share can still read high.
     """
 
     def __init__(self, stale_after_s: float = STALE_AFTER_S) -> None:
@@ -231,7 +247,7 @@ class LiveStatsTracker:
             restarted = s.worker_restarts != prev.worker_restarts or s.packets < prev.packets
             judged = _delta(s.packets, prev.packets, restarted)
             self._judged += judged
-            self._offered += judged + _delta(s.kernel_dropped, prev.kernel_dropped, restarted)
+            self._offered += judged + _delta(s.missed, prev.missed, restarted)
             self._fed = True
         self._last[source] = s
 
@@ -247,6 +263,7 @@ class LiveStatsTracker:
         counters = (("live.queues", len(fresh)), ("live.packets", sum(s.packets for s in fresh)),
                     ("live.drops", sum(s.drops for s in fresh)),
                     ("live.kernel_dropped", sum(s.kernel_dropped for s in fresh)),
+                    ("live.kernel_unreached", sum(s.kernel_unreached for s in fresh)),
                     ("live.worker_restarts", sum(s.worker_restarts for s in fresh)),
                     ("live.engine_errors", sum(s.engine_errors for s in fresh)))
         return LiveReport(share, counters)

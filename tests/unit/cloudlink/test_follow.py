@@ -144,3 +144,21 @@ def test_a_blocked_file_alert_gets_the_name_of_its_malicious_fileinfo():
     clean = fileinfo.replace(b'"malicious"', b'"clean"')
     [other] = convert([clean, alert], BadFiles()).detections
     assert other.file_name is None
+
+
+def test_packets_the_kernel_numbered_but_never_delivered_lower_the_share():
+    rec = {"timestamp": "2026-11-22T10:00:00+00:00", "stats": {"live": {
+        "packets": 800, "kernel_queue": {"waiting": 0, "queue_dropped": 5, "user_dropped": 0, "queued": 950,
+                                         "unreached": 150}}}}
+    s = stats_sample(rec)
+    assert s is not None and s.kernel_unreached == 150 and s.missed == 155
+    t = LiveStatsTracker()
+    t.feed("q0", StatsSample(ts=100, packets=0, drops=0, kernel_dropped=0, worker_restarts=0, engine_errors=0))
+    t.feed("q0", StatsSample(ts=130, packets=800, drops=0, kernel_dropped=5, worker_restarts=0, engine_errors=0,
+                             kernel_unreached=150))       # fail-open accepted 150 whose send to the worker failed
+    r = t.report(131)
+    assert r.inspected_share == pytest.approx(800 / 955) and dict(r.counters)["live.kernel_unreached"] == 150
+    # without fail-open a failed send is user_dropped: counted once, not twice
+    s = StatsSample(ts=0, packets=0, drops=0, kernel_dropped=7, worker_restarts=0, engine_errors=0,
+                    kernel_unreached=4, user_dropped=4)
+    assert s.missed == 7
