@@ -1,11 +1,28 @@
 """The live worker on the fake queue: exclusions from the network config stop a drop rule from blocking."""
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import random
+
+import pytest
+
+from firmware.bench.frames import TcpConversation
+from firmware.bench.synth import tls_client_hello
 from firmware.live.sources import load_all
 from firmware.live.worker import WorkerSpec, _finish_reload, stats_event
-from inspection.io.nfqueue import Verdict
+from inspection.config import ChecksumMode, EngineConfig
+from inspection.engine import Engine
+from inspection.files.scanner import ContentScanner
+from inspection.files.scanner_stream import StreamScanner
+from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.nfqueue import FakeQueue, Verdict
+from inspection.output.eve import EveWriter
 from inspection.policy.exclusions import Exclusions
-from inspection.policy.verdict import PolicyConfig
+from inspection.policy.urlcat import UrlCategorizer
+from inspection.policy.verdict import FlowPolicy, PolicyConfig
+from tests.unit.live.test_live_enforce import EICAR, download, judges  # noqa: F401 - a fixture
 from tests.unit.live.test_live_worker import RULES, evil_conversation, events, make, queued
 
 NET = '[ports]\nwan = "eth0"\nlan = "eth1"\n'
@@ -79,3 +96,58 @@ def test_a_classtype_mode_from_the_net_config_makes_only_that_classtype_detect_o
         w, q, _, _ = make(tmp_path, live.policy, queued(evil_conversation()))
         run(w)
         assert (Verdict.REPEAT in verdicts(q)) == blocked, text
+
+
+# -- URL categories and files (the judges of test_live_enforce) ------------------------------------
+def judged(judges, exclusions, packets):   # noqa: F811 - the fixture's value
+    db, hashes, matchers = judges
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, None,
+                    UrlCategorizer(db, None))
+    engine.files.scanner = StreamScanner(ContentScanner(hashes, matchers))
+    q = FakeQueue(list(packets))
+    sender = FakeSender()
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig()), sender, eve.write, clock=lambda: 1_700_000_000.0)
+    w.exclusions.exclusions = exclusions
+    run(w)
+    alerts = [json.loads(ln)["alert"] for ln in out.getvalue().splitlines() if b'"event_type":"alert"' in ln]
+    return q, sender, alerts
+
+
+def tls_to(host):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40200, 443)
+    return queued(list(c.handshake()) + list(c.send(tls_client_hello(random.Random(1), host))))
+
+
+@pytest.mark.parametrize("exclusions,why", [
+    (Exclusions.build(domains=["example.test"]), "domain example.test"),           # a parent domain covers it
+    (Exclusions.build(urls=["phish.example.test/f"]), "url phish.example.test/f"),
+    (Exclusions.build(addresses=["192.0.2.10"]), "address 192.0.2.10/32"),          # the client
+])
+def test_an_excluded_host_gets_no_block_page(judges, exclusions, why):   # noqa: F811
+    q, sender, alerts = judged(judges, exclusions, download(b"<html>login</html>", host="phish.example.test"))
+    assert set(verdicts(q)) == {Verdict.ACCEPT} and sender.frames == []
+    assert [(a["action"], a["category"], a["excluded"]) for a in alerts] == [("allowed", "phishing", why)]
+
+
+def test_an_excluded_url_covers_its_path_only(judges):   # noqa: F811
+    q, sender, alerts = judged(judges, Exclusions.build(urls=["phish.example.test/other"]),
+                               download(b"<html>login</html>", host="phish.example.test"))
+    assert Verdict.REPEAT in verdicts(q) and [a["action"] for a in alerts] == ["blocked"]
+
+
+def test_an_excluded_domain_over_tls_is_not_reset(judges):   # noqa: F811
+    q, sender, alerts = judged(judges, Exclusions.build(domains=["phish.example.test"]),
+                               tls_to("login.phish.example.test"))
+    assert set(verdicts(q)) == {Verdict.ACCEPT} and sender.frames == []
+    assert [a["excluded"] for a in alerts] == ["domain phish.example.test"]
+    q, sender, alerts = judged(judges, Exclusions.build(domains=["other.test"]), tls_to("login.phish.example.test"))
+    assert Verdict.REPEAT in verdicts(q) and sender.frames        # not covered: reset as before
+
+
+def test_a_file_whose_hash_is_excluded_completes(judges):   # noqa: F811
+    sha = hashlib.sha256(EICAR).hexdigest()
+    q, sender, alerts = judged(judges, Exclusions.build(hashes=[sha]), download(EICAR))
+    assert set(verdicts(q)) == {Verdict.ACCEPT} and sender.frames == []
+    assert [(a["action"], a["category"], a["excluded"]) for a in alerts] == [("allowed", "malware", f"hash {sha}")]
