@@ -85,6 +85,9 @@ class StatsSample:
     # (fail-open accepted them uninspected, or user_dropped without it); 0 when the stats predate it
     kernel_unreached: int = 0
     user_dropped: int = 0     # part of kernel_dropped, and of kernel_unreached
+    # packets of the whole box the NFQUEUE rule matched that reached no queue (fail-open at a full
+    # queue, no worker bound): only the first queue's worker reports it, None from the others
+    kernel_bypassed: int | None = None
 
     @property
     def missed(self) -> int:
@@ -125,7 +128,8 @@ def stats_sample(rec: Mapping[str, Any]) -> StatsSample | None:
                        kernel_dropped=_int(kq.get("queue_dropped")) + _int(kq.get("user_dropped")),
                        worker_restarts=_int(live.get("worker_restarts")),
                        engine_errors=_int(live.get("engine_errors")),
-                       kernel_unreached=_int(kq.get("unreached")), user_dropped=_int(kq.get("user_dropped")))
+                       kernel_unreached=_int(kq.get("unreached")), user_dropped=_int(kq.get("user_dropped")),
+                       kernel_bypassed=_int(live["kernel_bypassed"]) if "kernel_bypassed" in live else None)
 
 
 class BadFiles:
@@ -218,16 +222,20 @@ class LiveStatsTracker:
     `inspected_share` = packets the workers judged / (packets judged + packets
     the kernel dropped at the queues + packets the kernel numbered for a queue
     that never reached its worker), over the stats that arrived since the
-    previous heartbeat: the share of the packets that reached the queues.
+    previous heartbeat, plus `kernel_bypassed` when a worker reports it (below).
     The last term is the kernel's id sequence less what the worker read and
     what still waits (`unreached`): with fail-open the kernel accepts those
-    uninspected when the send to the worker fails. None when no fresh stats
+    uninspected when the send to the worker fails. With `utm run --net-config`
+    the first queue's stats also carry `kernel_bypassed`: packets the NFQUEUE
+    rule matched that reached no queue (fail-open at a full queue, no worker
+    bound), read from the rule's own counter; they are offered, not judged.
+    None when no fresh stats
     arrived (box down, agent just started: the first sample of a queue is only
     a baseline) or no packet was offered in the interval: an unknown is not
     guessed. What never reaches a queue is not in it: flows the ruleset hands
-    back by connmark (depth reached, TLS), and packets the kernel accepts with
-    fail-open because a queue is full (linux gives them no id and counts them
-    nowhere), so under overload the share can still read high.
+    back by connmark (depth reached, TLS; by design), and, without
+    `kernel_bypassed` (no --net-config), packets fail-open passes at a full
+    queue (the kernel's queue line does not count them).
     """
 
     def __init__(self, stale_after_s: float = STALE_AFTER_S) -> None:
@@ -248,6 +256,8 @@ class LiveStatsTracker:
             judged = _delta(s.packets, prev.packets, restarted)
             self._judged += judged
             self._offered += judged + _delta(s.missed, prev.missed, restarted)
+            if s.kernel_bypassed is not None:
+                self._offered += _delta(s.kernel_bypassed, prev.kernel_bypassed or 0, restarted)
             self._fed = True
         self._last[source] = s
 
@@ -264,6 +274,7 @@ class LiveStatsTracker:
                     ("live.drops", sum(s.drops for s in fresh)),
                     ("live.kernel_dropped", sum(s.kernel_dropped for s in fresh)),
                     ("live.kernel_unreached", sum(s.kernel_unreached for s in fresh)),
+                    ("live.kernel_bypassed", sum(s.kernel_bypassed or 0 for s in fresh)),
                     ("live.worker_restarts", sum(s.worker_restarts for s in fresh)),
                     ("live.engine_errors", sum(s.engine_errors for s in fresh)))
         return LiveReport(share, counters)

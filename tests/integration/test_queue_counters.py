@@ -5,7 +5,8 @@ Root only (skipped otherwise). A three-namespace bridge with a random suffix
 never reads it; 60 UDP datagrams cross the bridge. With fail-open the kernel
 numbers the first 16 (`queued`, `waiting`) and passes the other 44 with no
 id and no counter in /proc/net/netfilter/nfnetlink_queue; only the NFQUEUE
-rule's own packet counter sees all 60. Bounded: 60 packets, a 5 s receive.
+rule's own packet counter sees all 60, and firmware.live.bypass turns the
+difference into the 44 bypassed. Bounded: 60 packets, a 5 s receive.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.live.bypass import BypassMeter, IptablesRuleCounter
 from inspection.io.nfqueue import parse_kernel_stats
 from tests.sim.bridgebed import SERVER_IP, BridgeBed, missing_reason, run
 
@@ -66,10 +68,14 @@ def test_fail_open_passes_of_a_full_queue_get_no_id_and_no_counter():
         assert holder.stdout.readline().strip() == "bound"
         recv = bed.spawn(bed.server, [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
         assert recv.stdout.readline().strip() == "ready"
+        meter, rules = BypassMeter((QUEUE, QUEUE)), IptablesRuleCounter("FORWARD", netns=bed.box)
+        proc = lambda: run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=bed.box).stdout   # noqa: E731
+        meter.feed(rules.packets(), proc())                                    # baseline: nothing sent yet
         run(sys.executable, "-c", SENDER, ns=bed.client)
         got = int(recv.stdout.readline().strip() or 0)
         k = parse_kernel_stats(run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=bed.box).stdout, QUEUE)
         rule = [int(ln.split()[0]) for ln in bed.counters().splitlines() if "NFQUEUE" in ln]   # tcp, udp
+        meter.feed(rules.packets(), proc())
         holder.kill()
     finally:
         bed.close()
@@ -78,3 +84,4 @@ def test_fail_open_passes_of_a_full_queue_get_no_id_and_no_counter():
     assert k["queue_dropped"] == 0 and k["user_dropped"] == 0        # the passes are counted nowhere here
     assert got == SENT - MAXLEN                                      # ... yet they passed uninspected
     assert sum(rule) == SENT                                         # the rules' counters saw every packet
+    assert meter.bypassed == SENT - MAXLEN                           # firmware.live.bypass measures the passes
