@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from typing import Protocol
 
 from inspection.io.nfqueue import KERNEL_STATS, parse_kernel_stats
 
 INSPECT_CHAIN = "UTM-INSPECT"      # netconfig/ruleset.py: the chain whose rule is `-j NFQUEUE`
-READ_TIMEOUT = 5.0
+READ_TIMEOUT = 2.0     # per tool; the read runs beside the packet loop (MeterReader), never in it
 
 
 class RuleCounter(Protocol):
@@ -116,3 +117,28 @@ def read_proc(path: str = KERNEL_STATS) -> str:
             return fh.read()
     except OSError:
         return ""
+
+
+class MeterReader:
+    """Feeds a meter from a thread, so the packet loop never waits for iptables. `poll` (at each
+    stats event) starts a reading unless one is still running; the stats carry the last finished one."""
+
+    def __init__(self, meter: BypassMeter, counter: RuleCounter) -> None:
+        self.meter = meter
+        self.counter = counter
+        self._thread: threading.Thread | None = None
+        self.skipped = 0            # polls that found the previous reading still running
+
+    def poll(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.skipped += 1
+            return
+        self._thread = threading.Thread(target=self._read, name="bypass-meter", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        self.meter.feed(self.counter.packets(), read_proc())
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)

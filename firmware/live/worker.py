@@ -27,7 +27,7 @@ from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
-from firmware.live.bypass import BypassMeter, IptablesRuleCounter, RuleCounter, read_proc
+from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
 from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules, unpack_dir  # noqa: F401
 
 if TYPE_CHECKING:
@@ -166,15 +166,15 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
                     if meter is not None:
-                        meter[0].feed(meter[1].packets(), read_proc())
-                    eve.write(stats_event(worker, restarts, spec.queue, live, meter[0] if meter else None))
+                        meter.poll()        # read beside the loop: this event carries the last reading
+                    eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
                 if now >= next_flush:
                     next_flush = now + FLUSH_EVERY
                     fh.flush()
         finally:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
-            eve.write(stats_event(worker, restarts, spec.queue, live, meter[0] if meter else None))
+            eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
             if sender is not None:
                 sender.close()
             if live is not first:
@@ -195,14 +195,14 @@ def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded,
     return replace(ev, body=LiveStats(tree, branch))
 
 
-def bypass_meter(spec: WorkerSpec, counter: RuleCounter | None = None) -> tuple[BypassMeter, RuleCounter] | None:
+def bypass_meter(spec: WorkerSpec, counter: RuleCounter | None = None) -> MeterReader | None:
     """The first queue's worker measures the box's bypass (from its bind on); the others do not."""
     if spec.bypass_chain is None or spec.queue_range is None or spec.queue != spec.queue_range[0]:
         return None
-    rules = counter if counter is not None else IptablesRuleCounter(spec.bypass_chain)
-    meter = BypassMeter(spec.queue_range)
-    meter.feed(rules.packets(), read_proc())      # the baseline
-    return meter, rules
+    reader = MeterReader(BypassMeter(spec.queue_range),
+                         counter if counter is not None else IptablesRuleCounter(spec.bypass_chain))
+    reader.poll()        # the baseline
+    return reader
 
 
 RELOAD_RECORD = "reload.q{}.json"

@@ -462,7 +462,8 @@ class LiveWorker:
             "queued_bytes": c.bytes, "bypass_verdict_bytes": c.bytes_bypassed_marked,
             "verdicts": {"accept": pc.accepted, "drop": pc.dropped, **{f"reason_{k}": v
                                                                       for k, v in pc.by_reason.items()}},
-            "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(), "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
+            "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(),
+            "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
