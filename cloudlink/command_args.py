@@ -19,6 +19,8 @@ ALIASES = {"check-definitions": CommandKind.CHECK_DEFINITIONS, "set-mode": Comma
            "add-exclusion": CommandKind.ADD_EXCLUSION, "remove-exclusion": CommandKind.REMOVE_EXCLUSION}
 MODES = ("block", "detect")
 EXCLUSION_KINDS = ("mac", "ip", "rule", "domain")
+# names the live engine uses for something else: refused rather than recorded as a classtype
+_NOT_CLASSES = {"rules": "use intrusion for every rule", "file": "use malware for files"}
 _CLASS_RE = re.compile(r"(\*|[a-z0-9][a-z0-9_-]{0,63})\Z")      # a rule classtype, or '*' for all
 _DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
@@ -65,6 +67,8 @@ def normalise(kind: CommandKind, args: tuple[str, ...]) -> tuple[str, ...]:
         cls, mode = args[0].lower(), args[1].lower()
         if not _CLASS_RE.match(cls):
             raise FieldError(f"not a threat class: {args[0]!r}", "args")
+        if cls in _NOT_CLASSES:
+            raise FieldError(f"not a threat class: {args[0]!r} ({_NOT_CLASSES[cls]})", "args")
         if mode not in MODES:
             raise FieldError(f"the mode is block or detect, not {args[1]!r}", "args")
         return (cls, mode)

@@ -81,6 +81,19 @@ class StatsSample:
     kernel_dropped: int       # packets the kernel dropped at the queue (full without fail-open, undeliverable)
     worker_restarts: int
     engine_errors: int
+    # packets the kernel queued (numbered) that never reached the worker: sent to it and lost
+    # (fail-open accepted them uninspected, or user_dropped without it); 0 when the stats predate it
+    kernel_unreached: int = 0
+    user_dropped: int = 0     # part of kernel_dropped, and of kernel_unreached
+    # packets of the whole box the NFQUEUE rule matched that reached no queue (fail-open at a full
+    # queue, no worker bound): only the first queue's worker reports it, None from the others
+    kernel_bypassed: int | None = None
+
+    @property
+    def missed(self) -> int:
+        """Offered to the queue and not judged, as far as the kernel counts it: full queue without
+        fail-open (queue_dropped) plus numbered-but-unreached (which holds user_dropped)."""
+        return self.kernel_dropped + max(0, self.kernel_unreached - self.user_dropped)
 
 
 @dataclass(slots=True)
@@ -114,7 +127,9 @@ def stats_sample(rec: Mapping[str, Any]) -> StatsSample | None:
     return StatsSample(ts=when, packets=_int(live.get("packets")), drops=_int(verdicts.get("drop")),
                        kernel_dropped=_int(kq.get("queue_dropped")) + _int(kq.get("user_dropped")),
                        worker_restarts=_int(live.get("worker_restarts")),
-                       engine_errors=_int(live.get("engine_errors")))
+                       engine_errors=_int(live.get("engine_errors")),
+                       kernel_unreached=_int(kq.get("unreached")), user_dropped=_int(kq.get("user_dropped")),
+                       kernel_bypassed=_int(live["kernel_bypassed"]) if "kernel_bypassed" in live else None)
 
 
 class BadFiles:
@@ -205,13 +220,22 @@ class LiveStatsTracker:
     """The latest stats per queue (file) -> the heartbeat's `inspected_share` and `live.*` counters.
 
     `inspected_share` = packets the workers judged / (packets judged + packets
-    the kernel dropped at the queues), over the stats that arrived since the
-    previous heartbeat. None when no fresh stats arrived (box down, agent just
-    started: the first sample of a queue is only a baseline) or no packet
-    was offered in the interval: an unknown is not guessed. What never reaches a worker is not
-    in it: flows the ruleset hands back by connmark (depth reached, TLS), and
-    packets the kernel accepts uninspected with fail-open when a queue is full
-    (the kernel's nfnetlink_queue line in `stats` has no count of those).
+    the kernel dropped at the queues + packets the kernel numbered for a queue
+    that never reached its worker), over the stats that arrived since the
+    previous heartbeat, plus `kernel_bypassed` when a worker reports it (below).
+    The last term is the kernel's id sequence less what the worker read and
+    what still waits (`unreached`): with fail-open the kernel accepts those
+    uninspected when the send to the worker fails. With `utm run --net-config`
+    the first queue's stats also carry `kernel_bypassed`: packets the NFQUEUE
+    rule matched that reached no queue (fail-open at a full queue, no worker
+    bound), read from the rule's own counter; they are offered, not judged.
+    None when no fresh stats
+    arrived (box down, agent just started: the first sample of a queue is only
+    a baseline) or no packet was offered in the interval: an unknown is not
+    guessed. What never reaches a queue is not in it: flows the ruleset hands
+    back by connmark (depth reached, TLS; by design), and, without
+    `kernel_bypassed` (no --net-config), packets fail-open passes at a full
+    queue (the kernel's queue line does not count them).
     """
 
     def __init__(self, stale_after_s: float = STALE_AFTER_S) -> None:
@@ -231,7 +255,9 @@ class LiveStatsTracker:
             restarted = s.worker_restarts != prev.worker_restarts or s.packets < prev.packets
             judged = _delta(s.packets, prev.packets, restarted)
             self._judged += judged
-            self._offered += judged + _delta(s.kernel_dropped, prev.kernel_dropped, restarted)
+            self._offered += judged + _delta(s.missed, prev.missed, restarted)
+            if s.kernel_bypassed is not None:
+                self._offered += _delta(s.kernel_bypassed, prev.kernel_bypassed or 0, restarted)
             self._fed = True
         self._last[source] = s
 
@@ -247,6 +273,8 @@ class LiveStatsTracker:
         counters = (("live.queues", len(fresh)), ("live.packets", sum(s.packets for s in fresh)),
                     ("live.drops", sum(s.drops for s in fresh)),
                     ("live.kernel_dropped", sum(s.kernel_dropped for s in fresh)),
+                    ("live.kernel_unreached", sum(s.kernel_unreached for s in fresh)),
+                    ("live.kernel_bypassed", sum(s.kernel_bypassed or 0 for s in fresh)),
                     ("live.worker_restarts", sum(s.worker_restarts for s in fresh)),
                     ("live.engine_errors", sum(s.engine_errors for s in fresh)))
         return LiveReport(share, counters)

@@ -5,7 +5,8 @@ agent records them in `desired.json`) is applied on top of the base file and
 never removes what the file declares: isolated devices and exclusions are
 unions, a release or an un-exclusion can only take back what the overlay
 added. Modes are the one thing the overlay overrides: a `set-mode` is a
-decision about the base's mode. The merged config is rendered as TOML so the
+decision about the base's mode (a threat class in `[modes]`, a rule classtype
+in `[classtypes]`, `*` for all of them). The merged config is rendered as TOML so the
 committed file (`committed.toml`) is exactly what was applied and what
 `utm run --net-config` reads. Entries this build cannot apply are returned
 in words (`not_applied`), never dropped silently.
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from netconfig.errors import ConfigError
-from netconfig.schema import THREAT_CLASSES, NetConfig, from_dict, loads
+from netconfig.schema import RESERVED_CLASSES, THREAT_CLASSES, NetConfig, from_dict, loads
 
-SECTION_ORDER = ("ports", "management", "inspection", "modes", "isolation", "exclusions")
+SECTION_ORDER = ("ports", "management", "inspection", "modes", "classtypes", "isolation", "exclusions")
 ALL_CLASSES = "*"
 
 
@@ -54,7 +55,8 @@ def merge(base_doc: Mapping[str, Any], overlay: Overlay, *, source: str = "") ->
             raise ConfigError("isolation.devices", f"{m} is excluded by the base config; it cannot be isolated")
         if m not in isolated:
             isolated.append(m)
-    devices, rules, domains = list(base.exclusions.devices), list(base.exclusions.rules), list(base.exclusions.domains)
+    ex = base.exclusions
+    devices, rules, domains, addresses = list(ex.devices), list(ex.rules), list(ex.domains), list(ex.addresses)
     for kind, value in overlay.exclusions:
         if kind == "mac":
             if value.lower() in isolated:
@@ -63,26 +65,34 @@ def merge(base_doc: Mapping[str, Any], overlay: Overlay, *, source: str = "") ->
         elif kind == "rule":
             rid = _rule_id(value)
             rules += [rid] if rid not in rules else []
-            notes.append(f"exclusion rule {value}: recorded; the live engine does not read rule exclusions yet")
         elif kind == "domain":
             domains += [value] if value not in domains else []
-            notes.append(f"exclusion domain {value}: recorded; the live engine does not read domain exclusions yet")
+        elif kind == "ip":
+            addresses += [value] if value not in addresses else []
         else:
             notes.append(f"exclusion {kind} {value}: not supported yet (netconfig has no {kind} exclusions)")
     modes = {c: a.value for c, a in base.modes}
+    classtypes = {c: a.value for c, a in base.classtypes}
     wanted = dict(overlay.modes)
     if ALL_CLASSES in wanted:
         modes = {c: wanted[ALL_CLASSES] for c in THREAT_CLASSES}
+        classtypes = {c: wanted[ALL_CLASSES] for c in classtypes}
     for cls, mode in sorted(wanted.items()):
         if cls in modes:
             modes[cls] = mode
-        elif cls != ALL_CLASSES:
-            notes.append(f"mode of class {cls}: not supported yet (modes are per {', '.join(THREAT_CLASSES)} or *)")
+        elif cls in RESERVED_CLASSES:
+            if cls != ALL_CLASSES:
+                notes.append(f"mode of class {cls}: not a threat class or rule classtype "
+                             f"(use {', '.join(THREAT_CLASSES)}, a classtype or *)")
+        else:
+            classtypes[cls] = mode          # a rule classtype: its own mode wins over modes.intrusion
     doc["modes"] = {c: modes[c] for c in THREAT_CLASSES}
+    if classtypes:
+        doc["classtypes"] = classtypes
     if isolated:
         doc["isolation"] = {"devices": isolated}
     excl = dict(doc.get("exclusions", {}))
-    for key, values in (("devices", devices), ("rules", rules), ("domains", domains)):
+    for key, values in (("devices", devices), ("rules", rules), ("domains", domains), ("addresses", addresses)):
         if values:
             excl[key] = values
     if excl:

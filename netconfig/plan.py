@@ -109,6 +109,7 @@ def _engine(cfg: NetConfig, committed: NetConfig | None) -> list[Change]:
     new, old = cfg.inspection, committed.inspection if committed else None
     if old is not None and (old.queues != new.queues):
         return [Change(RS, Op.NONE, "engine", note=f"queues {old.queues} -> {new.queues}: restart utm run")]
-    if committed is not None and (committed.modes, committed.exclusions, old) != (cfg.modes, cfg.exclusions, new):
+    if committed is not None and (committed.modes, committed.classtypes, committed.exclusions, old) != (
+            cfg.modes, cfg.classtypes, cfg.exclusions, new):
         return [Change(AP, Op.NONE, "engine", note="modes/exclusions/depth changed: utm run reloads")]
     return [Change(NC, Op.NONE, "engine settings")]

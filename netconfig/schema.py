@@ -21,6 +21,8 @@ MAX_CONFIG_BYTES = 256 * 1024
 MAX_LIST_ITEMS = 4096            # isolated devices, exclusions: bounded, each list
 PORT_ROLES = ("wan", "lan", "ssid1", "ssid2")
 THREAT_CLASSES = ("intrusion", "malware", "phishing", "category")
+# names the live policy gives a meaning of its own: never a classtype of [classtypes]
+RESERVED_CLASSES = (*THREAT_CLASSES, "rules", "file", "*")
 DEFAULT_DEPTH = 64 * 1024
 DEFAULT_CEILING = 32 * 1024 * 1024   # the file size limit: a file in transit stays queued up to here
 MAX_QUEUE = 65535
@@ -28,6 +30,7 @@ MAX_QUEUE = 65535
 _IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CLASSTYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class FailMode(Enum):
@@ -93,6 +96,7 @@ class Exclusions:
     domains: tuple[str, ...] = ()     # engine side
     urls: tuple[str, ...] = ()        # engine side
     rules: tuple[int, ...] = ()       # signature ids, engine side
+    addresses: tuple[str, ...] = ()   # IP addresses/networks (either end of a flow), engine side
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class NetConfig:
     modes: tuple[tuple[str, Action], ...] = tuple((c, Action.BLOCK) for c in THREAT_CLASSES)
     isolated: tuple[str, ...] = ()
     exclusions: Exclusions = field(default_factory=Exclusions)
+    classtypes: tuple[tuple[str, Action], ...] = ()   # modes of single rule classtypes (win over intrusion)
 
     def mode(self, threat_class: str) -> Action:
         return dict(self.modes)[threat_class]
@@ -131,7 +136,7 @@ def loads(raw: bytes | str) -> NetConfig:
 
 
 def from_dict(doc: Mapping[str, Any]) -> NetConfig:
-    _only(doc, "", ("ports", "management", "inspection", "modes", "isolation", "exclusions"))
+    _only(doc, "", ("ports", "management", "inspection", "modes", "classtypes", "isolation", "exclusions"))
     if "ports" not in doc:
         raise ConfigError("ports", "missing section (wan and lan are required)")
     ports = _ports(_table(doc["ports"], "ports"))
@@ -149,6 +154,7 @@ def from_dict(doc: Mapping[str, Any]) -> NetConfig:
         modes=_modes(_table(doc.get("modes", {}), "modes")),
         isolated=isolated,
         exclusions=excl,
+        classtypes=_classtypes(_table(doc.get("classtypes", {}), "classtypes")),
     )
 
 
@@ -271,6 +277,20 @@ def _modes(t: Mapping[str, Any]) -> tuple[tuple[str, Action], ...]:
     return tuple((c, _enum(t, c, f"modes.{c}", Action, Action.BLOCK)) for c in THREAT_CLASSES)
 
 
+def _classtypes(t: Mapping[str, Any]) -> tuple[tuple[str, Action], ...]:
+    """[classtypes]: trojan-activity = "detect" | "block"; a classtype's own mode wins over modes.intrusion."""
+    if len(t) > MAX_LIST_ITEMS:
+        raise ConfigError("classtypes", f"{len(t)} entries; at most {MAX_LIST_ITEMS}")
+    out = []
+    for k in t:
+        if k in RESERVED_CLASSES:
+            raise ConfigError(f"classtypes.{k}", "not a rule classtype: threat classes go in [modes]")
+        if not _CLASSTYPE.match(k):
+            raise ConfigError(f"classtypes.{k}", "not a rule classtype (a-z 0-9 _ -, at most 64)")
+        out.append((k, _enum(t, k, f"classtypes.{k}", Action, Action.BLOCK)))
+    return tuple(out)
+
+
 def _list(v: Any, key: str) -> list[Any]:
     if not isinstance(v, list):
         raise ConfigError(key, f"must be a list, got {type(v).__name__}")
@@ -303,7 +323,7 @@ def _strings(v: Any, key: str, check: re.Pattern[str] | None = None, what: str =
 
 
 def _exclusions(t: Mapping[str, Any]) -> Exclusions:
-    _only(t, "exclusions", ("devices", "hashes", "domains", "urls", "rules"))
+    _only(t, "exclusions", ("devices", "hashes", "domains", "urls", "rules", "addresses"))
     rules = []
     for i, r in enumerate(_list(t.get("rules", []), "exclusions.rules")):
         if isinstance(r, bool) or not isinstance(r, int) or not 0 < r < 1 << 32:
@@ -315,4 +335,19 @@ def _exclusions(t: Mapping[str, Any]) -> Exclusions:
         domains=_strings(t.get("domains", []), "exclusions.domains"),
         urls=_strings(t.get("urls", []), "exclusions.urls"),
         rules=tuple(rules),
+        addresses=_networks(t.get("addresses", []), "exclusions.addresses"),
     )
+
+
+def _networks(v: Any, key: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, a in enumerate(_list(v, key)):
+        try:
+            n = str(ipaddress.ip_network(a.strip(), strict=False)) if isinstance(a, str) else None
+        except ValueError:
+            n = None
+        if n is None:
+            raise ConfigError(f"{key}[{i}]", f"{a!r} is not an IP address or network like 192.0.2.0/24")
+        if n not in out:
+            out.append(n)
+    return tuple(out)

@@ -131,6 +131,7 @@ def _mark(key: str, value: str) -> int:
 def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Validated worker spec from the arguments (raises ConfigError)."""
     from inspection.config import parse_size
+    from firmware.live.bypass import INSPECT_CHAIN
     from firmware.live.worker import WorkerSpec
 
     # no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the
@@ -160,7 +161,9 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                       trusted_keys=tuple(args.trusted_key),
                       net_config=Path(args.net_config) if args.net_config else None,
                       cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
-                      cli_depth=parse_size("--depth", cli_depth) if cli_depth else None)
+                      cli_depth=parse_size("--depth", cli_depth) if cli_depth else None,
+                      bypass_chain=INSPECT_CHAIN if args.net_config else None,
+                      queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, load_bundle_inspector, load_inspector
-from inspection.policy.verdict import FailMode, PolicyConfig
+from inspection.policy.exclusions import Exclusions
+from inspection.policy.verdict import CATEGORY_PREFIX, FailMode, PolicyConfig
 
 if TYPE_CHECKING:
     from firmware.live.worker import WorkerSpec
     from inspection.detect.inspector import RuleInspector
 
-# netconfig's threat classes -> the live policy's detect-only classes
-MODE_CLASSES = {"intrusion": "rules", "malware": "file"}
+# netconfig's threat classes -> the live policy's detect-only classes: every rule, every malicious
+# file, every blocked URL category, the URL category "phishing"
+MODE_CLASSES = {"intrusion": "rules", "malware": "file", "category": "category",
+                "phishing": CATEGORY_PREFIX + "phishing"}
 
 
 class SourceLoadError(Exception):
@@ -56,6 +59,7 @@ class Loaded:
     definitions_version: str | None = None
     folder: Path | None = None      # private unpack folder of the package; `discard` removes it
     package: Path | None = None     # the file the package path resolved to when it was verified
+    exclusions: Exclusions = Exclusions()   # the network config's engine-side exclusions
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class NetSettings:
     fail: FailMode
     depth: int
     detect_only: tuple[str, ...]
+    enforce: tuple[str, ...] = ()           # narrower classes in block mode under a detect-only broader one
+    exclusions: Exclusions = Exclusions()
 
 
 def net_settings(path: Path | str) -> NetSettings:
@@ -78,26 +84,37 @@ def net_settings(path: Path | str) -> NetSettings:
     except NetConfigError as e:
         raise ConfigError("--net-config", f"{path}: {e}") from None
     detect = {c for c, action in net.modes if action is Action.DETECT}
-    if ("phishing" in detect) != ("category" in detect):
-        raise ConfigError("--net-config", "modes.phishing and modes.category must agree: "
-                          "the live engine treats every blocked URL category alike")
-    classes = [*(MODE_CLASSES[c] for c in sorted(detect) if c in MODE_CLASSES),
-               *(["category"] if "category" in detect else [])]
+    classes = [MODE_CLASSES[c] for c in sorted(detect)]
+    enforce = []
+    if "category" in detect and "phishing" not in detect:
+        enforce.append(MODE_CLASSES["phishing"])     # phishing keeps blocking under category = detect
+    for ct, action in net.classtypes:
+        if action is Action.DETECT:
+            classes.append(ct)
+        elif "intrusion" in detect:
+            enforce.append(ct)                       # this classtype keeps blocking under intrusion = detect
+    ex = net.exclusions
+    try:
+        exclusions = Exclusions.build(rules=ex.rules, hashes=ex.hashes, domains=ex.domains, urls=ex.urls,
+                                      addresses=ex.addresses)
+    except ConfigError as e:
+        raise ConfigError("--net-config", f"{path}: {e}") from None
     insp = net.inspection
-    return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes))
+    return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes), tuple(enforce),
+                       exclusions)
 
 
 def load_all(spec: "WorkerSpec") -> Loaded:
     """Build judges and policy from the spec's sources. Raises SourceLoadError for the package or the
     network config, and the loaders' errors (RuleFileError, BundleError, CategoryError, SourceError)."""
-    policy = reload_policy(spec)
+    policy, exclusions = reload_policy(spec)
     if spec.definitions is None:
-        return Loaded(load_judges(spec), policy)
+        return Loaded(load_judges(spec), policy, exclusions=exclusions)
     folder = Path(tempfile.mkdtemp(prefix="utm-definitions-", dir=unpack_dir(spec)))   # 0700
     try:
         resolved = Path(spec.definitions).resolve()     # the symlink as it is now, once
         version, spec = _with_package(spec, resolved, folder)
-        return Loaded(load_judges(spec), policy, version, folder, resolved)
+        return Loaded(load_judges(spec), policy, version, folder, resolved, exclusions)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -121,11 +138,11 @@ def discard(loaded: Loaded | None) -> None:
         shutil.rmtree(loaded.folder, ignore_errors=True)
 
 
-def reload_policy(spec: "WorkerSpec") -> PolicyConfig:
-    """The policy with modes and depth from the network config as it is now (command-line
-    --detect-only classes and --depth still apply). Queues and fail mode are fixed at start."""
+def reload_policy(spec: "WorkerSpec") -> tuple[PolicyConfig, Exclusions]:
+    """The policy with modes and depth, and the exclusions, from the network config as it is now
+    (command-line --detect-only classes and --depth still apply). Queues and fail mode are fixed at start."""
     if spec.net_config is None:
-        return spec.policy
+        return spec.policy, Exclusions()
     try:
         net = net_settings(spec.net_config)
     except ConfigError as e:
@@ -134,7 +151,8 @@ def reload_policy(spec: "WorkerSpec") -> PolicyConfig:
     if spec.queue >= 0 and not first <= spec.queue <= last or net.fail is not spec.policy.fail:
         raise SourceLoadError(f"{spec.net_config}: queues or fail_mode changed: restart `utm run` to take them")
     depth = spec.cli_depth if spec.cli_depth is not None else net.depth
-    return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)))
+    return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)),
+                   enforce=frozenset(net.enforce)), net.exclusions
 
 
 def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:

@@ -27,6 +27,7 @@ from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
+from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
 from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules, unpack_dir  # noqa: F401
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ class WorkerSpec:
     cli_detect_only: tuple[str, ...] = () # --detect-only classes given on the command line
     cli_depth: int | None = None          # --depth given on the command line (wins over the file)
     unpack_root: Path | None = None       # private folder of the run: qN/ holds queue N's unpacked packages
+    # with --net-config: the chain of netconfig's NFQUEUE rule and the queue range; the first queue's
+    # worker measures what the kernel passed without queueing (firmware.live.bypass)
+    bypass_chain: str | None = None
+    queue_range: tuple[int, int] | None = None
 
 
 class _Reloader:
@@ -137,7 +142,9 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
+        worker.exclusions.exclusions = live.exclusions
         reloader = _Reloader(spec)
+        meter = bypass_meter(spec)
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
         try:
@@ -158,14 +165,16 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                     record_reload(spec, reloader.started_at, live is not old, live, done[1])
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
-                    eve.write(stats_event(worker, restarts, spec.queue, live))
+                    if meter is not None:
+                        meter.poll()        # read beside the loop: this event carries the last reading
+                    eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
                 if now >= next_flush:
                     next_flush = now + FLUSH_EVERY
                     fh.flush()
         finally:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
-            eve.write(stats_event(worker, restarts, spec.queue, live))
+            eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
             if sender is not None:
                 sender.close()
             if live is not first:
@@ -173,13 +182,27 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
     return 0
 
 
-def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded) -> "EngineEvent":
+def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded,
+                meter: BypassMeter | None = None) -> "EngineEvent":
     """The worker's stats event with the definitions version in use (`live.definitions_version`,
-    null without a package) so an operator sees which package is live."""
+    null without a package) so an operator sees which package is live, and, from the worker that
+    measures it, `kernel_bypassed`: packets of the whole box passed without reaching a queue."""
     ev = worker.stats_event(restarts, queue)
     tree = ev.body.tree()           # type: ignore[attr-defined]
-    branch = tree.pop("live")
-    return replace(ev, body=LiveStats(tree, {**branch, "definitions_version": live.definitions_version}))
+    branch = {**tree.pop("live"), "definitions_version": live.definitions_version}
+    if meter is not None:
+        branch["kernel_bypassed"] = meter.bypassed
+    return replace(ev, body=LiveStats(tree, branch))
+
+
+def bypass_meter(spec: WorkerSpec, counter: RuleCounter | None = None) -> MeterReader | None:
+    """The first queue's worker measures the box's bypass (from its bind on); the others do not."""
+    if spec.bypass_chain is None or spec.queue_range is None or spec.queue != spec.queue_range[0]:
+        return None
+    reader = MeterReader(BypassMeter(spec.queue_range),
+                         counter if counter is not None else IptablesRuleCounter(spec.bypass_chain))
+    reader.poll()        # the baseline
+    return reader
 
 
 RELOAD_RECORD = "reload.q{}.json"
@@ -222,11 +245,12 @@ def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any],
     ok, value = done
     if ok:
         if not isinstance(value, Loaded):           # bare Judges (tests)
-            value = Loaded(value, worker.policy.cfg)
+            value = Loaded(value, worker.policy.cfg, exclusions=worker.exclusions.exclusions)
         j = value.judges
         worker.engine.urlcat = j.urlcat
         worker.engine.files.scanner = j.scanner if j.scanner is not None else NoScanner()   # files opened from now on
         worker.policy.cfg = value.policy
+        worker.exclusions.exclusions = value.exclusions    # counters go on: they count since the start
         worker.swap_inspector(j.inspector)
         defs = f" (definitions {value.definitions_version})" if value.definitions_version else ""
         print(f"utm run: worker {spec.queue}: rules reloaded{defs}", file=sys.stderr)

@@ -21,10 +21,11 @@ from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
-from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
+from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
 from inspection.model import IPPROTO_TCP, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
+from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
 from inspection.policy.blockpage import block_page, block_page_frames
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
@@ -112,7 +113,7 @@ class AllowedHit:
 def hit_view(hit: object, http_request: bool = False) -> HitView:
     """What the policy needs from an alert body: a rule hit, a blocked category, a malicious file."""
     if isinstance(hit, CategoryHit):
-        return HitView(hit.blocked, None, HitKind.CATEGORY, http_request)
+        return HitView(hit.blocked, None, HitKind.CATEGORY, http_request, (hit.category.name, *hit.others))
     if isinstance(hit, FileBlockHit):
         return HitView(hit.blocked, None, HitKind.FILE)
     return HitView(hit.blocked, hit.rule.classtype)  # type: ignore[attr-defined]
@@ -153,6 +154,7 @@ class LiveWorker:
         self.max_batch = max_batch
         self.clock = clock
         self.counters = LiveCounters()
+        self.exclusions = ExclusionFilter()      # swapped with the policy on reload (firmware.live)
         self._hits: list[tuple[Flow | None, HitView]] = []
         # per flow: (MAC, ifindex) of each end, learnt from the packets' source addresses
         self._ends: dict[int, list[tuple[bytes, int] | None]] = {}
@@ -187,7 +189,11 @@ class LiveWorker:
                 # block page (HTTP) or the resets (TLS); dropping the query would only look like an outage
                 hit = ev.body = dataclasses.replace(hit, blocked=False)
             view = hit_view(hit, self._early)
-            if view.blocking and self.policy.allows(view):
+            why = self.exclusions.check(hit, ev.flow, view.blocking)
+            if why is not None:   # never enforced, still logged: `action: allowed`, `excluded: why`
+                ev.body = ExcludedHit(hit, why)
+                view = dataclasses.replace(view, blocking=False)
+            elif view.blocking and self.policy.allows(view):
                 ev.body = allowed(hit)
                 view = dataclasses.replace(view, blocking=False)
             elif view.blocking and view.http_request and self._page is None:
@@ -456,7 +462,8 @@ class LiveWorker:
             "queued_bytes": c.bytes, "bypass_verdict_bytes": c.bytes_bypassed_marked,
             "verdicts": {"accept": pc.accepted, "drop": pc.dropped, **{f"reason_{k}": v
                                                                       for k, v in pc.by_reason.items()}},
-            "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
+            "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(),
+            "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
@@ -465,7 +472,7 @@ class LiveWorker:
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},
-            "kernel_queue": kernel_stats(queue_num) if queue_num is not None else None,
+            "kernel_queue": kernel_view(kernel_stats(queue_num), qc.received) if queue_num is not None else None,
             "worker_restarts": restarts,
             "memory_max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }

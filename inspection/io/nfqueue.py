@@ -519,13 +519,26 @@ _KERNEL_FIELDS = ("queue", "portid", "waiting", "copy_mode", "copy_range", "queu
 
 def parse_kernel_stats(text: str, queue: int) -> dict[str, int] | None:
     """The kernel's line for `queue` in /proc/net/netfilter/nfnetlink_queue: packets waiting,
-    dropped because the queue was full (without fail-open) or undeliverable to us."""
+    dropped because the queue was full (without fail-open) or undeliverable to us, and `queued`:
+    the id sequence, one per packet the kernel put in the queue since it was bound (the kernel
+    numbers a packet only once the queue had room for it, before sending it to us)."""
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= len(_KERNEL_FIELDS) and parts[0] == str(queue) and all(p.isdigit() for p in parts):
             v = dict(zip(_KERNEL_FIELDS, map(int, parts)))
-            return {k: v[k] for k in ("waiting", "queue_dropped", "user_dropped")}
+            return {"waiting": v["waiting"], "queue_dropped": v["queue_dropped"],
+                    "user_dropped": v["user_dropped"], "queued": v["id_sequence"]}
     return None
+
+
+def kernel_view(k: dict[str, int] | None, received: int) -> dict[str, int] | None:
+    """The kernel's counters next to ours: `unreached` = packets the kernel numbered that never
+    reached this socket and are no longer waiting (the send to us failed: with fail-open the kernel
+    accepted them uninspected, without it they are `user_dropped`). What fail-open passes because
+    the queue was full is counted nowhere by the kernel (linux nfnetlink_queue.c: no id, no counter)."""
+    if k is None:
+        return None
+    return {**k, "unreached": max(0, k["queued"] - received - k["waiting"])}
 
 
 def kernel_stats(queue: int, path: str = KERNEL_STATS) -> dict[str, int] | None:

@@ -339,6 +339,9 @@ class EveWriter:
                 for k, v in rule.metadata:
                     meta.setdefault(k, []).append(v)
                 alert["metadata"] = meta
+        excluded = getattr(hit, "excluded", None)   # an exclusion let it through (inspection.policy.exclusions)
+        if isinstance(excluded, str):
+            alert["excluded"] = excluded
         context = getattr(hit, "context", ())
         if context:
             alert["context"] = {n: v.decode("latin-1") for n, v in context}

@@ -19,6 +19,7 @@ ALL_CLASSES = "*"   # detect-only for every threat class
 RULES_CLASS = "rules"        # detect-only for every signature rule
 CATEGORY_CLASS = "category"  # detect-only for blocked URL categories
 FILE_CLASS = "file"          # detect-only for malicious files
+CATEGORY_PREFIX = "category:"  # detect-only (or enforced) for one URL category, e.g. "category:phishing"
 
 
 class HitKind(enum.Enum):
@@ -57,6 +58,9 @@ class PolicyConfig:
     detect_only: frozenset[str] = field(default_factory=frozenset)   # classtypes, or {"*"}
     fail: FailMode = FailMode.OPEN
     resets: bool = True                 # TCP resets to both ends when a flow is blocked
+    # classtypes and "category:NAME"s whose own mode is block while the broader class (every rule,
+    # every category) is detect-only: the narrower mode wins (netconfig's [classtypes], modes.phishing)
+    enforce: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for name in ("bypass_mark", "block_mark"):
@@ -68,15 +72,24 @@ class PolicyConfig:
         if self.inspect_depth < 0:
             raise ConfigError("inspect_depth", "must not be negative")
 
-    def is_detect_only(self, classtype: str | None, kind: HitKind = HitKind.RULE) -> bool:
-        """Rules by classtype or 'rules'; categories by 'category'; files by 'file'; '*' for all."""
+    def is_detect_only(self, classtype: str | None, kind: HitKind = HitKind.RULE,
+                       names: tuple[str, ...] = ()) -> bool:
+        """Rules by classtype or 'rules'; categories by 'category' or each blocked category's
+        'category:NAME'; files by 'file'; '*' for all. `enforce` wins over 'rules' and 'category'."""
         d = self.detect_only
         if not d:
             return False
         if ALL_CLASSES in d:
             return True
         if kind is HitKind.RULE:
-            return RULES_CLASS in d or (classtype or "") in d
+            if (classtype or "") in d:
+                return True
+            return RULES_CLASS in d and (classtype or "") not in self.enforce
+        if kind is HitKind.CATEGORY:
+            keys = [CATEGORY_PREFIX + n for n in names]
+            if keys and all(k in d for k in keys):
+                return True
+            return CATEGORY_CLASS in d and not any(k in self.enforce for k in keys)
         return kind.value in d
 
 
@@ -100,6 +113,7 @@ class HitView:
     classtype: str | None = None
     kind: HitKind = HitKind.RULE
     http_request: bool = False  # a category hit on an HTTP request: answered with the block page
+    names: tuple[str, ...] = ()  # a category hit: the blocked categories of its target
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +152,7 @@ class FlowPolicy:
         """True when this hit is logged with ``action: allowed`` (not blocking, or detect-only)."""
         if not hit.blocking:
             return True
-        if self.cfg.is_detect_only(hit.classtype, hit.kind):
+        if self.cfg.is_detect_only(hit.classtype, hit.kind, hit.names):
             self.counters.detect_only_hits += 1
             return True
         return False
@@ -155,7 +169,7 @@ class FlowPolicy:
 
     def _decide(self, facts: FlowFacts | None, hits: Iterable[HitView]) -> PacketDecision:
         cfg = self.cfg
-        blocking = [h for h in hits if h.blocking and not cfg.is_detect_only(h.classtype, h.kind)]
+        blocking = [h for h in hits if h.blocking and not cfg.is_detect_only(h.classtype, h.kind, h.names)]
         if facts is None:
             if blocking:
                 return PacketDecision(Action.DROP, _REASONS[blocking[0].kind])

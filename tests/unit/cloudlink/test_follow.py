@@ -144,3 +144,35 @@ def test_a_blocked_file_alert_gets_the_name_of_its_malicious_fileinfo():
     clean = fileinfo.replace(b'"malicious"', b'"clean"')
     [other] = convert([clean, alert], BadFiles()).detections
     assert other.file_name is None
+
+
+def test_packets_the_kernel_numbered_but_never_delivered_lower_the_share():
+    rec = {"timestamp": "2026-11-22T10:00:00+00:00", "stats": {"live": {
+        "packets": 800, "kernel_queue": {"waiting": 0, "queue_dropped": 5, "user_dropped": 0, "queued": 950,
+                                         "unreached": 150}}}}
+    s = stats_sample(rec)
+    assert s is not None and s.kernel_unreached == 150 and s.missed == 155
+    t = LiveStatsTracker()
+    t.feed("q0", StatsSample(ts=100, packets=0, drops=0, kernel_dropped=0, worker_restarts=0, engine_errors=0))
+    t.feed("q0", StatsSample(ts=130, packets=800, drops=0, kernel_dropped=5, worker_restarts=0, engine_errors=0,
+                             kernel_unreached=150))       # fail-open accepted 150 whose send to the worker failed
+    r = t.report(131)
+    assert r.inspected_share == pytest.approx(800 / 955) and dict(r.counters)["live.kernel_unreached"] == 150
+    # without fail-open a failed send is user_dropped: counted once, not twice
+    s = StatsSample(ts=0, packets=0, drops=0, kernel_dropped=7, worker_restarts=0, engine_errors=0,
+                    kernel_unreached=4, user_dropped=4)
+    assert s.missed == 7
+
+
+def test_what_the_nfqueue_rule_passed_without_a_queue_is_offered_not_judged():
+    base = dict(drops=0, kernel_dropped=0, worker_restarts=0, engine_errors=0)
+    t = LiveStatsTracker()
+    t.feed("q0", StatsSample(ts=100, packets=0, kernel_bypassed=0, **base))
+    t.feed("q1", StatsSample(ts=100, packets=0, **base))                 # not the measuring worker
+    t.feed("q0", StatsSample(ts=130, packets=500, kernel_bypassed=400, **base))
+    t.feed("q1", StatsSample(ts=130, packets=100, **base))
+    r = t.report(131)
+    assert r.inspected_share == pytest.approx(600 / 1000) and dict(r.counters)["live.kernel_bypassed"] == 400
+    rec = {"timestamp": "2026-11-22T10:00:00+00:00", "stats": {"live": {"packets": 1, "kernel_bypassed": 7}}}
+    assert stats_sample(rec).kernel_bypassed == 7
+    assert stats_sample({"timestamp": rec["timestamp"], "stats": {"live": {"packets": 1}}}).kernel_bypassed is None

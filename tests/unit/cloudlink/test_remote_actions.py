@@ -102,6 +102,8 @@ def test_desired_state_changes_are_written_before_done(tmp_path, log):
 
 @pytest.mark.parametrize("kind,args", [(CommandKind.ISOLATE, ("not-a-mac",)),
                                        (CommandKind.SET_MODE, ("x", "explode")),
+                                       (CommandKind.SET_MODE, ("rules", "detect")),   # the policy's own name
+                                       (CommandKind.SET_MODE, ("file", "block")),
                                        (CommandKind.ADD_EXCLUSION, ("port", "80")),
                                        (CommandKind.ADD_EXCLUSION, ("rule", "abc"))])
 def test_bad_arguments_are_refused_and_nothing_is_written(tmp_path, log, kind, args):

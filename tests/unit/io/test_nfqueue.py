@@ -12,7 +12,8 @@ from inspection.io.nfqueue import (CMD_BIND, NFQA_CFG_CMD, NFQA_CFG_FLAGS, NFQA_
                                    NFQA_VERDICT_HDR, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, Ack, FakeQueue, Flag,
                                    NfqDecodeError, QueuedPacket, Verdict, VerdictMsg, decode_messages,
                                    encode_batch_verdict, encode_bind, encode_packet_message, encode_params,
-                                   encode_verdict, encode_verdicts, parse_attrs, parse_kernel_stats)
+                                   encode_verdict, encode_verdicts, kernel_view, parse_attrs,
+                                   parse_kernel_stats)
 
 IP = bytes.fromhex("4500003c1c4640004006b1e6c0000a0ac0000214") + b"\x00" * 40
 
@@ -129,8 +130,15 @@ def test_fake_queue_hands_out_batches_and_records_verdicts():
 
 def test_kernel_queue_line_is_parsed():
     text = "    0  23774     0 2 65535     0     0        6  1\n   11  30000     5 2 65535     7     2      900  1\n"
-    assert parse_kernel_stats(text, 11) == {"waiting": 5, "queue_dropped": 7, "user_dropped": 2}
+    assert parse_kernel_stats(text, 11) == {"waiting": 5, "queue_dropped": 7, "user_dropped": 2, "queued": 900}
     assert parse_kernel_stats(text, 3) is None and parse_kernel_stats("garbage", 0) is None
+
+
+def test_kernel_view_counts_numbered_packets_that_never_reached_the_socket():
+    k = {"waiting": 5, "queue_dropped": 7, "user_dropped": 2, "queued": 900}
+    assert kernel_view(k, 880)["unreached"] == 15      # 900 numbered, 880 read, 5 still waiting
+    assert kernel_view(k, 900)["unreached"] == 0       # never negative (waiting ones read meanwhile)
+    assert kernel_view(None, 10) is None
 
 
 _ATTR_TYPES = st.sampled_from([1, 3, 5, 6, 7, 8, 9, 10, 11 | 0x8000, 12, 13, 14, 2, 15, 0x4000 | 10])

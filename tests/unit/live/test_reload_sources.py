@@ -161,13 +161,17 @@ def test_reload_rereads_modes_and_depth_from_the_network_config(tmp_path, store)
     net.write_text(base.replace("65536", "131072") + '[modes]\nintrusion = "detect"\nmalware = "detect"\n')
     new = reload(spec, w, live)
     assert w.policy.cfg.detect_only == {"trojan-activity", "rules", "file"} and w.policy.cfg.inspect_depth == 131072
-    net.write_text(base + '[modes]\nphishing = "detect"\n')     # refused: phishing and category must agree
-    assert reload(spec, w, new) is new and w.counters.reload_errors == 1
+    net.write_text(base + '[modes]\ncategory = "detect"\n[classtypes]\nweb-attack = "detect"\n')
+    newer = reload(spec, w, new)
+    assert w.policy.cfg.detect_only == {"trojan-activity", "category", "web-attack"}
+    assert w.policy.cfg.enforce == {"category:phishing"}        # phishing keeps blocking under category = detect
+    net.write_text(base + '[exclusions]\naddresses = ["not-an-address"]\n')     # refused, counted
+    assert reload(spec, w, newer) is newer and w.counters.reload_errors == 1
     net.write_text(base.replace("[inspection]", '[inspection]\nfail_mode = "closed"'))   # needs a restart
-    assert reload(spec, w, new) is new and w.counters.reload_errors == 2
-    assert w.policy.cfg.detect_only == {"trojan-activity", "rules", "file"}
-    discard(live)
-    discard(new)
+    assert reload(spec, w, newer) is newer and w.counters.reload_errors == 2
+    assert w.policy.cfg.detect_only == {"trojan-activity", "category", "web-attack"}
+    for x in (live, new, newer):
+        discard(x)
 
 
 def test_a_restarted_worker_whose_package_was_switched_to_a_bad_one_runs_the_last_good(tmp_path, store):

@@ -77,7 +77,7 @@ def test_run_takes_queues_fail_mode_depth_and_modes_from_the_network_config(tmp_
     from_net_config(args)
     spec = build_spec(args)
     assert _queues(args) == [4, 5] and spec.policy.fail.value == "closed"
-    assert spec.policy.inspect_depth == 65536 and set(spec.policy.detect_only) == {"rules", "category"}
+    assert spec.policy.inspect_depth == 65536 and set(spec.policy.detect_only) == {"rules", "category", "category:phishing"}
 
 
 def test_run_refuses_options_that_disagree_with_the_network_config(tmp_path):
@@ -89,7 +89,7 @@ def test_run_refuses_options_that_disagree_with_the_network_config(tmp_path):
         args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(f), *extra])
         with pytest.raises(ConfigError):
             from_net_config(args)
-    half = _net_config(tmp_path, '\n[modes]\nphishing = "detect"\n')
+    half = _net_config(tmp_path, '\n[modes]\nphishing = "detect"\n')   # only the phishing category
     args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(half)])
-    with pytest.raises(ConfigError):
-        from_net_config(args)
+    from_net_config(args)
+    assert args.detect_only == ["category:phishing"]

@@ -34,7 +34,7 @@ def test_isolation_and_exclusions_are_added_and_never_remove_the_base():
     assert c.exclusions.devices == ("02:00:00:00:00:0c", "02:00:00:00:00:0d")
     assert c.exclusions.rules == (7, 9) and c.exclusions.domains == ("intra.example.test",)
     assert c.exclusions.hashes == ("a" * 64,) and c.inspection.queues == (3, 3)
-    assert any("rule 9" in n and "does not read" in n for n in m.not_applied)
+    assert m.not_applied == ()           # rule and domain exclusions are the live engine's now
     # a release (the MAC is no longer in the overlay) cannot release what the base isolates
     assert merge(doc(), Overlay()).config.isolated == ("02:00:00:00:00:0a",)
 
@@ -47,11 +47,35 @@ def test_modes_override_the_base_star_first_then_each_class():
     assert c.mode("malware") is schema.Action.BLOCK
 
 
-def test_what_this_build_cannot_apply_is_named_not_dropped():
+def test_classtype_modes_and_ip_exclusions_are_merged():
     m = merge(doc(), Overlay(modes=(("trojan-activity", "detect"),), exclusions=(("ip", "192.0.2.0/24"),)))
+    assert m.not_applied == ()
+    assert m.config.classtypes == (("trojan-activity", schema.Action.DETECT),)
+    assert m.config.exclusions.addresses == ("192.0.2.0/24",)
+    assert schema.loads(m.text) == m.config
+    # '*' reaches the classtypes too, then each class's own command
+    c = merge(doc(), Overlay(modes=(("*", "block"), ("trojan-activity", "detect"), ("web-attack", "block")))).config
+    assert dict(c.classtypes) == {"trojan-activity": schema.Action.DETECT, "web-attack": schema.Action.BLOCK}
+
+
+def test_what_this_build_cannot_apply_is_named_not_dropped():
+    m = merge(doc(), Overlay(modes=(("rules", "detect"),), exclusions=(("url", "example.test/x"),)))
     assert m.config == schema.loads(BASE)
-    assert any("trojan-activity" in n and "not supported yet" in n for n in m.not_applied)
-    assert any("ip 192.0.2.0/24" in n and "not supported yet" in n for n in m.not_applied)
+    assert any("class rules" in n and "not a threat class" in n for n in m.not_applied)
+    assert any("url example.test/x" in n and "not supported yet" in n for n in m.not_applied)
+
+
+@pytest.mark.parametrize("text,key", [
+    ('[classtypes]\nintrusion = "detect"\n', "classtypes.intrusion"),        # belongs in [modes]
+    ('[classtypes]\nrules = "detect"\n', "classtypes.rules"),                # the live policy's own name
+    ('[classtypes]\n"Bad Name" = "detect"\n', "classtypes.Bad Name"),
+    ('[classtypes]\nweb-attack = "maybe"\n', "classtypes.web-attack"),
+    ('[exclusions]\naddresses = ["192.0.2.300"]\n', "exclusions.addresses[0]"),
+])
+def test_bad_classtype_modes_and_addresses_are_refused_with_their_key(text, key):
+    with pytest.raises(ConfigError) as e:
+        schema.loads('[ports]\nwan = "eth0"\nlan = "eth1"\n' + text)
+    assert e.value.key == key
 
 
 @pytest.mark.parametrize("overlay,key", [

@@ -75,6 +75,9 @@ def test_engine_changes_are_classified(tmp_path):
     plan, _ = ap.plan(schema.loads(detect))
     engine = [c for c in plan.changes if c.target == "engine"]
     assert engine[0].cls is ChangeClass.APPLY and not any(c.op is Op.LOAD_RULESET for c in plan.actions)
+    for change in (b'[classtypes]\ntrojan-activity = "detect"\n', b'[exclusions]\naddresses = ["198.51.100.0/24"]\n'):
+        plan, _ = ap.plan(schema.loads(A + change))      # read only by the engine: still a change to commit
+        assert [c.cls for c in plan.changes if c.target == "engine"] == [ChangeClass.APPLY], change
 
 
 @pytest.mark.parametrize("fail", ["restore:ipv6", "restore:ipv4", "set_master:eth3", "sysctl_set", "set_gateway4"])
