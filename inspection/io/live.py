@@ -244,7 +244,8 @@ class LiveWorker:
         for tx in heads(Direction.TO_SERVER):
             if tx.tx_id in seen:
                 continue
-            _, hits = self.engine.urlcat.record(tx.record())   # type: ignore[union-attr]
+            # not counted here: the counters count the transaction once, when it is logged
+            _, hits = self.engine.urlcat.record(tx.record(), count=False)   # type: ignore[union-attr]
             seen[tx.tx_id] = hits[0] if hits else None
             if hits:
                 self._early = True

@@ -188,3 +188,14 @@ def test_a_definitions_package_needs_a_trusted_key(capsys, tmp_path):
     assert main(["run", "-l", str(tmp_path), "--definitions", str(tmp_path / "defs.pkg"),
                  "--trusted-key", str(tmp_path / "nokey.pem")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("host,blocked", [("phish.example.test", 1), ("www.example.test", 0)])
+def test_category_counters_count_a_request_once(judges, host, blocked):
+    # the live path looks the request up at its head and again when its transaction is logged:
+    # the counters must say one look-up, as `utm inspect` does
+    pkts = download(b"<html>login</html>", host=host)
+    w, _, _, _ = make(judges, packets=pkts)
+    w.engine.finish()
+    c = w.engine.urlcat.counters
+    assert (c.lookups, c.blocked, c.by_category.get("phishing", 0)) == (1, blocked, blocked)
