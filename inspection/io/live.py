@@ -315,10 +315,12 @@ class LiveWorker:
             if flow is not None and flow.app is not None and flow.proto == IPPROTO_TCP:
                 if engine.urlcat is not None and engine.urlcat.db is not None:
                     self._early_categories(flow)
-                judged = engine.judge_complete_files(flow)
+                # a body delimited by the close ends with this packet's FIN: judged while the FIN is held
+                engine.end_at_fin(flow)
+                judged = len(engine.judge_complete_files(flow))
                 if judged:   # this packet completed a file: it was held while the file was judged
                     us = int((time.perf_counter() - t0) * 1e6)
-                    c.files_judged_live += len(judged)
+                    c.files_judged_live += judged
                     c.hold_us_total += us
                     c.hold_us_max = max(c.hold_us_max, us)
                 if self._bad_files:

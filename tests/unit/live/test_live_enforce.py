@@ -199,3 +199,97 @@ def test_category_counters_count_a_request_once(judges, host, blocked):
     w.engine.finish()
     c = w.engine.urlcat.counters
     assert (c.lookups, c.blocked, c.by_category.get("phishing", 0)) == (1, blocked, blocked)
+
+
+def close_delimited(body: bytes, fin_with_data: bool, port=40300):
+    """HTTP/1.0-style download: no length, not chunked, the body ends with the server's FIN."""
+    c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body, from_client=False))
+    if fin_with_data:   # the FIN rides on the last data segment (a write then close)
+        last = max(i for i, (_, f) in enumerate(frames) if f[6:12] == SERVER_MAC and len(f) > 54)
+        ts, f = frames[last]
+        frames[last] = (ts, _with_fin(f))
+        frames += list(c.close(from_client=False))[1:]
+    else:
+        frames += list(c.close(from_client=False))
+    return queued(frames)
+
+
+def _with_fin(frame: bytes) -> bytes:
+    """The same IPv4 TCP frame with FIN set (checksums are not validated on the live path)."""
+    ihl = (frame[14] & 0x0F) * 4
+    off = 14 + ihl + 13
+    return frame[:off] + bytes([frame[off] | 0x01]) + frame[off + 1:]
+
+
+def server_fin_id(pkts):
+    return min(p.packet_id for p in pkts if p.physin == SRV_PORT and parse_tcp(p.payload).flags & 0x01)
+
+
+@pytest.mark.parametrize("fin_with_data", [False, True])
+def test_a_malicious_close_delimited_file_is_judged_at_the_servers_fin_which_is_dropped(judges, fin_with_data):
+    pkts = close_delimited(EICAR, fin_with_data)
+    w, q, sender, evs = make(judges, packets=pkts)
+    fin = server_fin_id(pkts)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[fin].verdict is Verdict.REPEAT and by_id[fin].mark == 0x2
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < fin)
+    assert sorted(ifx for ifx, _ in sender.frames) == [CLI_PORT, SRV_PORT]
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(a["action"], a["category"]) for a in alerts] == [("blocked", "malware")]
+    assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == ["malicious"]
+    assert w.counters.files_blocked == 1 and w.counters.files_judged_live == 1
+
+
+def test_a_clean_close_delimited_file_releases_the_fin(judges):
+    pkts = close_delimited(random.Random(5).randbytes(9000), False)
+    w, q, sender, evs = make(judges, packets=pkts)
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent) and not sender.frames
+    assert w.counters.files_judged_live == 1
+    [fi] = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert (fi["verdict"]["verdict"], fi["state"], fi["size"]) == ("clean", "CLOSED", 9000)
+
+
+def test_a_malicious_chunked_file_is_held_at_the_segment_with_the_last_chunk(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40400, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          + b"%x\r\n" % len(EICAR) + EICAR + b"\r\n", from_client=False))
+    frames += list(c.send(b"0\r\n\r\n", from_client=False))   # the last chunk in a segment of its own
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, packets=pkts)
+    last = last_data_id(pkts)
+    assert pkts[last - 1].payload.endswith(b"0\r\n\r\n")
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[last].verdict is Verdict.REPEAT
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    assert w.counters.files_blocked == 1
+
+
+def multipart_upload(file_body: bytes):
+    b = b"----utmboundary"
+    body = (b"--" + b + b'\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+            + b"--" + b + b'\r\nContent-Disposition: form-data; name="f"; filename="e.com"\r\n'
+            + b"Content-Type: application/octet-stream\r\n\r\n" + file_body + b"\r\n--" + b + b"--\r\n")
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40500, 80)
+    frames = list(c.handshake())
+    frames += list(c.send(b"POST /up HTTP/1.1\r\nHost: www.example.test\r\nContent-Type: multipart/form-data; "
+                          b"boundary=" + b + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:-30]))
+    frames += list(c.send(body[-30:]))   # the closing boundary in a segment of its own
+    return queued(frames)
+
+
+@pytest.mark.parametrize("malicious", [True, False])
+def test_a_multipart_upload_is_held_at_the_segment_that_ends_its_file_part(judges, malicious):
+    pkts = multipart_upload(EICAR if malicious else b"harmless content " * 50)
+    w, q, sender, evs = make(judges, packets=pkts)
+    last = max(p.packet_id for p in pkts if parse_tcp(p.payload).payload_len and p.physin == CLI_PORT)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    assert by_id[last].verdict is (Verdict.REPEAT if malicious else Verdict.ACCEPT)
+    files = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert [(f["filename"], f["verdict"]["verdict"]) for f in files] == [
+        ("e.com", "malicious" if malicious else "clean")]
+    assert w.counters.files_judged_live == 1 and w.counters.files_blocked == malicious
+    assert sorted(ifx for ifx, _ in sender.frames) == ([CLI_PORT, SRV_PORT] if malicious else [])
