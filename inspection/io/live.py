@@ -22,10 +22,10 @@ from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats
-from inspection.model import IPPROTO_TCP, Direction
+from inspection.model import IPPROTO_TCP, TH_FIN, TH_RST, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
-from inspection.policy.blockpage import block_page, block_page_frames
+from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
 from inspection.policy.urlcat import CategoryHit
@@ -83,6 +83,7 @@ class LiveCounters:
     reloads: int = 0
     reload_errors: int = 0
     block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
+    page_closes_acked: int = 0       # clients' FINs after a block page, acknowledged
     files_blocked: int = 0           # malicious files whose completing packet was dropped
     files_judged_live: int = 0       # files closed and judged at the packet that completed them
     hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
@@ -125,7 +126,7 @@ def allowed(hit: object) -> object:
     return AllowedHit(hit)
 
 
-_FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE)
+_FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE, Reason.PAGE_CLOSED)
 
 
 class LiveStats:
@@ -341,7 +342,8 @@ class LiveWorker:
             facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
-                              file_in_transit=judging)
+                              file_in_transit=judging,
+                              client_close=self.policy.is_paged(flow.flow_id) and self._client_close(flow))
             self._learn(flow, qp)
         hits = [h for f, h in self._hits if f is None or f is flow]
         bypassed = self.policy.counters.bypassed_flows
@@ -352,9 +354,15 @@ class LiveWorker:
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:
-            self._block_page(flow, qp, self._page)
+            if self._block_page(flow, qp, self._page):
+                # dropped without the block mark: the flow stays visible until the client's FIN
+                # (answered below, `close_ack`), which then blocks it in the kernel
+                return VerdictMsg(qp.packet_id, Verdict.DROP)
+            self.policy.page_failed(flow.flow_id)
         elif d.reset and flow is not None:
             self._reset(flow, qp)
+        elif d.close_ack and flow is not None:
+            self._close_ack(flow, qp)
         if d.action is Action.BYPASS:
             c.bytes_bypassed_marked += size
         if not d.accepted and d.mark is not None and d.reason in _FIRST_BLOCK:
@@ -413,14 +421,34 @@ class LiveWorker:
         except OSError:
             c.reset_errors += 1
 
-    def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> None:
-        """The page to the client as the server's answer (with FIN), a RST to the server."""
+    def _client_close(self, flow: Flow) -> bool:
+        pkt = self.engine._cur
+        return bool(pkt is not None and pkt.l4_ok and pkt.tcp_flags & (TH_FIN | TH_RST)
+                    and flow.direction_of(pkt) is Direction.TO_SERVER)
+
+    def _close_ack(self, flow: Flow, qp: QueuedPacket) -> None:
+        """The client closed after the block page: its FIN is acknowledged as by the server."""
+        pkt = self.engine._cur
+        if self.sender is None or pkt is None or not pkt.tcp_flags & TH_FIN or len(qp.hwaddr) != 6:
+            return   # a RST needs no answer
+        server = (self._ends.get(flow.flow_id) or [None, None])[1]
+        try:
+            frame = close_ack_frame(qp.payload, qp.hwaddr, server[0] if server is not None else PLACEHOLDER_MAC)
+        except ResetError:
+            self.counters.reset_errors += 1
+            return
+        self._out.append((qp.physin, frame))
+        self.counters.page_closes_acked += 1
+
+    def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> bool:
+        """The page to the client as the server's answer (with FIN), a RST to the server.
+        False if the page could not be sent."""
         c = self.counters
         ends = self._ends.get(flow.flow_id) or [None, None]
         client, server = ends[0], ends[1]
         if self.sender is None or client is None:
             c.reset_errors += 1
-            return
+            return False
         host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
         cat = hit.category
         page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
@@ -429,7 +457,7 @@ class LiveWorker:
             to_client, to_server = block_page_frames(qp.payload, client[0], server_mac, page)
         except (ResetError, ValueError):
             c.reset_errors += 1
-            return
+            return False
         try:
             self._out.append((qp.physin or client[1], to_client))
             c.block_pages_sent += 1
@@ -441,6 +469,7 @@ class LiveWorker:
                 c.reset_errors += 1
         except OSError:
             c.reset_errors += 1
+        return True
 
     # -- reload and stats ----------------------------------------------------------------------
     def swap_inspector(self, inspector: "RuleInspector | None") -> None:
@@ -460,7 +489,7 @@ class LiveWorker:
             "verdicts": {"accept": pc.accepted, "drop": pc.dropped, **{f"reason_{k}": v
                                                                       for k, v in pc.by_reason.items()}},
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
-            "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
+            "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked, "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
             "blocks_timed": c.blocks_timed,

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation
+from firmware.bench.frames import ACK, CLIENT_MAC, FIN, SERVER_MAC, TcpConversation, tcp_packet
 from firmware.bench.synth import tls_client_hello
 from firmware.cli.scan import load_sources
 from inspection.config import ChecksumMode, EngineConfig
@@ -102,8 +102,9 @@ def test_a_blocked_category_over_http_gets_the_block_page(judges):
     w, q, sender, evs = make(judges, packets=pkts)
     req = next(p for p in pkts if b"GET /f" in p.payload)
     by_id = {v.packet_id: v for v in q.sent}
-    assert by_id[req.packet_id].verdict is Verdict.REPEAT
-    assert all(v.verdict is Verdict.DROP for i, v in by_id.items() if i > req.packet_id)
+    # dropped, not yet blocked in the kernel: the client's FIN after the page must still come here
+    assert by_id[req.packet_id].verdict is Verdict.DROP and by_id[req.packet_id].mark is None
+    assert all(v.verdict is Verdict.DROP and v.mark is None for i, v in by_id.items() if i > req.packet_id)
     (ifc, to_client), (ifs, to_server) = sender.frames
     assert (ifc, to_client[:6], ifs, to_server[:6]) == (CLI_PORT, CLIENT_MAC, SRV_PORT, SERVER_MAC)
     r, page = parse_tcp(to_client[14:]), to_client[14 + 40:]
@@ -293,3 +294,31 @@ def test_a_multipart_upload_is_held_at_the_segment_that_ends_its_file_part(judge
         ("e.com", "malicious" if malicious else "clean")]
     assert w.counters.files_judged_live == 1 and w.counters.files_blocked == malicious
     assert sorted(ifx for ifx, _ in sender.frames) == ([CLI_PORT, SRV_PORT] if malicious else [])
+
+
+def test_after_the_block_page_the_clients_fin_is_acknowledged_and_the_flow_blocked_in_the_kernel(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40600, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET / HTTP/1.1\r\nHost: phish.example.test\r\n\r\n"))
+    pkts = queued(frames)
+    w, q, sender, _ = make(judges, packets=pkts)
+    page = parse_tcp(sender.frames[0][1][14:])
+    # the client read the page and its FIN, and closes in turn: ACK of the page, then its FIN
+    page_end = page.seq + page.payload_len + 1
+    req = parse_tcp(next(p for p in pkts if b"GET /" in p.payload).payload)
+    client_seq = req.seq + req.payload_len
+    ack = tcp_packet("192.0.2.10", "192.0.2.20", 40600, 80, client_seq, page_end, ACK, src_mac=CLIENT_MAC,
+                     dst_mac=SERVER_MAC)
+    fin = tcp_packet("192.0.2.10", "192.0.2.20", 40600, 80, client_seq, page_end, FIN | ACK, src_mac=CLIENT_MAC,
+                     dst_mac=SERVER_MAC)
+    more = queued([(0.0, ack), (0.0, fin)], start_id=100)
+    q.pending = list(more)
+    while w.run_once(0):
+        pass
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[100].verdict is Verdict.DROP and by_id[100].mark is None   # the flow stays visible
+    assert by_id[101].verdict is Verdict.REPEAT and by_id[101].mark == 0x2  # now blocked in the kernel
+    ifx, frame = sender.frames[-1]
+    a = parse_tcp(frame[14:])
+    assert (ifx, frame[:6], frame[6:12]) == (CLI_PORT, CLIENT_MAC, SERVER_MAC)
+    assert (a.seq, a.ack, a.flags) == (page_end, client_seq + 1, 0x10)   # ACK of the client's FIN
+    assert w.counters.page_closes_acked == 1 and len(sender.frames) == 3
