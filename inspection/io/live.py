@@ -26,6 +26,7 @@ from inspection.model import IPPROTO_TCP, TH_FIN, TH_RST, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
 from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
+from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
 from inspection.policy.urlcat import CategoryHit
@@ -84,6 +85,8 @@ class LiveCounters:
     reload_errors: int = 0
     block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
     page_closes_acked: int = 0       # clients' FINs after a block page, acknowledged
+    dns_answers_sent: int = 0        # queries for blocked names answered with the block address
+    dns_answer_errors: int = 0       # such queries that could not be answered (passed as without it)
     files_blocked: int = 0           # malicious files whose completing packet was dropped
     files_judged_live: int = 0       # files closed and judged at the packet that completed them
     hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
@@ -162,6 +165,9 @@ class LiveWorker:
         self._early = False                      # alerts being raised are HTTP request category hits
         self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
         self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
+        self._qp: QueuedPacket | None = None     # the packet at hand
+        self._dns_pending: tuple[int, bytes] | None = None   # (port, frame) answering its DNS query
+        self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
         # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
@@ -183,16 +189,24 @@ class LiveWorker:
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
                     and self._seen_request(ev.flow.flow_id, hit.record):
                 return   # raised already when the request's head (the client hello) arrived
+            dns_answer = False
             if isinstance(hit, CategoryHit) and hit.blocked and isinstance(hit.record, DnsMessage):
-                # a DNS query for a blocked name is answered: the connection that follows gets the
-                # block page (HTTP) or the resets (TLS); dropping the query would only look like an outage
-                hit = ev.body = dataclasses.replace(hit, blocked=False)
+                # with --dns-block-answer the box answers the query itself (the block page's
+                # address); else it passes: the connection that follows gets the block page (HTTP)
+                # or the resets (TLS), and dropping the query would only look like an outage
+                dns_answer = self._dns_answer(ev.flow)
+                if not dns_answer:
+                    hit = ev.body = dataclasses.replace(hit, blocked=False)
             view = hit_view(hit, self._early)
+            if dns_answer:
+                view = dataclasses.replace(view, dns_answer=True)
             if view.blocking and self.policy.allows(view):
                 ev.body = allowed(hit)
                 view = dataclasses.replace(view, blocking=False)
             elif view.blocking and view.http_request and self._page is None:
                 self._page = hit   # type: ignore[assignment]
+            elif view.blocking and view.dns_answer:
+                self._dns_frame = self._dns_pending
             if view.blocking and self._block_t is None:
                 self._block_t = time.perf_counter()
             self._hits.append((ev.flow, view))
@@ -205,6 +219,22 @@ class LiveWorker:
             self._ends.pop(ev.flow.flow_id, None)
             self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
+
+    def _dns_answer(self, flow: Flow | None) -> bool:
+        """Can the box answer the query at hand (--dns-block-answer on, a UDP query it can parse)?
+        The frame is built now: a query it cannot answer passes as without the option."""
+        cfg = self.policy.cfg.dns_block
+        qp = self._qp
+        self._dns_pending = None
+        if cfg is None or qp is None or flow is None or flow.proto == IPPROTO_TCP or len(qp.hwaddr) != 6:
+            return False
+        try:
+            frame = dns_answer_frame(qp.payload, qp.hwaddr, PLACEHOLDER_MAC, cfg)
+        except DnsAnswerError:
+            self.counters.dns_answer_errors += 1
+            return False
+        self._dns_pending = (qp.physin, frame)
+        return True
 
     def _seen_request(self, flow_id: int, record: object) -> bool:
         seen = self._requests.get(flow_id)
@@ -309,6 +339,7 @@ class LiveWorker:
         self._hits.clear()
         self._bad_files.clear()
         self._page = None
+        self._qp, self._dns_frame = qp, None
         t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
@@ -363,6 +394,9 @@ class LiveWorker:
             self._reset(flow, qp)
         elif d.close_ack and flow is not None:
             self._close_ack(flow, qp)
+        elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
+            self._out.append(self._dns_frame)
+            c.dns_answers_sent += 1
         if d.action is Action.BYPASS:
             c.bytes_bypassed_marked += size
         if not d.accepted and d.mark is not None and d.reason in _FIRST_BLOCK:
@@ -489,7 +523,9 @@ class LiveWorker:
             "verdicts": {"accept": pc.accepted, "drop": pc.dropped, **{f"reason_{k}": v
                                                                       for k, v in pc.by_reason.items()}},
             "detect_only_hits": pc.detect_only_hits, "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
-            "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked, "files_blocked": c.files_blocked,
+            "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked,
+            "dns_answers_sent": c.dns_answers_sent, "dns_answer_errors": c.dns_answer_errors,
+            "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
             "blocks_timed": c.blocks_timed,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from inspection.errors import ConfigError
+from inspection.policy.dnsblock import DnsBlockConfig
 
 ALL_CLASSES = "*"   # detect-only for every threat class
 RULES_CLASS = "rules"        # detect-only for every signature rule
@@ -45,6 +46,7 @@ class Reason(enum.Enum):
     BLOCKED_CATEGORY = "blocked_category"   # a blocked URL category (block page on HTTP, resets otherwise)
     BLOCKED_FILE = "blocked_file"       # this packet would complete a malicious file: held for good
     PAGE_CLOSED = "page_closed"         # the client closed after the block page: its FIN is answered
+    DNS_ANSWERED = "dns_answered"       # a query for a blocked name: dropped, answered by the box
     TLS_ENCRYPTED = "tls_encrypted"     # handshake seen both ways: the rest is ciphertext
     DEPTH = "depth"                     # past the inspection depth with no file in transit
     NOT_TRACKED = "not_tracked"         # no flow (undecodable, ARP-like, non-IP): nothing to learn
@@ -58,6 +60,7 @@ class PolicyConfig:
     detect_only: frozenset[str] = field(default_factory=frozenset)   # classtypes, or {"*"}
     fail: FailMode = FailMode.OPEN
     resets: bool = True                 # TCP resets to both ends when a flow is blocked
+    dns_block: DnsBlockConfig | None = None   # answer queries for blocked names (off: they pass)
 
     def __post_init__(self) -> None:
         for name in ("bypass_mark", "block_mark"):
@@ -102,6 +105,7 @@ class HitView:
     classtype: str | None = None
     kind: HitKind = HitKind.RULE
     http_request: bool = False  # a category hit on an HTTP request: answered with the block page
+    dns_answer: bool = False    # a category hit on a DNS query the box answers (the flow goes on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,10 @@ class FlowPolicy:
                 return PacketDecision(Action.DROP, _REASONS[blocking[0].kind])
             return PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
         fid = facts.flow_id
+        if blocking and all(h.dns_answer for h in blocking) and fid not in self._blocked:
+            # only this query is dropped: the next one on the same ports (the AAAA after the A,
+            # say) is judged on its own, so the flow is not blocked
+            return PacketDecision(Action.DROP, Reason.DNS_ANSWERED)
         if fid in self._blocked:
             if fid in self._paged:
                 if facts.client_close:

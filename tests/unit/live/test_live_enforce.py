@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import random
+import struct
 
 import pytest
 
@@ -19,6 +20,7 @@ from inspection.files.scanner_stream import StreamScanner
 from inspection.io.live import FakeSender, LiveWorker
 from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.output.eve import EveWriter
+from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.tcpreset import parse_tcp
 from inspection.policy.urlcat import UrlCategorizer
 from inspection.policy.verdict import FlowPolicy, HitKind, PolicyConfig
@@ -322,3 +324,43 @@ def test_after_the_block_page_the_clients_fin_is_acknowledged_and_the_flow_block
     assert (ifx, frame[:6], frame[6:12]) == (CLI_PORT, CLIENT_MAC, SERVER_MAC)
     assert (a.seq, a.ack, a.flags) == (page_end, client_seq + 1, 0x10)   # ACK of the client's FIN
     assert w.counters.page_closes_acked == 1 and len(sender.frames) == 3
+
+
+def dns_queries(*queries):
+    from firmware.bench.frames import udp_packet
+    from firmware.bench.synth import dns_query
+    return queued([(0.0, udp_packet("192.0.2.10", "192.0.2.53", 40700, 53, dns_query(i + 1, name, qtype)))
+                   for i, (name, qtype) in enumerate(queries)])
+
+
+DNS_CFG = PolicyConfig(dns_block=DnsBlockConfig("198.51.100.7"))
+
+
+def test_with_dns_block_answers_a_blocked_name_is_answered_by_the_box(judges):
+    pkts = dns_queries(("phish.example.test", 1), ("phish.example.test", 28), ("www.example.test", 1))
+    w, q, sender, evs = make(judges, DNS_CFG, pkts)
+    v = [(m.verdict, m.mark) for m in q.sent]
+    # each query for the blocked name is dropped (not the flow: the AAAA on the same ports still
+    # comes here and is answered too); the allowed name goes to the resolver
+    assert v == [(Verdict.DROP, None), (Verdict.DROP, None), (Verdict.ACCEPT, None)]
+    assert [ifx for ifx, _ in sender.frames] == [CLI_PORT, CLI_PORT]
+    a, aaaa = (f[14 + 28:] for _, f in sender.frames)
+    assert a.endswith(bytes([198, 51, 100, 7])) and a[:2] == b"\x00\x01"
+    assert struct.unpack_from("!H", aaaa, 6)[0] == 0 and aaaa[:2] == b"\x00\x02"   # NODATA: no IPv6 address set
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")] * 2
+    assert [e["dns"]["queries"][0]["rrname"] for e in evs if e["event_type"] == "dns"][:2] == ["phish.example.test"] * 2
+    assert w.counters.dns_answers_sent == 2 and w.policy.counters.by_reason["dns_answered"] == 2
+
+
+def test_without_dns_block_answers_the_query_passes_and_the_alert_says_allowed(judges):
+    w, q, sender, evs = make(judges, PolicyConfig(), dns_queries(("phish.example.test", 1)))
+    assert [m.verdict for m in q.sent] == [Verdict.ACCEPT] and not sender.frames
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]
+
+
+def test_dns_block_answers_follow_detect_only_category(judges):
+    cfg = PolicyConfig(dns_block=DnsBlockConfig("198.51.100.7"), detect_only=frozenset({"category"}))
+    w, q, sender, evs = make(judges, cfg, dns_queries(("phish.example.test", 1)))
+    assert [m.verdict for m in q.sent] == [Verdict.ACCEPT] and not sender.frames
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]

@@ -19,6 +19,8 @@ from firmware.cli.run import PIDFILE
     (["--depth", "lots"], "--depth"),
     (["--set", "no.such.key=1"], "unknown setting"),
     (["-S", "/nonexistent/x.rules"], "no such rule file"),
+    (["--dns-block-answer", "blockpage.example"], "--dns-block-answer"),
+    (["--dns-block-answer", "192.0.2.1", "--dns-block-answer", "192.0.2.2"], "one IPv4 address"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, msg, capsys, tmp_path):
     assert main(["run", "-l", str(tmp_path), *args]) == 2
