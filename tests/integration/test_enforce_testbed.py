@@ -172,6 +172,29 @@ def test_detect_only_blocks_nothing_and_still_alerts(bed, box):
         quiet.stop()
 
 
+def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
+    # the box answers queries for phish.example.test with www's address (a server beyond the
+    # bridge that accepts port 80): the request there names the blocked host and gets the page
+    box.stop()
+    folder, args = bed
+    www4, www6 = testbed.HOST_ADDRS["www.example.test"]
+    dnsbox = lb.LiveBox(folder / "eve-dns", [*args, "--dns-block-answer", f"{www4},{www6}"]).start()
+    try:
+        for fam, addr in (("-4", www4), ("-6", www6)):
+            r = testbed.in_ns("utmtb-lan", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w",
+                              "%{http_code} %{remote_ip}", fam, "http://phish.example.test/", check=False)
+            assert r.stdout.split() == ["403", addr], (fam, r.stdout, r.stderr)
+        f = lb.fetch("utmtb-lan", "http://www.example.test/", "-4")   # other names resolve as ever
+        assert (f.exit, f.status) == (0, 200)
+        evs = dnsbox.wait_for(lambda e: e.get("event_type") == "alert" and e.get("dns") is not None)
+        dns_alerts = [a for a in lb.alerts(evs) if a.get("dns") is not None]
+        assert dns_alerts and {a["alert"]["action"] for a in dns_alerts} == {"blocked"}
+        assert any(e.get("event_type") == "dns" and e["dns"].get("queries", [{}])[0].get("rrname")
+                   == "phish.example.test" for e in evs)
+    finally:
+        dnsbox.stop()
+
+
 def test_killing_utm_run_keeps_the_office_online(bed):
     folder, args = bed
     b = lb.LiveBox(folder / "eve-kill", args).start()
