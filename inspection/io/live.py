@@ -168,6 +168,7 @@ class LiveWorker:
         self._qp: QueuedPacket | None = None     # the packet at hand
         self._dns_pending: tuple[int, bytes] | None = None   # (port, frame) answering its DNS query
         self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
+        self._fileinfos = 0                      # fileinfo events of packets' own flows (judged files)
         # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
@@ -212,6 +213,7 @@ class LiveWorker:
             self._hits.append((ev.flow, view))
         elif et == "fileinfo" and ev.flow is not None and ev.flow is self.engine.flow:
             f = ev.body.file   # type: ignore[attr-defined]
+            self._fileinfos += 1
             if f.verdict.kind is VerdictKind.MALICIOUS:
                 self._bad_files.append(FileBlockHit(f, f.direction, ev.body.record))   # type: ignore[attr-defined]
         elif et == "flow" and ev.flow is not None:
@@ -347,9 +349,13 @@ class LiveWorker:
             if flow is not None and flow.app is not None and flow.proto == IPPROTO_TCP:
                 if engine.urlcat is not None and engine.urlcat.db is not None:
                     self._early_categories(flow)
-                # a body delimited by the close ends with this packet's FIN: judged while the FIN is held
-                engine.end_at_fin(flow)
                 judged = len(engine.judge_complete_files(flow))
+                n = self._fileinfos
+                if engine.end_at_fin(flow):
+                    # a body delimited by the close ends with this packet's FIN: judged while the FIN
+                    # is held; its file goes out with its transaction, or now if that is not logged yet
+                    engine.judge_complete_files(flow)
+                    judged += self._fileinfos - n
                 if judged:   # this packet completed a file: it was held while the file was judged
                     us = int((time.perf_counter() - t0) * 1e6)
                     c.files_judged_live += judged

@@ -364,3 +364,21 @@ def test_dns_block_answers_follow_detect_only_category(judges):
     w, q, sender, evs = make(judges, cfg, dns_queries(("phish.example.test", 1)))
     assert [m.verdict for m in q.sent] == [Verdict.ACCEPT] and not sender.frames
     assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]
+
+
+@pytest.mark.parametrize("body", [EICAR, random.Random(3).randbytes(20000)])
+def test_a_length_framed_body_whose_last_segment_carries_the_fin_is_judged_there_once(judges, body):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40800, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body, from_client=False))
+    last = max(i for i, (_, f) in enumerate(frames) if f[6:12] == SERVER_MAC and len(f) > 54)
+    frames[last] = (frames[last][0], _with_fin(frames[last][1]))
+    frames += list(c.close(from_client=False))[1:]
+    pkts = queued(frames)
+    w, q, _, evs = make(judges, packets=pkts)
+    malicious = body == EICAR
+    assert {v.packet_id: v.verdict for v in q.sent}[server_fin_id(pkts)] is (
+        Verdict.REPEAT if malicious else Verdict.ACCEPT)
+    assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == [
+        "malicious" if malicious else "clean"]
+    assert w.counters.files_judged_live == 1 and w.counters.hold_us_max > 0
