@@ -123,6 +123,12 @@ def from_net_config(args: argparse.Namespace) -> None:
     args.fail = net.fail.value
     args.depth = args.depth or str(net.depth)
     args.detect_only = [*args.detect_only, *net.detect_only]
+    if net.dns_block_answer:
+        if args.dns_block_answer and DnsBlockConfig.parse(args.dns_block_answer) != DnsBlockConfig.parse(
+                list(net.dns_block_answer)):
+            raise ConfigError("--dns-block-answer", "the network config says dns_block_answer = "
+                              + ", ".join(net.dns_block_answer))
+        args.dns_block_answer = list(net.dns_block_answer)
 
 
 def _mark(key: str, value: str) -> int:

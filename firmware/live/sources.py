@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, load_bundle_inspector, load_inspector
+from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.verdict import FailMode, PolicyConfig
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class NetSettings:
     fail: FailMode
     depth: int
     detect_only: tuple[str, ...]
+    dns_block_answer: tuple[str, ...] = ()   # `[inspection] dns_block_answer`; () = not set there
 
 
 def net_settings(path: Path | str) -> NetSettings:
@@ -84,7 +86,8 @@ def net_settings(path: Path | str) -> NetSettings:
     classes = [*(MODE_CLASSES[c] for c in sorted(detect) if c in MODE_CLASSES),
                *(["category"] if "category" in detect else [])]
     insp = net.inspection
-    return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes))
+    return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes),
+                       insp.dns_block_answer)
 
 
 def load_all(spec: "WorkerSpec") -> Loaded:
@@ -134,7 +137,10 @@ def reload_policy(spec: "WorkerSpec") -> PolicyConfig:
     if spec.queue >= 0 and not first <= spec.queue <= last or net.fail is not spec.policy.fail:
         raise SourceLoadError(f"{spec.net_config}: queues or fail_mode changed: restart `utm run` to take them")
     depth = spec.cli_depth if spec.cli_depth is not None else net.depth
-    return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)))
+    # the file's block address when it names one (re-read at each reload), else the command line's
+    dns = DnsBlockConfig.parse(list(net.dns_block_answer)) if net.dns_block_answer else spec.policy.dns_block
+    return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)),
+                   dns_block=dns)
 
 
 def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:

@@ -66,11 +66,11 @@ class DnsBlockConfig:
             if addr.version == 4:
                 if v4 is not None:
                     raise ConfigError("--dns-block-answer", "one IPv4 address only")
-                v4 = item
+                v4 = str(addr)
             else:
                 if v6 is not None:
                     raise ConfigError("--dns-block-answer", "one IPv6 address only")
-                v6 = item
+                v6 = str(addr)
         return cls(v4, v6) if (v4 or v6) else None
 
 
