@@ -19,7 +19,7 @@ from inspection.decode.transport import decode_l4
 from inspection.files.model import FileLimits, FileRecord, with_signature_hits
 from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
-from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
+from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
 from inspection.stream.policy import HostPolicies
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
@@ -435,6 +435,28 @@ class Engine:
         if out or judged:
             self._file_outputs(flow, t, out)
         return judged
+
+    def end_at_fin(self, flow: Flow) -> bool:
+        """Live path: the packet at hand carries the FIN of its direction with every byte before
+        it read, and a file is open in that direction. The stream is over now, not when the FIN
+        is acknowledged: a body delimited by the close (no length, not chunked) is complete, so
+        its file is closed and judged while this packet (the FIN) is held. True if it ended."""
+        pkt, tcp, app = self._cur, flow.tcp, flow.app
+        if pkt is None or tcp is None or app is None or not pkt.tcp_flags & TH_FIN or tcp.eof_sent:
+            return False
+        d = flow.direction_of(pkt)
+        t = self._trackers.get(flow) if self._trackers else None
+        s = tcp.streams[d]
+        if t is None or d not in t.judging() or s.fin is None or s.fin != s.next or s.ooo \
+                or not s.reassemble or s.depth_hit:
+            return False
+        eos = getattr(app.parser, "end_of_stream", None)
+        if eos is None:
+            return False
+        res = eos(d, pkt.ts)
+        if res:
+            self._app_outputs(flow, res)
+        return True
 
     def raise_alerts(self, flow: Flow | None, hits: list) -> None:
         """Alerts decided outside the engine (the live path's file and early category checks)."""

@@ -82,6 +82,7 @@ class Inspection:
     fail_mode: FailMode = FailMode.OPEN
     queue: int = 0
     workers: int = 1
+    dns_block_answer: tuple[str, ...] = ()   # one IPv4 and/or one IPv6 address; () = off (docs/live.md)
 
     @property
     def queues(self) -> tuple[int, int]:
@@ -259,7 +260,7 @@ def _management(t: Mapping[str, Any]) -> Management:
 
 
 def _inspection(t: Mapping[str, Any]) -> Inspection:
-    _only(t, "inspection", ("depth", "ceiling", "fail_mode", "queue", "workers"))
+    _only(t, "inspection", ("depth", "ceiling", "fail_mode", "queue", "workers", "dns_block_answer"))
     depth = _int(t, "depth", "inspection.depth", DEFAULT_DEPTH, 1024, 1 << 31)
     ceiling = _int(t, "ceiling", "inspection.ceiling", max(DEFAULT_CEILING, depth), 1024, 1 << 40)
     if ceiling < depth:
@@ -269,7 +270,25 @@ def _inspection(t: Mapping[str, Any]) -> Inspection:
     if queue + workers - 1 > MAX_QUEUE:
         raise ConfigError("inspection.workers", f"queues {queue}..{queue + workers - 1} pass {MAX_QUEUE}")
     fail = _enum(t, "fail_mode", "inspection.fail_mode", FailMode, FailMode.OPEN)
-    return Inspection(depth=depth, ceiling=ceiling, fail_mode=fail, queue=queue, workers=workers)
+    return Inspection(depth=depth, ceiling=ceiling, fail_mode=fail, queue=queue, workers=workers,
+                      dns_block_answer=_dns_block_answer(t.get("dns_block_answer", [])))
+
+
+def _dns_block_answer(v: Any) -> tuple[str, ...]:
+    """Where `utm run` points DNS answers for blocked names: at most one address per family."""
+    key = "inspection.dns_block_answer"
+    out: list[str] = []
+    versions: set[int] = set()
+    for i, a in enumerate(_list(v, key)):
+        try:
+            addr = ipaddress.ip_address(a)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{key}[{i}]", f"{a!r} is not an IP address") from None
+        if addr.version in versions:
+            raise ConfigError(f"{key}[{i}]", f"one IPv{addr.version} address only")
+        versions.add(addr.version)
+        out.append(str(addr))
+    return tuple(out)
 
 
 def _modes(t: Mapping[str, Any]) -> tuple[tuple[str, Action], ...]:

@@ -18,6 +18,7 @@ from firmware.base.atomic import write_atomic
 from firmware.cli.definitions import add_definitions_options
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.errors import ConfigError
+from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
@@ -52,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="class that alerts without blocking: a rule classtype, 'rules' (every rule), "
                         "'category', 'file'; '*' for all")
     p.add_argument("--no-resets", action="store_true", help="drop blocked flows without sending TCP resets")
+    p.add_argument("--dns-block-answer", action="append", default=[], metavar="ADDR",
+                   help="answer DNS queries for blocked names with this IPv4 and/or IPv6 address "
+                        "(where the block page is reached; off by default, docs/live.md)")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="engine setting, as for `utm inspect`")
@@ -119,6 +123,12 @@ def from_net_config(args: argparse.Namespace) -> None:
     args.fail = net.fail.value
     args.depth = args.depth or str(net.depth)
     args.detect_only = [*args.detect_only, *net.detect_only]
+    if net.dns_block_answer:
+        if args.dns_block_answer and DnsBlockConfig.parse(args.dns_block_answer) != DnsBlockConfig.parse(
+                list(net.dns_block_answer)):
+            raise ConfigError("--dns-block-answer", "the network config says dns_block_answer = "
+                              + ", ".join(net.dns_block_answer))
+        args.dns_block_answer = list(net.dns_block_answer)
 
 
 def _mark(key: str, value: str) -> int:
@@ -148,7 +158,7 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                           block_mark=_mark("--block-mark", args.block_mark),
                           inspect_depth=parse_size("--depth", args.depth or "1mb"),
                           detect_only=frozenset(args.detect_only), fail=FailMode(args.fail or "open"),
-                          resets=not args.no_resets)
+                          resets=not args.no_resets, dns_block=DnsBlockConfig.parse(args.dns_block_answer))
     if args.stats_every <= 0:
         raise ConfigError("--stats-every", "must be positive")
     cli_depth = getattr(args, "cli_depth", None)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, load_bundle_inspector, load_inspector
+from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.exclusions import Exclusions
 from inspection.policy.verdict import CATEGORY_PREFIX, FailMode, PolicyConfig
 
@@ -72,6 +73,7 @@ class NetSettings:
     detect_only: tuple[str, ...]
     enforce: tuple[str, ...] = ()           # narrower classes in block mode under a detect-only broader one
     exclusions: Exclusions = Exclusions()
+    dns_block_answer: tuple[str, ...] = ()   # `[inspection] dns_block_answer`; () = not set there
 
 
 def net_settings(path: Path | str) -> NetSettings:
@@ -101,7 +103,7 @@ def net_settings(path: Path | str) -> NetSettings:
         raise ConfigError("--net-config", f"{path}: {e}") from None
     insp = net.inspection
     return NetSettings(insp.queues, FailMode(insp.fail_mode.value), insp.depth, tuple(classes), tuple(enforce),
-                       exclusions)
+                       exclusions, insp.dns_block_answer)
 
 
 def load_all(spec: "WorkerSpec") -> Loaded:
@@ -151,8 +153,10 @@ def reload_policy(spec: "WorkerSpec") -> tuple[PolicyConfig, Exclusions]:
     if spec.queue >= 0 and not first <= spec.queue <= last or net.fail is not spec.policy.fail:
         raise SourceLoadError(f"{spec.net_config}: queues or fail_mode changed: restart `utm run` to take them")
     depth = spec.cli_depth if spec.cli_depth is not None else net.depth
+    # the file's block address when it names one (re-read at each reload), else the command line's
+    dns = DnsBlockConfig.parse(list(net.dns_block_answer)) if net.dns_block_answer else spec.policy.dns_block
     return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)),
-                   enforce=frozenset(net.enforce)), net.exclusions
+                   enforce=frozenset(net.enforce), dns_block=dns), net.exclusions
 
 
 def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:

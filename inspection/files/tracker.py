@@ -214,7 +214,8 @@ class FileTracker:
         """Live path: close now every single-file body that `complete(tx_id, direction)` says is
         whole by its framing (Content-Length, last chunk), rather than when the next message or
         the flow's end confirms it; returns (outputs, the records just judged). Multipart
-        bodies are left to their own boundaries. `snapshot(tx_id)` gives the transaction as it
+        bodies are left to their own boundaries (their files closed by a boundary go out
+        here too, as files closed by the connection's close do). `snapshot(tx_id)` gives the transaction as it
         stands (not logged yet), so the file's event need not wait for it."""
         out: list[FileEvent | Anomaly] = []
         judged: list[FileRecord] = []
@@ -229,6 +230,16 @@ class FileTracker:
                 out.append(FileEvent(rec, tx))
             else:
                 self._closed(rec, out)
+        if snapshot is not None and self._waiting:
+            # files that closed by their own end (a part's boundary, a body ended by the
+            # connection's close) but wait for their transaction to be logged: judged already,
+            # their event goes out now, with the transaction as it stands
+            for tx_id in list(self._waiting):
+                tx = snapshot(tx_id)
+                if tx is not None:
+                    for rec in self._waiting.pop(tx_id):
+                        judged.append(rec)
+                        out.append(FileEvent(rec, tx))
         return out, judged
 
     def release(self) -> list[FileEvent | Anomaly]:

@@ -22,11 +22,12 @@ from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
-from inspection.model import IPPROTO_TCP, Direction
+from inspection.model import IPPROTO_TCP, TH_FIN, TH_RST, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
 from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
-from inspection.policy.blockpage import block_page, block_page_frames
+from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
+from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
 from inspection.policy.urlcat import CategoryHit
@@ -84,6 +85,9 @@ class LiveCounters:
     reloads: int = 0
     reload_errors: int = 0
     block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
+    page_closes_acked: int = 0       # clients' FINs after a block page, acknowledged
+    dns_answers_sent: int = 0        # queries for blocked names answered with the block address
+    dns_answer_errors: int = 0       # such queries that could not be answered (passed as without it)
     files_blocked: int = 0           # malicious files whose completing packet was dropped
     files_judged_live: int = 0       # files closed and judged at the packet that completed them
     hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
@@ -126,7 +130,7 @@ def allowed(hit: object) -> object:
     return AllowedHit(hit)
 
 
-_FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE)
+_FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE, Reason.PAGE_CLOSED)
 
 
 class LiveStats:
@@ -163,6 +167,10 @@ class LiveWorker:
         self._early = False                      # alerts being raised are HTTP request category hits
         self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
         self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
+        self._qp: QueuedPacket | None = None     # the packet at hand
+        self._dns_pending: tuple[int, bytes] | None = None   # (port, frame) answering its DNS query
+        self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
+        self._fileinfos = 0                      # fileinfo events of packets' own flows (judged files)
         # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
         # released before them must reach the client first, or its reset would be out of window
         self._out: list[tuple[int, bytes]] = []
@@ -184,11 +192,17 @@ class LiveWorker:
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
                     and self._seen_request(ev.flow.flow_id, hit.record):
                 return   # raised already when the request's head (the client hello) arrived
+            dns_answer = False
             if isinstance(hit, CategoryHit) and hit.blocked and isinstance(hit.record, DnsMessage):
-                # a DNS query for a blocked name is answered: the connection that follows gets the
-                # block page (HTTP) or the resets (TLS); dropping the query would only look like an outage
-                hit = ev.body = dataclasses.replace(hit, blocked=False)
+                # with --dns-block-answer the box answers the query itself (the block page's
+                # address); else it passes: the connection that follows gets the block page (HTTP)
+                # or the resets (TLS), and dropping the query would only look like an outage
+                dns_answer = self._dns_answer(ev.flow)
+                if not dns_answer:
+                    hit = ev.body = dataclasses.replace(hit, blocked=False)
             view = hit_view(hit, self._early)
+            if dns_answer:
+                view = dataclasses.replace(view, dns_answer=True)
             why = self.exclusions.check(hit, ev.flow, view.blocking)
             if why is not None:   # never enforced, still logged: `action: allowed`, `excluded: why`
                 ev.body = ExcludedHit(hit, why)
@@ -198,11 +212,14 @@ class LiveWorker:
                 view = dataclasses.replace(view, blocking=False)
             elif view.blocking and view.http_request and self._page is None:
                 self._page = hit   # type: ignore[assignment]
+            elif view.blocking and view.dns_answer:
+                self._dns_frame = self._dns_pending
             if view.blocking and self._block_t is None:
                 self._block_t = time.perf_counter()
             self._hits.append((ev.flow, view))
         elif et == "fileinfo" and ev.flow is not None and ev.flow is self.engine.flow:
             f = ev.body.file   # type: ignore[attr-defined]
+            self._fileinfos += 1
             if f.verdict.kind is VerdictKind.MALICIOUS:
                 self._bad_files.append(FileBlockHit(f, f.direction, ev.body.record))   # type: ignore[attr-defined]
         elif et == "flow" and ev.flow is not None:
@@ -210,6 +227,22 @@ class LiveWorker:
             self._ends.pop(ev.flow.flow_id, None)
             self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
+
+    def _dns_answer(self, flow: Flow | None) -> bool:
+        """Can the box answer the query at hand (--dns-block-answer on, a UDP query it can parse)?
+        The frame is built now: a query it cannot answer passes as without the option."""
+        cfg = self.policy.cfg.dns_block
+        qp = self._qp
+        self._dns_pending = None
+        if cfg is None or qp is None or flow is None or flow.proto == IPPROTO_TCP or len(qp.hwaddr) != 6:
+            return False
+        try:
+            frame = dns_answer_frame(qp.payload, qp.hwaddr, PLACEHOLDER_MAC, cfg)
+        except DnsAnswerError:
+            self.counters.dns_answer_errors += 1
+            return False
+        self._dns_pending = (qp.physin, frame)
+        return True
 
     def _seen_request(self, flow_id: int, record: object) -> bool:
         seen = self._requests.get(flow_id)
@@ -250,7 +283,8 @@ class LiveWorker:
         for tx in heads(Direction.TO_SERVER):
             if tx.tx_id in seen:
                 continue
-            _, hits = self.engine.urlcat.record(tx.record())   # type: ignore[union-attr]
+            # not counted here: the counters count the transaction once, when it is logged
+            _, hits = self.engine.urlcat.record(tx.record(), count=False)   # type: ignore[union-attr]
             seen[tx.tx_id] = hits[0] if hits else None
             if hits:
                 self._early = True
@@ -313,6 +347,7 @@ class LiveWorker:
         self._hits.clear()
         self._bad_files.clear()
         self._page = None
+        self._qp, self._dns_frame = qp, None
         t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
@@ -320,10 +355,16 @@ class LiveWorker:
             if flow is not None and flow.app is not None and flow.proto == IPPROTO_TCP:
                 if engine.urlcat is not None and engine.urlcat.db is not None:
                     self._early_categories(flow)
-                judged = engine.judge_complete_files(flow)
+                judged = len(engine.judge_complete_files(flow))
+                n = self._fileinfos
+                if engine.end_at_fin(flow):
+                    # a body delimited by the close ends with this packet's FIN: judged while the FIN
+                    # is held; its file goes out with its transaction, or now if that is not logged yet
+                    engine.judge_complete_files(flow)
+                    judged += self._fileinfos - n
                 if judged:   # this packet completed a file: it was held while the file was judged
                     us = int((time.perf_counter() - t0) * 1e6)
-                    c.files_judged_live += len(judged)
+                    c.files_judged_live += judged
                     c.hold_us_total += us
                     c.hold_us_max = max(c.hold_us_max, us)
                 if self._bad_files:
@@ -344,7 +385,8 @@ class LiveWorker:
             facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
-                              file_in_transit=judging)
+                              file_in_transit=judging,
+                              client_close=self.policy.is_paged(flow.flow_id) and self._client_close(flow))
             self._learn(flow, qp)
         hits = [h for f, h in self._hits if f is None or f is flow]
         bypassed = self.policy.counters.bypassed_flows
@@ -355,9 +397,18 @@ class LiveWorker:
         if d.reason is Reason.BLOCKED_FILE:
             c.files_blocked += 1
         if d.block_page and flow is not None and self._page is not None:
-            self._block_page(flow, qp, self._page)
+            if self._block_page(flow, qp, self._page):
+                # dropped without the block mark: the flow stays visible until the client's FIN
+                # (answered below, `close_ack`), which then blocks it in the kernel
+                return VerdictMsg(qp.packet_id, Verdict.DROP)
+            self.policy.page_failed(flow.flow_id)
         elif d.reset and flow is not None:
             self._reset(flow, qp)
+        elif d.close_ack and flow is not None:
+            self._close_ack(flow, qp)
+        elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
+            self._out.append(self._dns_frame)
+            c.dns_answers_sent += 1
         if d.action is Action.BYPASS:
             c.bytes_bypassed_marked += size
         if not d.accepted and d.mark is not None and d.reason in _FIRST_BLOCK:
@@ -416,14 +467,34 @@ class LiveWorker:
         except OSError:
             c.reset_errors += 1
 
-    def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> None:
-        """The page to the client as the server's answer (with FIN), a RST to the server."""
+    def _client_close(self, flow: Flow) -> bool:
+        pkt = self.engine._cur
+        return bool(pkt is not None and pkt.l4_ok and pkt.tcp_flags & (TH_FIN | TH_RST)
+                    and flow.direction_of(pkt) is Direction.TO_SERVER)
+
+    def _close_ack(self, flow: Flow, qp: QueuedPacket) -> None:
+        """The client closed after the block page: its FIN is acknowledged as by the server."""
+        pkt = self.engine._cur
+        if self.sender is None or pkt is None or not pkt.tcp_flags & TH_FIN or len(qp.hwaddr) != 6:
+            return   # a RST needs no answer
+        server = (self._ends.get(flow.flow_id) or [None, None])[1]
+        try:
+            frame = close_ack_frame(qp.payload, qp.hwaddr, server[0] if server is not None else PLACEHOLDER_MAC)
+        except ResetError:
+            self.counters.reset_errors += 1
+            return
+        self._out.append((qp.physin, frame))
+        self.counters.page_closes_acked += 1
+
+    def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> bool:
+        """The page to the client as the server's answer (with FIN), a RST to the server.
+        False if the page could not be sent."""
         c = self.counters
         ends = self._ends.get(flow.flow_id) or [None, None]
         client, server = ends[0], ends[1]
         if self.sender is None or client is None:
             c.reset_errors += 1
-            return
+            return False
         host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
         cat = hit.category
         page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
@@ -432,7 +503,7 @@ class LiveWorker:
             to_client, to_server = block_page_frames(qp.payload, client[0], server_mac, page)
         except (ResetError, ValueError):
             c.reset_errors += 1
-            return
+            return False
         try:
             self._out.append((qp.physin or client[1], to_client))
             c.block_pages_sent += 1
@@ -444,6 +515,7 @@ class LiveWorker:
                 c.reset_errors += 1
         except OSError:
             c.reset_errors += 1
+        return True
 
     # -- reload and stats ----------------------------------------------------------------------
     def swap_inspector(self, inspector: "RuleInspector | None") -> None:
@@ -464,7 +536,9 @@ class LiveWorker:
                                                                       for k, v in pc.by_reason.items()}},
             "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(),
             "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
-            "block_pages_sent": c.block_pages_sent, "files_blocked": c.files_blocked,
+            "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked,
+            "dns_answers_sent": c.dns_answers_sent, "dns_answer_errors": c.dns_answer_errors,
+            "files_blocked": c.files_blocked,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
             "blocks_timed": c.blocks_timed,

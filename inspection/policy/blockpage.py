@@ -4,7 +4,8 @@ The request that named a blocked site is dropped; the client gets, as if from
 the server, one segment carrying a small ``403`` page (Japanese and English,
 naming the category and the host) with FIN set, at the sequence number it
 expects (the dropped request's acknowledgement number) and acknowledging the
-request; the server gets a RST at the request's sequence number. The page fits
+request; the server gets a RST at the request's sequence number. When the client
+closes in turn, its FIN is acknowledged (`close_ack_frame`) so its socket is done. The page fits
 one segment on a 1500-byte link for IPv4 and IPv6 (`MAX_PAGE`), so no
 segmentation or retransmission is needed: a lost page ends as a connection
 the client times out, never as traffic that reaches the site.
@@ -60,3 +61,18 @@ def block_page_frames(request: bytes, client_mac: bytes, server_mac: bytes, page
                                                            TH_RST))
     return (receiver_mac_to(client_mac, server_mac, ethertype) + to_client,
             receiver_mac_to(server_mac, client_mac, ethertype) + to_server)
+
+
+def close_ack_frame(fin: bytes, client_mac: bytes, server_mac: bytes) -> bytes:
+    """The frame to the client acknowledging its FIN `fin` (an IP packet as NFQUEUE delivered
+    it), as if from the server: after the page (which carried the server's FIN) this closes
+    the client's socket at once instead of leaving its FIN to be retransmitted."""
+    t = parse_tcp(fin)
+    if len(client_mac) != 6 or len(server_mac) != 6:
+        raise ResetError("MAC addresses must be 6 bytes")
+    if not t.flags & TH_FIN or not t.flags & TH_ACK:
+        raise ResetError("not a FIN with an acknowledgement number")
+    ethertype = ETH_IPV4 if t.version == 4 else ETH_IPV6
+    ack = _ip(t.version, t.dst, t.src, _tcp_segment(t.version, t.dst, t.src, t.dport, t.sport, t.ack,
+                                                     t.seq + t.payload_len + 1, TH_ACK, window=8192))
+    return receiver_mac_to(client_mac, server_mac, ethertype) + ack

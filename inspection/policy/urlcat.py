@@ -77,10 +77,13 @@ class UrlCategorizer:
         self.apps = apps
         self.counters = UrlCatCounters()
 
-    def record(self, rec: object) -> tuple[dict | None, list[CategoryHit]]:
-        """(fields to add to the transaction's event, alerts to raise) for one HTTP/TLS/DNS record."""
+    def record(self, rec: object, *, count: bool = True) -> tuple[dict | None, list[CategoryHit]]:
+        """(fields to add to the transaction's event, alerts to raise) for one HTTP/TLS/DNS record.
+
+        ``count=False``: a look-up ahead of the logged transaction (the live path checks an
+        HTTP request at its head); the counters count the transaction once, when it is logged."""
         if isinstance(rec, HttpTransaction):
-            return self._http(rec)
+            return self._http(rec, count)
         if isinstance(rec, TlsRecord):
             if not rec.sni and self.apps is None:
                 return None, []
@@ -90,7 +93,7 @@ class UrlCategorizer:
             return self._dns(rec)
         return None, []
 
-    def _http(self, tx: HttpTransaction) -> tuple[dict | None, list[CategoryHit]]:
+    def _http(self, tx: HttpTransaction, count: bool = True) -> tuple[dict | None, list[CategoryHit]]:
         host, path = tx.host, tx.uri
         if path is not None and not path.startswith("/"):
             h2, p2 = split_url(path)           # absolute-form target (proxy request)
@@ -99,7 +102,7 @@ class UrlCategorizer:
         if not host:
             return None, []
         app = self.apps.by_host(host) if self.apps is not None else None
-        return self._fields(host, path, app, tx)
+        return self._fields(host, path, app, tx, count=count)
 
     def _dns(self, msg: DnsMessage) -> tuple[dict | None, list[CategoryHit]]:
         names: list[str] = []
@@ -125,10 +128,10 @@ class UrlCategorizer:
         return out or None, hits
 
     def _fields(self, host: str | None, path: str | None, app: App | None, rec: object, *,
-                alerts: bool = True) -> tuple[dict | None, list[CategoryHit]]:
+                alerts: bool = True, count: bool = True) -> tuple[dict | None, list[CategoryHit]]:
         out: dict = {}
         hits: list[CategoryHit] = []
-        c = self.counters
+        c = self.counters if count else UrlCatCounters()
         if host and self.db is not None:
             c.lookups += 1
             cats = self.db.lookup(host, path)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from inspection.errors import ConfigError
+from inspection.policy.dnsblock import DnsBlockConfig
 
 ALL_CLASSES = "*"   # detect-only for every threat class
 RULES_CLASS = "rules"        # detect-only for every signature rule
@@ -45,6 +46,8 @@ class Reason(enum.Enum):
     BLOCKED_FLOW = "blocked_flow"       # an earlier packet of the flow was blocked
     BLOCKED_CATEGORY = "blocked_category"   # a blocked URL category (block page on HTTP, resets otherwise)
     BLOCKED_FILE = "blocked_file"       # this packet would complete a malicious file: held for good
+    PAGE_CLOSED = "page_closed"         # the client closed after the block page: its FIN is answered
+    DNS_ANSWERED = "dns_answered"       # a query for a blocked name: dropped, answered by the box
     TLS_ENCRYPTED = "tls_encrypted"     # handshake seen both ways: the rest is ciphertext
     DEPTH = "depth"                     # past the inspection depth with no file in transit
     NOT_TRACKED = "not_tracked"         # no flow (undecodable, ARP-like, non-IP): nothing to learn
@@ -61,6 +64,7 @@ class PolicyConfig:
     # classtypes and "category:NAME"s whose own mode is block while the broader class (every rule,
     # every category) is detect-only: the narrower mode wins (netconfig's [classtypes], modes.phishing)
     enforce: frozenset[str] = field(default_factory=frozenset)
+    dns_block: DnsBlockConfig | None = None   # answer queries for blocked names (off: they pass)
 
     def __post_init__(self) -> None:
         for name in ("bypass_mark", "block_mark"):
@@ -103,6 +107,7 @@ class FlowFacts:
     tls_handshake_done: bool
     file_in_transit: bool
     closed: bool = False
+    client_close: bool = False  # the packet is the client's FIN or RST
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,7 @@ class HitView:
     kind: HitKind = HitKind.RULE
     http_request: bool = False  # a category hit on an HTTP request: answered with the block page
     names: tuple[str, ...] = ()  # a category hit: the blocked categories of its target
+    dns_answer: bool = False    # a category hit on a DNS query the box answers (the flow goes on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,7 @@ class PacketDecision:
     mark: int | None = None     # the verdict's packet mark (None: leave it)
     reset: bool = False         # send TCP resets to both ends
     block_page: bool = False    # answer the client with the HTTP block page, reset the server
+    close_ack: bool = False     # acknowledge the client's FIN after the block page (as the server)
 
     @property
     def accepted(self) -> bool:
@@ -147,6 +154,10 @@ class FlowPolicy:
         self.counters = PolicyCounters()
         self._blocked: set[int] = set()
         self._bypassed: set[int] = set()
+        # flows answered with the block page whose client has not closed yet: not blocked in the
+        # kernel until then, so the worker sees the client's FIN and acknowledges it (else the
+        # client retransmits that FIN until its orphan timeout)
+        self._paged: set[int] = set()
 
     def allows(self, hit: HitView) -> bool:
         """True when this hit is logged with ``action: allowed`` (not blocking, or detect-only)."""
@@ -175,7 +186,16 @@ class FlowPolicy:
                 return PacketDecision(Action.DROP, _REASONS[blocking[0].kind])
             return PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
         fid = facts.flow_id
+        if blocking and all(h.dns_answer for h in blocking) and fid not in self._blocked:
+            # only this query is dropped: the next one on the same ports (the AAAA after the A,
+            # say) is judged on its own, so the flow is not blocked
+            return PacketDecision(Action.DROP, Reason.DNS_ANSWERED)
         if fid in self._blocked:
+            if fid in self._paged:
+                if facts.client_close:
+                    self._paged.discard(fid)
+                    return PacketDecision(Action.DROP, Reason.PAGE_CLOSED, cfg.block_mark, close_ack=True)
+                return PacketDecision(Action.DROP, Reason.BLOCKED_FLOW)
             return PacketDecision(Action.DROP, Reason.BLOCKED_FLOW, cfg.block_mark)
         if blocking:
             self._blocked.add(fid)
@@ -183,6 +203,8 @@ class FlowPolicy:
             self.counters.blocked_flows += 1
             first = blocking[0]
             page = facts.is_tcp and any(h.kind is HitKind.CATEGORY and h.http_request for h in blocking)
+            if page and cfg.resets:
+                self._paged.add(fid)
             return PacketDecision(Action.DROP, Reason.BLOCKED_CATEGORY if page else _REASONS[first.kind],
                                   cfg.block_mark, reset=cfg.resets and facts.is_tcp and not page,
                                   block_page=page and cfg.resets)
@@ -202,10 +224,19 @@ class FlowPolicy:
     def is_blocked(self, flow_id: int) -> bool:
         return flow_id in self._blocked
 
+    def is_paged(self, flow_id: int) -> bool:
+        """Blocked with the block page, the client's close still to come (see `_paged`)."""
+        return flow_id in self._paged
+
+    def page_failed(self, flow_id: int) -> None:
+        """The page could not be sent: the flow is blocked in the kernel like any other."""
+        self._paged.discard(flow_id)
+
     def forget(self, flow_id: int) -> None:
         """The flow ended in the engine: drop what was kept for it."""
         self._blocked.discard(flow_id)
         self._bypassed.discard(flow_id)
+        self._paged.discard(flow_id)
 
     @property
     def tracked(self) -> int:

@@ -41,16 +41,55 @@ def test_a_clean_download_arrives_byte_identical(box):
     ("utmtb-lan", "http://www.example.test/eicar.com", "-4"),
     ("utmtb-ssid1", "http://www.example.test/eicar.com", "-6"),     # IPv6 the same as IPv4
     ("utmtb-ssid2", "http://files.example.test/eicar.zip", "-4"),
+    ("utmtb-lan", "http://www.example.test/eicar-close.com", "-4"),      # no length: ends with the FIN
+    ("utmtb-ssid1", "http://www.example.test/eicar-close.com", "-6"),
+    ("utmtb-lan", "http://www.example.test/eicar-chunked.com", "-4"),    # chunked: ends with the last chunk
 ])
 def test_malicious_downloads_never_complete_and_alert(box, ns, url, fam):
     name = url.rsplit("/", 1)[1]
     f = lb.fetch(ns, url, fam, timeout=10)
-    assert f.exit in RESET_OR_SHORT and f.sha256 != hashlib.sha256(EICAR).hexdigest(), f
+    assert f.exit in RESET_OR_SHORT, f
+    if "-close" not in name and "-chunked" not in name:
+        assert f.sha256 != hashlib.sha256(EICAR).hexdigest(), f
+    # else: what the box holds is the server's FIN or the last (zero-size) chunk; when that came in
+    # a segment of its own the client holds every byte of the body, but the transfer ends in a
+    # reset instead of its proper end (docs/live.md, "Not done yet")
     evs = box.wait_for(lambda e: e.get("event_type") == "alert" and name in e["alert"]["signature"])
     hits = [a for a in lb.alerts(evs) if name in a["alert"]["signature"]]
     assert hits and {a["alert"]["action"] for a in hits} == {"blocked"}
     files = [e for e in evs if e.get("event_type") == "fileinfo" and e["fileinfo"]["filename"].endswith(name)]
     assert files and files[-1]["fileinfo"]["verdict"]["verdict"] == "malicious"
+
+
+@pytest.mark.parametrize("shape", ["close", "chunked"])
+def test_a_clean_download_without_a_length_arrives_byte_identical(box, shape):
+    # the server's FIN (close-delimited) or the last chunk is held while the file is judged,
+    # then released: the client gets all of it and a clean end
+    f = lb.fetch("utmtb-lan", f"http://www.example.test/clean-{shape}.bin", "-4")
+    assert (f.exit, f.status, f.size, f.sha256) == (0, 200, 10 * 1024 * 1024, clean_digest()), f
+    evs = box.wait_for(lambda e: e.get("event_type") == "fileinfo"
+                       and e["fileinfo"]["filename"].endswith(f"clean-{shape}.bin"))
+    [fi] = [e["fileinfo"] for e in evs if e.get("event_type") == "fileinfo"
+            and e["fileinfo"]["filename"].endswith(f"clean-{shape}.bin")]
+    assert (fi["verdict"]["verdict"], fi["state"], fi["size"]) == ("clean", "CLOSED", 10 * 1024 * 1024)
+
+
+def lingering(ns: str, port: str) -> list[str]:
+    """TCP sockets of `ns` towards `port` still closing (their FIN not acknowledged)."""
+    r = testbed.in_ns(ns, "ss", "-Htan", "state", "last-ack", "state", "fin-wait-1", "state", "closing",
+                      f"( dport = :{port} )", check=False)
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def test_the_block_page_closes_the_clients_connection_cleanly(box):
+    f = lb.fetch("utmtb-lan", "http://phish.example.test/login", "-4")
+    assert (f.exit, f.status) == (0, 403), f
+    # the client's FIN after the page is acknowledged by the box: no socket is left closing
+    # (before, it retransmitted its FIN until the orphan timeout). Bounded wait, then the check.
+    deadline = time.monotonic() + 3
+    while lingering("utmtb-lan", "80") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lingering("utmtb-lan", "80") == []
 
 
 def test_the_phishing_name_gets_the_block_page_over_http(box):
@@ -132,6 +171,29 @@ def test_detect_only_blocks_nothing_and_still_alerts(bed, box):
         assert not any(a["alert"]["action"] == "blocked" for a in lb.alerts(evs))
     finally:
         quiet.stop()
+
+
+def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
+    # the box answers queries for phish.example.test with www's address (a server beyond the
+    # bridge that accepts port 80): the request there names the blocked host and gets the page
+    box.stop()
+    folder, args = bed
+    www4, www6 = testbed.HOST_ADDRS["www.example.test"]
+    dnsbox = lb.LiveBox(folder / "eve-dns", [*args, "--dns-block-answer", f"{www4},{www6}"]).start()
+    try:
+        for fam, addr in (("-4", www4), ("-6", www6)):
+            r = testbed.in_ns("utmtb-lan", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w",
+                              "%{http_code} %{remote_ip}", fam, "http://phish.example.test/", check=False)
+            assert r.stdout.split() == ["403", addr], (fam, r.stdout, r.stderr)
+        f = lb.fetch("utmtb-lan", "http://www.example.test/", "-4")   # other names resolve as ever
+        assert (f.exit, f.status) == (0, 200)
+        evs = dnsbox.wait_for(lambda e: e.get("event_type") == "alert" and e.get("dns") is not None)
+        dns_alerts = [a for a in lb.alerts(evs) if a.get("dns") is not None]
+        assert dns_alerts and {a["alert"]["action"] for a in dns_alerts} == {"blocked"}
+        assert any(e.get("event_type") == "dns" and e["dns"].get("queries", [{}])[0].get("rrname")
+                   == "phish.example.test" for e in evs)
+    finally:
+        dnsbox.stop()
 
 
 def test_killing_utm_run_keeps_the_office_online(bed):

@@ -30,6 +30,8 @@ STEPS = [   # (device, what, url, curl options)
     ("utmtb-lan", "clean download (10 MB)", "http://www.example.test/clean.bin", ()),
     ("utmtb-ssid1", "EICAR download", "http://www.example.test/eicar.com", ()),
     ("utmtb-ssid2", "zipped EICAR (IPv4)", "http://files.example.test/eicar.zip", ("-4",)),
+    ("utmtb-lan", "EICAR, no length (FIN ends)", "http://www.example.test/eicar-close.com", ()),
+    ("utmtb-ssid2", "EICAR, chunked", "http://www.example.test/eicar-chunked.com", ()),
     ("utmtb-lan", "phishing visit (HTTP)", "http://phish.example.test/", ()),
     ("utmtb-ssid1", "phishing visit (HTTPS)", "https://phish.example.test/", ()),
     ("utmtb-lan", "document download", "http://files.example.test/macro.docm", ()),

@@ -8,7 +8,8 @@ and measures
   (reset or block page) handed to the kernel, over EICAR downloads, phishing visits
   over HTTP and HTTPS (the worker's `block_us_*` counters), plus what the client sees
   (curl's total time for the stopped request, connection set-up included);
-- the hold of a clean 10 MB file's last segment: the worker's time on the packet that
+- the hold of a clean 10 MB file's last segment (with a length, without one: the
+  server's FIN is held, and chunked: the last chunk is held): the worker's time on the packet that
   completed the file (hashing the last bytes, scanning the whole file with the hash
   list and YARA rule, the verdict), i.e. the extra latency of that one segment
   (`file_hold_us_*`), and the download time next to the same download with
@@ -44,11 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             testbed.up()
             args = lb.make_judges(Path(tmp))
             results: dict[str, list[float]] = {}
-            for label, extra in (("scanned", args), ("blocks", args), ("categories only", args[:2])):
-                box = lb.LiveBox(Path(tmp) / label.replace(" ", "-"), extra).start()
+            for label, extra in (("scanned", args), ("scanned, no length", args), ("scanned, chunked", args),
+                                 ("blocks", args), ("categories only", args[:2])):
+                box = lb.LiveBox(Path(tmp) / label.replace(" ", "-").replace(",", ""), extra).start()
+                name = {"scanned, no length": "clean-close.bin", "scanned, chunked": "clean-chunked.bin"}.get(
+                    label, "clean.bin")
                 try:
                     for _ in range(a.runs if label != "blocks" else 0):
-                        f = lb.fetch("utmtb-lan", "http://www.example.test/clean.bin", "-4")
+                        f = lb.fetch("utmtb-lan", f"http://www.example.test/{name}", "-4")
                         assert f.exit == 0 and f.size == 10 * 1024 * 1024, f
                         results.setdefault(f"clean 10 MB download ({label})", []).append(f.seconds)
                     if label == "blocks":
@@ -61,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     box.stop()
                 live = _live(box)
-                if label == "scanned":
+                if label.startswith("scanned"):
                     n = max(1, live["files_judged_live"])
-                    print(f"held last segment of a clean 10 MB file: mean {live['file_hold_us_total'] / n / 1000:.1f} ms, "
+                    print(f"held last segment of a clean 10 MB file ({label}): "
+                          f"mean {live['file_hold_us_total'] / n / 1000:.1f} ms, "
                           f"max {live['file_hold_us_max'] / 1000:.1f} ms over {live['files_judged_live']} files")
                 if label == "blocks":
                     b = max(1, live["blocks_timed"])

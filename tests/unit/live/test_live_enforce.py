@@ -6,10 +6,11 @@ import hashlib
 import io
 import json
 import random
+import struct
 
 import pytest
 
-from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation
+from firmware.bench.frames import ACK, CLIENT_MAC, FIN, SERVER_MAC, TcpConversation, tcp_packet
 from firmware.bench.synth import tls_client_hello
 from firmware.cli.scan import load_sources
 from inspection.config import ChecksumMode, EngineConfig
@@ -19,6 +20,7 @@ from inspection.files.scanner_stream import StreamScanner
 from inspection.io.live import FakeSender, LiveWorker
 from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.output.eve import EveWriter
+from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.tcpreset import parse_tcp
 from inspection.policy.urlcat import UrlCategorizer
 from inspection.policy.verdict import FlowPolicy, HitKind, PolicyConfig
@@ -102,8 +104,9 @@ def test_a_blocked_category_over_http_gets_the_block_page(judges):
     w, q, sender, evs = make(judges, packets=pkts)
     req = next(p for p in pkts if b"GET /f" in p.payload)
     by_id = {v.packet_id: v for v in q.sent}
-    assert by_id[req.packet_id].verdict is Verdict.REPEAT
-    assert all(v.verdict is Verdict.DROP for i, v in by_id.items() if i > req.packet_id)
+    # dropped, not yet blocked in the kernel: the client's FIN after the page must still come here
+    assert by_id[req.packet_id].verdict is Verdict.DROP and by_id[req.packet_id].mark is None
+    assert all(v.verdict is Verdict.DROP and v.mark is None for i, v in by_id.items() if i > req.packet_id)
     (ifc, to_client), (ifs, to_server) = sender.frames
     assert (ifc, to_client[:6], ifs, to_server[:6]) == (CLI_PORT, CLIENT_MAC, SRV_PORT, SERVER_MAC)
     r, page = parse_tcp(to_client[14:]), to_client[14 + 40:]
@@ -188,3 +191,194 @@ def test_a_definitions_package_needs_a_trusted_key(capsys, tmp_path):
     assert main(["run", "-l", str(tmp_path), "--definitions", str(tmp_path / "defs.pkg"),
                  "--trusted-key", str(tmp_path / "nokey.pem")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("host,blocked", [("phish.example.test", 1), ("www.example.test", 0)])
+def test_category_counters_count_a_request_once(judges, host, blocked):
+    # the live path looks the request up at its head and again when its transaction is logged:
+    # the counters must say one look-up, as `utm inspect` does
+    pkts = download(b"<html>login</html>", host=host)
+    w, _, _, _ = make(judges, packets=pkts)
+    w.engine.finish()
+    c = w.engine.urlcat.counters
+    assert (c.lookups, c.blocked, c.by_category.get("phishing", 0)) == (1, blocked, blocked)
+
+
+def close_delimited(body: bytes, fin_with_data: bool, port=40300):
+    """HTTP/1.0-style download: no length, not chunked, the body ends with the server's FIN."""
+    c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body, from_client=False))
+    if fin_with_data:   # the FIN rides on the last data segment (a write then close)
+        last = max(i for i, (_, f) in enumerate(frames) if f[6:12] == SERVER_MAC and len(f) > 54)
+        ts, f = frames[last]
+        frames[last] = (ts, _with_fin(f))
+        frames += list(c.close(from_client=False))[1:]
+    else:
+        frames += list(c.close(from_client=False))
+    return queued(frames)
+
+
+def _with_fin(frame: bytes) -> bytes:
+    """The same IPv4 TCP frame with FIN set (checksums are not validated on the live path)."""
+    ihl = (frame[14] & 0x0F) * 4
+    off = 14 + ihl + 13
+    return frame[:off] + bytes([frame[off] | 0x01]) + frame[off + 1:]
+
+
+def server_fin_id(pkts):
+    return min(p.packet_id for p in pkts if p.physin == SRV_PORT and parse_tcp(p.payload).flags & 0x01)
+
+
+@pytest.mark.parametrize("fin_with_data", [False, True])
+def test_a_malicious_close_delimited_file_is_judged_at_the_servers_fin_which_is_dropped(judges, fin_with_data):
+    pkts = close_delimited(EICAR, fin_with_data)
+    w, q, sender, evs = make(judges, packets=pkts)
+    fin = server_fin_id(pkts)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[fin].verdict is Verdict.REPEAT and by_id[fin].mark == 0x2
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < fin)
+    assert sorted(ifx for ifx, _ in sender.frames) == [CLI_PORT, SRV_PORT]
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(a["action"], a["category"]) for a in alerts] == [("blocked", "malware")]
+    assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == ["malicious"]
+    assert w.counters.files_blocked == 1 and w.counters.files_judged_live == 1
+
+
+def test_a_clean_close_delimited_file_releases_the_fin(judges):
+    pkts = close_delimited(random.Random(5).randbytes(9000), False)
+    w, q, sender, evs = make(judges, packets=pkts)
+    assert all(v.verdict is Verdict.ACCEPT for v in q.sent) and not sender.frames
+    assert w.counters.files_judged_live == 1
+    [fi] = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert (fi["verdict"]["verdict"], fi["state"], fi["size"]) == ("clean", "CLOSED", 9000)
+
+
+def test_a_malicious_chunked_file_is_held_at_the_segment_with_the_last_chunk(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40400, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          + b"%x\r\n" % len(EICAR) + EICAR + b"\r\n", from_client=False))
+    frames += list(c.send(b"0\r\n\r\n", from_client=False))   # the last chunk in a segment of its own
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, packets=pkts)
+    last = last_data_id(pkts)
+    assert pkts[last - 1].payload.endswith(b"0\r\n\r\n")
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[last].verdict is Verdict.REPEAT
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    assert w.counters.files_blocked == 1
+
+
+def multipart_upload(file_body: bytes):
+    b = b"----utmboundary"
+    body = (b"--" + b + b'\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+            + b"--" + b + b'\r\nContent-Disposition: form-data; name="f"; filename="e.com"\r\n'
+            + b"Content-Type: application/octet-stream\r\n\r\n" + file_body + b"\r\n--" + b + b"--\r\n")
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40500, 80)
+    frames = list(c.handshake())
+    frames += list(c.send(b"POST /up HTTP/1.1\r\nHost: www.example.test\r\nContent-Type: multipart/form-data; "
+                          b"boundary=" + b + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:-30]))
+    frames += list(c.send(body[-30:]))   # the closing boundary in a segment of its own
+    return queued(frames)
+
+
+@pytest.mark.parametrize("malicious", [True, False])
+def test_a_multipart_upload_is_held_at_the_segment_that_ends_its_file_part(judges, malicious):
+    pkts = multipart_upload(EICAR if malicious else b"harmless content " * 50)
+    w, q, sender, evs = make(judges, packets=pkts)
+    last = max(p.packet_id for p in pkts if parse_tcp(p.payload).payload_len and p.physin == CLI_PORT)
+    by_id = {v.packet_id: v for v in q.sent}
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    assert by_id[last].verdict is (Verdict.REPEAT if malicious else Verdict.ACCEPT)
+    files = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert [(f["filename"], f["verdict"]["verdict"]) for f in files] == [
+        ("e.com", "malicious" if malicious else "clean")]
+    assert w.counters.files_judged_live == 1 and w.counters.files_blocked == malicious
+    assert sorted(ifx for ifx, _ in sender.frames) == ([CLI_PORT, SRV_PORT] if malicious else [])
+
+
+def test_after_the_block_page_the_clients_fin_is_acknowledged_and_the_flow_blocked_in_the_kernel(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40600, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET / HTTP/1.1\r\nHost: phish.example.test\r\n\r\n"))
+    pkts = queued(frames)
+    w, q, sender, _ = make(judges, packets=pkts)
+    page = parse_tcp(sender.frames[0][1][14:])
+    # the client read the page and its FIN, and closes in turn: ACK of the page, then its FIN
+    page_end = page.seq + page.payload_len + 1
+    req = parse_tcp(next(p for p in pkts if b"GET /" in p.payload).payload)
+    client_seq = req.seq + req.payload_len
+    ack = tcp_packet("192.0.2.10", "192.0.2.20", 40600, 80, client_seq, page_end, ACK, src_mac=CLIENT_MAC,
+                     dst_mac=SERVER_MAC)
+    fin = tcp_packet("192.0.2.10", "192.0.2.20", 40600, 80, client_seq, page_end, FIN | ACK, src_mac=CLIENT_MAC,
+                     dst_mac=SERVER_MAC)
+    more = queued([(0.0, ack), (0.0, fin)], start_id=100)
+    q.pending = list(more)
+    while w.run_once(0):
+        pass
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[100].verdict is Verdict.DROP and by_id[100].mark is None   # the flow stays visible
+    assert by_id[101].verdict is Verdict.REPEAT and by_id[101].mark == 0x2  # now blocked in the kernel
+    ifx, frame = sender.frames[-1]
+    a = parse_tcp(frame[14:])
+    assert (ifx, frame[:6], frame[6:12]) == (CLI_PORT, CLIENT_MAC, SERVER_MAC)
+    assert (a.seq, a.ack, a.flags) == (page_end, client_seq + 1, 0x10)   # ACK of the client's FIN
+    assert w.counters.page_closes_acked == 1 and len(sender.frames) == 3
+
+
+def dns_queries(*queries):
+    from firmware.bench.frames import udp_packet
+    from firmware.bench.synth import dns_query
+    return queued([(0.0, udp_packet("192.0.2.10", "192.0.2.53", 40700, 53, dns_query(i + 1, name, qtype)))
+                   for i, (name, qtype) in enumerate(queries)])
+
+
+DNS_CFG = PolicyConfig(dns_block=DnsBlockConfig("198.51.100.7"))
+
+
+def test_with_dns_block_answers_a_blocked_name_is_answered_by_the_box(judges):
+    pkts = dns_queries(("phish.example.test", 1), ("phish.example.test", 28), ("www.example.test", 1))
+    w, q, sender, evs = make(judges, DNS_CFG, pkts)
+    v = [(m.verdict, m.mark) for m in q.sent]
+    # each query for the blocked name is dropped (not the flow: the AAAA on the same ports still
+    # comes here and is answered too); the allowed name goes to the resolver
+    assert v == [(Verdict.DROP, None), (Verdict.DROP, None), (Verdict.ACCEPT, None)]
+    assert [ifx for ifx, _ in sender.frames] == [CLI_PORT, CLI_PORT]
+    a, aaaa = (f[14 + 28:] for _, f in sender.frames)
+    assert a.endswith(bytes([198, 51, 100, 7])) and a[:2] == b"\x00\x01"
+    assert struct.unpack_from("!H", aaaa, 6)[0] == 0 and aaaa[:2] == b"\x00\x02"   # NODATA: no IPv6 address set
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")] * 2
+    assert [e["dns"]["queries"][0]["rrname"] for e in evs if e["event_type"] == "dns"][:2] == ["phish.example.test"] * 2
+    assert w.counters.dns_answers_sent == 2 and w.policy.counters.by_reason["dns_answered"] == 2
+
+
+def test_without_dns_block_answers_the_query_passes_and_the_alert_says_allowed(judges):
+    w, q, sender, evs = make(judges, PolicyConfig(), dns_queries(("phish.example.test", 1)))
+    assert [m.verdict for m in q.sent] == [Verdict.ACCEPT] and not sender.frames
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]
+
+
+def test_dns_block_answers_follow_detect_only_category(judges):
+    cfg = PolicyConfig(dns_block=DnsBlockConfig("198.51.100.7"), detect_only=frozenset({"category"}))
+    w, q, sender, evs = make(judges, cfg, dns_queries(("phish.example.test", 1)))
+    assert [m.verdict for m in q.sent] == [Verdict.ACCEPT] and not sender.frames
+    assert [e["alert"]["action"] for e in evs if e["event_type"] == "alert"] == ["allowed"]
+
+
+@pytest.mark.parametrize("body", [EICAR, random.Random(3).randbytes(20000)])
+def test_a_length_framed_body_whose_last_segment_carries_the_fin_is_judged_there_once(judges, body):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40800, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body, from_client=False))
+    last = max(i for i, (_, f) in enumerate(frames) if f[6:12] == SERVER_MAC and len(f) > 54)
+    frames[last] = (frames[last][0], _with_fin(frames[last][1]))
+    frames += list(c.close(from_client=False))[1:]
+    pkts = queued(frames)
+    w, q, _, evs = make(judges, packets=pkts)
+    malicious = body == EICAR
+    assert {v.packet_id: v.verdict for v in q.sent}[server_fin_id(pkts)] is (
+        Verdict.REPEAT if malicious else Verdict.ACCEPT)
+    assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == [
+        "malicious" if malicious else "clean"]
+    assert w.counters.files_judged_live == 1 and w.counters.hold_us_max > 0

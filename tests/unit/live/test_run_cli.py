@@ -19,6 +19,8 @@ from firmware.cli.run import PIDFILE
     (["--depth", "lots"], "--depth"),
     (["--set", "no.such.key=1"], "unknown setting"),
     (["-S", "/nonexistent/x.rules"], "no such rule file"),
+    (["--dns-block-answer", "blockpage.example"], "--dns-block-answer"),
+    (["--dns-block-answer", "192.0.2.1", "--dns-block-answer", "192.0.2.2"], "one IPv4 address"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, msg, capsys, tmp_path):
     assert main(["run", "-l", str(tmp_path), *args]) == 2
@@ -93,3 +95,26 @@ def test_run_refuses_options_that_disagree_with_the_network_config(tmp_path):
     args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(half)])
     from_net_config(args)
     assert args.detect_only == ["category:phishing"]
+
+
+def test_the_dns_block_address_comes_from_the_network_config_and_a_reload_rereads_it(tmp_path):
+    from dataclasses import replace
+
+    from firmware.cli.main import build_parser
+    from firmware.cli.run import build_spec, from_net_config
+    from firmware.live.sources import reload_policy
+    from inspection.errors import ConfigError
+    f = _net_config(tmp_path, 'dns_block_answer = ["198.51.100.7"]\n')
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(f)])
+    from_net_config(args)
+    spec = replace(build_spec(args), queue=4)   # the worker of queue 4
+    assert (spec.policy.dns_block.v4, spec.policy.dns_block.v6) == ("198.51.100.7", None)
+    f.write_text(f.read_text().replace("198.51.100.7", "198.51.100.8"))
+    assert reload_policy(spec)[0].dns_block.v4 == "198.51.100.8"
+    f.write_text(f.read_text().replace('dns_block_answer = ["198.51.100.8"]\n', ""))
+    assert reload_policy(replace(spec, policy=replace(spec.policy, dns_block=None)))[0].dns_block is None
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config",
+                                      str(_net_config(tmp_path, 'dns_block_answer = ["198.51.100.7"]\n')),
+                                      "--dns-block-answer", "198.51.100.9"])
+    with pytest.raises(ConfigError):
+        from_net_config(args)

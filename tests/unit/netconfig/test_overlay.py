@@ -144,3 +144,9 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
                                        max_size=4), max_size=4))
 def test_render_reads_back_as_the_same_document(d):
     assert tomllib.loads(render(d)) == d
+
+
+def test_the_dns_block_address_survives_the_merge():
+    text = BASE.replace('queue = 3\n', 'queue = 3\ndns_block_answer = ["198.51.100.7", "2001:db8::7"]\n')
+    m = merge(doc(text), Overlay(isolated=("02:00:00:00:00:0b",)))
+    assert schema.loads(m.text).inspection.dns_block_answer == ("198.51.100.7", "2001:db8::7")

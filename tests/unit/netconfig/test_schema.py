@@ -67,6 +67,9 @@ def test_full_config():
     (BASE + "[inspection]\nqueue = 65535\nworkers = 2\n", "inspection.workers"),
     (BASE + "[inspection]\nfail_mode = \"maybe\"\n", "inspection.fail_mode"),
     (BASE + "[inspection]\nworkers = true\n", "inspection.workers"),
+    (BASE + "[inspection]\ndns_block_answer = [\"blockpage\"]\n", "inspection.dns_block_answer[0]"),
+    (BASE + "[inspection]\ndns_block_answer = [\"192.0.2.1\", \"192.0.2.2\"]\n", "inspection.dns_block_answer[1]"),
+    (BASE + "[inspection]\ndns_block_answer = \"192.0.2.1\"\n", "inspection.dns_block_answer"),
     (BASE + "[modes]\nspam = \"block\"\n", "modes.spam"),
     (BASE + "[modes]\nmalware = \"allow\"\n", "modes.malware"),
     (BASE + "[isolation]\ndevices = [\"02:00:00:00:00\"]\n", "isolation.devices[0]"),
@@ -118,3 +121,9 @@ def test_any_structure_gives_config_or_typed_error(doc):
         schema.from_dict(doc)
     except ConfigError:
         pass
+
+
+def test_dns_block_answer_is_off_by_default_and_takes_one_address_per_family():
+    assert schema.loads(BASE).inspection.dns_block_answer == ()
+    c = schema.loads(BASE + '[inspection]\ndns_block_answer = ["198.51.100.7", "2001:DB8::7"]\n')
+    assert c.inspection.dns_block_answer == ("198.51.100.7", "2001:db8::7")

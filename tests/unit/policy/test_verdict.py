@@ -107,3 +107,21 @@ def test_a_category_hit_on_an_http_request_asks_for_the_block_page_not_resets():
     assert (d.block_page, d.reset) == (False, True)
     d = p.decide(FlowFacts(9, True, 10, False, True), [HitView(True, None, HitKind.FILE)])
     assert (d.reset, d.reason) == (True, Reason.BLOCKED_FILE)
+
+
+def test_a_paged_flow_drops_unmarked_until_the_clients_close_then_blocks_in_the_kernel():
+    from inspection.policy.verdict import HitKind
+    p = FlowPolicy(PolicyConfig(block_mark=0x2))
+    p.decide(facts(fid=5), [HitView(True, None, HitKind.CATEGORY, http_request=True)])
+    assert p.is_paged(5)
+    d = p.decide(facts(fid=5), [])   # the client's ACK of the page, say
+    assert (d.action, d.reason, d.mark, d.close_ack) == (Action.DROP, Reason.BLOCKED_FLOW, None, False)
+    closing = FlowFacts(5, True, 100, False, False, client_close=True)
+    d = p.decide(closing, [])
+    assert (d.action, d.reason, d.mark, d.close_ack) == (Action.DROP, Reason.PAGE_CLOSED, 0x2, True)
+    assert not p.is_paged(5)
+    d = p.decide(closing, [])   # a retransmitted FIN that still reached the worker
+    assert (d.reason, d.mark, d.close_ack) == (Reason.BLOCKED_FLOW, 0x2, False)
+    p.decide(facts(fid=6), [HitView(True, None, HitKind.CATEGORY, http_request=True)])
+    p.page_failed(6)   # no page went out: blocked in the kernel like any other
+    assert p.decide(facts(fid=6), []).mark == 0x2
