@@ -353,7 +353,7 @@ class Engine:
             if isinstance(r, Anomaly):
                 self._anomaly(r, flow, pkt)
             elif isinstance(r, BodyChunk):
-                if ins is not None and r.app_proto == "http":   # body rules are HTTP's; mail bodies are files only
+                if ins is not None and r.app_proto in ("http", "http2"):   # body rules are HTTP's; mail bodies are files only
                     hits = ins.body_chunk(flow, r)
                     if hits:
                         self._alerts(flow, hits)

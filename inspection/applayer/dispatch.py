@@ -21,6 +21,7 @@ from typing import Callable
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
+from inspection.applayer.http2 import Http2Parser, is_h2c_upgrade, probe_http2
 from inspection.applayer.imap import ImapParser, probe_imap
 from inspection.applayer.pop3 import Pop3Parser, probe_pop3
 from inspection.applayer.smtp import SmtpParser, probe_smtp
@@ -141,12 +142,24 @@ class TcpDetector:
         return None
 
     def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
-        """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""
-        leftover = getattr(app.parser, "tunnel_data", [])
+        """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh. An
+        ``Upgrade: h2c`` answered by 101 is HTTP/2 at once, its request stream 1."""
+        old = app.parser
+        leftover = getattr(old, "tunnel_data", [])
+        up = getattr(old, "tunnel_tx", None)
         app.orig, app.proto, app.parser = app.proto, None, None
         app.dir_proto = [None, None]
         app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]  # detection starts again
         out: list[AppOutput] = []
+        if is_h2c_upgrade(up):
+            app.proto = "http2"
+            app.parser = Http2Parser(body_limit=self._http_body_limit, max_encoding_layers=self._http_layers,
+                                     upgrade=up, first_tx_id=up.tx_id + 1)  # type: ignore[union-attr]
+            app.decided(Direction.TO_SERVER, "http2")
+            app.decided(Direction.TO_CLIENT, "http2")
+            for d, chunk in leftover:
+                out.extend(app.parser.feed(d, chunk, ts))
+            return out
         for d, chunk in leftover:
             out.extend(self.feed(app, d, chunk, ts, ports))
         return out
@@ -164,6 +177,8 @@ class TcpDetector:
 
     def _candidates(self, ports: tuple[int, int], other: bytes = b""):
         yield "tls", probe_tls, TlsParser
+        yield "http2", probe_http2, lambda: Http2Parser(body_limit=self._http_body_limit,
+                                                        max_encoding_layers=self._http_layers)
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
         yield "ssh", probe_ssh, SshParser

@@ -106,11 +106,12 @@ class _Header:
     """One rule's header, flattened once for the per-packet check."""
 
     __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
-                 "bidir", "tx_both", "pd")
+                 "bidir", "tx_both", "pd", "any_http")
 
     def __init__(self, rule: Rule) -> None:
         p = rule.protocol
-        self.app = p.app_proto
+        self.app = "http2" if p is Protocol.HTTP2 else p.app_proto
+        self.any_http = p is Protocol.HTTP   # ``http`` is either version, ``http1`` only HTTP/1 (Suricata 7)
         self.l4 = _L4.get(p) if self.app is None else None
         self.alps = rule.app_layer_protocols
         self.flow_opts = rule.flow.options if rule.flow is not None else None
@@ -154,7 +155,7 @@ class HeaderCheck:
         h = self._headers.get(id(rule)) or self._header(rule)
         app = flow.app.proto if flow.app is not None else None
         if h.app is not None:
-            if app != h.app:
+            if app != h.app and not (h.any_http and app == "http2"):
                 return False
         elif h.l4 is not None and flow.proto not in h.l4:
             return False
@@ -205,6 +206,8 @@ def _alps_ok(alps: tuple, flow: Flow, app: str | None, d: Direction) -> bool:
     for alp in alps:
         want = _ALP_ALIASES.get(alp.name, alp.name)
         mode = alp.mode
+        if want == "http" and mode not in ("exact", "original", "either") and "http2" in (app, dirs[d]):
+            want = "http2"   # Suricata's AppProtoEquals: ``http`` covers HTTP/2 unless ``exact``
         if mode == "original":
             seen = (a.orig or app) == want  # type: ignore[union-attr]
         elif mode == "either":
