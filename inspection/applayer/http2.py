@@ -401,7 +401,8 @@ class Http2Parser:
             if n.lower() != "http2-settings":
                 continue
             try:
-                raw = base64.urlsafe_b64decode(v.strip() + "=" * (-len(v.strip()) % 4))
+                v = v.strip()
+                raw = base64.b64decode(v + "=" * (-len(v) % 4), altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
                 raw = None
             pairs = parse_settings(raw) if raw is not None else None
