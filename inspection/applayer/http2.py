@@ -381,7 +381,7 @@ class Http2Parser:
         info = Http2Info(stream_id=st.sid, request_settings=tuple(self._sides[_TS].settings.items()),
                          response_settings=tuple(self._sides[_TC].settings.items()),
                          request_error=st.error[_TS], response_error=st.error[_TC],
-                         priority=st.priority)
+                         priority=st.priority, request_fields=_fields(req), response_fields=_fields(resp))
         return HttpTransaction(
             tx_id=st.tx_id, method=method, uri=uri, normalized_uri=norm, protocol="HTTP/2",
             host=host.lower() if host else None,
@@ -454,6 +454,10 @@ def _plain(pairs: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
 
 def _b(s: str | None) -> bytes | None:
     return None if s is None else s.encode("latin-1")
+
+
+def _fields(pairs: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    return tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in pairs)
 
 
 def _s(b: bytes | None) -> str | None:

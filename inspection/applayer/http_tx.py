@@ -39,6 +39,8 @@ class Http2Info:
     request_error: str | None = None
     response_error: str | None = None
     priority: int | None = None
+    request_fields: tuple[tuple[str, str], ...] = ()    # as decoded, pseudo-headers included
+    response_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
