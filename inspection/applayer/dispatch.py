@@ -85,6 +85,8 @@ class TcpDetector:
             out = app.parser.feed(d, data, ts)
             if mismatch is not None:
                 out.insert(0, mismatch)
+            if app.proto == "http2" and getattr(app.parser, "doh", False):
+                self._became_doh2(app, d)
             if getattr(app.parser, "tunnel", False):
                 out.extend(self._open_tunnel(app, ts, ports))
             return out
@@ -127,7 +129,18 @@ class TcpDetector:
         app.pending = _NOTHING_PENDING
         app.pending_len = 0
         app.dir_failed = _NEITHER_FAILED
+        if proto == "http2" and getattr(app.parser, "doh", False):
+            self._became_doh2(app, d)
         return out
+
+    @staticmethod
+    def _became_doh2(app: AppState, d: Direction) -> None:
+        """A stream carried DNS: the flow is DNS over HTTP/2 from now on (Suricata's
+        ``doh2``), told once, to the direction that showed it."""
+        app.proto = "doh2"
+        app.dir_proto = ["doh2", "doh2"]
+        app.pd_pending = [False, False]   # http2 is not announced any more, doh2 once
+        app.pd_pending[d] = True
 
     def _name_direction(self, app: AppState, d: Direction, first: bytes, ports: tuple[int, int]) -> Anomaly | None:
         """The first data of the direction that did not decide the protocol: a different

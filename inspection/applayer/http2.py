@@ -24,6 +24,7 @@ import binascii
 import hpack
 from hpack.exceptions import HPACKError
 
+from inspection.applayer.dns import DnsMessage, message_outputs
 from inspection.applayer.http_decode import BodyStream, parse_content_encoding
 from inspection.applayer.http_headers import normalize_uri
 from inspection.applayer.http_tx import Http2Info, HttpTransaction
@@ -39,6 +40,8 @@ FRAME_CAP = 65536          # largest non-DATA frame payload held (Suricata's max
 HEADER_CAP = 65536         # largest header block (HEADERS + CONTINUATIONs)
 MAX_STREAMS = 4096         # streams open at once
 MAX_HEADERS = 512          # header fields kept per message
+DOH_CAP = 65535            # a DNS message is at most this long (RFC 8484 bodies, ``?dns=`` values)
+DOH_TYPE = b"application/dns-message"
 _TS, _TC = Direction.TO_SERVER, Direction.TO_CLIENT
 
 
@@ -60,7 +63,7 @@ def is_h2c_upgrade(tx: HttpTransaction | None) -> bool:
 
 class _Stream:
     __slots__ = ("sid", "tx_id", "req", "resp", "bodies", "body_len", "ended", "error", "priority", "seen",
-                 "upgrade")
+                 "upgrade", "doh")
 
     def __init__(self, sid: int, tx_id: int) -> None:
         self.sid, self.tx_id = sid, tx_id
@@ -73,6 +76,7 @@ class _Stream:
         self.priority: int | None = None
         self.seen = [False, False]
         self.upgrade: HttpTransaction | None = None
+        self.doh: list[bytearray | None] = [None, None]   # a DNS message body being collected
 
 
 class _Side:
@@ -95,6 +99,8 @@ class Http2Parser:
     follows it. `first_tx_id` continues the flow's transaction numbering."""
 
     app_proto = APP
+
+    doh = False   # set once a stream carried DNS (DNS over HTTP/2): the flow is then ``doh2``
 
     def __init__(self, *, body_limit: int = 1 << 20, decompress_limit: int = 1 << 22, max_encoding_layers: int = 3,
                  upgrade: HttpTransaction | None = None, first_tx_id: int = 0) -> None:
@@ -245,6 +251,7 @@ class Http2Parser:
             if d is _TS:
                 if st.req is None:
                     st.req = pairs
+                    self._doh_request(st)
                 else:   # trailers
                     st.req.extend(pairs[:MAX_HEADERS - len(st.req)])
             else:
@@ -252,6 +259,8 @@ class Http2Parser:
                 if st.resp is None or (st.resp and (_get(st.resp, b":status") or b"").startswith(b"1")):
                     if status is None or not status.startswith(b"1") or st.resp is None:
                         st.resp = pairs   # the final response replaces an interim 1xx
+                        if _get(pairs, b"content-type") == DOH_TYPE:
+                            st.doh[_TC] = bytearray()
                 else:
                     st.resp.extend(pairs[:MAX_HEADERS - len(st.resp)])
         if end_stream:
@@ -266,6 +275,9 @@ class Http2Parser:
         st.seen[d] = True
         if piece:
             st.body_len[d] += len(piece)
+            doh = st.doh[d]
+            if doh is not None and len(doh) < DOH_CAP:
+                doh += piece[:DOH_CAP - len(doh)]
             body = st.bodies[d]
             if body is None:
                 body = st.bodies[d] = self._body(st, d)
@@ -332,6 +344,10 @@ class Http2Parser:
 
     def _end(self, st: _Stream, d: Direction) -> None:
         st.ended[d] = True
+        doh = st.doh[d]
+        if doh is not None:
+            st.doh[d] = None
+            self._dns(d, bytes(doh), st.tx_id)
         body = st.bodies[d]
         if body is not None:
             body.finish(self._out)
@@ -349,6 +365,32 @@ class Http2Parser:
         self._closed_max[st.sid & 1] = max(self._closed_max[st.sid & 1], st.sid)
         if st.req is not None or st.resp is not None:
             self._out.append(self._record(st, complete))
+
+    def _doh_request(self, st: _Stream) -> None:
+        """RFC 8484: a POST of ``application/dns-message``, or a GET whose ``dns``
+        parameter is the message in base64url."""
+        req = st.req or []
+        if _get(req, b"content-type") == DOH_TYPE:
+            st.doh[_TS] = bytearray()
+            return
+        path = _get(req, b":path") or b""
+        if _get(req, b":method") != b"GET" or b"?" not in path:
+            return
+        for param in path.partition(b"?")[2].split(b"&"):
+            if param.startswith(b"dns=") and len(param) - 4 <= DOH_CAP * 4 // 3 + 4:
+                v = param[4:]
+                try:
+                    raw = base64.b64decode(v + b"=" * (-len(v) % 4), altchars=b"-_", validate=True)
+                except (binascii.Error, ValueError):
+                    return   # not base64url: an ordinary parameter, not DNS
+                self._dns(_TS, raw, st.tx_id)
+                return
+
+    def _dns(self, d: Direction, data: bytes, tx_id: int) -> None:
+        out = message_outputs(d, data, tx_id)
+        if any(isinstance(o, DnsMessage) for o in out):
+            self.doh = True
+        self._out.extend(out)
 
     def _body(self, st: _Stream, d: Direction) -> BodyStream:
         msg = (st.req if d is _TS else st.resp) or []

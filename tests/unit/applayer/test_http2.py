@@ -296,3 +296,41 @@ def test_garbled_conversation_never_raises(data):
 def test_short_control_frames_do_not_raise(ftype):
     out = run([(C, PREFACE + frame(ftype, 0, 0 if ftype in (PING, GOAWAY) else 1, b"\x01"))])
     assert txs(out) == []
+
+
+# -- DNS over HTTP/2 (RFC 8484) ---------------------------------------------------------------
+
+def doh_conversation(get: bool = True) -> list[tuple[Direction, bytes]]:
+    from firmware.bench.synth import dns_query, dns_response
+    q = dns_query(0, "www.example.org", 1)
+    a = dns_response(0, "www.example.org", 1, None, [bytes([192, 0, 2, 7])])
+    cli, srv = Peer(), Peer()
+    if get:
+        path = "/dns-query?dns=" + base64.urlsafe_b64encode(q).decode().rstrip("=")
+        req = frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                    cli.block([(":method", "GET"), (":path", path), (":authority", "doh.example")]))
+    else:
+        req = (frame(HEADERS, END_HEADERS, 1, cli.block([(":method", "POST"), (":path", "/dns-query"),
+                                                         ("content-type", "application/dns-message")]))
+               + frame(DATA, 0, 1, q[:7]) + frame(DATA, END_STREAM, 1, q[7:]))
+    resp = srv.block([(":status", "200"), ("content-type", "application/dns-message")])
+    return [(C, PREFACE + req), (S, frame(HEADERS, END_HEADERS, 1, resp) + frame(DATA, END_STREAM, 1, a))]
+
+
+@pytest.mark.parametrize("get", [True, False])
+def test_dns_over_http2_messages_are_dns_records(get):
+    from inspection.applayer.dns import DnsMessage
+    p = Http2Parser()
+    out = run(doh_conversation(get), [5, 5], parser=p)
+    dns = [o for o in out if isinstance(o, DnsMessage)]
+    assert [(m.direction, m.queries[0].rrname, len(m.answers)) for m in dns] == [
+        (C, b"www.example.org", 0), (S, b"www.example.org", 1)]
+    assert p.doh and {m.tx_id for m in dns} == {txs(out)[0].tx_id}
+
+
+def test_a_dns_parameter_that_is_not_dns_is_plain_http2():
+    cli = Peer()
+    p = Http2Parser()
+    run([(C, PREFACE + frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                             cli.block([(":method", "GET"), (":path", "/x?dns=!!&dns=aGVsbG8")])))], parser=p)
+    assert not p.doh

@@ -109,3 +109,29 @@ def test_long_frame_is_an_anomaly_and_the_body_still_a_file(tmp_path):
     assert 8 in sids(events) and 6 in sids(events)
     pdf = next(f for f in of(events, "fileinfo") if f["fileinfo"]["filename"] == "/files/a.pdf")
     assert pdf["fileinfo"]["size"] == len(BODY) + 70000
+
+
+DOH_RULES = r'''
+alert tcp any any -> any any (msg:"fuzzy dns matches doh2"; app-layer-protocol:dns; sid:1;)
+alert tcp any any -> any any (msg:"exact dns"; app-layer-protocol:dns,exact; sid:2;)
+alert tcp any any -> any any (msg:"exact doh2"; app-layer-protocol:doh2,exact; sid:3;)
+alert dns any any -> any any (msg:"query"; dns.query; content:"www.example.org"; sid:4;)
+alert http any any -> any any (msg:"http sees doh2"; http.uri; content:"/dns-query"; sid:5;)
+'''
+
+
+def test_dns_over_http2_flow(tmp_path):
+    from tests.unit.applayer.test_http2 import doh_conversation
+    c = TcpConversation(CLI, SRV, 40200, 80, start=1_700_000_000.0)
+    pkts = list(c.handshake())
+    for d, seg in doh_conversation(get=False):
+        pkts += c.send(seg, from_client=d == 0)
+    pkts += list(c.close())
+    rules = tmp_path / "t.rules"
+    rules.write_text(DOH_RULES)
+    rc, events = run(tmp_path, pkts, "-S", str(rules), "-k", "none")
+    assert rc == 0
+    assert sids(events) == [1, 3, 4, 5]
+    (flow,) = of(events, "flow")
+    assert flow["app_proto"] == "doh2"
+    assert [e["dns"]["type"] for e in of(events, "dns")] == ["request", "response"]
