@@ -151,6 +151,21 @@ class Http2Parser:
             self._finish(self._streams[sid], complete=False)
         return self._take()
 
+    def heads(self, direction: Direction) -> list["_Head"]:
+        """Open streams whose headers in `direction` are known: detection inspects a
+        request or response then, not only when the stream ends (as for HTTP/1)."""
+        if not self._streams:
+            return []
+        req = direction is _TS
+        return [_Head(self, st) for st in self._streams.values() if (st.req if req else st.resp) is not None]
+
+    def body_complete(self, direction: Direction, tx_id: int) -> bool:
+        """Whether the message of `tx_id` in `direction` has ended (END_STREAM seen)."""
+        for st in self._streams.values():
+            if st.tx_id == tx_id:
+                return st.ended[direction]
+        return True
+
     # -- frames ---------------------------------------------------------------------------------
 
     def _item(self, side: _Side, item: tuple) -> None:
@@ -473,6 +488,18 @@ class Http2Parser:
     def _take(self) -> list[AppOutput]:
         out, self._out = self._out, []
         return out
+
+
+class _Head:
+    """An open stream as detection sees it: its id and the transaction so far."""
+
+    __slots__ = ("_parser", "_st", "tx_id")
+
+    def __init__(self, parser: Http2Parser, st: _Stream) -> None:
+        self._parser, self._st, self.tx_id = parser, st, st.tx_id
+
+    def record(self) -> HttpTransaction:
+        return self._parser._record(self._st, complete=False)
 
 
 _HANDLERS = {FrameType.HEADERS: Http2Parser._headers, FrameType.PUSH_PROMISE: Http2Parser._push_promise,

@@ -135,3 +135,20 @@ def test_dns_over_http2_flow(tmp_path):
     (flow,) = of(events, "flow")
     assert flow["app_proto"] == "doh2"
     assert [e["dns"]["type"] for e in of(events, "dns")] == ["request", "response"]
+
+
+def test_request_rules_run_before_the_stream_ends(tmp_path):
+    """A request is inspected when its headers are read: the server never answers here."""
+    c = TcpConversation(CLI, SRV, 40300, 80, start=1_700_000_000.0)
+    req = hpack.Encoder().encode([(":method", "GET"), (":path", "/files/a.pdf"), (":authority", "www.example.com")])
+    pkts = list(c.handshake()) + list(c.send(PREFACE + frame(HEADERS, END_HEADERS | END_STREAM, 1, req)))
+    pkts += list(c.send(settings_frame(), from_client=False))
+    rules = tmp_path / "t.rules"
+    rules.write_text(RULES)
+    rc, events = run(tmp_path, pkts, "-S", str(rules), "-k", "none")   # no close: the flow times out
+    assert rc == 0
+    (alert,) = [a for a in of(events, "alert") if a["alert"]["signature_id"] == 1]
+    # on the client's ACK (the last packet), while the transaction itself is logged at flow end
+    assert alert["pcap_cnt"] == len(pkts) and alert["http"]["url"] == "/files/a.pdf"
+    (http,) = of(events, "http")
+    assert http["http"]["url"] == "/files/a.pdf" and "pcap_cnt" not in http
