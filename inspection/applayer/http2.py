@@ -40,6 +40,7 @@ FRAME_CAP = 65536          # largest non-DATA frame payload held (Suricata's max
 HEADER_CAP = 65536         # largest header block (HEADERS + CONTINUATIONs)
 MAX_STREAMS = 4096         # streams open at once
 MAX_HEADERS = 512          # header fields kept per message
+HELD_CAP = 1 << 20         # header and DNS-message bytes held across all open streams of a flow
 DOH_CAP = 65535            # a DNS message is at most this long (RFC 8484 bodies, ``?dns=`` values)
 DOH_TYPE = b"application/dns-message"
 _TS, _TC = Direction.TO_SERVER, Direction.TO_CLIENT
@@ -63,7 +64,7 @@ def is_h2c_upgrade(tx: HttpTransaction | None) -> bool:
 
 class _Stream:
     __slots__ = ("sid", "tx_id", "req", "resp", "bodies", "body_len", "ended", "error", "priority", "seen",
-                 "upgrade", "doh")
+                 "upgrade", "doh", "held")
 
     def __init__(self, sid: int, tx_id: int) -> None:
         self.sid, self.tx_id = sid, tx_id
@@ -77,6 +78,7 @@ class _Stream:
         self.seen = [False, False]
         self.upgrade: HttpTransaction | None = None
         self.doh: list[bytearray | None] = [None, None]   # a DNS message body being collected
+        self.held = 0   # bytes of this stream counted in the parser's `_held`
 
 
 class _Side:
@@ -110,6 +112,7 @@ class Http2Parser:
         self._closed_max = [0, 0]   # highest stream id ended per parity, for stream_id_reuse
         self._next_tx = first_tx_id
         self._events: set[str] = set()
+        self._held = 0   # header and DNS bytes held by open streams (bounded by HELD_CAP)
         self._out: list[AppOutput] = []
         if upgrade is not None:
             st = self._open(1)
@@ -261,6 +264,8 @@ class Http2Parser:
         st.seen[d] = True
         if fields is not None:
             pairs = [(bytes(n), bytes(v)) for n, v in fields[:MAX_HEADERS]]
+            if not self._hold(st, sum(len(n) + len(v) + 32 for n, v in pairs)):
+                pairs = []   # over the flow's budget: the message is kept without its fields
             if len(fields) > MAX_HEADERS:
                 self._event("invalid_header", d)
             if d is _TS:
@@ -292,7 +297,9 @@ class Http2Parser:
             st.body_len[d] += len(piece)
             doh = st.doh[d]
             if doh is not None and len(doh) < DOH_CAP:
-                doh += piece[:DOH_CAP - len(doh)]
+                keep = piece[:DOH_CAP - len(doh)]
+                if self._hold(st, len(keep)):
+                    doh += keep
             body = st.bodies[d]
             if body is None:
                 body = st.bodies[d] = self._body(st, d)
@@ -377,6 +384,8 @@ class Http2Parser:
                 body.finish(self._out, truncated=not st.ended[d])
                 st.bodies[d] = None
         self._streams.pop(st.sid, None)
+        self._held -= st.held
+        st.held = 0
         self._closed_max[st.sid & 1] = max(self._closed_max[st.sid & 1], st.sid)
         if st.req is not None or st.resp is not None:
             self._out.append(self._record(st, complete))
@@ -406,6 +415,16 @@ class Http2Parser:
         if any(isinstance(o, DnsMessage) for o in out):
             self.doh = True
         self._out.extend(out)
+
+    def _hold(self, st: _Stream, n: int) -> bool:
+        """Count `n` more bytes held for `st`; False (and ``too_many_streams``, the
+        resource Suricata bounds per flow) when the flow's budget is spent."""
+        if self._held + n > HELD_CAP:
+            self._event("too_many_streams", None)
+            return False
+        self._held += n
+        st.held += n
+        return True
 
     def _body(self, st: _Stream, d: Direction) -> BodyStream:
         msg = (st.req if d is _TS else st.resp) or []

@@ -334,3 +334,17 @@ def test_a_dns_parameter_that_is_not_dns_is_plain_http2():
     run([(C, PREFACE + frame(HEADERS, END_HEADERS | END_STREAM, 1,
                              cli.block([(":method", "GET"), (":path", "/x?dns=!!&dns=aGVsbG8")])))], parser=p)
     assert not p.doh
+
+
+def test_bytes_held_across_open_streams_are_bounded(monkeypatch):
+    monkeypatch.setattr(h2mod, "HELD_CAP", 2000)
+    cli = Peer()
+    frames = b"".join(frame(HEADERS, END_HEADERS, 2 * i + 1,
+                            cli.block([(":method", "GET"), (":path", f"/{i}"), ("x-pad", "p" * 300 + str(i))]))
+                      for i in range(10))
+    p = Http2Parser()
+    out = p.feed(C, PREFACE + frames, 0.0)
+    assert events(out) == ["too_many_streams"] and p._held <= 2000
+    recs = txs(p.close(0.0))
+    assert len(recs) == 10 and sum(1 for t in recs if t.uri is None) >= 5   # kept, without their fields
+    assert p._held == 0
