@@ -89,7 +89,8 @@ class Engine:
         # the parser hands on body bytes for inspection and for file tracking: up to the larger cap
         self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
                                      http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
-                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
+                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers,
+                                     http2=cfg.http2)
         self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
         # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
         self._trackers: dict[Flow, FileTracker] = {}

@@ -66,12 +66,13 @@ class TcpDetector:
     """Chooses a parser for a TCP flow from its first payload bytes."""
 
     def __init__(self, *, dns_ports: frozenset[int], limit: int, http_body_limit: int,
-                 http_lzma: bool = False, http_layers: int = 3) -> None:
+                 http_lzma: bool = False, http_layers: int = 3, http2: bool = True) -> None:
         self._dns_ports = dns_ports
         self._limit = limit
         self._http_body_limit = http_body_limit
         self._http_lzma = http_lzma
         self._http_layers = http_layers
+        self._http2 = http2   # off (app-layer.protocols.http2.enabled: no): h2c is neither probed nor switched to
 
     def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int],
              may_reverse: bool = False) -> list[AppOutput]:
@@ -164,7 +165,7 @@ class TcpDetector:
         app.dir_proto = [None, None]
         app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]  # detection starts again
         out: list[AppOutput] = []
-        if is_h2c_upgrade(up):
+        if self._http2 and is_h2c_upgrade(up):
             app.proto = "http2"
             app.parser = Http2Parser(body_limit=self._http_body_limit, max_encoding_layers=self._http_layers,
                                      upgrade=up, first_tx_id=up.tx_id + 1)  # type: ignore[union-attr]
@@ -190,8 +191,9 @@ class TcpDetector:
 
     def _candidates(self, ports: tuple[int, int], other: bytes = b""):
         yield "tls", probe_tls, TlsParser
-        yield "http2", probe_http2, lambda: Http2Parser(body_limit=self._http_body_limit,
-                                                        max_encoding_layers=self._http_layers)
+        if self._http2:
+            yield "http2", probe_http2, lambda: Http2Parser(body_limit=self._http_body_limit,
+                                                            max_encoding_layers=self._http_layers)
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
         yield "ssh", probe_ssh, SshParser

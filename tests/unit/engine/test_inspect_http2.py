@@ -152,3 +152,11 @@ def test_request_rules_run_before_the_stream_ends(tmp_path):
     assert alert["pcap_cnt"] == len(pkts) and alert["http"]["url"] == "/files/a.pdf"
     (http,) = of(events, "http")
     assert http["http"]["url"] == "/files/a.pdf" and "pcap_cnt" not in http
+
+
+def test_http2_can_be_disabled(tmp_path):
+    rc, events = run(tmp_path, h2_packets(upgrade=True), "-k", "none", "--set", "app-layer.protocols.http2.enabled=no")
+    assert rc == 0
+    assert [(e["http"]["protocol"], e["http"]["status"]) for e in of(events, "http")] == [("HTTP/1.1", 101)]
+    (flow,) = of(events, "flow")
+    assert flow["app_proto"] != "http2"
