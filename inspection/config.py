@@ -63,6 +63,7 @@ class EngineConfig:
     http_body_limit: int = 100 << 10   # bytes of each HTTP body the rules inspect (Suricata: 100 KiB)
     http_lzma: bool = False             # libhtp's lzma-enabled: off by default, as in Suricata
     http_decompress_layers: int = 3     # content codings undone per body
+    http2: bool = True                  # HTTP/2 in clear (prior knowledge, Upgrade: h2c) is parsed
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
     http_log_headers: bool = False
     alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
@@ -251,6 +252,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "app-layer.protocols.http.libhtp.default-config.lzma-enabled": _field("http_lzma", parse_bool),
     "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit":
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
+    "app-layer.protocols.http2.enabled": _field("http2", parse_bool),
     "files.max-size": _field("file_size_limit", parse_size),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.alert.payload": _field("alert_payload", parse_bool),

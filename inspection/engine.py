@@ -89,7 +89,8 @@ class Engine:
         # the parser hands on body bytes for inspection and for file tracking: up to the larger cap
         self._detector = TcpDetector(dns_ports=cfg.dns_tcp_ports, limit=cfg.app_detect_limit,
                                      http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
-                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers)
+                                     http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers,
+                                     http2=cfg.http2)
         self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
         # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
         self._trackers: dict[Flow, FileTracker] = {}
@@ -354,7 +355,7 @@ class Engine:
             if isinstance(r, Anomaly):
                 self._anomaly(r, flow, pkt)
             elif isinstance(r, BodyChunk):
-                if ins is not None and r.app_proto == "http":   # body rules are HTTP's; mail bodies are files only
+                if ins is not None and r.app_proto in ("http", "http2"):   # body rules are HTTP's; mail bodies are files only
                     hits = ins.body_chunk(flow, r)
                     if hits:
                         self._alerts(flow, hits)

@@ -52,6 +52,8 @@ class Buffer(enum.Enum):
     HTTP_LOCATION = "http.location"
     HTTP_REQUEST_HEADER = "http.request_header"
     HTTP_RESPONSE_HEADER = "http.response_header"
+    HTTP2_HEADER_NAME = "http2.header_name"   # HTTP/2 only: each header name of the message (multi-buffer)
+    HTTP2_HEADER = "http2.header"             # HTTP/2 only: each "name: value", pseudo-headers included
     FILE_DATA = "file.data"
     FILE_NAME = "file.name"
     TLS_SNI = "tls.sni"
@@ -101,7 +103,7 @@ class Buffer(enum.Enum):
 
 
 _APP_PROTO = MappingProxyType({
-    **{b: "http" for b in Buffer if b.value.startswith("http.")},
+    **{b: "http" for b in Buffer if b.value.startswith(("http.", "http2."))},
     **{b: "tls" for b in Buffer if b.value.startswith(("tls.", "ja3.", "ja3s.", "ja4."))},
     Buffer.DNS_QUERY: "dns",
     **{b: "ssh" for b in Buffer if b.value.startswith("ssh.")},

@@ -57,6 +57,9 @@ UNSUPPORTED_KEYWORDS = MappingProxyType({
     **_reasons("per-packet/host variables are not implemented", "pktvar", "flowvar", "hostbits"),
     **_reasons("engine event / app-layer state matching is not implemented", "engine-event", "app-layer-state"),
     **_reasons("engine directive not supported", "bypass", "config", "requires"),
+    **_reasons("HTTP/2 frame-level keyword not implemented (http2.header and http2.header_name are)",
+               "http2.frametype", "http2.errorcode", "http2.priority", "http2.window", "http2.size_update",
+               "http2.settings"),
 })
 """Recognised keywords whose semantics this engine cannot honour yet: the rule is skipped."""
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
+from inspection.applayer.http2 import Http2Parser, is_h2c_upgrade, probe_http2
 from inspection.applayer.imap import ImapParser, probe_imap
 from inspection.applayer.pop3 import Pop3Parser, probe_pop3
 from inspection.applayer.smtp import SmtpParser, probe_smtp
@@ -65,12 +66,13 @@ class TcpDetector:
     """Chooses a parser for a TCP flow from its first payload bytes."""
 
     def __init__(self, *, dns_ports: frozenset[int], limit: int, http_body_limit: int,
-                 http_lzma: bool = False, http_layers: int = 3) -> None:
+                 http_lzma: bool = False, http_layers: int = 3, http2: bool = True) -> None:
         self._dns_ports = dns_ports
         self._limit = limit
         self._http_body_limit = http_body_limit
         self._http_lzma = http_lzma
         self._http_layers = http_layers
+        self._http2 = http2   # off (app-layer.protocols.http2.enabled: no): h2c is neither probed nor switched to
 
     def feed(self, app: AppState, d: Direction, data: bytes, ts: float, ports: tuple[int, int],
              may_reverse: bool = False) -> list[AppOutput]:
@@ -84,6 +86,8 @@ class TcpDetector:
             out = app.parser.feed(d, data, ts)
             if mismatch is not None:
                 out.insert(0, mismatch)
+            if app.proto == "http2" and getattr(app.parser, "doh", False):
+                self._became_doh2(app, d)
             if getattr(app.parser, "tunnel", False):
                 out.extend(self._open_tunnel(app, ts, ports))
             return out
@@ -126,7 +130,18 @@ class TcpDetector:
         app.pending = _NOTHING_PENDING
         app.pending_len = 0
         app.dir_failed = _NEITHER_FAILED
+        if proto == "http2" and getattr(app.parser, "doh", False):
+            self._became_doh2(app, d)
         return out
+
+    @staticmethod
+    def _became_doh2(app: AppState, d: Direction) -> None:
+        """A stream carried DNS: the flow is DNS over HTTP/2 from now on (Suricata's
+        ``doh2``), told once, to the direction that showed it."""
+        app.proto = "doh2"
+        app.dir_proto = ["doh2", "doh2"]
+        app.pd_pending = [False, False]   # http2 is not announced any more, doh2 once
+        app.pd_pending[d] = True
 
     def _name_direction(self, app: AppState, d: Direction, first: bytes, ports: tuple[int, int]) -> Anomaly | None:
         """The first data of the direction that did not decide the protocol: a different
@@ -141,12 +156,24 @@ class TcpDetector:
         return None
 
     def _open_tunnel(self, app: AppState, ts: float, ports: tuple[int, int]) -> list[AppOutput]:
-        """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh."""
-        leftover = getattr(app.parser, "tunnel_data", [])
+        """HTTP CONNECT (or Upgrade) succeeded: detect what runs inside, afresh. An
+        ``Upgrade: h2c`` answered by 101 is HTTP/2 at once, its request stream 1."""
+        old = app.parser
+        leftover = getattr(old, "tunnel_data", [])
+        up = getattr(old, "tunnel_tx", None)
         app.orig, app.proto, app.parser = app.proto, None, None
         app.dir_proto = [None, None]
         app.pending, app.pending_len, app.dir_failed = [], 0, [False, False]  # detection starts again
         out: list[AppOutput] = []
+        if self._http2 and is_h2c_upgrade(up):
+            app.proto = "http2"
+            app.parser = Http2Parser(body_limit=self._http_body_limit, max_encoding_layers=self._http_layers,
+                                     upgrade=up, first_tx_id=up.tx_id + 1)  # type: ignore[union-attr]
+            app.decided(Direction.TO_SERVER, "http2")
+            app.decided(Direction.TO_CLIENT, "http2")
+            for d, chunk in leftover:
+                out.extend(app.parser.feed(d, chunk, ts))
+            return out
         for d, chunk in leftover:
             out.extend(self.feed(app, d, chunk, ts, ports))
         return out
@@ -164,6 +191,9 @@ class TcpDetector:
 
     def _candidates(self, ports: tuple[int, int], other: bytes = b""):
         yield "tls", probe_tls, TlsParser
+        if self._http2:
+            yield "http2", probe_http2, lambda: Http2Parser(body_limit=self._http_body_limit,
+                                                            max_encoding_layers=self._http_layers)
         yield "http", probe_http, lambda: Http1Parser(body_limit=self._http_body_limit, lzma=self._http_lzma,
                                                       max_encoding_layers=self._http_layers)
         yield "ssh", probe_ssh, SshParser

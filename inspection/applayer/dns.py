@@ -358,6 +358,14 @@ class _Transactions:
         return True, out
 
 
+def message_outputs(direction: Direction, data: bytes, tx_id: int) -> list[AppOutput]:
+    """One whole DNS message carried by another protocol (DNS over HTTP/2 bodies and
+    ``?dns=`` parameters) as transaction `tx_id` and its events; nothing if it is not DNS."""
+    txs = _Transactions()
+    txs.next_tx = tx_id
+    return txs.handle(Direction(direction), data, tcp=True)[1]
+
+
 def _events(parsed: ParsedMessage, direction: Direction) -> tuple[str, ...]:
     flags, nf = parsed.header.flags, parsed.name_flags
     events = []

@@ -81,7 +81,8 @@ class Http1Parser(HeadReader, BodyReader):
     """
 
     app_proto: ClassVar[str] = APP
-    __slots__ = ("_lim", "_sides", "_txs", "_awaiting", "_next_id", "_out", "_closed", "tunnel", "tunnel_data")
+    __slots__ = ("_lim", "_sides", "_txs", "_awaiting", "_next_id", "_out", "_closed", "tunnel", "tunnel_data",
+                 "tunnel_tx")
 
     def __init__(self, *, body_limit: int = 1 << 20, decompress_limit: int = 16 << 20,
                  max_header_bytes: int = 64 << 10, max_encoding_layers: int = 3, lzma: bool = False,
@@ -99,6 +100,7 @@ class Http1Parser(HeadReader, BodyReader):
         self._closed = False
         self.tunnel = False
         self.tunnel_data: list[tuple[Direction, bytes]] | tuple = ()   # bytes after the tunnel opened
+        self.tunnel_tx: HttpTransaction | None = None   # the request that opened it (h2c upgrade: stream 1)
 
     # -- public API ---------------------------------------------------------
 
@@ -467,6 +469,7 @@ class Http1Parser(HeadReader, BodyReader):
 
     def _tunnel(self, tx: TxBuilder) -> None:
         self.tunnel = True
+        self.tunnel_tx = tx.record()
         tx.req_done = tx.resp_done = tx.resp_complete = True
         for side in self._sides:
             if side.tx is not None and side.tx is not tx:

@@ -313,12 +313,13 @@ class BodyStream:
     """
 
     __slots__ = ("tx_id", "direction", "filename", "room", "codings", "decoder", "opened", "truncated",
-                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type")
+                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type", "app_proto")
 
     def __init__(self, tx_id: int, direction: Direction, filename: str | None, room: int,
                  codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None],
-                 method: str | None = None, content_type: str | None = None) -> None:
+                 method: str | None = None, content_type: str | None = None, app_proto: str = "http") -> None:
         self.tx_id, self.direction, self.filename, self.room = tx_id, direction, filename, room
+        self.app_proto = app_proto   # "http2" for HTTP/2 streams (fileinfo's app_proto)
         self.method, self.content_type = method, content_type
         self.codings, self.dlimit, self.lzma_ok, self.on_event = codings, dlimit, lzma_ok, on_event
         self.decoder: ContentDecoder | None = None
@@ -351,7 +352,7 @@ class BodyStream:
             self.decoder = None
             self.broken = True
         elif length > 0 and not self.broken and self.room > 0:
-            out.append(BodyChunk("http", self.tx_id, self.direction, b"", False, False, self.filename, length,
+            out.append(BodyChunk(self.app_proto, self.tx_id, self.direction, b"", False, False, self.filename, length,
                                  self.method, self.content_type))
 
     def flush(self, out: list) -> None:
@@ -369,7 +370,7 @@ class BodyStream:
         self.decoder = None
         self.truncated |= truncated
         if self.opened:
-            out.append(BodyChunk("http", self.tx_id, self.direction, b"", True, self.truncated, self.filename, 0,
+            out.append(BodyChunk(self.app_proto, self.tx_id, self.direction, b"", True, self.truncated, self.filename, 0,
                                  self.method, self.content_type))
         self.opened = False
         self.broken = True
@@ -391,5 +392,5 @@ class BodyStream:
                 return
         self.room -= len(data)
         self.opened = True
-        out.append(BodyChunk("http", self.tx_id, self.direction, data, False, False, self.filename, 0,
+        out.append(BodyChunk(self.app_proto, self.tx_id, self.direction, data, False, False, self.filename, 0,
                              self.method, self.content_type))

@@ -17,7 +17,7 @@ from typing import ClassVar
 from inspection.applayer import http_headers as hh
 from inspection.model import Direction
 
-__all__ = ["HttpTransaction", "LoggedTx", "TxBuilder", "probe_http"]
+__all__ = ["Http2Info", "HttpTransaction", "LoggedTx", "TxBuilder", "probe_http"]
 
 APP = "http"
 NON_WS = re.compile(rb"[^ \t\r\n\x0b\x0c]")
@@ -25,6 +25,22 @@ NON_WS = re.compile(rb"[^ \t\r\n\x0b\x0c]")
 
 def _s(b: bytes | None) -> str | None:
     return None if b is None else b.decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Info:
+    """What an HTTP/2 stream adds to its transaction (EVE ``http.http2``): the
+    stream, the SETTINGS each side sent on the connection so far, the
+    RST_STREAM error code each side sent and the priority weight the client gave."""
+
+    stream_id: int
+    request_settings: tuple[tuple[str, int], ...] = ()
+    response_settings: tuple[tuple[str, int], ...] = ()
+    request_error: str | None = None
+    response_error: str | None = None
+    priority: int | None = None
+    request_fields: tuple[tuple[str, str], ...] = ()    # as decoded, pseudo-headers included
+    response_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,7 @@ class HttpTransaction:
     request_seen: bool = True
     response_seen: bool = False
     complete: bool = True
+    http2: Http2Info | None = None   # set for transactions of HTTP/2 streams
 
 
 # Shared, read-only stand-in for the header maps of a logged transaction.

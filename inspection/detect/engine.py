@@ -43,7 +43,8 @@ RESPONSE_BUFFERS = frozenset({
     Buffer.TLS_CERTS, Buffer.TLS_SUBJECTALTNAME, Buffer.JA3S_HASH, Buffer.JA3S_STRING})
 EITHER_BUFFERS = frozenset({
     Buffer.HTTP_HEADER, Buffer.HTTP_HEADER_RAW, Buffer.HTTP_HEADER_NAMES, Buffer.HTTP_COOKIE,
-    Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START})
+    Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START,
+    Buffer.HTTP2_HEADER, Buffer.HTTP2_HEADER_NAME})
 
 
 @dataclass(frozen=True, slots=True)

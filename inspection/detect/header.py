@@ -37,6 +37,10 @@ _WRITE_FLOWBITS = frozenset({FlowbitCommand.SET, FlowbitCommand.UNSET, FlowbitCo
 _DIRECTION_ONLY = frozenset({FlowOption.TO_SERVER, FlowOption.TO_CLIENT})
 # Suricata's names for what we call `http` (HTTP/1.x): ``http1`` is HTTP/1 only, ``http`` any version
 _ALP_ALIASES = {"http1": "http"}
+# What else a flow of these protocols is to a rule header (Suricata's AppProtoEquals):
+# ``http`` rules see HTTP/2 flows, DNS-over-HTTP/2 flows are also http2 and dns
+_HTTP2_FLOWS = {"http2": frozenset(), "doh2": frozenset({"http2", "dns"})}
+_FUZZY = {"http": frozenset({"http2", "doh2"}), "http2": frozenset({"doh2"}), "dns": frozenset({"doh2"})}
 _PAYLOAD_BUFFERS = frozenset({Buffer.PAYLOAD, Buffer.STREAM, Buffer.BASE64_DATA})
 
 
@@ -106,11 +110,12 @@ class _Header:
     """One rule's header, flattened once for the per-packet check."""
 
     __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
-                 "bidir", "tx_both", "pd")
+                 "bidir", "tx_both", "pd", "any_http")
 
     def __init__(self, rule: Rule) -> None:
         p = rule.protocol
-        self.app = p.app_proto
+        self.app = "http2" if p is Protocol.HTTP2 else p.app_proto
+        self.any_http = p is Protocol.HTTP   # ``http`` is either version, ``http1`` only HTTP/1 (Suricata 7)
         self.l4 = _L4.get(p) if self.app is None else None
         self.alps = rule.app_layer_protocols
         self.flow_opts = rule.flow.options if rule.flow is not None else None
@@ -154,7 +159,7 @@ class HeaderCheck:
         h = self._headers.get(id(rule)) or self._header(rule)
         app = flow.app.proto if flow.app is not None else None
         if h.app is not None:
-            if app != h.app:
+            if app != h.app and not (app in _HTTP2_FLOWS and (h.any_http or h.app in _HTTP2_FLOWS[app])):
                 return False
         elif h.l4 is not None and flow.proto not in h.l4:
             return False
@@ -205,6 +210,9 @@ def _alps_ok(alps: tuple, flow: Flow, app: str | None, d: Direction) -> bool:
     for alp in alps:
         want = _ALP_ALIASES.get(alp.name, alp.name)
         mode = alp.mode
+        fuzzy = _FUZZY.get(alp.name) if mode not in ("exact", "original", "either") else None
+        if fuzzy and (dirs[d] or app) in fuzzy:
+            want = dirs[d] or app   # Suricata's AppProtoEquals: ``http`` covers HTTP/2 unless ``exact``
         if mode == "original":
             seen = (a.orig or app) == want  # type: ignore[union-attr]
         elif mode == "either":

@@ -409,6 +409,8 @@ class RuleInspector:
             if multi in self.detector.buffers_used:
                 pairs = rec.request_headers if d is Direction.TO_SERVER else rec.response_headers
                 hits += self._each_header(flow, d, buffers, rec, multi, pairs)
+            if rec.http2 is not None:
+                hits += self._http2_headers(flow, d, buffers, rec)
             return hits
         buffers[body[0]] = body[1]
         buffers[Buffer.PAYLOAD] = buffers.get(Buffer.PAYLOAD, b"") + body[1]
@@ -427,6 +429,25 @@ class RuleInspector:
                 if id(h.rule) not in seen:
                     seen.add(id(h.rule))
                     hits.append(h)
+        return hits
+
+    def _http2_headers(self, flow: Flow, d: Direction, buffers: dict, rec: HttpTransaction) -> list[Hit]:
+        """``http2.header_name`` / ``http2.header``: multi-buffers over the HTTP/2 message's
+        fields as decoded (pseudo-headers included), one alert per message at most."""
+        h2 = rec.http2
+        fields = h2.request_fields if d is Direction.TO_SERVER else h2.response_fields  # type: ignore[union-attr]
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        for multi in (Buffer.HTTP2_HEADER_NAME, Buffer.HTTP2_HEADER):
+            if multi not in self.detector.buffers_used:
+                continue
+            for name, value in fields:
+                buffers[multi] = _b(name if multi is Buffer.HTTP2_HEADER_NAME else f"{name}: {value}")
+                for h in self._tx(flow, d, buffers, rec, require=multi):
+                    if id(h.rule) not in seen:
+                        seen.add(id(h.rule))
+                        hits.append(h)
+            buffers.pop(multi, None)
         return hits
 
     # -- matching ------------------------------------------------------------------------------

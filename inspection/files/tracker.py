@@ -269,7 +269,7 @@ class FileTracker:
 
     def _open_body(self, chunk: BodyChunk) -> _Body | None:
         # mail parsers (smtp, pop3, imap) hand on each attachment decoded and named, either way
-        if chunk.direction is Direction.TO_SERVER and chunk.app_proto == "http":
+        if chunk.direction is Direction.TO_SERVER and chunk.app_proto in ("http", "http2"):
             method = (chunk.method or "").upper()
             if method not in _REQUEST_FILE_METHODS:
                 return None

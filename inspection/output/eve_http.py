@@ -12,6 +12,7 @@ be told apart by hostname alone.
 from __future__ import annotations
 
 from inspection.applayer.http1 import HttpTransaction
+from inspection.applayer.http_tx import Http2Info
 
 # (EVE key, HttpTransaction attribute), in the order Suricata writes them.
 _FIELDS = (
@@ -52,4 +53,22 @@ def http_to_eve(tx: HttpTransaction, *, log_headers: bool = False) -> dict:
     if log_headers:
         eve["request_headers"] = _headers(tx.request_headers)
         eve["response_headers"] = _headers(tx.response_headers)
+    if tx.http2 is not None:
+        eve["http2"] = _http2(tx.http2)
     return eve
+
+
+def _http2(h2: Http2Info) -> dict:
+    """Suricata's ``http.http2``: the stream, and per direction its SETTINGS,
+    RST_STREAM error code and (request) priority."""
+    req: dict = {}
+    resp: dict = {}
+    for side, settings, error in ((req, h2.request_settings, h2.request_error),
+                                  (resp, h2.response_settings, h2.response_error)):
+        if settings:
+            side["settings"] = [{"settings_id": n, "settings_value": v} for n, v in settings]
+        if error is not None:
+            side["error_code"] = error
+    if h2.priority is not None:
+        req["priority"] = h2.priority
+    return {"stream_id": h2.stream_id, "request": req, "response": resp}

@@ -16,7 +16,7 @@ if not corpus.CORPUS.is_dir():
     pytest.skip(f"no corpus at {corpus.CORPUS}: conformance not measured", allow_module_level=True)
 
 SV_TOPICAL_GOAL = 90.0
-SV_ALERT_GOALS = {"simple": 90.0, "extended": 90.0, "http-evader": 99.0}   # measured floors; the goal is 90
+SV_ALERT_GOALS = {"simple": 97.0, "extended": 97.0, "http-evader": 99.0}   # measured floors (HTTP/2: 38/39, 40/41); the goal is 90
 ORACLE_GOAL = 99.0
 ZEEK_GOAL = 85.0
 
