@@ -1,6 +1,7 @@
-"""Binds the detector to the engine: which buffers a packet or a transaction
-offers, and the rule-header checks the detector leaves to its caller
-(protocol, addresses, ports, flow state, flowbits).
+"""Binds the detector to the engine: when a packet, the stream or a
+transaction is inspected and with which buffers (a transaction's are built
+in `txbuffers`), and the rule-header checks the detector leaves to its
+caller (protocol, addresses, ports, flow state, flowbits).
 
 Sans-IO like the engine: it is handed flows, packets and records and returns
 `Hit`s; the engine turns them into `alert` events.
@@ -18,6 +19,7 @@ from inspection.detect.engine import Detector
 from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
+from inspection.detect.txbuffers import field_bytes, http_request_buffers, http_response_buffers, tls_buffers
 from inspection.detect.vars import keep_vars
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
@@ -301,8 +303,8 @@ class RuleInspector:
             hits = []
             for d, banner in ((Direction.TO_SERVER, rec.client), (Direction.TO_CLIENT, rec.server)):
                 if banner is not None:
-                    hits += self._tx(flow, d, {Buffer.SSH_PROTO: _b(banner.proto_version),
-                                               Buffer.SSH_SOFTWARE: _b(banner.software_version)}, rec)
+                    hits += self._tx(flow, d, {Buffer.SSH_PROTO: field_bytes(banner.proto_version),
+                                               Buffer.SSH_SOFTWARE: field_bytes(banner.software_version)}, rec)
             return hits
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
@@ -424,7 +426,7 @@ class RuleInspector:
         hits: list[Hit] = []
         seen: set[int] = set()
         for name, value in pairs:
-            buffers[multi] = _b(f"{name}: {value}")
+            buffers[multi] = field_bytes(f"{name}: {value}")
             for h in self._tx(flow, d, buffers, rec, require=multi):
                 if id(h.rule) not in seen:
                     seen.add(id(h.rule))
@@ -442,7 +444,7 @@ class RuleInspector:
             if multi not in self.detector.buffers_used:
                 continue
             for name, value in fields:
-                buffers[multi] = _b(name if multi is Buffer.HTTP2_HEADER_NAME else f"{name}: {value}")
+                buffers[multi] = field_bytes(name if multi is Buffer.HTTP2_HEADER_NAME else f"{name}: {value}")
                 for h in self._tx(flow, d, buffers, rec, require=multi):
                     if id(h.rule) not in seen:
                         seen.add(id(h.rule))
@@ -590,104 +592,3 @@ def _apply_flowbits(rule: Rule, bits: "set[str] | frozenset[str]") -> set[str]:
 
 
 # -- buffers of each transaction type ----------------------------------------------------------
-def _b(s: str | None) -> bytes | None:
-    return None if s is None else s.encode("latin-1", "replace")
-
-
-def _headers(pairs: tuple[tuple[str, str], ...], skip: frozenset[str] = frozenset()) -> bytes:
-    return b"".join(_b(f"{n}: {v}\r\n") for n, v in pairs if n.lower() not in skip)  # type: ignore[misc]
-
-
-def _names(pairs: tuple[tuple[str, str], ...]) -> bytes | None:
-    """``http.header_names``: CRLF, then each name and CRLF, then CRLF."""
-    return b"\r\n" + b"".join(_b(n) + b"\r\n" for n, _ in pairs) + b"\r\n" if pairs else None  # type: ignore[operator]
-
-
-class _Fields:
-    """A message's header lines encoded once (the header buffers, http.start and the single-header
-    buffers all derive from them): the raw block and the first value of each lowercased name."""
-
-    __slots__ = ("pairs", "raw", "first")
-
-    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
-        self.pairs = pairs
-        self.raw: bytes = _b("".join(f"{n}: {v}\r\n" for n, v in pairs))  # type: ignore[assignment]
-        first: dict[str, str] = {}
-        for n, v in pairs:
-            first.setdefault(n.lower(), v)
-        self.first = first
-
-    def get(self, name: str) -> bytes | None:
-        return _b(self.first.get(name))
-
-    def without(self, name: str) -> bytes | None:
-        """The block without the lines called `name` (``http.header`` leaves the cookies out)."""
-        return (self.raw if name not in self.first else _headers(self.pairs, frozenset({name}))) or None
-
-    def start(self, line: str | None) -> bytes | None:
-        """``http.start``: the start line and the headers, as Suricata builds it."""
-        return None if line is None else _b(line) + b"\r\n" + self.raw + b"\r\n"  # type: ignore[operator]
-
-
-def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
-    f = _Fields(tx.request_headers)
-    out: dict[Buffer, bytes | None] = {
-        Buffer.HTTP_URI: _b(tx.normalized_uri or tx.uri),
-        Buffer.HTTP_URI_RAW: _b(tx.uri),
-        Buffer.HTTP_HOST: _b(tx.host.lower()) if tx.host else None,
-        Buffer.HTTP_HOST_RAW: f.get("host"),
-        Buffer.HTTP_METHOD: _b(tx.method),
-        Buffer.HTTP_USER_AGENT: _b(tx.user_agent),
-        Buffer.HTTP_HEADER: f.without("cookie"),
-        Buffer.HTTP_HEADER_RAW: f.raw or None,
-        Buffer.HTTP_COOKIE: f.get("cookie"),
-        Buffer.HTTP_REFERER: _b(tx.referer),
-        Buffer.HTTP_REQUEST_LINE: _b(tx.request_line),
-        Buffer.HTTP_PROTOCOL: _b(tx.protocol),
-        Buffer.HTTP_ACCEPT: f.get("accept"),
-        Buffer.HTTP_CONNECTION: f.get("connection"),
-        Buffer.HTTP_CONTENT_TYPE: f.get("content-type"),
-        Buffer.HTTP_CONTENT_LEN: f.get("content-length"),
-        Buffer.HTTP_START: f.start(tx.request_line),
-        Buffer.HTTP_HEADER_NAMES: _names(tx.request_headers),
-    }
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def http_response_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
-    f = _Fields(tx.response_headers)
-    out: dict[Buffer, bytes | None] = {
-        Buffer.HTTP_STAT_CODE: _b(str(tx.status)) if tx.status is not None else None,
-        Buffer.HTTP_HEADER: f.without("set-cookie"),
-        Buffer.HTTP_HEADER_RAW: f.raw or None,
-        Buffer.HTTP_COOKIE: f.get("set-cookie"),
-        Buffer.HTTP_CONTENT_TYPE: f.get("content-type"),
-        Buffer.HTTP_CONTENT_LEN: f.get("content-length"),
-        Buffer.HTTP_START: f.start(tx.response_line),
-        Buffer.HTTP_HEADER_NAMES: _names(tx.response_headers),
-        Buffer.HTTP_RESPONSE_LINE: _b(tx.response_line),
-        Buffer.HTTP_SERVER: f.get("server"),
-        Buffer.HTTP_LOCATION: _b(tx.redirect),
-    }
-    line = tx.response_line
-    if line:
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
-            out[Buffer.HTTP_STAT_MSG] = _b(parts[2])
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def tls_buffers(rec: TlsRecord) -> dict[Buffer, bytes]:
-    out: dict[Buffer, bytes | None] = {
-        Buffer.TLS_SNI: _b(rec.sni),
-        Buffer.TLS_CERT_SUBJECT: _b(rec.subject),
-        Buffer.TLS_CERT_ISSUER: _b(rec.issuerdn),
-        Buffer.TLS_CERT_SERIAL: _b(rec.serial),
-        Buffer.TLS_CERT_FINGERPRINT: _b(rec.fingerprint),
-        Buffer.JA3_HASH: _b(rec.ja3_hash),
-        Buffer.JA3_STRING: _b(rec.ja3),
-        Buffer.JA3S_HASH: _b(rec.ja3s_hash),
-        Buffer.JA3S_STRING: _b(rec.ja3s),
-        Buffer.JA4_HASH: _b(rec.ja4),
-    }
-    return {k: v for k, v in out.items() if v is not None}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from inspection.applayer.http_tx import HttpTransaction
-from inspection.detect.inspector import http_request_buffers, http_response_buffers
+from inspection.detect.txbuffers import http_request_buffers, http_response_buffers
 from signatures.buffers import Buffer
 
 HEADERS = (("Host", "Example.TEST"), ("Cookie", "a=1"), ("User-Agent", "ua/1"), ("host", "second"),
