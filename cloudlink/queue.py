@@ -134,12 +134,7 @@ class DetectionQueue:
 
     def enqueue(self, detections: Iterable[Detection]) -> EnqueueResult:
         """Add detections in one transaction; a key already queued is a duplicate, not a second copy."""
-        rows = []
-        for d in detections:
-            if d.device_id is not None:
-                raise ProtocolError("queued detections carry no device id; it is added on upload")
-            body = orjson.dumps(d.to_json())
-            rows.append((d.key, d.stars, len(body), body))
+        rows = _rows(detections)
         return self._write(self._enqueue, rows, lost_if_full=len(rows))
 
     def _enqueue(self, rows: list[tuple[str, int, int, bytes]]) -> EnqueueResult:
@@ -218,12 +213,7 @@ class DetectionQueue:
                          detections: Iterable[Detection], counts: dict[str, int]) -> EnqueueResult:
         """Detections read from `path` up to `offset`, the new offset and the follower's counters, in one
         transaction. QueueFullError (with lost=0) if the disk is full: the offset stays where it was."""
-        rows = []
-        for d in detections:
-            if d.device_id is not None:
-                raise ProtocolError("queued detections carry no device id; it is added on upload")
-            body = orjson.dumps(d.to_json())
-            rows.append((d.key, d.stars, len(body), body))
+        rows = _rows(detections)
 
         def _commit() -> EnqueueResult:
             r = self._enqueue(rows)
@@ -267,3 +257,14 @@ class DetectionQueue:
             raise QueueError(f"{self.path}: {e}") from None
         return QueueStats(depth=depth, bytes=size, max_events=self.max_events, max_bytes=self.max_bytes,
                           **{name: int(c.get(name, 0)) for name in COUNTERS})
+
+
+def _rows(detections: Iterable[Detection]) -> list[tuple[str, int, int, bytes]]:
+    """(key, stars, size, body) per detection; one with a device id is refused (the upload adds it)."""
+    rows = []
+    for d in detections:
+        if d.device_id is not None:
+            raise ProtocolError("queued detections carry no device id; it is added on upload")
+        body = orjson.dumps(d.to_json())
+        rows.append((d.key, d.stars, len(body), body))
+    return rows

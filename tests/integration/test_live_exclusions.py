@@ -8,37 +8,21 @@ then `utm reload --wait`, as the agent's apply hook does. Transfers are small.
 """
 from __future__ import annotations
 
-import subprocess
 import tomllib
 
 import pytest
 
 from netconfig.overlay import Overlay, merge
-from tests.integration.test_live_bridge import EVIL_RULE, PEER, PORT, QUIET_RULE, fetch, last_stats, wait
-from tests.integration.test_live_reload_sources import Run
-from tests.sim.bridgebed import BridgeBed, missing_reason
+from tests.integration.test_live_bridge import EVIL_RULE, QUIET_RULE, fetch, last_stats, wait
+from tests.integration.test_live_reload_sources import QUEUE, Run, bed  # noqa: F401 - bed: its bridge fixture
+from tests.sim.bridgebed import missing_reason
 
 pytestmark = [pytest.mark.netns]
 _why = missing_reason()
 if _why:
     pytestmark.append(pytest.mark.skip(reason=_why))
 
-QUEUE = 21       # test_live_reload_sources.Run binds this number (in this bed's own namespace)
-
-
-@pytest.fixture(scope="module")
-def bed():
-    b = BridgeBed(queue=QUEUE)
-    b.up()
-    try:
-        b.python(b.server, PEER, "serve", str(PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait(lambda: fetch(b, 10)["ok"], 5)
-        yield b
-    finally:
-        b.close()
-
-
-def test_a_remote_rule_exclusion_stops_the_block_after_reload_and_unexclude_restores_it(bed, tmp_path):
+def test_a_remote_rule_exclusion_stops_the_block_after_reload_and_unexclude_restores_it(bed, tmp_path):   # noqa: F811 - the imported fixture
     rules = tmp_path / "live.rules"
     rules.write_text(EVIL_RULE + QUIET_RULE)
     base = f'[ports]\nwan = "eth0"\nlan = "eth1"\n[inspection]\nqueue = {QUEUE}\n'
