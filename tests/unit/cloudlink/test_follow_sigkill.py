@@ -28,18 +28,11 @@ from cloudlink.transport import enrol
 from refcloud.app import CloudConfig
 from tests.sim.cloud import CloudThread, new_code
 from tests.unit.cloudlink.test_eve import ALERT
+from tests.unit.cloudlink.test_sigkill import _agent, _cloud_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 ALERTS = 240
 KILLS = 8
-
-
-def _cloud_rows(db: Path) -> int:
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
-    finally:
-        con.close()
 
 
 def _line(i: int) -> bytes:
@@ -64,14 +57,6 @@ def _writer(logdir: Path, stop: threading.Event) -> None:
             fh.close()
 
 
-def _agent(state: Path, logdir: Path, *extra: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "firmware.cli.main", "cloudlink", "run", "--state", str(state),
-                             "--eve-dir", str(logdir), "--batch-size", "20", "--poll-interval", "0.05",
-                             "--heartbeat-interval", "60", *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.mark.slow
 def test_followed_alerts_reach_the_cloud_once_across_sigkills(tmp_path):
     new_code(tmp_path / "cloud")
@@ -89,7 +74,7 @@ def test_followed_alerts_reach_the_cloud_once_across_sigkills(tmp_path):
         deadline = time.monotonic() + 120
         for kill in range(KILLS):
             before = _cloud_rows(db)
-            proc = _agent(st.folder, logdir)
+            proc = _agent(st.folder, "--eve-dir", str(logdir))
             procs.append(proc)
             if kill % 2:
                 time.sleep(rng.uniform(0.3, 1.5))
@@ -102,7 +87,7 @@ def test_followed_alerts_reach_the_cloud_once_across_sigkills(tmp_path):
             proc.wait(10)
         writer.join(60)
         assert not writer.is_alive()
-        final = _agent(st.folder, logdir, "--drain")
+        final = _agent(st.folder, "--eve-dir", str(logdir), "--drain")
         procs.append(final)
         assert final.wait(60) == 0, final.stderr.read().decode() if final.stderr else ""
     finally:
