@@ -43,7 +43,7 @@ def judges(tmp_path_factory):
     return CategoryDB.load(d / "cat.db"), hashes, matchers
 
 
-def make(judges, policy=PolicyConfig(), packets=()):
+def make(judges, policy=PolicyConfig(), packets=(), exclusions=None):
     db, hashes, matchers = judges
     out = io.BytesIO()
     eve = EveWriter(out)
@@ -53,6 +53,8 @@ def make(judges, policy=PolicyConfig(), packets=()):
     q = FakeQueue(list(packets))
     sender = FakeSender()
     w = LiveWorker(q, engine, FlowPolicy(policy), sender, eve.write, clock=lambda: 1_700_000_000.0)
+    if exclusions is not None:
+        w.exclusions.exclusions = exclusions
     while w.run_once(0):
         pass
     return w, q, sender, [json.loads(line) for line in out.getvalue().splitlines()]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import random
 
 import pytest
@@ -12,17 +10,11 @@ from firmware.bench.frames import TcpConversation
 from firmware.bench.synth import tls_client_hello
 from firmware.live.sources import load_all
 from firmware.live.worker import WorkerSpec, _finish_reload, stats_event
-from inspection.config import ChecksumMode, EngineConfig
-from inspection.engine import Engine
-from inspection.files.scanner import ContentScanner
-from inspection.files.scanner_stream import StreamScanner
-from inspection.io.live import FakeSender, LiveWorker
-from inspection.io.nfqueue import FakeQueue, Verdict
-from inspection.output.eve import EveWriter
+from inspection.io.nfqueue import Verdict
 from inspection.policy.exclusions import Exclusions
-from inspection.policy.urlcat import UrlCategorizer
-from inspection.policy.verdict import FlowPolicy, PolicyConfig
+from inspection.policy.verdict import PolicyConfig
 from tests.unit.live.test_live_enforce import EICAR, download, judges  # noqa: F401 - a fixture
+from tests.unit.live.test_live_enforce import make as enforce_make
 from tests.unit.live.test_live_worker import RULES, evil_conversation, events, make, queued
 
 NET = '[ports]\nwan = "eth0"\nlan = "eth1"\n'
@@ -100,19 +92,8 @@ def test_a_classtype_mode_from_the_net_config_makes_only_that_classtype_detect_o
 
 # -- URL categories and files (the judges of test_live_enforce) ------------------------------------
 def judged(judges, exclusions, packets):   # noqa: F811 - the fixture's value
-    db, hashes, matchers = judges
-    out = io.BytesIO()
-    eve = EveWriter(out)
-    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, None,
-                    UrlCategorizer(db, None))
-    engine.files.scanner = StreamScanner(ContentScanner(hashes, matchers))
-    q = FakeQueue(list(packets))
-    sender = FakeSender()
-    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig()), sender, eve.write, clock=lambda: 1_700_000_000.0)
-    w.exclusions.exclusions = exclusions
-    run(w)
-    alerts = [json.loads(ln)["alert"] for ln in out.getvalue().splitlines() if b'"event_type":"alert"' in ln]
-    return q, sender, alerts
+    _, q, sender, events = enforce_make(judges, packets=packets, exclusions=exclusions)
+    return q, sender, [e["alert"] for e in events if e["event_type"] == "alert"]
 
 
 def tls_to(host):

@@ -11,18 +11,17 @@ new detection and every other customer is due but quiet.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
 
 from refcloud.notify import NotifyConfig, SmtpSender, notify_once
 from refcloud.state import CloudState
 from refcloud.store import LEGACY_ALERT_CURSOR
 from tests.unit.cloudlink.helpers import det
+from tests.unit.refcloud.smtp_server import smtp_server
 
 
 class _Count:
@@ -43,11 +42,11 @@ def _ingest(st: CloudState, devs: list[str], n: int, base: int, now: float) -> N
 
 def main(stored: int, customers: int, new: int) -> None:
     inbox = _Count()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
+    with smtp_server(inbox) as port:
+        _rounds(inbox, port, stored, customers, new)
+
+
+def _rounds(inbox: "_Count", port: int, stored: int, customers: int, new: int) -> None:
     now = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         st = CloudState.open(Path(tmp), now, create=True)
@@ -75,7 +74,6 @@ def main(stored: int, customers: int, new: int) -> None:
                 print(f"{label}: {inbox.n - before} mails, {time.perf_counter() - t:.3f} s")
         finally:
             st.close()
-            ctl.stop()
 
 
 if __name__ == "__main__":

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import sqlite3
 
 import pytest
-from aiosmtpd.controller import Controller
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
@@ -18,6 +16,7 @@ from refcloud.notify import NotifyConfig, SmtpSender, notify_once
 from refcloud.state import CloudState
 from refcloud.store import LEGACY_ALERT_CURSOR, LEGACY_LAST_ALERT, CloudStore
 from tests.unit.cloudlink.helpers import det
+from tests.unit.refcloud.smtp_server import smtp_server
 
 T0 = 1_800_000_000.0
 FALLBACK = ("ops@example.net",)
@@ -49,15 +48,8 @@ class _Inbox:
 @pytest.fixture
 def smtp():
     inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield inbox, ctl.port
-    finally:
-        ctl.stop()
+    with smtp_server(inbox) as port:
+        yield inbox, port
 
 
 def _body(m: email.message.Message) -> str:

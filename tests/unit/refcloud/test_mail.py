@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import time
 from dataclasses import replace
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from refcloud.mail import LEVELS, Watch, WatchConfig, WatchState, alert_mail, watch_step
 from refcloud.notify import NotifyConfig, SmtpSender, notify_once
 from refcloud.state import CloudState
 from tests.unit.cloudlink.helpers import det
+from tests.unit.refcloud.smtp_server import smtp_server
 
 DAY = 86400.0
 
@@ -57,15 +56,8 @@ class _Inbox:
 @pytest.fixture
 def smtp():
     inbox = _Inbox()
-    with socket.socket() as probe:       # aiosmtpd checks readiness by connecting: it needs a real port number
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield inbox, ctl.port
-    finally:
-        ctl.stop()
+    with smtp_server(inbox) as port:
+        yield inbox, port
 
 
 def _cfg(port: int, **kw) -> NotifyConfig:
