@@ -28,7 +28,7 @@ from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
 from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
-from firmware.live.sources import Judges, Loaded, discard, load_all, load_judges, load_rules, unpack_dir  # noqa: F401
+from firmware.live.sources import Loaded, discard, load_all, unpack_dir
 
 if TYPE_CHECKING:
     from inspection.engine import EngineEvent

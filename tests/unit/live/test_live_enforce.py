@@ -163,7 +163,8 @@ def test_block_page_is_small_and_escapes_the_host():
 def test_judges_load_from_the_run_options_and_swap_on_reload(tmp_path):
     from firmware.cli.main import build_parser
     from firmware.cli.run import build_spec
-    from firmware.live.worker import _finish_reload, load_judges
+    from firmware.live.sources import load_judges
+    from firmware.live.worker import _finish_reload
     from tests.sim.livebox import make_judges
 
     opts = make_judges(tmp_path)
