@@ -65,6 +65,8 @@ class EngineConfig:
     http_decompress_layers: int = 3     # content codings undone per body
     http2: bool = True                  # HTTP/2 in clear (prior knowledge, Upgrade: h2c) is parsed
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
+    # digests in fileinfo: sha256 always; md5 and sha1 cost CPU on every file byte (`utm run` logs md5)
+    file_hashes: tuple[str, ...] = ("md5", "sha1", "sha256")
     http_log_headers: bool = False
     alert_packet: bool = True    # alerts carry the packet (base64) and its link type, for the analyst
     alert_payload: bool = True   # ... and the payload or stream data that matched (base64, and printable)
@@ -178,6 +180,15 @@ def _policy(key: str, value: str) -> str:
     return v
 
 
+def _hashes(key: str, value: str) -> tuple[str, ...]:
+    """``md5,sha256`` or ``[md5, sha1]``: the digests logged; sha256 is always among them."""
+    names = {v.strip().lower() for v in value.strip("[] ").split(",") if v.strip()}
+    bad = names - {"md5", "sha1", "sha256"}
+    if bad:
+        raise ConfigError(key, f"unknown hash {sorted(bad)[0]!r} (md5, sha1, sha256)")
+    return tuple(sorted(names | {"sha256"}))
+
+
 def _inline(key: str, value: str) -> bool | None:
     """``auto`` (Suricata's shipped value) means inline only in IPS mode: left as the
     caller's default, which knows its mode."""
@@ -254,6 +265,8 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
     "app-layer.protocols.http2.enabled": _field("http2", parse_bool),
     "files.max-size": _field("file_size_limit", parse_size),
+    "files.hashes": _field("file_hashes", _hashes),
+    "outputs.eve.files.force-hash": _field("file_hashes", _hashes),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),
     "outputs.eve.alert.payload": _field("alert_payload", parse_bool),
     "outputs.eve.alert.metadata": _field("alert_metadata", parse_bool),

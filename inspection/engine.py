@@ -91,7 +91,7 @@ class Engine:
                                      http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
                                      http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers,
                                      http2=cfg.http2)
-        self.files = FileContext(FileLimits(max_size=cfg.file_size_limit))
+        self.files = FileContext(FileLimits(max_size=cfg.file_size_limit, hashes=cfg.file_hashes))
         # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
         self._trackers: dict[Flow, FileTracker] = {}
         # rules that matched a body, per flow and (tx_id, direction): its files are logged malicious

@@ -77,20 +77,28 @@ class Verdict:
 UNSCANNED = Verdict(VerdictKind.UNSCANNED, "no scanner configured")
 
 
+FILE_HASHES = frozenset({"md5", "sha1", "sha256"})
+
+
 @dataclass(frozen=True, slots=True)
 class FileLimits:
     """`max_size`: bytes hashed and scanned per file; past it the file is
     TRUNCATED (its size still counts every byte that went by).
     `max_open`: files open at once per flow; more are not tracked (counted).
-    `max_part_header`: bytes of one multipart part's header block."""
+    `max_part_header`: bytes of one multipart part's header block.
+    `hashes`: the digests logged besides sha256, which is always computed
+    (the scanner and the cloud key files by it)."""
 
     max_size: int = 32 << 20
     max_open: int = 64
     max_part_header: int = 8 << 10
+    hashes: tuple[str, ...] = ("md5", "sha1", "sha256")
 
     def __post_init__(self) -> None:
         if self.max_size < 0 or self.max_open < 1 or self.max_part_header < 64:
             raise ValueError("file limits out of range")
+        if not set(self.hashes) <= FILE_HASHES:
+            raise ValueError(f"file hashes: {', '.join(sorted(FILE_HASHES))}")
 
 
 @dataclass(slots=True)

@@ -20,8 +20,8 @@ from typing import Protocol
 from inspection.files.hashlist import HashList
 from inspection.files.model import VerdictKind
 from inspection.files.scanner_model import UNSCANNED_PREFIX, ScanCounters, ScanLimits, ScanResult, worst
-from inspection.files.unpack import UNPACKERS, UNSUPPORTED, Member, UnpackError, identify
-from inspection.files.unpack_docs import suspicious
+from inspection.files.unpack import IDENTIFY_BYTES, UNPACKERS, UNSUPPORTED, Member, UnpackError, identify
+from inspection.files.unpack_docs import SUSPICIOUS_KINDS, suspicious
 
 __all__ = ["FileMeta", "MatchTimeout", "Matcher", "ContentScanner"]
 
@@ -88,6 +88,32 @@ class ContentScanner:
             return self.oversized(path, len(data), *_digests(data, self.hashes, digests))
         job = _Job(self.clock() + self.limits.max_seconds)
         return self._scan(data, path, path, 0, job, digests=digests)
+
+    def reads_content(self, head: bytes, name: str) -> bool:
+        """Would scanning a file that starts with `head` (its first `IDENTIFY_BYTES`, or all of
+        it) read more than its digests: YARA rules, a container to unpack, a type whose risky
+        content is looked for? If not, a streamed file need not be held for the scan."""
+        if self.matchers:
+            return True
+        kind = identify(head[:IDENTIFY_BYTES], name)
+        return kind in UNPACKERS or kind in SUSPICIOUS_KINDS
+
+    def scan_digests(self, head: bytes, size: int, path: str, digests: Digests) -> ScanResult:
+        """The verdict `scan` gives a file of `size` bytes starting with `head` when it reads
+        nothing but the head and the digests (`reads_content` said no). A digest the caller
+        does not have is not looked up: it cannot be computed from the head."""
+        self.counters.files += 1
+        self.counters.bytes_scanned += size
+        sha256, md5, sha1 = digests
+        kind = identify(head[:IDENTIFY_BYTES], path)
+        reasons: list[str] = []
+        hit = self.hashes.lookup(sha256, size, md5, sha1) if sha256 else None
+        if hit:
+            reasons.append(hit)
+        if kind in UNSUPPORTED:
+            self.counters.unsupported += 1
+            reasons.append(f"{UNSCANNED_PREFIX}unsupported container: {kind}")
+        return ScanResult(path, kind, size, sha256, _own_verdict(reasons), tuple(reasons))
 
     def oversized(self, path: str, size: int, sha256: str | None, md5: str | None = None,
                   sha1: str | None = None) -> ScanResult:

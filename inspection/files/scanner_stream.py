@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from inspection.files.model import FileRecord, FileState, Verdict, VerdictKind
 from inspection.files.scanner import ContentScanner
 from inspection.files.scanner_model import UNSCANNED_PREFIX, ScanResult, worst
+from inspection.files.unpack import IDENTIFY_BYTES
 
 if TYPE_CHECKING:
     from inspection.files.disarm import Disarmer
@@ -26,30 +27,43 @@ __all__ = ["StreamScanner"]
 
 class _Session:
     """One file's bytes until it closes: the chunks themselves (bytes are immutable), joined
-    once at the end, rather than copied into a growing buffer and copied out again."""
+    once at the end, rather than copied into a growing buffer and copied out again. Once the
+    first `IDENTIFY_BYTES` show that the scan would read nothing but the digests (no YARA, no
+    container, no type with risky content: `ContentScanner.reads_content`), only that head is
+    kept: a 32 MB download is then neither held in memory nor joined while its last packet waits."""
 
-    __slots__ = ("_owner", "_name", "_buf", "_size", "_over")
+    __slots__ = ("_owner", "_name", "_buf", "_size", "_over", "_head", "_asked")
 
     def __init__(self, owner: StreamScanner, name: str) -> None:
         self._owner, self._name = owner, name
         self._buf: list[bytes] | None = []
         self._size = 0
         self._over = False
+        self._head: bytes | None = None     # set: the scan reads the digests only
+        self._asked = owner.disarmer is not None   # the sanitiser needs the whole file anyway
 
     def data(self, chunk: bytes) -> None:
-        buf = self._buf
-        if buf is None:
+        if self._over:
             return
         if self._size + len(chunk) > self._owner.content.limits.max_file_size:
             self._buf, self._over = None, True     # release now: nothing more will be scanned
             return
-        buf.append(chunk if type(chunk) is bytes else bytes(chunk))   # a caller's buffer may change
         self._size += len(chunk)
+        buf = self._buf
+        if buf is None:
+            return
+        buf.append(chunk if type(chunk) is bytes else bytes(chunk))   # a caller's buffer may change
+        if not self._asked and self._size >= IDENTIFY_BYTES:
+            self._asked = True
+            first = buf[0]
+            head = first[:IDENTIFY_BYTES] if len(first) >= IDENTIFY_BYTES else b"".join(buf)[:IDENTIFY_BYTES]
+            if not self._owner.content.reads_content(head, self._name):
+                self._buf, self._head = None, head
 
     def finish(self, record: FileRecord) -> Verdict:
         content = self._owner.content
         data: bytes | None = None
-        if self._over or self._buf is None:
+        if self._over:
             sha = record.sha256 if record.state is FileState.CLOSED else None
             res = content.oversized(self._name, record.size, sha, record.md5, record.sha1)
         else:
@@ -62,8 +76,11 @@ class _Session:
                 digests = (record.sha256, None, None)
             else:
                 digests = None
-            data, self._buf = b"".join(self._buf), None
-            res = content.scan(data, self._name, digests)   # type: ignore[arg-type]
+            if self._head is not None:
+                res = content.scan_digests(self._head, self._size, self._name, digests or (None, None, None))
+            else:
+                data, self._buf = b"".join(self._buf or ()), None
+                res = content.scan(data, self._name, digests)   # type: ignore[arg-type]
         if record.state is FileState.TRUNCATED:
             res = _truncated(res)
         self._owner.verdicts[res.verdict.value] = self._owner.verdicts.get(res.verdict.value, 0) + 1
@@ -89,6 +106,12 @@ class StreamScanner:
         self.content = content
         self.disarmer = disarmer
         self.verdicts: dict[str, int] = {}     # verdict kind -> files, for the run summary
+
+    @property
+    def digests_wanted(self) -> tuple[str, ...]:
+        """The digests its hash list is keyed by besides sha256 (the tracker computes them)."""
+        h = self.content.hashes
+        return ("md5",) * bool(h.md5) + ("sha1",) * bool(h.sha1)
 
     def open(self, app_proto: str, filename: str, direction: int) -> _Session:
         return _Session(self, filename or "file")

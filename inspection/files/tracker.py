@@ -8,8 +8,9 @@ request body (named by the path), and each part with a filename of a
 multipart/form-data upload. Mail parsers pass each attachment of a message
 as a named body of its own (already MIME-decoded; see `inspection.files.mime`).
 
-Files are hashed as they stream by (md5, sha1, sha256; never buffered
-whole), their type is sniffed from the first bytes, and a scanner session
+Files are hashed as they stream by (sha256 always; md5 and sha1 when
+`FileLimits.hashes` asks for them or the scanner's hash list needs them;
+never buffered whole), their type is sniffed from the first bytes, and a scanner session
 (see `scan`) may follow them. A file is logged once it is closed *and* its
 transaction record is known, so the log line carries the transaction's
 ``http`` object: a request body usually ends before its transaction is
@@ -24,6 +25,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
+from inspection.files.digests import Digests, InlineDigests
 from inspection.files.model import UNSCANNED, FileCounters, FileLimits, FileRecord, FileState
 from inspection.files.multipart import MultipartSplitter, PartData, PartEnd, PartEvent, PartStart, multipart_boundary
 from inspection.files.scan import NoScanner, Scanner, ScanSession
@@ -59,21 +61,22 @@ class FileContext:
     """What all flows share: limits, limit counters, the scanner, and the disarmer that
     stores the copies of files the scanner's sessions sanitised (None: no sanitising)."""
 
-    __slots__ = ("limits", "counters", "scanner", "disarmer")
+    __slots__ = ("limits", "counters", "scanner", "disarmer", "digests")
 
     def __init__(self, limits: FileLimits | None = None, scanner: Scanner | None = None,
-                 disarmer: Disarmer | None = None) -> None:
+                 disarmer: Disarmer | None = None, digests: Digests | None = None) -> None:
         self.limits = limits or FileLimits()
         self.counters = FileCounters()
         self.scanner: Scanner = scanner or NoScanner()
         self.disarmer = disarmer
+        self.digests: Digests = digests or InlineDigests()
 
 
 class _OpenFile:
     """One file being received."""
 
     __slots__ = ("app_proto", "tx_id", "direction", "name", "size", "hashed", "gaps", "capped", "head",
-                 "ftype", "md5", "sha1", "sha256", "session")
+                 "ftype", "md5", "sha1", "sha256", "hashers", "session")
 
     def __init__(self, ctx: FileContext, app_proto: str, tx_id: int, direction: Direction, name: str) -> None:
         self.app_proto, self.tx_id, self.direction, self.name = app_proto, tx_id, direction, name
@@ -81,8 +84,15 @@ class _OpenFile:
         self.gaps = self.capped = False
         self.head = bytearray()     # leading bytes until the type is sniffed, then released
         self.ftype: FileType | None = None
-        self.md5, self.sha1, self.sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
         self.session: ScanSession | None = ctx.scanner.open(app_proto, name, int(direction))
+        wanted = ctx.limits.hashes
+        if self.session is not None:
+            wanted = (*wanted, *getattr(ctx.scanner, "digests_wanted", ()))
+        # md5 takes half again as long as sha256 on a large file: computed only when asked for
+        self.md5 = hashlib.md5() if "md5" in wanted else None
+        self.sha1 = hashlib.sha1() if "sha1" in wanted else None
+        self.sha256 = hashlib.sha256()
+        self.hashers = tuple(h for h in (self.md5, self.sha1, self.sha256) if h is not None)
 
     def data(self, ctx: FileContext, data: bytes) -> None:
         self.size += len(data)
@@ -100,9 +110,7 @@ class _OpenFile:
             self.head += data[: SNIFF_BYTES - len(self.head)]
             if len(self.head) >= SNIFF_BYTES:
                 self.ftype, self.head = sniff(bytes(self.head)), bytearray()
-        self.md5.update(data)
-        self.sha1.update(data)
-        self.sha256.update(data)
+        ctx.digests.feed(self.hashers, data)
         if self.session is not None:
             self.session.data(data)
 
@@ -112,15 +120,16 @@ class _OpenFile:
             self.gaps = True
             ctx.counters.gaps += 1
 
-    def close(self, truncated: bool) -> FileRecord:
+    def close(self, ctx: FileContext, truncated: bool) -> FileRecord:
+        ctx.digests.settle()
         state = FileState.TRUNCATED if truncated or self.gaps or self.capped else FileState.CLOSED
         closed = state is FileState.CLOSED
         ftype = self.ftype or sniff(bytes(self.head))
         rec = FileRecord(
             app_proto=self.app_proto, tx_id=self.tx_id, direction=self.direction, filename=self.name,
             size=self.size, state=state, gaps=self.gaps,
-            md5=self.md5.hexdigest() if closed else None,
-            sha1=self.sha1.hexdigest() if closed else None,
+            md5=self.md5.hexdigest() if closed and self.md5 is not None else None,
+            sha1=self.sha1.hexdigest() if closed and self.sha1 is not None else None,
             sha256=None if self.gaps else self.sha256.hexdigest(),
             magic=None if ftype is None else ftype.description,
             mime_type=None if ftype is None else ftype.mime_type,
@@ -223,7 +232,7 @@ class FileTracker:
             if body is None or body.splitter is not None or body.file is None or not complete(*key):
                 continue
             del self._bodies[key]
-            rec = body.file.close(False)
+            rec = body.file.close(self._ctx, False)
             judged.append(rec)
             tx = self._record_of(rec.tx_id) or (snapshot(rec.tx_id) if snapshot is not None else None)
             if tx is not None:
@@ -309,10 +318,10 @@ class FileTracker:
         if body.splitter is not None:
             self._parts(body, chunk, body.splitter.finish(), out)
             if body.file is not None:       # cut off inside a part
-                self._closed(body.file.close(True), out)
+                self._closed(body.file.close(self._ctx, True), out)
                 body.file = None
         elif body.file is not None:
-            self._closed(body.file.close(chunk.truncated), out)
+            self._closed(body.file.close(self._ctx, chunk.truncated), out)
 
     def _parts(self, body: _Body, chunk: BodyChunk, events: list[PartEvent], out: list) -> None:
         for ev in events:
@@ -323,7 +332,7 @@ class FileTracker:
                 body.file = None if ev.filename is None else self._new_file(chunk, ev.filename)
             elif isinstance(ev, PartEnd):
                 if body.file is not None:
-                    self._closed(body.file.close(not ev.complete), out)
+                    self._closed(body.file.close(self._ctx, not ev.complete), out)
                 body.file = None
         splitter = body.splitter
         if splitter is not None and splitter.anomalies:

@@ -64,13 +64,16 @@ _TEXT_BYTES = bytes(range(0x20, 0x7f)) + b"\t\n\r\x0c"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<a ", b"<script", b"<iframe", b"<div")
 
 
+IDENTIFY_BYTES = 4096   # `identify` reads no further: a file's first IDENTIFY_BYTES decide its kind
+
+
 def identify(data: bytes, name: str = "") -> str:
     """Short type name of `data`: a container kind (a key of `UNPACKERS` or
     `UNSUPPORTED`) or a leaf kind (``pe``, ``elf``, ``text``, ``data``...)."""
     for offset, magic, kind in _MAGIC:
         if data.startswith(magic, offset):
             return kind
-    head = data[:4096]
+    head = data[:IDENTIFY_BYTES]
     if head.startswith(b"(This file must be converted with BinHex") or b"\n(This file must be converted with BinHex" \
             in head[:512]:
         return "binhex"

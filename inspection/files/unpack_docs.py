@@ -480,6 +480,9 @@ _AUTOEXEC = re.compile(rb"(?i)\b(?:auto_?open|auto_?exec|auto_?close|auto_?new|d
                        rb"mousemove|mousedown|initialize|activate))\b")
 
 
+SUSPICIOUS_KINDS = frozenset({"pdf", "vba"})   # the kinds `suspicious` reads
+
+
 def suspicious(kind: str, data: bytes) -> list[str]:
     """Reasons for a ``suspicious`` verdict: risky content, no detection."""
     out = []

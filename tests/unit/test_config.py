@@ -38,3 +38,12 @@ def test_bad_values_name_their_key(item, key):
     with pytest.raises(ConfigError) as e:
         EngineConfig.from_sets([item])
     assert e.value.key == key
+
+
+def test_file_hashes_are_chosen_and_sha256_is_always_among_them():
+    cfg, _ = EngineConfig.from_sets(["files.hashes=md5"])
+    assert cfg.file_hashes == ("md5", "sha256")
+    cfg, _ = EngineConfig.from_sets(["outputs.eve.files.force-hash=[sha1, md5]"])
+    assert cfg.file_hashes == ("md5", "sha1", "sha256")
+    with pytest.raises(ConfigError, match="files.hashes.*crc32"):
+        EngineConfig.from_sets(["files.hashes=md5,crc32"])

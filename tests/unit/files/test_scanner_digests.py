@@ -10,6 +10,7 @@ from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
 
 from inspection.files.model import FileRecord, FileState, VerdictKind
+from inspection.files.hashlist import parse_hash_list
 from inspection.files.scanner import ContentScanner
 from inspection.files.scanner_stream import StreamScanner
 from inspection.model import Direction
@@ -84,3 +85,79 @@ def test_a_chunk_the_caller_changes_afterwards_is_scanned_as_it_was():
     sess.data(chunk)           # kept by reference only when immutable
     chunk[:] = b"\0" * len(chunk)
     assert sess.finish(_record(EVIL, FileState.TRUNCATED, None)).kind is VerdictKind.MALICIOUS
+
+
+# -- files the scan reads nothing of but their digests are not held ----------------------------
+
+def _stream(scanner: StreamScanner, data: bytes, state: FileState = FileState.CLOSED) -> VerdictKind:
+    sess = scanner.open("http", "/f.bin", 1)
+    for i in range(0, len(data), 65536):
+        sess.data(data[i:i + 65536])
+    return sess.finish(_record(data, state, hashlib.sha256(data).hexdigest())).kind
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for n, d in members.items():
+            z.writestr(n, d)
+    return b.getvalue()
+
+
+def test_streamed_verdicts_match_the_whole_file_scan_with_or_without_holding_it():
+    import random
+    big_evil = b"MZ" + random.Random(1).randbytes(200_000)
+    listed = parse_hash_list(f"{hashlib.sha256(big_evil).hexdigest()}  Big-Evil\n{EVIL_SHA}  Test-Evil\n", "l.sha256")
+    samples = {
+        "listed pe": big_evil,
+        "random data": random.Random(2).randbytes(300_000),
+        "zip with a listed member": _zip({"a.txt": b"x" * 5000, "e.exe": EVIL}),
+        "pdf with javascript": b"%PDF-1.4\n" + b"1 0 obj << /S /JavaScript /JS (app.alert(1)) >>\n" * 200,
+        "unsupported container": b"Rar!\x1a\x07\x00" + bytes(10_000),
+    }
+    whole = ContentScanner(listed)
+    streamed = StreamScanner(ContentScanner(listed))
+    for what, data in samples.items():
+        want = whole.scan(data, "/f.bin").verdict
+        assert _stream(streamed, data) is want, what
+    # the samples cover each way a verdict is reached
+    assert [_stream(streamed, d) for d in samples.values()] == [
+        VerdictKind.MALICIOUS, VerdictKind.CLEAN, VerdictKind.MALICIOUS, VerdictKind.SUSPICIOUS, VerdictKind.UNSCANNED]
+
+
+def test_a_large_file_only_hashed_is_not_kept_in_memory():
+    import random
+    import tracemalloc
+    scanner = StreamScanner(ContentScanner(HASHES))
+    chunks = [random.Random(i).randbytes(65536) for i in range(8)]   # reused: 64 MB streamed
+    sess = scanner.open("http", "/big.iso", 1)
+    tracemalloc.start()
+    try:
+        for _ in range(128):
+            for c in chunks:
+                sess.data(c)
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20          # the head only, not 64 MB of chunk references
+    rec = FileRecord(app_proto="http", tx_id=0, direction=Direction.TO_CLIENT, filename="/big.iso",
+                     size=64 << 20, state=FileState.CLOSED, gaps=False, sha256="00" * 32, md5=None, sha1=None,
+                     magic=None, mime_type=None)
+    assert sess.finish(rec).kind is VerdictKind.CLEAN
+
+
+def test_the_tracker_computes_md5_and_sha1_only_when_asked_or_the_hash_list_needs_them():
+    from inspection.files.model import FileLimits
+    from inspection.files.tracker import FileContext, FileTracker
+    from tests.unit.files.test_tracker import Rec, chunks, run
+
+    data = b"some file body " * 100
+    t = FileTracker(FileContext(FileLimits(hashes=("sha256",))))
+    f = run(t, [Rec(0)] + chunks(0, Direction.TO_CLIENT, data, step=500))[0].file
+    assert f.sha256 == hashlib.sha256(data).hexdigest() and f.md5 is None and f.sha1 is None
+    md5_list = parse_hash_list(f"{hashlib.md5(data).hexdigest()}:{len(data)}:Md5-Listed\n", "l.hdb")
+    ctx = FileContext(FileLimits(hashes=("sha256",)), StreamScanner(ContentScanner(md5_list)))
+    f = run(FileTracker(ctx), [Rec(0)] + chunks(0, Direction.TO_CLIENT, data, step=500))[0].file
+    assert f.md5 == hashlib.md5(data).hexdigest() and f.sha1 is None
+    assert f.verdict.kind is VerdictKind.MALICIOUS

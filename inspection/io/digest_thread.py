@@ -1,0 +1,68 @@
+"""File digests on a thread of their own (the live worker's `Digests`).
+
+hashlib releases the GIL while it hashes a buffer over 2 KB, so md5 and
+sha256 of a queued download run on the second core while the packet loop
+decodes, reassembles and gives verdicts. Chunks of one file stay in order
+(one thread, one FIFO). `settle` waits for the thread to catch up: the
+packet that ends a file is held until its digests are final, as it was when
+they were computed inline. Chunks too small to be worth the hand-over are
+hashed inline while nothing is waiting on the thread.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Sequence
+
+__all__ = ["ThreadDigests"]
+
+INLINE_BELOW = 16 << 10   # a chunk this small costs less to hash than to hand over
+
+
+class ThreadDigests:
+    def __init__(self) -> None:
+        self._jobs: deque[tuple[Sequence[Any], bytes]] = deque()
+        self._cond = threading.Condition()
+        self._busy = False            # the thread is hashing a job it took
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
+        self._thread.start()
+
+    def feed(self, hashers: Sequence[Any], data: bytes) -> None:
+        if len(data) < INLINE_BELOW and not self._jobs and not self._busy:
+            for h in hashers:          # nothing queued: inline keeps the order
+                h.update(data)
+            return
+        if type(data) is not bytes:
+            data = bytes(data)         # a caller's buffer may change before the thread reads it
+        with self._cond:
+            self._jobs.append((hashers, data))
+            self._cond.notify()
+
+    def settle(self) -> None:
+        with self._cond:
+            while self._jobs or self._busy:
+                self._cond.wait()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._jobs and not self._closed:
+                    cond.wait()
+                if not self._jobs:
+                    return
+                hashers, data = self._jobs.popleft()
+                self._busy = True
+            for h in hashers:
+                h.update(data)         # without the GIL for buffers over 2 KB
+            with cond:
+                self._busy = False
+                if not self._jobs:
+                    cond.notify_all()
