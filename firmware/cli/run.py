@@ -138,15 +138,20 @@ def _mark(key: str, value: str) -> int:
         raise ConfigError(key, f"expected a number like 0x1, got {value!r}") from None
 
 
+# no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the NIC
+# (NFQA_SKB_INFO "not ready"), and a bad one on the wire is the receiver's to refuse. fileinfo
+# carries sha256 and md5 (what the cloud keeps); sha1 on request (`--set files.hashes=...`): every
+# digest runs over each queued file byte while the download waits
+LIVE_ENGINE = EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_hashes=("md5", "sha256"))
+
+
 def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Validated worker spec from the arguments (raises ConfigError)."""
     from inspection.config import parse_size
     from firmware.live.bypass import INSPECT_CHAIN
     from firmware.live.worker import WorkerSpec
 
-    # no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the
-    # NIC (NFQA_SKB_INFO "not ready"), and a bad one on the wire is the receiver's to refuse
-    cfg, unknown = EngineConfig.from_sets(args.sets, EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True))
+    cfg, unknown = EngineConfig.from_sets(args.sets, LIVE_ENGINE)
     if unknown:
         raise ConfigError(unknown[0], "unknown setting")
     cfg = replace(cfg, stream_inline=True)   # inline: data is inspected before it is acknowledged

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
+from inspection.io.digest_thread import ThreadDigests
 from inspection.io.live import AfPacketSender, LiveStats, LiveWorker
 from inspection.io.nfqueue import DEFAULT_FLAGS, Flag, NfqError, NfQueue
 from inspection.files.scan import NoScanner
@@ -141,6 +142,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
         engine = Engine(spec.engine, eve.write, judges.inspector, judges.urlcat)
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
+        digests = engine.files.digests = ThreadDigests()   # a queued file is hashed on the other core
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
         worker.exclusions.exclusions = live.exclusions
         reloader = _Reloader(spec)
@@ -175,6 +177,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
             eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
+            digests.close()
             if sender is not None:
                 sender.close()
             if live is not first:
