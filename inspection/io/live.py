@@ -10,6 +10,7 @@ packet accepted (fail open), as STYLE habit 4 asks.
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import socket
 import time
@@ -22,10 +23,11 @@ from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
-from inspection.model import IPPROTO_TCP, TH_FIN, TH_RST, Direction
+from inspection.model import IPPROTO_TCP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
 from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
+from inspection.policy.blockhost import BlockHost
 from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
 from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame
 from inspection.policy.filehit import FileBlockHit
@@ -88,6 +90,8 @@ class LiveCounters:
     page_closes_acked: int = 0       # clients' FINs after a block page, acknowledged
     dns_answers_sent: int = 0        # queries for blocked names answered with the block address
     dns_answer_errors: int = 0       # such queries that could not be answered (passed as without it)
+    block_host_handshakes: int = 0   # SYNs to the block address answered by the box (port 80)
+    block_host_resets: int = 0       # anything else sent there that the page did not answer: reset
     files_blocked: int = 0           # malicious files whose completing packet was dropped
     files_judged_live: int = 0       # files closed and judged at the packet that completed them
     hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
@@ -180,6 +184,9 @@ class LiveWorker:
         # takes tens of ms; done at once it would hold the flow's packets still in the queue
         # (queued before the kernel saw the mark) and stall the very download it released
         self._released: list[tuple[float, Flow]] = []
+        self._host: tuple[object, BlockHost | None] = (None, None)   # (its DnsBlockConfig, the block host)
+        self._host_secret = os.urandom(16)
+        self._to_host = False                    # the packet at hand goes to the block address
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -373,6 +380,10 @@ class LiveWorker:
         except Exception:   # noqa: BLE001 - hostile input must never stop the data path
             c.engine_errors += 1
             return VerdictMsg(qp.packet_id, Verdict.ACCEPT)
+        host = self._block_host()
+        self._to_host = host is not None and host.targets(qp.payload)
+        if self._to_host and self._answer_syn(host, flow, qp, now):   # type: ignore[arg-type]
+            return VerdictMsg(qp.packet_id, Verdict.DROP)
         facts = None
         unjudged = False
         if flow is not None:
@@ -409,6 +420,8 @@ class LiveWorker:
         elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
             self._out.append(self._dns_frame)
             c.dns_answers_sent += 1
+        if self._to_host:
+            return self._host_rest(flow, qp)
         if d.action is Action.BYPASS:
             c.bytes_bypassed_marked += size
         if not d.accepted and d.mark is not None and d.reason in _FIRST_BLOCK:
@@ -416,6 +429,48 @@ class LiveWorker:
             # connmark and drops this and every later packet of the flow in the kernel
             return VerdictMsg(qp.packet_id, Verdict.REPEAT, d.mark)
         return VerdictMsg(qp.packet_id, Verdict.ACCEPT if d.accepted else Verdict.DROP, d.mark)
+
+    def _block_host(self) -> BlockHost | None:
+        """The block host of the DNS answers configured now (they change with a reload)."""
+        cfg = self.policy.cfg.dns_block
+        if self._host[0] is not cfg:
+            self._host = (cfg, BlockHost(cfg, self._host_secret) if cfg is not None else None)
+        return self._host[1]
+
+    def _answer_syn(self, host: BlockHost, flow: Flow | None, qp: QueuedPacket, now: float) -> bool:
+        """A SYN to the block address: the box answers it (SYN-ACK on port 80, else a reset).
+        The SYN-ACK also goes through the engine, so the request that follows is parsed as on
+        any connection and its blocked Host gets the page. False for what is no SYN."""
+        pkt = self.engine._cur
+        if self.sender is None or flow is None or pkt is None or not pkt.l4_ok or len(qp.hwaddr) != 6 \
+                or not pkt.tcp_flags & TH_SYN or pkt.tcp_flags & TH_ACK:
+            return False
+        self._learn(flow, qp)
+        try:
+            frame, synack = host.answer_syn(qp.payload, qp.hwaddr, PLACEHOLDER_MAC)
+        except ResetError:
+            self.counters.reset_errors += 1
+            return True
+        self._out.append((qp.physin, frame))
+        if synack is None:
+            self.counters.block_host_resets += 1
+            return True
+        self.counters.block_host_handshakes += 1
+        self.engine.process(LINKTYPE_RAW, synack, now, len(synack))
+        return True
+
+    def _host_rest(self, flow: Flow | None, qp: QueuedPacket) -> VerdictMsg:
+        """Whatever else goes to the block address is dropped; data the page did not answer
+        (another Host, no category database) gets a reset so the client does not wait."""
+        pkt = self.engine._cur
+        if (self.sender is not None and flow is not None and pkt is not None and pkt.l4_ok and pkt.payload
+                and flow.proto == IPPROTO_TCP and not self.policy.is_paged(flow.flow_id) and len(qp.hwaddr) == 6):
+            try:
+                self._out.append((qp.physin, self._host[1].refuse(qp.payload, qp.hwaddr, PLACEHOLDER_MAC)))  # type: ignore[union-attr]
+                self.counters.block_host_resets += 1
+            except ResetError:
+                self.counters.reset_errors += 1
+        return VerdictMsg(qp.packet_id, Verdict.DROP)
 
     def _files_judgeable(self, flow: Flow) -> bool:
         """Can anything still change the verdict of the flow's open file: a file scanner, or
@@ -508,7 +563,9 @@ class LiveWorker:
             self._out.append((qp.physin or client[1], to_client))
             c.block_pages_sent += 1
             out = qp.physout or (server[1] if server is not None else 0)
-            if server is not None and out:
+            if self._to_host:
+                pass             # the box was the server: nobody beyond the bridge to reset
+            elif server is not None and out:
                 self._out.append((out, to_server))
                 c.resets_sent += 1
             else:

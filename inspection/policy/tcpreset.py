@@ -77,8 +77,10 @@ def _csum(data: bytes) -> int:
 
 
 def _tcp_segment(version: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
-                 flags: int, payload: bytes = b"", window: int = 0) -> bytes:
-    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0)
+                 flags: int, payload: bytes = b"", window: int = 0, options: bytes = b"") -> bytes:
+    """`options`: whole 32-bit words (a SYN-ACK's MSS)."""
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (5 + len(options) // 4) << 4, flags, window, 0, 0) + options
     seg = hdr + payload
     if version == 4:
         pseudo = src + dst + struct.pack("!BBH", 0, 6, len(seg))

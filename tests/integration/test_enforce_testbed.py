@@ -7,6 +7,7 @@ already up (it belongs to someone) the module is skipped. Every fetch and wait i
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -174,17 +175,22 @@ def test_detect_only_blocks_nothing_and_still_alerts(bed, box):
 
 
 def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
-    # the box answers queries for phish.example.test with www's address (a server beyond the
-    # bridge that accepts port 80): the request there names the blocked host and gets the page
+    # the box answers queries for phish.example.test with an address nothing in the office or
+    # beyond uses (documentation range, off-link: routed through the router, so bridged), and
+    # answers the handshake there itself: the request names the blocked host and gets the page
     box.stop()
     folder, args = bed
-    www4, www6 = testbed.HOST_ADDRS["www.example.test"]
-    dnsbox = lb.LiveBox(folder / "eve-dns", [*args, "--dns-block-answer", f"{www4},{www6}"]).start()
+    block4, block6 = "198.51.100.7", "2001:db8:ff::7"
+    dnsbox = lb.LiveBox(folder / "eve-dns", [*args, "--dns-block-answer", f"{block4},{block6}"]).start()
     try:
-        for fam, addr in (("-4", www4), ("-6", www6)):
+        for fam, addr in (("-4", block4), ("-6", block6)):
             r = testbed.in_ns("utmtb-lan", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w",
                               "%{http_code} %{remote_ip}", fam, "http://phish.example.test/", check=False)
             assert r.stdout.split() == ["403", addr], (fam, r.stdout, r.stderr)
+        # another port there is refused at once (a reset, curl exit 7), not left to time out
+        r = testbed.in_ns("utmtb-lan", "curl", "-s", "--max-time", "5", "-4", f"http://{block4}:8080/",
+                          check=False)
+        assert r.returncode == 7, (r.returncode, r.stderr)
         f = lb.fetch("utmtb-lan", "http://www.example.test/", "-4")   # other names resolve as ever
         assert (f.exit, f.status) == (0, 200)
         evs = dnsbox.wait_for(lambda e: e.get("event_type") == "alert" and e.get("dns") is not None)
@@ -192,6 +198,9 @@ def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
         assert dns_alerts and {a["alert"]["action"] for a in dns_alerts} == {"blocked"}
         assert any(e.get("event_type") == "dns" and e["dns"].get("queries", [{}])[0].get("rrname")
                    == "phish.example.test" for e in evs)
+        boxed = {ipaddress.ip_address(block4), ipaddress.ip_address(block6)}
+        http = [a for a in lb.alerts(evs) if a.get("http") is not None and ipaddress.ip_address(a["dest_ip"]) in boxed]
+        assert {a["alert"]["action"] for a in http} == {"blocked"} and len(http) >= 2
     finally:
         dnsbox.stop()
 
