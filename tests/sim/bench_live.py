@@ -5,8 +5,11 @@ with no queue rules (plain bridge), then with the docs/live.md ruleset and
 `utm run` bound (default depth 1 MB, one drop rule): one large raw download
 (handed back after its head), one large HTTP download (a file, but nothing
 judges files: handed back at the depth too), sequential small requests
-(latency p50/p99 with connection setup) and parallel clients (requests per
-second); then `utm run` again with a file scanner (a hash list), where the
+(latency p50/p99 with connection setup), and the requests per second of 100
+parallel clients on new connections (closed loop, one process of threads).
+Then the latency again at half load: the sequential requests while the
+clients keep half the inspecting path's requests/s going, the same rate on
+both paths. Last, `utm run` again with a file scanner (a hash list), where the
 same HTTP download stays queued until the file is judged (up to the file size
 limit, 32 MB). Engine CPU and memory come from /proc of the worker.
 Everything is removed at the end.
@@ -32,6 +35,8 @@ PEER = str(ROOT / "tests" / "sim" / "tcppeer.py")
 PORT = 8080
 QUEUE = 21
 PLAIN = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+SMALL = 1000           # bytes of a small response
+CAPACITY_S = 3.0       # seconds of parallel clients for the requests/s figure
 RULE = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)\n'
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
@@ -51,28 +56,40 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def measure(bed: BridgeBed, large: int, small: int, clients: int) -> dict:
+    """Large downloads, sequential small requests (latency with nothing else going on) and the
+    requests per second `clients` parallel clients get (closed loop, CAPACITY_S seconds)."""
     out: dict = {}
     for mode in ("raw", "http"):
         r = _peer(bed, f"sink-{mode}", SERVER_IP, str(PORT), str(large))
         if not r["ok"]:
             raise RuntimeError(f"large {mode} download failed: {r}")
         out[f"{mode}_mbit_s"] = large * 8 / 1e6 / r["seconds"]
-    r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), "1000")
+    r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), str(SMALL))
     lat = r["latencies_ms"]
     out.update(small_ok=len(lat), small_failed=r["failed"], p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99))
-    per = max(1, small // clients)
-    started = time.perf_counter()
-    procs = [subprocess.Popen(["ip", "netns", "exec", bed.client, sys.executable, PEER, "many", SERVER_IP,
-                               str(PORT), str(per), "1000"], stdout=subprocess.PIPE, text=True)
-             for _ in range(clients)]
-    done = failed = 0
-    for p in procs:
-        so, _ = p.communicate(timeout=300)
-        r = json.loads(so)
-        done += len(r["latencies_ms"])
-        failed += r["failed"]
-    out.update(parallel_requests_per_s=done / (time.perf_counter() - started), parallel_failed=failed)
+    r = _peer(bed, "load", SERVER_IP, str(PORT), str(CAPACITY_S), str(clients), str(SMALL))
+    out.update(parallel_requests_per_s=r["done"] / r["seconds"], parallel_failed=r["failed"])
     return out
+
+
+def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dict:
+    """Sequential small requests while `clients` others keep `rate` requests/s going."""
+    seconds = 2.0 + small * 0.004
+    load = subprocess.Popen(["ip", "netns", "exec", bed.client, sys.executable, PEER, "load", SERVER_IP,
+                             str(PORT), f"{seconds:.1f}", str(clients), str(SMALL), f"{rate:.1f}"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)          # the load is up to its rate before the first probe
+        r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), str(SMALL))
+        so, _ = load.communicate(timeout=seconds + 60)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    bg = json.loads(so)
+    lat = r["latencies_ms"]
+    return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"], "failed": r["failed"] + bg["failed"],
+            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
 
 
 def _cpu_and_rss(pid: int) -> tuple[float, int]:
@@ -128,7 +145,13 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
         cpu1, rss = _cpu_and_rss(worker)
         report["engine"] = {"cpu_seconds": cpu1 - cpu0, "cpu_share_of_one_core": (cpu1 - cpu0) / wall,
                             "rss_kb": rss}
+        # half load: half the requests/s the inspecting path managed, the same rate on both paths
+        rate = report["inspecting"]["parallel_requests_per_s"] / 2
+        report["inspecting"]["half_load"] = loaded_latency(bed, small, clients, rate)
         live = _stop_utm(utm, tmp)
+        bed.apply_rules(PLAIN)
+        report["plain"]["half_load"] = loaded_latency(bed, small, clients, rate)
+        bed.apply_rules(ruleset(QUEUE))
         if live:
             report["engine"].update(queued_packets=live["packets"], queued_bytes=live["bytes"],
                                     flows_bypassed=live["flows_bypassed"], enobufs=live["queue"]["enobufs"])
@@ -148,6 +171,8 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
                            "http_throughput": i["http_mbit_s"] / p["http_mbit_s"],
                            "http_scanned_throughput": report["scanning"]["http_mbit_s"] / p["http_mbit_s"],
                            "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
+                           "added_p50_ms_half_load": i["half_load"]["p50_ms"] - p["half_load"]["p50_ms"],
+                           "added_p99_ms_half_load": i["half_load"]["p99_ms"] - p["half_load"]["p99_ms"],
                            "requests_per_s": i["parallel_requests_per_s"] / p["parallel_requests_per_s"]}
     finally:
         bed.close()
@@ -158,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench-live", description=__doc__.split("\n\n")[0])
     ap.add_argument("--large-mb", type=int, default=100)
     ap.add_argument("--small", type=int, default=400, help="small requests (sequential, then in parallel)")
-    ap.add_argument("--clients", type=int, default=20, help="parallel clients")
+    ap.add_argument("--clients", type=int, default=100, help="parallel clients")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     why = missing_reason()
@@ -178,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{q['http_scanned_throughput']:14.2f}")
     print(f"{'small request p50 ms':28}{p['p50_ms']:14.2f}{i['p50_ms']:14.2f}{q['added_p50_ms']:+14.2f}")
     print(f"{'small request p99 ms':28}{p['p99_ms']:14.2f}{i['p99_ms']:14.2f}{q['added_p99_ms']:+14.2f}")
+    ph, ih = p["half_load"], i["half_load"]
+    print(f"{'  at half load p50 ms':28}{ph['p50_ms']:14.2f}{ih['p50_ms']:14.2f}{q['added_p50_ms_half_load']:+14.2f}")
+    print(f"{'  at half load p99 ms':28}{ph['p99_ms']:14.2f}{ih['p99_ms']:14.2f}{q['added_p99_ms_half_load']:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
           f"{q['requests_per_s']:14.2f}")
     e = r["engine"]
@@ -186,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({e.get('queued_bytes', 0) / 1e6:.1f} MB), {e.get('flows_bypassed', 0)} flows handed back, "
           f"ENOBUFS {e.get('enobufs', 0)}")
     print(f"scanner on: {s['cpu_seconds']:.2f} s CPU for the HTTP download, {s['queued_bytes'] / 1e6:.1f} MB queued")
+    print(f"half load: {ih['rate_asked']:.0f} requests/s asked of {r['clients']} clients in the background "
+          f"(done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting)")
     print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "
           "2 shared vCPUs over veth: compare the columns, not with hardware)")
     return 0

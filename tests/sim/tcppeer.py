@@ -5,6 +5,10 @@
   tcppeer.py raw HOST PORT SIZE [WORDS]    the same with "DATA" instead of "GET" (no HTTP, no file)
   tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark)
   tcppeer.py many HOST PORT N SIZE         N sequential small requests; prints JSON latencies (ms)
+  tcppeer.py load HOST PORT SECONDS CLIENTS SIZE [RATE]
+                                           CLIENTS threads fetching SIZE bytes on new connections for
+                                           SECONDS, as fast as they can or RATE requests/s in all;
+                                           prints JSON done, failed, seconds
 """
 from __future__ import annotations
 
@@ -107,6 +111,39 @@ def many(host: str, port: int, count: int, size: int) -> dict:
     return {"latencies_ms": lat, "failed": failed}
 
 
+def load(host: str, port: int, seconds: float, clients: int, size: int, rate: float = 0.0) -> dict:
+    """Closed loop (rate 0: each client starts its next request when one ends) or open loop
+    (each client keeps to its share of `rate`, starting late rather than skipping)."""
+    payload(size)
+    done = [0] * clients
+    failed = [0] * clients
+    start = time.perf_counter() + 0.05
+    end = start + seconds
+
+    def client(i: int) -> None:
+        gap = clients / rate if rate > 0 else 0.0
+        due = start + (i * gap / clients if gap else 0.0)
+        while True:
+            now = time.perf_counter()
+            if gap:
+                if due > now:
+                    time.sleep(due - now)
+                due += gap
+            if time.perf_counter() >= end:
+                return
+            if fetch(host, port, size, timeout=5.0)["ok"]:
+                done[i] += 1
+            else:
+                failed[i] += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    return {"done": sum(done), "failed": sum(failed), "seconds": time.perf_counter() - start}
+
+
 def main(argv: list[str]) -> int:
     cmd = argv[0]
     if cmd == "serve":
@@ -119,6 +156,9 @@ def main(argv: list[str]) -> int:
         print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), "DATA" if cmd == "sink-raw" else "GET")))
     elif cmd == "many":
         print(json.dumps(many(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
+    elif cmd == "load":
+        rate = float(argv[6]) if len(argv) > 6 else 0.0
+        print(json.dumps(load(argv[1], int(argv[2]), float(argv[3]), int(argv[4]), int(argv[5]), rate)))
     else:
         return 2
     return 0
