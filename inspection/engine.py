@@ -437,6 +437,20 @@ class Engine:
             self._file_outputs(flow, t, out)
         return judged
 
+    def open_ended_file(self, flow: Flow) -> bool:
+        """Live path: the packet at hand carried bytes of a file still being judged whose body
+        no count ends (chunked, or up to the close): its end may come alone, so this packet is
+        the one the live path holds (see inspection.io.live, `_hold`)."""
+        pkt, app = self._cur, flow.app
+        if pkt is None or app is None or not pkt.payload or flow.tcp is None:
+            return False
+        open_ended = getattr(app.parser, "body_open_ended", None)
+        t = self._trackers.get(flow) if self._trackers else None
+        if open_ended is None or t is None:
+            return False
+        d = flow.direction_of(pkt)
+        return d in t.judging() and open_ended(d)
+
     def end_at_fin(self, flow: Flow) -> bool:
         """Live path: the packet at hand carries the FIN of its direction with every byte before
         it read, and a file is open in that direction. The stream is over now, not when the FIN

@@ -45,6 +45,7 @@ from inspection.model import Anomaly, AnomalyKind, AppOutput, Direction
 __all__ = ["Http1Parser", "HttpTransaction", "probe_http"]
 
 _TS, _TC = Direction.TO_SERVER, Direction.TO_CLIENT
+_OPEN_ENDED = frozenset({St.CHUNK_SIZE, St.CHUNK_DATA, St.CHUNK_END, St.TRAILERS, St.BODY_CLOSE})
 _PAST_HEAD = frozenset({St.BODY_CL, St.CHUNK_SIZE, St.CHUNK_DATA, St.CHUNK_END, St.TRAILERS, St.BODY_CLOSE, St.AFTER})
 MAX_PENDING_TX = 512          # open transactions before the oldest idle one is flushed early
 MAX_AWAITING = 1 << 16        # flushed requests still holding their place in the response order
@@ -168,6 +169,11 @@ class Http1Parser(HeadReader, BodyReader):
             if (tx.req_done if req else tx.resp_done) or (side.tx is tx and side.st in _PAST_HEAD):
                 out.append(tx)
         return out
+
+    def body_open_ended(self, direction: Direction) -> bool:
+        """The message read in `direction` is in a body that no count ends: chunked (its last
+        chunk may come in a segment of its own) or delimited by the close (its FIN may)."""
+        return self._sides[direction].st in _OPEN_ENDED
 
     def body_complete(self, direction: Direction, tx_id: int) -> bool:
         """Whether the body of `tx_id`'s message in `direction` is complete by its

@@ -22,6 +22,7 @@ from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
+from inspection.io.holds import SegmentHolds
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
 from inspection.model import IPPROTO_TCP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
 from inspection.files.model import VerdictKind
@@ -187,6 +188,10 @@ class LiveWorker:
         self._host: tuple[object, BlockHost | None] = (None, None)   # (its DnsBlockConfig, the block host)
         self._host_secret = os.urandom(16)
         self._to_host = False                    # the packet at hand goes to the block address
+        # the latest data segment of a chunked or close-delimited body being judged, per flow
+        self.holds = SegmentHolds()
+        self._freed: list[VerdictMsg] = []       # held segments settled by the packet at hand
+        self._at: Flow | None = None             # the packet at hand's flow, once the engine took it
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -230,6 +235,10 @@ class LiveWorker:
             if f.verdict.kind is VerdictKind.MALICIOUS:
                 self._bad_files.append(FileBlockHit(f, f.direction, ev.body.record))   # type: ignore[attr-defined]
         elif et == "flow" and ev.flow is not None:
+            if self.holds:
+                v = self.holds.forget(ev.flow.flow_id)
+                if v is not None:
+                    self._freed.append(v)
             self.policy.forget(ev.flow.flow_id)
             self._ends.pop(ev.flow.flow_id, None)
             self._requests.pop(ev.flow.flow_id, None)
@@ -303,22 +312,43 @@ class LiveWorker:
     # -- packets -------------------------------------------------------------------------------
     def run_once(self, timeout: float) -> int:
         """One batch: receive, decide, send the verdicts. Returns the batch size."""
-        batch = self.queue.receive(self.max_batch, timeout)
+        holds = self.holds
+        due = holds.next_due(time.monotonic()) if holds else None
+        batch = self.queue.receive(self.max_batch, timeout if due is None else min(timeout, due))
         if not batch:
             if self._released:
                 self._release_files(float("inf"))
             self.engine.flows.expire(self.clock())
+            if holds or self._freed:
+                self._send([*self._freed, *holds.expired(time.monotonic())])
+                self._freed.clear()
             return 0
         c = self.counters
         c.batches += 1
         now = self.clock()
-        self.queue.verdicts([self.handle(p, now) for p in batch])
+        out: list[VerdictMsg] = []
+        freed = self._freed
+        for p in batch:
+            v = self.handle(p, now)
+            if freed:             # a held segment goes before the packet that settled it
+                out += freed
+                freed.clear()
+            if v is not None:
+                out.append(v)
+        if holds:
+            out += holds.expired(time.monotonic())
+        self._send(out)
         if self._out:
             self.flush_frames()
         if self._released and self._released[0][0] + RELEASE_AFTER <= time.monotonic():
             self._release_files(time.monotonic() - RELEASE_AFTER)
         self._block_t = None
         return len(batch)
+
+    def _send(self, verdicts: list[VerdictMsg]) -> None:
+        # a batch verdict settles every waiting packet below its id: not while one is held
+        if verdicts:
+            self.queue.verdicts(verdicts, batch=not self.holds)
 
     def _release_files(self, before: float) -> None:
         """Close and judge the open files of flows handed back before `before` (monotonic)."""
@@ -345,7 +375,26 @@ class LiveWorker:
             c.block_us_total += us
             c.block_us_max = max(c.block_us_max, us)
 
-    def handle(self, qp: QueuedPacket, now: float) -> VerdictMsg:
+    def handle(self, qp: QueuedPacket, now: float) -> VerdictMsg | None:
+        """The packet's verdict, or None while it is held (inspection.io.holds): the latest data
+        segment of a chunked or close-delimited body being judged waits for the packet after it."""
+        v = self._verdict(qp, now)
+        flow, pkt = self._at, self.engine._cur
+        if flow is None or pkt is None or flow.proto != IPPROTO_TCP:
+            return v
+        holds = self.holds
+        d = flow.direction_of(pkt)
+        if holds:
+            prev = holds.settle(flow.flow_id, d, v.verdict is not Verdict.ACCEPT)
+            if prev is not None:
+                self._freed.append(prev)
+        if v.verdict is Verdict.ACCEPT and v.mark is None and pkt.payload and not self._to_host \
+                and self.engine.open_ended_file(flow) and self._files_judgeable(flow):
+            holds.hold(flow.flow_id, qp.packet_id, d, time.monotonic(), qp.payload)
+            return None
+        return v
+
+    def _verdict(self, qp: QueuedPacket, now: float) -> VerdictMsg:
         c = self.counters
         c.packets += 1
         size = len(qp.payload)
@@ -354,7 +403,7 @@ class LiveWorker:
         self._hits.clear()
         self._bad_files.clear()
         self._page = None
-        self._qp, self._dns_frame = qp, None
+        self._qp, self._dns_frame, self._at = qp, None, None
         t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
@@ -380,6 +429,7 @@ class LiveWorker:
         except Exception:   # noqa: BLE001 - hostile input must never stop the data path
             c.engine_errors += 1
             return VerdictMsg(qp.packet_id, Verdict.ACCEPT)
+        self._at = flow
         host = self._block_host()
         self._to_host = host is not None and host.targets(qp.payload)
         if self._to_host and self._answer_syn(host, flow, qp, now):   # type: ignore[arg-type]
@@ -507,6 +557,9 @@ class LiveWorker:
         receiver_mac = receiver_end[0] if receiver_end is not None else PLACEHOLDER_MAC
         try:
             to_sender, to_receiver = reset_frames(qp.payload, sender_end[0], receiver_mac)
+            held = self.holds.peek(flow.flow_id, Direction(d)) if self.holds else None
+            if held is not None:   # dropped with this packet: the receiver's next byte is the held one's
+                to_receiver = reset_frames(held, sender_end[0], receiver_mac)[1]
         except ResetError:
             c.reset_errors += 1
             return
@@ -595,7 +648,8 @@ class LiveWorker:
             "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked,
             "dns_answers_sent": c.dns_answers_sent, "dns_answer_errors": c.dns_answer_errors,
-            "files_blocked": c.files_blocked,
+            "files_blocked": c.files_blocked, "segments_held": dataclasses.asdict(self.holds.counters),
+            "block_host_handshakes": c.block_host_handshakes, "block_host_resets": c.block_host_resets,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
             "blocks_timed": c.blocks_timed,

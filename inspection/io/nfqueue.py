@@ -350,7 +350,7 @@ class PacketQueue(Protocol):
 
     def receive(self, max_packets: int, timeout: float) -> list[QueuedPacket]: ...
 
-    def verdicts(self, verdicts: Sequence[VerdictMsg]) -> None: ...
+    def verdicts(self, verdicts: Sequence[VerdictMsg], batch: bool = True) -> None: ...
 
     def close(self) -> None: ...
 
@@ -369,7 +369,7 @@ class FakeQueue:
         self.counters.received += len(batch)
         return batch
 
-    def verdicts(self, verdicts: Sequence[VerdictMsg]) -> None:
+    def verdicts(self, verdicts: Sequence[VerdictMsg], batch: bool = True) -> None:
         self.sent.extend(verdicts)
         self.counters.verdicts += len(verdicts)
 
@@ -475,12 +475,13 @@ class NfQueue:
         self.counters.received += len(out)
         return out
 
-    def verdicts(self, verdicts: Sequence[VerdictMsg]) -> None:
+    def verdicts(self, verdicts: Sequence[VerdictMsg], batch: bool = True) -> None:
+        """`batch`: False while the caller holds a packet back (a batch would settle it too)."""
         if not verdicts:
             return
         # fail-open: a batch verdict also settles packets whose message we lost (ENOBUFS) below its
         # last id, which the kernel would accept on a full queue anyway; fail-closed must not
-        batched = self.flags & Flag.FAIL_OPEN and len(verdicts) > 1
+        batched = batch and self.flags & Flag.FAIL_OPEN and len(verdicts) > 1
         data = (encode_verdicts_batched if batched else encode_verdicts)(self.queue, verdicts)
         try:
             self._sock.send(data)

@@ -240,7 +240,17 @@ def test_a_malicious_close_delimited_file_is_judged_at_the_servers_fin_which_is_
     fin = server_fin_id(pkts)
     by_id = {v.packet_id: v for v in q.sent}
     assert by_id[fin].verdict is Verdict.REPEAT and by_id[fin].mark == 0x2
-    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < fin)
+    # a FIN on its own: the data segment before it was held, and is dropped with it
+    last = fin if fin_with_data else last_data_id(pkts)
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    if not fin_with_data:
+        assert by_id[last].verdict is Verdict.DROP and w.holds.counters.dropped == 1
+        order = [v.packet_id for v in q.sent]
+        assert order.index(fin) == order.index(last) + 1        # settled just before the FIN's verdict
+        # the client's reset starts where the dropped segment did: a later one would be ignored
+        [to_client] = [f for ifx, f in sender.frames if ifx == CLI_PORT]
+        held = next(p for p in pkts if p.packet_id == last)
+        assert parse_tcp(to_client[14:]).seq == parse_tcp(held.payload).seq
     assert sorted(ifx for ifx, _ in sender.frames) == [CLI_PORT, SRV_PORT]
     alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
     assert [(a["action"], a["category"]) for a in alerts] == [("blocked", "malware")]
@@ -267,10 +277,29 @@ def test_a_malicious_chunked_file_is_held_at_the_segment_with_the_last_chunk(jud
     w, q, sender, evs = make(judges, packets=pkts)
     last = last_data_id(pkts)
     assert pkts[last - 1].payload.endswith(b"0\r\n\r\n")
+    eicar = max(p.packet_id for p in pkts if EICAR in p.payload)
     by_id = {v.packet_id: v for v in q.sent}
     assert by_id[last].verdict is Verdict.REPEAT
-    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < last)
+    # the segment with the file's bytes was held for the packet after it and is dropped with it:
+    # the client never has the whole file
+    assert by_id[eicar].verdict is Verdict.DROP
+    assert all(v.verdict is Verdict.ACCEPT for i, v in by_id.items() if i < eicar)
     assert w.counters.files_blocked == 1
+
+
+def test_a_held_segment_with_nothing_after_it_is_released_in_time(judges):
+    c = TcpConversation("192.0.2.10", "192.0.2.20", 40410, 80)
+    frames = list(c.handshake()) + list(c.send(b"GET /f HTTP/1.1\r\nHost: www.example.test\r\n\r\n"))
+    frames += list(c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                          from_client=False))   # the body goes on later (a slow server, Nagle)
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, packets=pkts)
+    held = last_data_id(pkts)
+    assert held not in {v.packet_id for v in q.sent} and len(w.holds) == 1
+    w.holds.max_age = 0.0
+    w.run_once(0)                          # idle: what is due goes out
+    assert q.sent[-1].packet_id == held and q.sent[-1].verdict is Verdict.ACCEPT
+    assert not w.holds and w.holds.counters.expired == 1
 
 
 def multipart_upload(file_body: bytes):
