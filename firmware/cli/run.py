@@ -13,10 +13,11 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from firmware.base.atomic import write_atomic
 from firmware.cli.definitions import add_definitions_options
-from inspection.config import ChecksumMode, EngineConfig
+from inspection.config import EngineConfig
 from inspection.errors import ConfigError
 from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.verdict import FailMode, PolicyConfig
@@ -57,6 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="answer DNS queries for blocked names with this IPv4 and/or IPv6 address "
                         "(where the block page is reached; off by default, docs/live.md)")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
+    p.add_argument("-c", "--config", default=None, metavar="FILE", type=Path,
+                   help="Suricata YAML config, as for `utm inspect -c` (keys not honoured are named once on "
+                        "stderr); re-read at each reload; --set wins over it. Checksums stay unchecked and the "
+                        "stream inline whatever it says")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="engine setting, as for `utm inspect`")
     p.add_argument("--categories", default=None, metavar="DB",
@@ -138,22 +143,40 @@ def _mark(key: str, value: str) -> int:
         raise ConfigError(key, f"expected a number like 0x1, got {value!r}") from None
 
 
-def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Validated worker spec from the arguments (raises ConfigError)."""
+def engine_settings(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> EngineConfig:
+    """The engine config from `-c FILE` and `--set` (firmware.live.sources.live_engine). An unknown
+    --set key is refused (a typo on the command line of a box); the file's keys that are not honoured,
+    and what the live path keeps whatever the file says, are told to `say`, once. Raises ConfigError."""
+    from firmware.live.sources import config_error, live_engine
+
+    config = getattr(args, "config", None)
+    given = {s.partition("=")[0].strip() for s in args.sets}
+    try:
+        cfg, cf = live_engine(config, args.sets)
+    except ConfigError as e:   # one line, naming where the bad value came from
+        if config is None or e.key in given or e.key in args.sets:
+            raise ConfigError("--set", str(e)) from None
+        raise config_error(config, e) from None
+    unknown = [k for k in cf.ignored if k in given]
+    if unknown:
+        raise ConfigError(unknown[0], "unknown setting")
+    if say is not None:
+        for w in cf.warnings:
+            say(f"warning: {w}")
+        if cf.ignored:
+            names = sorted(set(cf.ignored))
+            say(f"warning: {config}: {len(names)} setting(s) not honoured, ignored: " + ", ".join(names[:20])
+                + (" ..." if len(names) > 20 else ""))
+    return cfg
+
+
+def build_spec(args: argparse.Namespace, say: Callable[[str], None] | None = None):  # type: ignore[no-untyped-def]
+    """Validated worker spec from the arguments (raises ConfigError); `say` hears the config file's warnings."""
     from inspection.config import parse_size
     from firmware.live.bypass import INSPECT_CHAIN
     from firmware.live.worker import WorkerSpec
 
-    # no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the
-    # NIC (NFQA_SKB_INFO "not ready"), and a bad one on the wire is the receiver's to refuse
-    cfg, unknown = EngineConfig.from_sets(args.sets, EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True))
-    if unknown:
-        raise ConfigError(unknown[0], "unknown setting")
-    cfg = replace(cfg, stream_inline=True)   # inline: data is inspected before it is acknowledged
-    if not any(s.split("=", 1)[0].strip() == "stream.reassembly.depth" for s in args.sets):
-        # a file is judged whole up to the file size limit: reassemble that far (flows without a
-        # file are handed back at --depth long before)
-        cfg = replace(cfg, stream_depth=max(cfg.stream_depth, cfg.file_size_limit))
+    cfg = engine_settings(args, say)
     policy = PolicyConfig(bypass_mark=_mark("--bypass-mark", args.bypass_mark),
                           block_mark=_mark("--block-mark", args.block_mark),
                           inspect_depth=parse_size("--depth", args.depth or "1mb"),
@@ -173,7 +196,8 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                       cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
                       cli_depth=parse_size("--depth", cli_depth) if cli_depth else None,
                       bypass_chain=INSPECT_CHAIN if args.net_config else None,
-                      queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None)
+                      queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None,
+                      config_file=getattr(args, "config", None), sets=tuple(args.sets))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from_net_config(args)
         queues = _queues(args)
-        spec = build_spec(args)
+        spec = build_spec(args, say=lambda m: print(f"utm run: {m}", file=sys.stderr))
     except ConfigError as e:
         return _fail(str(e))
     for r in args.rules:
@@ -309,4 +333,6 @@ def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
         q, r = refused[0]
         return 1, f"worker {q} refused the reload and kept what it had: {r.get('error')}"
     versions = sorted({str(r.get("definitions_version")) for r in done.values() if r.get("definitions_version")})
-    return 0, f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")
+    kept = sorted({k for r in done.values() for k in (r.get("restart_needed") or ()) if isinstance(k, str)})
+    return 0, (f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")
+               + (f"; -c settings kept until `utm run` restarts: {', '.join(kept)}" if kept else ""))

@@ -28,7 +28,7 @@ from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
 from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
-from firmware.live.sources import Loaded, discard, load_all, unpack_dir
+from firmware.live.sources import Loaded, discard, load_all, reloaded_engine, restart_needed, unpack_dir
 
 if TYPE_CHECKING:
     from inspection.engine import EngineEvent
@@ -63,6 +63,8 @@ class WorkerSpec:
     # worker measures what the kernel passed without queueing (firmware.live.bypass)
     bypass_chain: str | None = None
     queue_range: tuple[int, int] | None = None
+    config_file: Path | None = None        # `-c FILE` (Suricata YAML): re-read at each (re)load, `sets` over it
+    sets: tuple[str, ...] = ()             # --set KEY=VALUE as given
 
 
 class _Reloader:
@@ -135,10 +137,10 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
     sender = AfPacketSender() if spec.resets else None
     live = first
     with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
-        eve = EveWriter(fh, log_http_headers=spec.engine.http_log_headers, log_packet=spec.engine.alert_packet,
-                        log_payload=spec.engine.alert_payload)
+        cfg = live.engine if live.engine is not None else spec.engine   # the -c file as it is at this start
+        eve = EveWriter.for_config(fh, cfg)
         judges = live.judges
-        engine = Engine(spec.engine, eve.write, judges.inspector, judges.urlcat)
+        engine = Engine(cfg, eve.write, judges.inspector, judges.urlcat)
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
@@ -159,7 +161,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                 done = reloader.poll()
                 if done is not None:
                     old = live
-                    live = _finish_reload(worker, spec, done, live)
+                    live = _finish_reload(worker, spec, done, live, eve)
                     if live is not old:
                         discard(old)
                     record_reload(spec, reloader.started_at, live is not old, live, done[1])
@@ -230,22 +232,34 @@ def _fall_back(spec: WorkerSpec, error: Exception) -> Loaded | None:
 
 
 def record_reload(spec: WorkerSpec, started_at: float, ok: bool, live: Loaded, result: Any) -> None:
-    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`."""
+    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`
+    (`restart_needed`: engine settings of the -c file it kept as they were)."""
     body = {"queue": spec.queue, "started_at": started_at, "ok": ok, "definitions_version": live.definitions_version,
-            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500]}
+            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500],
+            "restart_needed": list(live.restart_needed) if ok else []}
     try:
         write_atomic(spec.logdir / RELOAD_RECORD.format(spec.queue), json.dumps(body).encode())
     except OSError as e:
         print(f"utm run: worker {spec.queue}: cannot record the reload outcome: {e}", file=sys.stderr)
 
 
-def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None) -> Any:
+def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None,
+                   eve: EveWriter | None = None) -> Any:
     """Swap in what the reload built, or count the failure and keep everything as it is.
-    Returns the `Loaded` now in use."""
+    Returns the `Loaded` now in use. From a -c file the EVE switches and rule variables take effect;
+    the engine's own settings (stream, flow...) are kept and named: they need a restart."""
     ok, value = done
     if ok:
         if not isinstance(value, Loaded):           # bare Judges (tests)
             value = Loaded(value, worker.policy.cfg, exclusions=worker.exclusions.exclusions)
+        if value.engine is not None and spec.config_file is not None:
+            kept = restart_needed(worker.engine.cfg, value.engine)
+            if kept:
+                print(f"utm run: worker {spec.queue}: -c {spec.config_file}: {', '.join(kept)} changed: "
+                      "kept as they were until `utm run` restarts", file=sys.stderr)
+            if eve is not None:
+                eve.configure(value.engine)
+            value = replace(value, engine=reloaded_engine(worker.engine.cfg, value.engine), restart_needed=kept)
         j = value.judges
         worker.engine.urlcat = j.urlcat
         worker.engine.files.scanner = j.scanner if j.scanner is not None else NoScanner()   # files opened from now on
