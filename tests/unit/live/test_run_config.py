@@ -145,8 +145,7 @@ def _alerts(w, out, start_id):
     w.queue.pending = queued(list(c.handshake()) + list(c.send(b"GET /EVIL\n")), start_id)
     while w.run_once(0):
         pass
-    return [json.loads(ln)["alert"] for ln in out.getvalue().splitlines() if b'"alert"' in ln
-            and json.loads(ln)["event_type"] == "alert"]
+    return [e for e in map(json.loads, out.getvalue().splitlines()) if e["event_type"] == "alert"]
 
 
 def _reload(spec, w, live, eve):
@@ -164,14 +163,15 @@ def test_reload_rereads_the_file_eve_switches_take_effect_engine_settings_wait_f
     f.write_text(YAML)
     spec, live, w, eve, out = _worker(WorkerSpec(queue=0, logdir=tmp_path, config_file=f), tmp_path)
     first = _alerts(w, out, 1)
-    assert first and "metadata" not in first[-1] and "payload" not in first[-1]   # the file's switches
+    assert first and "metadata" not in first[-1]["alert"] and "payload" not in first[-1]   # the file's switches
+    assert "packet" in first[-1]                                                       # left on
     f.write_text(YAML.replace("metadata: no", "metadata: yes") + "flow:\n  memcap: 128mb\n")
     new, done = _reload(spec, w, live, eve)
     assert new is not live and new.engine.alert_metadata and w.counters.reload_errors == 0
     assert new.restart_needed == ("flow_memcap",) and new.engine.flow_memcap == live.engine.flow_memcap
     assert "flow_memcap changed: kept as they were" in capsys.readouterr().err
     again = _alerts(w, out, 100)
-    assert len(again) > len(first) and again[-1]["metadata"] == {"created_at": ["2026_11_23"]}
+    assert len(again) > len(first) and again[-1]["alert"]["metadata"] == {"created_at": ["2026_11_23"]}
     # `utm reload --wait` says what waits for a restart
     record_reload(spec, 5.0, True, new, done[1])
     (tmp_path / "utm-run.queues").write_text("0\n")
@@ -190,4 +190,4 @@ def test_a_broken_file_on_reload_keeps_the_old_config_and_counts_an_error(tmp_pa
     record_reload(spec, 5.0, False, new, done[1])
     rec = json.loads((tmp_path / RELOAD_RECORD.format(0)).read_text())
     assert not rec["ok"] and "metadata" in rec["error"] and rec["error"].startswith("-c ")
-    assert "metadata" not in _alerts(w, out, 100)[-1]                  # still the file as it was
+    assert "metadata" not in _alerts(w, out, 100)[-1]["alert"]         # still the file as it was
