@@ -24,6 +24,7 @@ from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
 QUEUESFILE = "utm-run.queues"      # the queues of the running `utm run`, one per line: whose reload to wait for
+MAX_WORKERS = 64
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,8 +101,8 @@ def _queues(args: argparse.Namespace) -> list[int]:
         qs = list(range(int(a), int(b) + 1))
     else:
         qs = [0 if args.queue is None else args.queue]
-    if any(not 0 <= q <= 65535 for q in qs) or len(qs) > 64:
-        raise ConfigError("--queue", "queue numbers are 0-65535, at most 64 workers")
+    if any(not 0 <= q <= 65535 for q in qs) or len(qs) > MAX_WORKERS:
+        raise ConfigError("--queue", f"queue numbers are 0-65535, at most {MAX_WORKERS} workers")
     return qs
 
 
@@ -118,13 +119,10 @@ def from_net_config(args: argparse.Namespace) -> None:
     from firmware.live.sources import net_settings
 
     net = net_settings(args.net_config)
-    first, last = net.queues
-    given = _queues(args) if (args.queue is not None or args.queues) else None
-    if given is not None and given != list(range(first, last + 1)):
-        raise ConfigError("--queues", f"the network config queues to {first}:{last}")
+    args.cli_queues = _queues(args) if (args.queue is not None or args.queues) else None
+    args.cli_fail = args.fail
+    first, last = net_queues(args, net)
     args.queue, args.queues = None, f"{first}:{last}"
-    if args.fail is not None and args.fail != net.fail.value:
-        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
     args.fail = net.fail.value
     args.depth = args.depth or str(net.depth)
     args.detect_only = [*args.detect_only, *net.detect_only]
@@ -134,6 +132,41 @@ def from_net_config(args: argparse.Namespace) -> None:
             raise ConfigError("--dns-block-answer", "the network config says dns_block_answer = "
                               + ", ".join(net.dns_block_answer))
         args.dns_block_answer = list(net.dns_block_answer)
+
+
+def net_queues(args: argparse.Namespace, net) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """The network config's queue range, if the command line's --queue(s) and --fail (if given) agree
+    with it and it is not more than `utm run` runs (raises ConfigError): at start and at each reload."""
+    first, last = net.queues
+    pinned = getattr(args, "cli_queues", None)
+    if pinned is not None and pinned != list(range(first, last + 1)):
+        raise ConfigError("--queues", f"the network config queues to {first}:{last}")
+    fail = getattr(args, "cli_fail", None)
+    if fail is not None and fail != net.fail.value:
+        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
+    if last - first + 1 > MAX_WORKERS:
+        raise ConfigError("--net-config", f"queues {first}:{last}: at most {MAX_WORKERS} workers")
+    return first, last
+
+
+def net_reload(args: argparse.Namespace, logdir: Path,
+               say: Callable[[str], None]) -> Callable[[], list[int] | None]:
+    """The supervisor's `on_reload`: the queues of `--net-config` as the file is now, written to
+    LOGDIR/utm-run.queues for `utm reload --wait`; None (everything kept) when the file cannot be used
+    (`say` tells why; the workers refuse it too, so the reload fails). The fail mode is each worker's
+    to take (it binds its queue again, firmware.live.worker.rebind)."""
+    from firmware.live.sources import net_settings
+
+    def reread() -> list[int] | None:
+        try:
+            first, last = net_queues(args, net_settings(args.net_config))
+        except ConfigError as e:
+            say(f"reload: {e}; queues, fail mode and the rest kept as they were")
+            return None
+        queues = list(range(first, last + 1))
+        write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode())
+        return queues
+    return reread
 
 
 def _mark(key: str, value: str) -> int:
@@ -244,9 +277,12 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, unpack_root=Path(tempfile.mkdtemp(prefix="utm-run-")))
 
     def target(queue: int, beat: object, restarts: int) -> int:
-        return run_worker(with_queue(spec, queue), beat, restarts)
+        # forked: `sup.announcing` is as it was when this worker was started (a queue a reload added)
+        return run_worker(replace(with_queue(spec, queue), announce=queue in sup.announcing), beat, restarts)
 
-    sup = Supervisor(queues, target)
+    say = lambda m: print(f"utm run: {m}", file=sys.stderr, flush=True)   # noqa: E731
+    sup = Supervisor(queues, target, log=say,
+                     on_reload=net_reload(args, logdir, say) if args.net_config is not None else None)
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
     try:
@@ -316,6 +352,11 @@ def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
     deadline = time.monotonic() + timeout
     done: dict[int, dict] = {}
     while len(done) < len(queues):
+        try:   # a reload may change the queues (--net-config): read again; workers answer after the change
+            queues = [int(x) for x in (logdir / QUEUESFILE).read_text().split()] or queues
+        except (OSError, ValueError):
+            pass
+        done = {q: r for q, r in done.items() if q in queues}
         for q in queues:
             try:
                 rec = json.loads((logdir / RELOAD_RECORD.format(q)).read_bytes())

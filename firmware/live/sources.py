@@ -75,6 +75,7 @@ class Loaded:
     package: Path | None = None     # the file the package path resolved to when it was verified
     exclusions: Exclusions = Exclusions()   # the network config's engine-side exclusions
     engine: EngineConfig | None = None      # from `-c FILE` as it is now (None: the spec's, no file)
+    queue_range: tuple[int, int] | None = None   # the network config's queues as it is now (None: no file)
     restart_needed: tuple[str, ...] = ()    # engine settings of the file a reload kept as they were
 
 
@@ -174,16 +175,16 @@ def load_all(spec: "WorkerSpec") -> Loaded:
     """Build judges, policy and engine config from the spec's sources. Raises SourceLoadError for the
     package, the network config or the -c file, and the loaders' errors (RuleFileError, BundleError,
     CategoryError, SourceError)."""
-    policy, exclusions = reload_policy(spec)
+    policy, exclusions, queues = reload_policy(spec)
     engine = _engine(spec)
     spec = replace(spec, engine=engine)      # rule variables and body limit of the file as it is now
     if spec.definitions is None:
-        return Loaded(load_judges(spec), policy, exclusions=exclusions, engine=engine)
+        return Loaded(load_judges(spec), policy, exclusions=exclusions, engine=engine, queue_range=queues)
     folder = Path(tempfile.mkdtemp(prefix="utm-definitions-", dir=unpack_dir(spec)))   # 0700
     try:
         resolved = Path(spec.definitions).resolve()     # the symlink as it is now, once
         version, spec = _with_package(spec, resolved, folder)
-        return Loaded(load_judges(spec), policy, version, folder, resolved, exclusions, engine)
+        return Loaded(load_judges(spec), policy, version, folder, resolved, exclusions, engine, queues)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -207,23 +208,24 @@ def discard(loaded: Loaded | None) -> None:
         shutil.rmtree(loaded.folder, ignore_errors=True)
 
 
-def reload_policy(spec: "WorkerSpec") -> tuple[PolicyConfig, Exclusions]:
-    """The policy with modes and depth, and the exclusions, from the network config as it is now
-    (command-line --detect-only classes and --depth still apply). Queues and fail mode are fixed at start."""
+def reload_policy(spec: "WorkerSpec") -> tuple[PolicyConfig, Exclusions, tuple[int, int] | None]:
+    """The policy with fail mode, modes and depth, the exclusions and the queue range from the network
+    config as it is now (command-line --detect-only classes and --depth still apply). A worker whose
+    queue the file no longer lists refuses it: the supervisor stops that worker (firmware.live.supervisor)."""
     if spec.net_config is None:
-        return spec.policy, Exclusions()
+        return spec.policy, Exclusions(), None
     try:
         net = net_settings(spec.net_config)
     except ConfigError as e:
         raise SourceLoadError(str(e)) from None
     first, last = net.queues
-    if spec.queue >= 0 and not first <= spec.queue <= last or net.fail is not spec.policy.fail:
-        raise SourceLoadError(f"{spec.net_config}: queues or fail_mode changed: restart `utm run` to take them")
+    if spec.queue >= 0 and not first <= spec.queue <= last:
+        raise SourceLoadError(f"{spec.net_config}: queue {spec.queue} is not in the queues {first}:{last} any more")
     depth = spec.cli_depth if spec.cli_depth is not None else net.depth
     # the file's block address when it names one (re-read at each reload), else the command line's
     dns = DnsBlockConfig.parse(list(net.dns_block_answer)) if net.dns_block_answer else spec.policy.dns_block
     return replace(spec.policy, inspect_depth=depth, detect_only=frozenset((*spec.cli_detect_only, *net.detect_only)),
-                   enforce=frozenset(net.enforce), dns_block=dns), net.exclusions
+                   enforce=frozenset(net.enforce), dns_block=dns, fail=net.fail), net.exclusions, net.queues
 
 
 def _with_package(spec: "WorkerSpec", resolved: Path, folder: Path) -> tuple[str, "WorkerSpec"]:

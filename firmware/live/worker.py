@@ -28,7 +28,7 @@ from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
 from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
-from firmware.live.sources import Loaded, discard, load_all, reloaded_engine, restart_needed, unpack_dir
+from firmware.live.sources import Judges, Loaded, discard, load_all, reloaded_engine, restart_needed, unpack_dir
 
 if TYPE_CHECKING:
     from inspection.engine import EngineEvent
@@ -65,6 +65,7 @@ class WorkerSpec:
     queue_range: tuple[int, int] | None = None
     config_file: Path | None = None        # `-c FILE` (Suricata YAML): re-read at each (re)load, `sets` over it
     sets: tuple[str, ...] = ()             # --set KEY=VALUE as given
+    announce: bool = False                 # started by a reload (a new queue): record the outcome for --wait
 
 
 class _Reloader:
@@ -109,14 +110,21 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
     unpack_dir(spec, fresh=True)
+    started = time.time()
+    fell_back: Exception | None = None
     try:
         live = load_all(spec)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
         live = _fall_back(spec, e)
         if live is None:
             print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
+            if spec.announce:
+                record_reload(spec, started, False, Loaded(Judges(None), spec.policy), e)
             return 3
-    if spec.definitions is not None:
+        fell_back = e
+    if spec.announce:   # a queue this reload added: its outcome for `utm reload --wait`
+        record_reload(spec, started, fell_back is None, live, fell_back)
+    elif spec.definitions is not None:
         record_reload(spec, 0.0, True, live, None)    # what this queue runs with (started_at 0: not a reload)
     try:
         return _serve(spec, live, heartbeat, restarts, stop, reload_wanted)
@@ -126,9 +134,8 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
 
 def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop: threading.Event,
            reload_wanted: threading.Event) -> int:
-    flags = DEFAULT_FLAGS if spec.policy.fail is FailMode.OPEN else DEFAULT_FLAGS & ~Flag.FAIL_OPEN
     try:
-        queue = NfQueue(spec.queue, flags=flags)
+        queue = NfQueue(spec.queue, flags=queue_flags(first.policy.fail))   # the network config's, as it is now
     except NfqError as e:
         print(f"utm run: worker {spec.queue}: {e}", file=sys.stderr)
         return 4
@@ -146,7 +153,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
         worker.exclusions.exclusions = live.exclusions
         reloader = _Reloader(spec)
-        meter = bypass_meter(spec)
+        meter = bypass_meter(replace(spec, queue_range=live.queue_range or spec.queue_range))
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
         try:
@@ -164,6 +171,15 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                     live = _finish_reload(worker, spec, done, live, eve)
                     if live is not old:
                         discard(old)
+                        if live.policy.fail is not old.policy.fail:
+                            try:
+                                queue = rebind(worker, live.policy.fail)
+                            except NfqError as e:   # unbound: the supervisor starts it again, with the new mode
+                                print(f"utm run: worker {spec.queue}: rebinding for fail mode "
+                                      f"{live.policy.fail.value}: {e}", file=sys.stderr)
+                                return 4
+                        if live.queue_range != old.queue_range:   # the first queue's worker measures the bypass
+                            meter = bypass_meter(replace(spec, queue_range=live.queue_range))
                     record_reload(spec, reloader.started_at, live is not old, live, done[1])
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
@@ -182,6 +198,26 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
             if live is not first:
                 discard(live)
     return 0
+
+
+def queue_flags(fail: FailMode) -> Flag:
+    """The queue's flags for a fail mode: FAIL_OPEN is what the kernel does with a full queue."""
+    return DEFAULT_FLAGS if fail is FailMode.OPEN else DEFAULT_FLAGS & ~Flag.FAIL_OPEN
+
+
+def rebind(worker: LiveWorker, fail: FailMode, bind: Any = NfQueue) -> Any:
+    """Bind the worker's queue again with the flags of a new fail mode; the rules, flows and counters
+    stay. Unbound for the time of two netlink round trips (about a millisecond): what arrives then
+    is passed by ``--queue-bypass`` (fail open) or dropped (fail closed, no bypass in the ruleset),
+    and the packets already handed to the socket but not yet read are dropped by the kernel
+    (nfqnl_flush on unbind; TCP sends them again). Raises NfqError if the new bind fails."""
+    old = worker.queue
+    old.close()
+    new = bind(old.queue, flags=queue_flags(fail))
+    new.counters = old.counters       # received, verdicts... count since the worker started
+    worker.queue = new
+    print(f"utm run: worker {old.queue}: queue bound again for fail mode {fail.value}", file=sys.stderr)
+    return new
 
 
 def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded,
