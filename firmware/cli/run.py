@@ -230,7 +230,9 @@ def build_spec(args: argparse.Namespace, say: Callable[[str], None] | None = Non
                       cli_depth=parse_size("--depth", cli_depth) if cli_depth else None,
                       bypass_chain=INSPECT_CHAIN if args.net_config else None,
                       queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None,
-                      config_file=getattr(args, "config", None), sets=tuple(args.sets))
+                      config_file=getattr(args, "config", None), sets=tuple(args.sets),
+                      cli_fail=FailMode(cf) if args.net_config and (cf := getattr(args, "cli_fail", None)) else None,
+                      cli_queues=(cq[0], cq[-1]) if args.net_config and (cq := getattr(args, "cli_queues", None)) else None)
 
 
 def run(args: argparse.Namespace) -> int:

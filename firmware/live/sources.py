@@ -219,6 +219,12 @@ def reload_policy(spec: "WorkerSpec") -> tuple[PolicyConfig, Exclusions, tuple[i
     except ConfigError as e:
         raise SourceLoadError(str(e)) from None
     first, last = net.queues
+    if spec.cli_queues is not None and net.queues != spec.cli_queues:
+        raise SourceLoadError(f"{spec.net_config}: queues {first}:{last}, but `utm run` was given "
+                              f"--queues {spec.cli_queues[0]}:{spec.cli_queues[1]}")
+    if spec.cli_fail is not None and net.fail is not spec.cli_fail:
+        raise SourceLoadError(f"{spec.net_config}: fail_mode = {net.fail.value}, but `utm run` was given "
+                              f"--fail {spec.cli_fail.value}")
     if spec.queue >= 0 and not first <= spec.queue <= last:
         raise SourceLoadError(f"{spec.net_config}: queue {spec.queue} is not in the queues {first}:{last} any more")
     depth = spec.cli_depth if spec.cli_depth is not None else net.depth

@@ -66,6 +66,9 @@ class WorkerSpec:
     config_file: Path | None = None        # `-c FILE` (Suricata YAML): re-read at each (re)load, `sets` over it
     sets: tuple[str, ...] = ()             # --set KEY=VALUE as given
     announce: bool = False                 # started by a reload (a new queue): record the outcome for --wait
+    # --fail / --queue(s) given on the command line beside --net-config: a file that moves them is refused
+    cli_fail: FailMode | None = None
+    cli_queues: tuple[int, int] | None = None
 
 
 class _Reloader:

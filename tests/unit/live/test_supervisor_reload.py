@@ -4,6 +4,7 @@ re-reads the file and `utm reload --wait` follows the new queues."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import json
 import os
 import signal
@@ -206,3 +207,23 @@ def test_reload_wait_follows_the_queues_a_reload_changed(tmp_path):
     (tmp_path / "reload.q5.json").write_text(json.dumps({**ok, "queue": 5}))
     t.join(10)
     assert got == [(0, "2 worker(s) reloaded")]
+
+
+def test_workers_refuse_what_the_command_line_pinned_too(tmp_path):
+    from firmware.cli.run import build_spec
+    from firmware.live.sources import SourceLoadError, reload_policy
+
+    f = _net(tmp_path, workers=1)
+    args = build_parser().parse_args(["run", "-l", str(tmp_path), "--net-config", str(f), "--fail", "closed",
+                                      "--queue", "4"])
+    from_net_config(args)
+    spec = build_spec(args)
+    assert (spec.cli_fail, spec.cli_queues) == (FailMode.CLOSED, (4, 4))
+    spec = replace(spec, queue=4)      # the worker of queue 4
+    assert reload_policy(spec)[0].fail is FailMode.CLOSED
+    _net(tmp_path, workers=1, fail="open")
+    with pytest.raises(SourceLoadError, match="--fail closed"):
+        reload_policy(spec)
+    _net(tmp_path, workers=2)
+    with pytest.raises(SourceLoadError, match="--queues 4:4"):
+        reload_policy(spec)
