@@ -7,7 +7,6 @@ transfers are small and bounded.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

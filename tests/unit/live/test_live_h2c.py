@@ -19,8 +19,8 @@ def h2c(host: str, port: int = 40500, *, upgrade: bool = False):
     cli, srv = Peer(), Peer()
     frames = list(c.handshake())
     if upgrade:
-        frames += c.send(f"GET /up HTTP/1.1\r\nHost: www.example.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                         "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n".encode())
+        frames += c.send(b"GET /up HTTP/1.1\r\nHost: www.example.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                         b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
         frames += c.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
                          + settings_frame((3, 128)), from_client=False)
         frames += c.send(PREFACE + settings_frame((3, 100)))

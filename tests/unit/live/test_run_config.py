@@ -13,7 +13,7 @@ from firmware.cli.main import build_parser, main
 from firmware.cli.run import build_spec, wait_reload
 from firmware.live.sources import SourceLoadError, live_engine, load_all
 from firmware.live.worker import RELOAD_RECORD, WorkerSpec, _finish_reload, _Reloader, record_reload
-from inspection.config import ChecksumMode, EngineConfig
+from inspection.config import ChecksumMode
 from inspection.engine import Engine
 from inspection.io.live import FakeSender, LiveWorker
 from inspection.io.nfqueue import FakeQueue
