@@ -13,6 +13,7 @@ falls back to what the box started with.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -155,14 +156,21 @@ def reloaded_engine(running: EngineConfig, new: EngineConfig) -> EngineConfig:
     return replace(running, **{k: getattr(new, k) for k in (*OUTPUT_FIELDS, *RULE_FIELDS)})
 
 
-def _engine(spec: "WorkerSpec") -> EngineConfig:
-    """The spec's engine config, re-read from its -c file if it has one (raises SourceLoadError)."""
+def _engine(spec: "WorkerSpec", starting: bool = False) -> EngineConfig:
+    """The spec's engine config, re-read from its -c file if it has one (raises SourceLoadError). A
+    worker that starts (a restart, a new queue) while the file is broken takes the config `utm run`
+    checked at its start instead: refusing would leave its queue without a worker until the file is
+    mended (bypassed, or dropped when fail-closed); a reload refuses it and keeps what it has."""
     if spec.config_file is None:
         return spec.engine
     try:
         return live_engine(spec.config_file, spec.sets)[0]
     except ConfigError as e:
-        raise SourceLoadError(str(config_error(spec.config_file, e))) from None
+        err = config_error(spec.config_file, e)
+        if not starting:
+            raise SourceLoadError(str(err)) from None
+    print(f"utm run: worker {spec.queue}: {err}; starting with the settings `utm run` started with", file=sys.stderr)
+    return spec.engine
 
 
 def config_error(config: Path, e: ConfigError) -> ConfigError:
@@ -171,12 +179,12 @@ def config_error(config: Path, e: ConfigError) -> ConfigError:
     return ConfigError(f"-c {config}", text[len(head):] if text.startswith(head) else text)
 
 
-def load_all(spec: "WorkerSpec") -> Loaded:
+def load_all(spec: "WorkerSpec", starting: bool = False) -> Loaded:
     """Build judges, policy and engine config from the spec's sources. Raises SourceLoadError for the
-    package, the network config or the -c file, and the loaders' errors (RuleFileError, BundleError,
-    CategoryError, SourceError)."""
+    package, the network config or the -c file (not when `starting`: see `_engine`), and the loaders'
+    errors (RuleFileError, BundleError, CategoryError, SourceError)."""
     policy, exclusions, queues = reload_policy(spec)
-    engine = _engine(spec)
+    engine = _engine(spec, starting)
     spec = replace(spec, engine=engine)      # rule variables and body limit of the file as it is now
     if spec.definitions is None:
         return Loaded(load_judges(spec), policy, exclusions=exclusions, engine=engine, queue_range=queues)

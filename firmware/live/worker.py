@@ -116,7 +116,7 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     started = time.time()
     fell_back: Exception | None = None
     try:
-        live = load_all(spec)
+        live = load_all(spec, starting=True)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
         live = _fall_back(spec, e)
         if live is None:

@@ -124,7 +124,18 @@ def test_live_engine_is_what_the_worker_loads_and_a_broken_file_is_a_source_erro
     assert load_all(spec).engine == live_engine(f, ())[0]
     f.write_text("outputs: [")
     with pytest.raises(SourceLoadError, match=r"^-c .*not valid YAML"):
-        load_all(spec)
+        load_all(spec)                       # a reload refuses it
+
+
+def test_a_worker_starting_while_the_file_is_broken_takes_the_start_config(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(YAML)
+    spec = build_spec(_args(tmp_path, "-c", str(f)))
+    f.write_text("outputs: [")
+    loaded = load_all(spec, starting=True)   # a restart must not leave its queue without a worker
+    assert loaded.engine == spec.engine and not loaded.engine.alert_metadata
+    err = capsys.readouterr().err
+    assert "not valid YAML" in err and "starting with the settings `utm run` started with" in err
 
 
 def _worker(spec: WorkerSpec, tmp_path):
