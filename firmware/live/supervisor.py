@@ -164,9 +164,10 @@ class Supervisor:
         """A SIGHUP: the queues of `on_reload` first, then every kept worker reloads its sources."""
         wanted = self.on_reload() if self.on_reload is not None else None
         change = self.reconfigure(wanted) if wanted is not None else QueueChange(keep=tuple(self._running))
-        if change.changed:
-            self.log("reload: queues " + ", ".join(
-                [*(f"+{q}" for q in change.start), *(f"-{q}" for q in change.stop)]) + " (workers started/stopped)")
+        if change.start:
+            self.log("reload: new queue(s) " + ", ".join(map(str, change.start)) + ": worker(s) started")
+        if change.stop:
+            self.log("reload: queue(s) " + ", ".join(map(str, change.stop)) + " no longer configured: worker(s) stopped")
         self.log("reload: rules rebuilt in each worker, swapped when ready")
         for q in change.keep:
             r = self._running.get(q)

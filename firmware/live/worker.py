@@ -215,11 +215,14 @@ def rebind(worker: LiveWorker, fail: FailMode, bind: Any = NfQueue) -> Any:
     and the packets already handed to the socket but not yet read are dropped by the kernel
     (nfqnl_flush on unbind; TCP sends them again). Raises NfqError if the new bind fails."""
     old = worker.queue
+    t0 = time.perf_counter()
     old.close()
     new = bind(old.queue, flags=queue_flags(fail))
+    unbound = time.perf_counter() - t0
     new.counters = old.counters       # received, verdicts... count since the worker started
     worker.queue = new
-    print(f"utm run: worker {old.queue}: queue bound again for fail mode {fail.value}", file=sys.stderr)
+    print(f"utm run: worker {old.queue}: queue bound again for fail mode {fail.value} "
+          f"(unbound {unbound * 1000:.1f} ms)", file=sys.stderr)
     return new
 
 
