@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from inspection.config import EngineConfig
 from inspection.errors import ConfigError
@@ -46,6 +47,16 @@ def apply_config_file(path: Path, base: EngineConfig, sets: list[str] = ()) -> t
     known_ignored = set(cf.ignored)
     cf.ignored.extend(k for k in unknown if k not in known_ignored)
     return cfg, cf
+
+
+def engine_config(path: Path | None, base: EngineConfig, sets: Sequence[str] = ()) -> tuple[EngineConfig, ConfigFile]:
+    """What `utm inspect -c` and `utm run -c` run with: `base`, the file's settings if there is a
+    file, then `sets`. `ConfigFile.ignored` names what is not honoured (the file's keys and unknown
+    `sets` keys) for the caller to say once; raises `ConfigError`."""
+    if path is None:
+        cfg, unknown = EngineConfig.from_sets(list(sets), base)
+        return cfg, ConfigFile(ignored=unknown)
+    return apply_config_file(path, base, list(sets))
 
 
 def _read(path: Path, out: ConfigFile, depth: int) -> None:

@@ -11,7 +11,7 @@ from typing import Callable, TextIO
 
 from firmware.cli.definitions import add_definitions_options, with_definitions
 from inspection.config import ChecksumMode, EngineConfig
-from inspection.config_file import apply_config_file
+from inspection.config_file import engine_config
 from inspection.errors import ConfigError
 from inspection.io.offline import RunSummary, inspect_files
 
@@ -94,13 +94,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     base = EngineConfig(checksum=ChecksumMode(args.checksum))
     try:
-        if args.config is not None:
-            cfg, cf = apply_config_file(args.config, base, args.sets)
-            for w in cf.warnings:
-                print(f"utm inspect: warning: {w}", file=sys.stderr)
-            unknown = cf.ignored
-        else:
-            cfg, unknown = EngineConfig.from_sets(args.sets, base)
+        cfg, cf = engine_config(args.config, base, args.sets)
+        for w in cf.warnings:
+            print(f"utm inspect: warning: {w}", file=sys.stderr)
+        unknown = cf.ignored
     except ConfigError as e:
         print(f"utm inspect: {'-c ' if args.config is not None else '--set '}{e}", file=sys.stderr)
         return 2

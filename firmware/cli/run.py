@@ -13,16 +13,18 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from firmware.base.atomic import write_atomic
 from firmware.cli.definitions import add_definitions_options
-from inspection.config import ChecksumMode, EngineConfig
+from inspection.config import EngineConfig
 from inspection.errors import ConfigError
 from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.verdict import FailMode, PolicyConfig
 
 PIDFILE = "utm-run.pid"
 QUEUESFILE = "utm-run.queues"      # the queues of the running `utm run`, one per line: whose reload to wait for
+MAX_WORKERS = 64
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="answer DNS queries for blocked names with this IPv4 and/or IPv6 address "
                         "(where the block page is reached; off by default, docs/live.md)")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
+    p.add_argument("-c", "--config", default=None, metavar="FILE", type=Path,
+                   help="Suricata YAML config, as for `utm inspect -c` (keys not honoured are named once on "
+                        "stderr); re-read at each reload; --set wins over it. Checksums stay unchecked and the "
+                        "stream inline whatever it says")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="engine setting, as for `utm inspect`")
     p.add_argument("--categories", default=None, metavar="DB",
@@ -95,8 +101,8 @@ def _queues(args: argparse.Namespace) -> list[int]:
         qs = list(range(int(a), int(b) + 1))
     else:
         qs = [0 if args.queue is None else args.queue]
-    if any(not 0 <= q <= 65535 for q in qs) or len(qs) > 64:
-        raise ConfigError("--queue", "queue numbers are 0-65535, at most 64 workers")
+    if any(not 0 <= q <= 65535 for q in qs) or len(qs) > MAX_WORKERS:
+        raise ConfigError("--queue", f"queue numbers are 0-65535, at most {MAX_WORKERS} workers")
     return qs
 
 
@@ -113,13 +119,10 @@ def from_net_config(args: argparse.Namespace) -> None:
     from firmware.live.sources import net_settings
 
     net = net_settings(args.net_config)
-    first, last = net.queues
-    given = _queues(args) if (args.queue is not None or args.queues) else None
-    if given is not None and given != list(range(first, last + 1)):
-        raise ConfigError("--queues", f"the network config queues to {first}:{last}")
+    args.cli_queues = _queues(args) if (args.queue is not None or args.queues) else None
+    args.cli_fail = args.fail
+    first, last = net_queues(args, net)
     args.queue, args.queues = None, f"{first}:{last}"
-    if args.fail is not None and args.fail != net.fail.value:
-        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
     args.fail = net.fail.value
     args.depth = args.depth or str(net.depth)
     args.detect_only = [*args.detect_only, *net.detect_only]
@@ -131,6 +134,41 @@ def from_net_config(args: argparse.Namespace) -> None:
         args.dns_block_answer = list(net.dns_block_answer)
 
 
+def net_queues(args: argparse.Namespace, net) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """The network config's queue range, if the command line's --queue(s) and --fail (if given) agree
+    with it and it is not more than `utm run` runs (raises ConfigError): at start and at each reload."""
+    first, last = net.queues
+    pinned = getattr(args, "cli_queues", None)
+    if pinned is not None and pinned != list(range(first, last + 1)):
+        raise ConfigError("--queues", f"the network config queues to {first}:{last}")
+    fail = getattr(args, "cli_fail", None)
+    if fail is not None and fail != net.fail.value:
+        raise ConfigError("--fail", f"the network config says fail_mode = {net.fail.value}")
+    if last - first + 1 > MAX_WORKERS:
+        raise ConfigError("--net-config", f"queues {first}:{last}: at most {MAX_WORKERS} workers")
+    return first, last
+
+
+def net_reload(args: argparse.Namespace, logdir: Path,
+               say: Callable[[str], None]) -> Callable[[], list[int] | None]:
+    """The supervisor's `on_reload`: the queues of `--net-config` as the file is now, written to
+    LOGDIR/utm-run.queues for `utm reload --wait`; None (everything kept) when the file cannot be used
+    (`say` tells why; the workers refuse it too, so the reload fails). The fail mode is each worker's
+    to take (it binds its queue again, firmware.live.worker.rebind)."""
+    from firmware.live.sources import net_settings
+
+    def reread() -> list[int] | None:
+        try:
+            first, last = net_queues(args, net_settings(args.net_config))
+        except ConfigError as e:
+            say(f"reload: {e}; queues, fail mode and the rest kept as they were")
+            return None
+        queues = list(range(first, last + 1))
+        write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode())
+        return queues
+    return reread
+
+
 def _mark(key: str, value: str) -> int:
     try:
         return int(value, 0)
@@ -138,27 +176,40 @@ def _mark(key: str, value: str) -> int:
         raise ConfigError(key, f"expected a number like 0x1, got {value!r}") from None
 
 
-# no checksum validation: locally sent and veth/GSO packets arrive with checksums left to the NIC
-# (NFQA_SKB_INFO "not ready"), and a bad one on the wire is the receiver's to refuse. fileinfo
-# carries sha256 and md5 (what the cloud keeps); sha1 on request (`--set files.hashes=...`): every
-# digest runs over each queued file byte while the download waits
-LIVE_ENGINE = EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_hashes=("md5", "sha256"))
+def engine_settings(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> EngineConfig:
+    """The engine config from `-c FILE` and `--set` (firmware.live.sources.live_engine). An unknown
+    --set key is refused (a typo on the command line of a box); the file's keys that are not honoured,
+    and what the live path keeps whatever the file says, are told to `say`, once. Raises ConfigError."""
+    from firmware.live.sources import config_error, live_engine
+
+    config = getattr(args, "config", None)
+    given = {s.partition("=")[0].strip() for s in args.sets}
+    try:
+        cfg, cf = live_engine(config, args.sets)
+    except ConfigError as e:   # one line, naming where the bad value came from
+        if config is None or e.key in given or e.key in args.sets:
+            raise ConfigError("--set", str(e)) from None
+        raise config_error(config, e) from None
+    unknown = [k for k in cf.ignored if k in given]
+    if unknown:
+        raise ConfigError(unknown[0], "unknown setting")
+    if say is not None:
+        for w in cf.warnings:
+            say(f"warning: {w}")
+        if cf.ignored:
+            names = sorted(set(cf.ignored))
+            say(f"warning: {config}: {len(names)} setting(s) not honoured, ignored: " + ", ".join(names[:20])
+                + (" ..." if len(names) > 20 else ""))
+    return cfg
 
 
-def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Validated worker spec from the arguments (raises ConfigError)."""
+def build_spec(args: argparse.Namespace, say: Callable[[str], None] | None = None):  # type: ignore[no-untyped-def]
+    """Validated worker spec from the arguments (raises ConfigError); `say` hears the config file's warnings."""
     from inspection.config import parse_size
     from firmware.live.bypass import INSPECT_CHAIN
     from firmware.live.worker import WorkerSpec
 
-    cfg, unknown = EngineConfig.from_sets(args.sets, LIVE_ENGINE)
-    if unknown:
-        raise ConfigError(unknown[0], "unknown setting")
-    cfg = replace(cfg, stream_inline=True)   # inline: data is inspected before it is acknowledged
-    if not any(s.split("=", 1)[0].strip() == "stream.reassembly.depth" for s in args.sets):
-        # a file is judged whole up to the file size limit: reassemble that far (flows without a
-        # file are handed back at --depth long before)
-        cfg = replace(cfg, stream_depth=max(cfg.stream_depth, cfg.file_size_limit))
+    cfg = engine_settings(args, say)
     policy = PolicyConfig(bypass_mark=_mark("--bypass-mark", args.bypass_mark),
                           block_mark=_mark("--block-mark", args.block_mark),
                           inspect_depth=parse_size("--depth", args.depth or "1mb"),
@@ -178,7 +229,10 @@ def build_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                       cli_detect_only=tuple(getattr(args, "cli_detect_only", ())),
                       cli_depth=parse_size("--depth", cli_depth) if cli_depth else None,
                       bypass_chain=INSPECT_CHAIN if args.net_config else None,
-                      queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None)
+                      queue_range=(qs[0], qs[-1]) if args.net_config and (qs := _queues(args)) else None,
+                      config_file=getattr(args, "config", None), sets=tuple(args.sets),
+                      cli_fail=FailMode(cf) if args.net_config and (cf := getattr(args, "cli_fail", None)) else None,
+                      cli_queues=(cq[0], cq[-1]) if args.net_config and (cq := getattr(args, "cli_queues", None)) else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from_net_config(args)
         queues = _queues(args)
-        spec = build_spec(args)
+        spec = build_spec(args, say=lambda m: print(f"utm run: {m}", file=sys.stderr))
     except ConfigError as e:
         return _fail(str(e))
     for r in args.rules:
@@ -225,9 +279,12 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, unpack_root=Path(tempfile.mkdtemp(prefix="utm-run-")))
 
     def target(queue: int, beat: object, restarts: int) -> int:
-        return run_worker(with_queue(spec, queue), beat, restarts)
+        # forked: `sup.announcing` is as it was when this worker was started (a queue a reload added)
+        return run_worker(replace(with_queue(spec, queue), announce=queue in sup.announcing), beat, restarts)
 
-    sup = Supervisor(queues, target)
+    say = lambda m: print(f"utm run: {m}", file=sys.stderr, flush=True)   # noqa: E731
+    sup = Supervisor(queues, target, log=say,
+                     on_reload=net_reload(args, logdir, say) if args.net_config is not None else None)
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
     try:
@@ -297,6 +354,11 @@ def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
     deadline = time.monotonic() + timeout
     done: dict[int, dict] = {}
     while len(done) < len(queues):
+        try:   # a reload may change the queues (--net-config): read again; workers answer after the change
+            queues = [int(x) for x in (logdir / QUEUESFILE).read_text().split()] or queues
+        except (OSError, ValueError):
+            pass
+        done = {q: r for q, r in done.items() if q in queues}
         for q in queues:
             try:
                 rec = json.loads((logdir / RELOAD_RECORD.format(q)).read_bytes())
@@ -314,4 +376,6 @@ def wait_reload(logdir: Path, asked: float, timeout: float) -> tuple[int, str]:
         q, r = refused[0]
         return 1, f"worker {q} refused the reload and kept what it had: {r.get('error')}"
     versions = sorted({str(r.get("definitions_version")) for r in done.values() if r.get("definitions_version")})
-    return 0, f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")
+    kept = sorted({k for r in done.values() for k in (r.get("restart_needed") or ()) if isinstance(k, str)})
+    return 0, (f"{len(done)} worker(s) reloaded" + (f", definitions {', '.join(versions)}" if versions else "")
+               + (f"; -c settings kept until `utm run` restarts: {', '.join(kept)}" if kept else ""))

@@ -23,6 +23,7 @@ START_GRACE = 120.0     # a starting worker (loading rules, queue not bound yet)
 CHECK_EVERY = 0.25
 QUICK_DEATH = 5.0       # a worker that dies this soon after its start is retried with a pause...
 RETRY_MAX = 2.0         # ...of at most this (dead workers are bypassed meanwhile, PLATFORM.md)
+LEAVE_WAIT = 5.0        # a worker of a queue a reload removed has this long to unbind before SIGKILL
 
 
 class Health(enum.Enum):
@@ -66,11 +67,32 @@ class WorkerProcess(Protocol):
     def join(self, timeout: float | None = None) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class QueueChange:
+    """What a new queue list means for the running workers (pure: `plan_queues`)."""
+
+    start: tuple[int, ...] = ()
+    stop: tuple[int, ...] = ()
+    keep: tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.start or self.stop)
+
+
+def plan_queues(running: list[int], wanted: list[int]) -> QueueChange:
+    """Workers to start (queues new in `wanted`), to stop (gone from it) and to keep (reloaded in place)."""
+    have, want = set(running), set(wanted)
+    return QueueChange(tuple(sorted(want - have)), tuple(sorted(have - want)), tuple(sorted(have & want)))
+
+
 @dataclass(slots=True)
 class SupervisorCounters:
     started: int = 0
     restarts_dead: int = 0
     restarts_hung: int = 0
+    queues_added: int = 0
+    queues_removed: int = 0
 
 
 @dataclass
@@ -84,17 +106,25 @@ class _Running:
 
 @dataclass
 class Supervisor:
-    """Starts `target(queue, heartbeat, restarts)` in a forked process per queue and keeps it alive."""
+    """Starts `target(queue, heartbeat, restarts)` in a forked process per queue and keeps it alive.
+
+    `on_reload` (a SIGHUP) returns the queues as the network config now lists them, or None to keep
+    them (no config, or one that cannot be used: it says why). Workers of new queues are started
+    (`announcing` holds their queues while they are forked, so the target can tell them apart from a
+    restart), workers of removed ones stopped, and the others told to reload."""
 
     queues: list[int]
     target: Callable[[int, Any, int], int]
     watchdog: Watchdog = field(default_factory=Watchdog)
     log: Callable[[str], None] = lambda m: print(f"utm run: {m}", file=sys.stderr, flush=True)
     counters: SupervisorCounters = field(default_factory=SupervisorCounters)
+    on_reload: Callable[[], list[int] | None] | None = None
 
     def __post_init__(self) -> None:
         self._ctx = mp.get_context("fork")
         self._running: dict[int, _Running] = {}
+        self._leaving: list[tuple[_Running, float]] = []   # stopped by a reload: (worker, SIGKILL at)
+        self.announcing: frozenset[int] = frozenset()
         self._stop = False
         self._hup = False
 
@@ -110,8 +140,57 @@ class Supervisor:
     def pids(self) -> dict[int, int]:
         return {q: r.proc.pid for q, r in self._running.items()}
 
+    def reconfigure(self, queues: list[int]) -> QueueChange:
+        """Stop the workers of queues not in `queues` (SIGTERM: each unbinds first, so its queue is the
+        ruleset's again) and start workers for the new ones; the others are left as they are."""
+        change = plan_queues(list(self._running), queues)
+        now = time.monotonic()
+        for q in change.stop:
+            r = self._running.pop(q)
+            _signal(r.proc.pid, signal.SIGTERM)
+            self._leaving.append((r, now + LEAVE_WAIT))
+            self.counters.queues_removed += 1
+        self.queues = list(queues)
+        self.announcing = frozenset(change.start)
+        try:
+            for q in change.start:
+                self._spawn(q, 0)
+                self.counters.queues_added += 1
+        finally:
+            self.announcing = frozenset()
+        return change
+
+    def reload(self) -> QueueChange:
+        """A SIGHUP: the queues of `on_reload` first, then every kept worker reloads its sources."""
+        wanted = self.on_reload() if self.on_reload is not None else None
+        change = self.reconfigure(wanted) if wanted is not None else QueueChange(keep=tuple(self._running))
+        if change.start:
+            self.log("reload: new queue(s) " + ", ".join(map(str, change.start)) + ": worker(s) started")
+        if change.stop:
+            self.log("reload: queue(s) " + ", ".join(map(str, change.stop)) + " no longer configured: worker(s) stopped")
+        self.log("reload: rules rebuilt in each worker, swapped when ready")
+        for q in change.keep:
+            r = self._running.get(q)
+            if r is not None:
+                _signal(r.proc.pid, signal.SIGHUP)
+        return change
+
+    def _reap_leaving(self, now: float) -> None:
+        left = []
+        for r, kill_at in self._leaving:
+            if not r.proc.is_alive():
+                r.proc.join(0)
+            elif now >= kill_at:
+                _kill(r.proc.pid)
+                r.proc.join(1.0)
+            else:
+                left.append((r, kill_at))
+        self._leaving = left
+
     def check_once(self) -> None:
         now = time.monotonic()
+        if self._leaving:
+            self._reap_leaving(now)
         for q, r in list(self._running.items()):
             r.slot.heartbeat = r.beat.value
             r.slot.alive = r.proc.is_alive()
@@ -158,9 +237,7 @@ class Supervisor:
                 time.sleep(CHECK_EVERY)
                 if self._hup:
                     self._hup = False
-                    self.log("reload: rules rebuilt in each worker, swapped when ready")
-                    for r in self._running.values():
-                        _signal(r.proc.pid, signal.SIGHUP)
+                    self.reload()
                 self.check_once()
         finally:
             self.stop_all()
@@ -168,15 +245,17 @@ class Supervisor:
 
     def stop_all(self, timeout: float = 5.0) -> None:
         """SIGTERM each worker, wait, SIGKILL the ones that do not leave."""
-        for r in self._running.values():
+        every = [*self._running.values(), *(r for r, _ in self._leaving)]
+        for r in every:
             _signal(r.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for r in self._running.values():
+        for r in every:
             r.proc.join(max(0.0, deadline - time.monotonic()))
             if r.proc.is_alive():
                 _kill(r.proc.pid)
                 r.proc.join(1.0)
         self._running.clear()
+        self._leaving.clear()
 
 
 def _child(target: Callable[[int, Any, int], int], queue: int, beat: Any, restarts: int) -> None:

@@ -29,7 +29,7 @@ from inspection.policy.verdict import FailMode, FlowPolicy, PolicyConfig
 
 from firmware.base.atomic import write_atomic
 from firmware.live.bypass import BypassMeter, IptablesRuleCounter, MeterReader, RuleCounter
-from firmware.live.sources import Loaded, discard, load_all, unpack_dir
+from firmware.live.sources import Judges, Loaded, discard, load_all, reloaded_engine, restart_needed, unpack_dir
 
 if TYPE_CHECKING:
     from inspection.engine import EngineEvent
@@ -64,6 +64,12 @@ class WorkerSpec:
     # worker measures what the kernel passed without queueing (firmware.live.bypass)
     bypass_chain: str | None = None
     queue_range: tuple[int, int] | None = None
+    config_file: Path | None = None        # `-c FILE` (Suricata YAML): re-read at each (re)load, `sets` over it
+    sets: tuple[str, ...] = ()             # --set KEY=VALUE as given
+    announce: bool = False                 # started by a reload (a new queue): record the outcome for --wait
+    # --fail / --queue(s) given on the command line beside --net-config: a file that moves them is refused
+    cli_fail: FailMode | None = None
+    cli_queues: tuple[int, int] | None = None
 
 
 class _Reloader:
@@ -108,14 +114,21 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
     unpack_dir(spec, fresh=True)
+    started = time.time()
+    fell_back: Exception | None = None
     try:
-        live = load_all(spec)
+        live = load_all(spec, starting=True)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
         live = _fall_back(spec, e)
         if live is None:
             print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
+            if spec.announce:
+                record_reload(spec, started, False, Loaded(Judges(None), spec.policy), e)
             return 3
-    if spec.definitions is not None:
+        fell_back = e
+    if spec.announce:   # a queue this reload added: its outcome for `utm reload --wait`
+        record_reload(spec, started, fell_back is None, live, fell_back)
+    elif spec.definitions is not None:
         record_reload(spec, 0.0, True, live, None)    # what this queue runs with (started_at 0: not a reload)
     try:
         return _serve(spec, live, heartbeat, restarts, stop, reload_wanted)
@@ -125,9 +138,8 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
 
 def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop: threading.Event,
            reload_wanted: threading.Event) -> int:
-    flags = DEFAULT_FLAGS if spec.policy.fail is FailMode.OPEN else DEFAULT_FLAGS & ~Flag.FAIL_OPEN
     try:
-        queue = NfQueue(spec.queue, flags=flags)
+        queue = NfQueue(spec.queue, flags=queue_flags(first.policy.fail))   # the network config's, as it is now
     except NfqError as e:
         print(f"utm run: worker {spec.queue}: {e}", file=sys.stderr)
         return 4
@@ -136,17 +148,17 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
     sender = AfPacketSender() if spec.resets else None
     live = first
     with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
-        eve = EveWriter(fh, log_http_headers=spec.engine.http_log_headers, log_packet=spec.engine.alert_packet,
-                        log_payload=spec.engine.alert_payload)
+        cfg = live.engine if live.engine is not None else spec.engine   # the -c file as it is at this start
+        eve = EveWriter.for_config(fh, cfg)
         judges = live.judges
-        engine = Engine(spec.engine, eve.write, judges.inspector, judges.urlcat)
+        engine = Engine(cfg, eve.write, judges.inspector, judges.urlcat)
         if judges.scanner is not None:
             engine.files.scanner = judges.scanner
         digests = engine.files.digests = ThreadDigests()   # a queued file is hashed on the other core
         worker = LiveWorker(queue, engine, FlowPolicy(live.policy), sender, eve.write, max_batch=spec.max_batch)
         worker.exclusions.exclusions = live.exclusions
         reloader = _Reloader(spec)
-        meter = bypass_meter(spec)
+        meter = bypass_meter(replace(spec, queue_range=live.queue_range or spec.queue_range))
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
         try:
@@ -161,9 +173,18 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                 done = reloader.poll()
                 if done is not None:
                     old = live
-                    live = _finish_reload(worker, spec, done, live)
+                    live = _finish_reload(worker, spec, done, live, eve)
                     if live is not old:
                         discard(old)
+                        if live.policy.fail is not old.policy.fail:
+                            try:
+                                queue = rebind(worker, live.policy.fail)
+                            except NfqError as e:   # unbound: the supervisor starts it again, with the new mode
+                                print(f"utm run: worker {spec.queue}: rebinding for fail mode "
+                                      f"{live.policy.fail.value}: {e}", file=sys.stderr)
+                                return 4
+                        if live.queue_range != old.queue_range:   # the first queue's worker measures the bypass
+                            meter = bypass_meter(replace(spec, queue_range=live.queue_range))
                     record_reload(spec, reloader.started_at, live is not old, live, done[1])
                 if now >= next_stats:
                     next_stats = now + spec.stats_every
@@ -183,6 +204,29 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
             if live is not first:
                 discard(live)
     return 0
+
+
+def queue_flags(fail: FailMode) -> Flag:
+    """The queue's flags for a fail mode: FAIL_OPEN is what the kernel does with a full queue."""
+    return DEFAULT_FLAGS if fail is FailMode.OPEN else DEFAULT_FLAGS & ~Flag.FAIL_OPEN
+
+
+def rebind(worker: LiveWorker, fail: FailMode, bind: Any = NfQueue) -> Any:
+    """Bind the worker's queue again with the flags of a new fail mode; the rules, flows and counters
+    stay. Unbound for the time of two netlink round trips (about a millisecond): what arrives then
+    is passed by ``--queue-bypass`` (fail open) or dropped (fail closed, no bypass in the ruleset),
+    and the packets already handed to the socket but not yet read are dropped by the kernel
+    (nfqnl_flush on unbind; TCP sends them again). Raises NfqError if the new bind fails."""
+    old = worker.queue
+    t0 = time.perf_counter()
+    old.close()
+    new = bind(old.queue, flags=queue_flags(fail))
+    unbound = time.perf_counter() - t0
+    new.counters = old.counters       # received, verdicts... count since the worker started
+    worker.queue = new
+    print(f"utm run: worker {old.queue}: queue bound again for fail mode {fail.value} "
+          f"(unbound {unbound * 1000:.1f} ms)", file=sys.stderr)
+    return new
 
 
 def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded,
@@ -233,22 +277,34 @@ def _fall_back(spec: WorkerSpec, error: Exception) -> Loaded | None:
 
 
 def record_reload(spec: WorkerSpec, started_at: float, ok: bool, live: Loaded, result: Any) -> None:
-    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`."""
+    """LOGDIR/reload.qN.json: the outcome of this worker's last reload, for `utm reload --wait`
+    (`restart_needed`: engine settings of the -c file it kept as they were)."""
     body = {"queue": spec.queue, "started_at": started_at, "ok": ok, "definitions_version": live.definitions_version,
-            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500]}
+            "package": str(live.package) if live.package else None, "error": None if ok else str(result)[:500],
+            "restart_needed": list(live.restart_needed) if ok else []}
     try:
         write_atomic(spec.logdir / RELOAD_RECORD.format(spec.queue), json.dumps(body).encode())
     except OSError as e:
         print(f"utm run: worker {spec.queue}: cannot record the reload outcome: {e}", file=sys.stderr)
 
 
-def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None) -> Any:
+def _finish_reload(worker: LiveWorker, spec: WorkerSpec, done: tuple[bool, Any], live: Loaded | None = None,
+                   eve: EveWriter | None = None) -> Any:
     """Swap in what the reload built, or count the failure and keep everything as it is.
-    Returns the `Loaded` now in use."""
+    Returns the `Loaded` now in use. From a -c file the EVE switches and rule variables take effect;
+    the engine's own settings (stream, flow...) are kept and named: they need a restart."""
     ok, value = done
     if ok:
         if not isinstance(value, Loaded):           # bare Judges (tests)
             value = Loaded(value, worker.policy.cfg, exclusions=worker.exclusions.exclusions)
+        if value.engine is not None and spec.config_file is not None:
+            kept = restart_needed(worker.engine.cfg, value.engine)
+            if kept:
+                print(f"utm run: worker {spec.queue}: -c {spec.config_file}: {', '.join(kept)} changed: "
+                      "kept as they were until `utm run` restarts", file=sys.stderr)
+            if eve is not None:
+                eve.configure(value.engine)
+            value = replace(value, engine=reloaded_engine(worker.engine.cfg, value.engine), restart_needed=kept)
         j = value.judges
         worker.engine.urlcat = j.urlcat
         worker.engine.files.scanner = j.scanner if j.scanner is not None else NoScanner()   # files opened from now on

@@ -135,6 +135,7 @@ def allowed(hit: object) -> object:
     return AllowedHit(hit)
 
 
+_EARLY_HTTP = ("http", "http2", "doh2")   # parsers with `heads(Direction)`: HTTP/1, h2c (also carrying DoH)
 _FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE, Reason.PAGE_CLOSED)
 
 
@@ -169,7 +170,7 @@ class LiveWorker:
         self._ends: dict[int, list[tuple[bytes, int] | None]] = {}
         # per flow: HTTP requests already looked up (at their head) -> the category that blocked them
         self._requests: dict[int, dict[int, CategoryHit | None]] = {}
-        self._early = False                      # alerts being raised are HTTP request category hits
+        self._early = ""   # the app proto ("http", "http2") whose request heads' category hits are being raised
         self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
         self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
         self._qp: QueuedPacket | None = None     # the packet at hand
@@ -212,7 +213,8 @@ class LiveWorker:
                 dns_answer = self._dns_answer(ev.flow)
                 if not dns_answer:
                     hit = ev.body = dataclasses.replace(hit, blocked=False)
-            view = hit_view(hit, self._early)
+            # an HTTP/2 client would not read an HTTP/1.1 block page: its flow is reset both ways
+            view = hit_view(hit, self._early == "http")
             if dns_answer:
                 view = dataclasses.replace(view, dns_answer=True)
             why = self.exclusions.check(hit, ev.flow, view.blocking)
@@ -285,15 +287,15 @@ class LiveWorker:
             self.engine.raise_alerts(flow, [CategoryHit(cats[0], sni, Direction.TO_SERVER, None, others)])
 
     def _early_categories(self, flow: Flow) -> None:
-        """Look up each HTTP request as soon as its head is read (the transaction is logged only
-        later): a blocked category then stops the request itself."""
+        """Look up each HTTP request (HTTP/1 or h2c) as soon as its head is read (the transaction is
+        logged only later): a blocked category then stops the request itself."""
         app = flow.app
         parser = app.parser if app is not None else None
         if app is not None and app.proto == "tls":
             self._early_sni(flow, parser)
             return
         heads = getattr(parser, "heads", None)
-        if heads is None or app.proto != "http":   # type: ignore[union-attr]
+        if heads is None or app.proto not in _EARLY_HTTP:   # type: ignore[union-attr]
             return
         seen = self._requests.setdefault(flow.flow_id, {})
         for tx in heads(Direction.TO_SERVER):
@@ -303,11 +305,11 @@ class LiveWorker:
             _, hits = self.engine.urlcat.record(tx.record(), count=False)   # type: ignore[union-attr]
             seen[tx.tx_id] = hits[0] if hits else None
             if hits:
-                self._early = True
+                self._early = app.proto   # type: ignore[union-attr]
                 try:
                     self.engine.raise_alerts(flow, hits)
                 finally:
-                    self._early = False
+                    self._early = ""
 
     # -- packets -------------------------------------------------------------------------------
     def run_once(self, timeout: float) -> int:

@@ -194,9 +194,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
     progress = Progress(sum(sizes), progress_out or sys.stderr)
     started = time.perf_counter()
     with open(logdir / "eve.json", "wb", buffering=1 << 20) as fh:
-        eve = EveWriter(fh, log_http_headers=cfg.http_log_headers, log_packet=cfg.alert_packet,
-                        log_payload=cfg.alert_payload, log_metadata=cfg.alert_metadata,
-                        ipv6_compress=cfg.ipv6_compress, xff=cfg.xff)
+        eve = EveWriter.for_config(fh, cfg)
         engine = Engine(cfg, eve.write, inspector, urlcat)
         if on_engine is not None:
             on_engine(engine)

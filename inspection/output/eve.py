@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 
 import orjson
 
-from inspection.config import XffConfig
+from inspection.config import EngineConfig, XffConfig
 from inspection.engine import EngineEvent
 from inspection.flow.table import EndReason, Flow
 from inspection.model import PROTO_NAMES, Anomaly, Direction, Packet
@@ -164,6 +164,25 @@ class EveWriter:
             "imap": imap_to_eve,  # type: ignore[dict-item]
             "ssh": ssh_to_eve,  # type: ignore[dict-item]
         }
+
+    @classmethod
+    def for_config(cls, fh: BinaryIO, cfg: EngineConfig) -> "EveWriter":
+        """A writer with the output switches of `cfg` (a config file's eve-log keys, ``--set``): the
+        one place `utm inspect` and `utm run` map them, so both log the same fields."""
+        w = cls(fh)
+        w.configure(cfg)
+        return w
+
+    def configure(self, cfg: EngineConfig) -> None:
+        """Take the output switches of `cfg` from the next event on (a reload of `utm run -c`)."""
+        if cfg.ipv6_compress != self._compress:
+            self._ipcache.clear()
+        self._compress = cfg.ipv6_compress
+        self._log_metadata = cfg.alert_metadata
+        self._xff = cfg.xff if cfg.xff is not None and cfg.xff.enabled else None
+        self._log_packet = cfg.alert_packet
+        self._log_payload = cfg.alert_payload
+        self._http_headers = cfg.http_log_headers
 
     def __call__(self, ev: EngineEvent) -> None:
         self.write(ev)

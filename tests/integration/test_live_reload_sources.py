@@ -131,9 +131,10 @@ def test_reload_rereads_the_modes_of_the_net_config(bed, tmp_path):
         r = utm.reload()
         assert r.returncode == 0, r.stderr
         assert fetch(bed, 1000, "EVIL")["ok"]                           # alerted, not blocked
-        net.write_text(base.replace(f"queue = {QUEUE}", f"queue = {QUEUE + 1}"))   # needs a restart: refused
+        net.write_text(base.replace(f"queue = {QUEUE}", f"queue = {QUEUE + 1}"))   # this run's --queue pins it: refused
         r = utm.reload()
-        assert r.returncode == 1 and "restart" in r.stderr
+        assert r.returncode == 1 and f"given --queues {QUEUE}:{QUEUE}" in r.stderr, r.stderr
+        assert "--queues: the network config queues to" in utm.stderr()
         assert fetch(bed, 1000, "EVIL")["ok"]                           # the modes it had are kept
     finally:
         events = utm.stop()

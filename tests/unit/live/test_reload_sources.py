@@ -167,10 +167,13 @@ def test_reload_rereads_modes_and_depth_from_the_network_config(tmp_path, store)
     assert w.policy.cfg.enforce == {"category:phishing"}        # phishing keeps blocking under category = detect
     net.write_text(base + '[exclusions]\naddresses = ["not-an-address"]\n')     # refused, counted
     assert reload(spec, w, newer) is newer and w.counters.reload_errors == 1
-    net.write_text(base.replace("[inspection]", '[inspection]\nfail_mode = "closed"'))   # needs a restart
+    net.write_text(base.replace("[inspection]", '[inspection]\nqueue = 2'))   # not this worker's queue any more
     assert reload(spec, w, newer) is newer and w.counters.reload_errors == 2
     assert w.policy.cfg.detect_only == {"trojan-activity", "category", "web-attack"}
-    for x in (live, new, newer):
+    net.write_text(base.replace("[inspection]", '[inspection]\nfail_mode = "closed"'))   # taken (the queue rebinds)
+    closed = reload(spec, w, newer)
+    assert closed is not newer and w.policy.cfg.fail.value == "closed" and w.counters.reload_errors == 2
+    for x in (live, new, newer, closed):
         discard(x)
 
 
