@@ -212,12 +212,24 @@ def queue_flags(fail: FailMode) -> Flag:
 
 
 def rebind(worker: LiveWorker, fail: FailMode, bind: Any = NfQueue) -> Any:
-    """Bind the worker's queue again with the flags of a new fail mode; the rules, flows and counters
-    stay. Unbound for the time of two netlink round trips (about a millisecond): what arrives then
-    is passed by ``--queue-bypass`` (fail open) or dropped (fail closed, no bypass in the ruleset),
-    and the packets already handed to the socket but not yet read are dropped by the kernel
-    (nfqnl_flush on unbind; TCP sends them again). Raises NfqError if the new bind fails."""
+    """The worker's queue with the flags of a new fail mode; the rules, flows and counters stay.
+    First the bound queue's flag is switched in place (no gap). If the kernel refuses that, the
+    queue is bound again: unbound for the time of two netlink round trips (about a millisecond):
+    what arrives then is passed by ``--queue-bypass`` (fail open) or dropped (fail closed, no
+    bypass in the ruleset), and the packets already handed to the socket but not yet read are
+    dropped by the kernel (nfqnl_flush on unbind; TCP sends them again). Raises NfqError if the
+    new bind fails."""
     old = worker.queue
+    set_in_place = getattr(old, "set_fail_open", None)
+    if set_in_place is not None:
+        try:
+            set_in_place(fail is FailMode.OPEN)
+        except NfqError as e:
+            print(f"utm run: worker {old.queue}: fail mode {fail.value} in place: {e}; binding again",
+                  file=sys.stderr)
+        else:
+            print(f"utm run: worker {old.queue}: fail mode {fail.value} set on the bound queue", file=sys.stderr)
+            return old
     t0 = time.perf_counter()
     old.close()
     new = bind(old.queue, flags=queue_flags(fail))

@@ -150,6 +150,12 @@ def encode_params(queue: int, copy_range: int, maxlen: int, flags: Flag, seq: in
     return _message(NFQNL_MSG_CONFIG, queue, attrs, NLM_F_REQUEST | NLM_F_ACK, seq)
 
 
+def encode_flags(queue: int, flags: Flag, mask: Flag, seq: int = 0) -> bytes:
+    """The flags under `mask` set to `flags` on a bound queue (bits in the mask and not in flags clear)."""
+    attrs = _attr(NFQA_CFG_FLAGS, _U32BE.pack(int(flags))) + _attr(NFQA_CFG_MASK, _U32BE.pack(int(mask)))
+    return _message(NFQNL_MSG_CONFIG, queue, attrs, NLM_F_REQUEST | NLM_F_ACK, seq)
+
+
 def encode_verdict(queue: int, v: VerdictMsg) -> bytes:
     attrs = _attr(NFQA_VERDICT_HDR, struct.pack("!II", int(v.verdict), v.packet_id))
     if v.mark is not None:
@@ -393,6 +399,7 @@ class NfQueue:
         self.flags = flags   # what the kernel accepted (CONNTRACK may be dropped, see below)
         self._seq = 0
         self._buf = bytearray(RECV_SIZE)
+        self._early: list[QueuedPacket] = []   # packets read while waiting for an ack (`set_flags`)
         try:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         except OSError as e:
@@ -424,7 +431,22 @@ class NfQueue:
         except OSError:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
-    def _request(self, build, step: str) -> None:  # type: ignore[no-untyped-def]
+    def set_fail_open(self, on: bool) -> None:
+        """Switch the bound queue between fail open and fail closed without unbinding it: nothing
+        passes uninspected or is flushed in between, as it would be while a new bind is made.
+        Packets that arrive while the kernel answers are kept for the next `receive`.
+        Raises NfqSetupError (the queue stays bound as it was)."""
+        flags = self.flags | Flag.FAIL_OPEN if on else self.flags & ~Flag.FAIL_OPEN
+        try:
+            self._request(lambda q, s: encode_flags(q, flags & Flag.FAIL_OPEN, Flag.FAIL_OPEN, s), "set fail mode",
+                          keep=self._early)
+        finally:
+            self._sock.setblocking(False)
+        self.flags = flags
+
+    def _request(self, build, step: str, keep: list | None = None) -> None:  # type: ignore[no-untyped-def]
+        """Send one request and wait for its ack; packets that come first go to `keep` (else,
+        while binding, there are none to lose)."""
         self._seq += 1
         seq = self._seq
         try:
@@ -434,12 +456,20 @@ class NfQueue:
         self._sock.settimeout(2.0)
         try:
             while True:
-                n = self._sock.recv_into(self._buf)
+                try:
+                    n = self._sock.recv_into(self._buf)
+                except OSError as e:
+                    if e.errno != errno.ENOBUFS:
+                        raise
+                    self.counters.enobufs += 1
+                    continue
                 for m in decode_messages(memoryview(self._buf)[:n]):
                     if isinstance(m, Ack) and m.seq == seq:
                         if m.error:
                             raise NfqSetupError(self.queue, step, m.error)
                         return
+                    if keep is not None and isinstance(m, QueuedPacket):
+                        keep.append(m)
         except socket.timeout:
             raise NfqSetupError(self.queue, step + " (no answer)", errno.ETIMEDOUT) from None
         except OSError as e:
@@ -451,6 +481,10 @@ class NfQueue:
     def receive(self, max_packets: int, timeout: float) -> list[QueuedPacket]:
         """Wait up to `timeout` for the first packet, then take what is already waiting."""
         out: list[QueuedPacket] = []
+        if self._early:        # read while `set_flags` waited for its ack
+            out, self._early = self._early[:max_packets], self._early[max_packets:]
+            self.counters.received += len(out)
+            return out
         if not select.select([self._sock], [], [], timeout)[0]:
             return out
         sock, buf = self._sock, self._buf

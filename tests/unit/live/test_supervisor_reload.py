@@ -227,3 +227,29 @@ def test_workers_refuse_what_the_command_line_pinned_too(tmp_path):
     _net(tmp_path, workers=2)
     with pytest.raises(SourceLoadError, match="--queues 4:4"):
         reload_policy(spec)
+
+
+class _Switchable(_Bound):
+    """A bound queue whose fail mode switches in place (NfQueue.set_fail_open), or refuses to."""
+
+    def __init__(self, queue, flags, refuse=False) -> None:
+        super().__init__(queue, flags)
+        self.refuse = refuse
+
+    def set_fail_open(self, on: bool) -> None:
+        from inspection.io.nfqueue import NfqSetupError
+        if self.refuse:
+            raise NfqSetupError(self.queue, "set fail mode", 95)
+        self.flags = self.flags | Flag.FAIL_OPEN if on else self.flags & ~Flag.FAIL_OPEN
+
+
+def test_rebind_switches_the_bound_queue_in_place_and_binds_again_only_if_refused(capsys):
+    q = _Switchable(7, queue_flags(FailMode.OPEN))
+    w = _W(q)
+    assert rebind(w, FailMode.CLOSED, bind=_Bound) is q and not q.closed     # type: ignore[arg-type]
+    assert not q.flags & Flag.FAIL_OPEN and "set on the bound queue" in capsys.readouterr().err
+    stubborn = _Switchable(8, queue_flags(FailMode.OPEN), refuse=True)
+    w = _W(stubborn)
+    new = rebind(w, FailMode.CLOSED, bind=_Bound)                               # type: ignore[arg-type]
+    assert stubborn.closed and new is not stubborn and not new.flags & Flag.FAIL_OPEN
+    assert "binding again" in capsys.readouterr().err
