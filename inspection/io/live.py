@@ -30,7 +30,7 @@ from inspection.files.scan import NoScanner
 from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
 from inspection.policy.blockhost import BlockHost
 from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
-from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame
+from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame, dns_stream_answer
 from inspection.policy.filehit import FileBlockHit
 from inspection.policy.tcpreset import ResetError, reset_frames
 from inspection.policy.urlcat import CategoryHit
@@ -176,6 +176,7 @@ class LiveWorker:
         self._qp: QueuedPacket | None = None     # the packet at hand
         self._dns_pending: tuple[int, bytes] | None = None   # (port, frame) answering its DNS query
         self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
+        self._dns_stream: bytes | None = None    # the answer to a DNS query over TCP (length first)
         self._fileinfos = 0                      # fileinfo events of packets' own flows (judged files)
         # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
         # released before them must reach the client first, or its reset would be out of window
@@ -205,18 +206,20 @@ class LiveWorker:
             if isinstance(hit, CategoryHit) and not self._early and ev.flow is not None \
                     and self._seen_request(ev.flow.flow_id, hit.record):
                 return   # raised already when the request's head (the client hello) arrived
-            dns_answer = False
+            dns_answer = None
             if isinstance(hit, CategoryHit) and hit.blocked and isinstance(hit.record, DnsMessage):
                 # with --dns-block-answer the box answers the query itself (the block page's
                 # address); else it passes: the connection that follows gets the block page (HTTP)
                 # or the resets (TLS), and dropping the query would only look like an outage
                 dns_answer = self._dns_answer(ev.flow)
-                if not dns_answer:
+                if dns_answer is None:
                     hit = ev.body = dataclasses.replace(hit, blocked=False)
             # an HTTP/2 client would not read an HTTP/1.1 block page: its flow is reset both ways
             view = hit_view(hit, self._early == "http")
-            if dns_answer:
+            if dns_answer == "udp":
                 view = dataclasses.replace(view, dns_answer=True)
+            elif dns_answer == "tcp":   # answered in the stream, as the page answers a request
+                view = dataclasses.replace(view, http_request=True)
             why = self.exclusions.check(hit, ev.flow, view.blocking)
             if why is not None:   # never enforced, still logged: `action: allowed`, `excluded: why`
                 ev.body = ExcludedHit(hit, why)
@@ -246,21 +249,26 @@ class LiveWorker:
             self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
 
-    def _dns_answer(self, flow: Flow | None) -> bool:
-        """Can the box answer the query at hand (--dns-block-answer on, a UDP query it can parse)?
-        The frame is built now: a query it cannot answer passes as without the option."""
+    def _dns_answer(self, flow: Flow | None) -> str | None:
+        """Can the box answer the query at hand (--dns-block-answer on, a query it can parse)?
+        "udp": its answer frame is built now (only the query is dropped). "tcp": the query came
+        whole in this segment; its answer goes to the client in the stream like the block page
+        (with the server's FIN; the resolver is reset). None: it passes as without the option."""
         cfg = self.policy.cfg.dns_block
         qp = self._qp
-        self._dns_pending = None
-        if cfg is None or qp is None or flow is None or flow.proto == IPPROTO_TCP or len(qp.hwaddr) != 6:
-            return False
+        self._dns_pending = self._dns_stream = None
+        if cfg is None or qp is None or flow is None or len(qp.hwaddr) != 6:
+            return None
         try:
+            if flow.proto == IPPROTO_TCP:
+                self._dns_stream = dns_stream_answer(qp.payload, cfg)
+                return "tcp"
             frame = dns_answer_frame(qp.payload, qp.hwaddr, PLACEHOLDER_MAC, cfg)
-        except DnsAnswerError:
+        except (DnsAnswerError, ResetError):
             self.counters.dns_answer_errors += 1
-            return False
+            return None
         self._dns_pending = (qp.physin, frame)
-        return True
+        return "udp"
 
     def _seen_request(self, flow_id: int, record: object) -> bool:
         seen = self._requests.get(flow_id)
@@ -405,7 +413,7 @@ class LiveWorker:
         self._hits.clear()
         self._bad_files.clear()
         self._page = None
-        self._qp, self._dns_frame, self._at = qp, None, None
+        self._qp, self._dns_frame, self._dns_stream, self._at = qp, None, None, None
         t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
@@ -605,9 +613,13 @@ class LiveWorker:
         if self.sender is None or client is None:
             c.reset_errors += 1
             return False
-        host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
-        cat = hit.category
-        page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
+        dns = isinstance(hit.record, DnsMessage) and self._dns_stream is not None
+        if dns:
+            page = self._dns_stream
+        else:
+            host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
+            cat = hit.category
+            page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
         server_mac = server[0] if server is not None else PLACEHOLDER_MAC
         try:
             to_client, to_server = block_page_frames(qp.payload, client[0], server_mac, page)
@@ -616,7 +628,10 @@ class LiveWorker:
             return False
         try:
             self._out.append((qp.physin or client[1], to_client))
-            c.block_pages_sent += 1
+            if dns:
+                c.dns_answers_sent += 1
+            else:
+                c.block_pages_sent += 1
             out = qp.physout or (server[1] if server is not None else 0)
             if self._to_host:
                 pass             # the box was the server: nobody beyond the bridge to reset

@@ -21,7 +21,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from inspection.policy.tcpreset import ETH_IPV4, ETH_IPV6, ResetError, _csum, receiver_mac_to
+from inspection.policy.tcpreset import ETH_IPV4, ETH_IPV6, ResetError, _csum, parse_tcp, receiver_mac_to
 
 TTL = 10                  # seconds: the client asks again soon after the policy changes
 QTYPE_A, QTYPE_AAAA, QCLASS_IN = 1, 28, 1
@@ -161,3 +161,14 @@ def dns_answer_frame(query_packet: bytes, client_mac: bytes, resolver_mac: bytes
         ip = struct.pack("!IHBB16s16s", 6 << 28, len(udp), 17, 64, dst, src) + udp
         ethertype = ETH_IPV6
     return receiver_mac_to(client_mac, resolver_mac, ethertype) + ip
+
+
+def dns_stream_answer(query_packet: bytes, cfg: DnsBlockConfig) -> bytes:
+    """The answer, length first, to a DNS query over TCP that came whole in the segment
+    `query_packet` (an IP packet as NFQUEUE delivered it); what follows goes in the stream."""
+    t = parse_tcp(query_packet)
+    data = query_packet[len(query_packet) - t.payload_len:] if t.payload_len else b""
+    if len(data) < 2 or struct.unpack_from("!H", data)[0] != len(data) - 2:
+        raise DnsAnswerError("not one whole query in the segment")
+    msg = answer_message(bytes(data[2:]), cfg)
+    return struct.pack("!H", len(msg)) + msg

@@ -172,6 +172,24 @@ def test_detect_only_blocks_nothing_and_still_alerts(bed, box):
         quiet.stop()
 
 
+TCP_DNS_QUERY = """
+import socket, struct, sys
+server, name = sys.argv[1], sys.argv[2]
+q = struct.pack("!6H", 9, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) \\
+    + b"\\0" + struct.pack("!HH", 1, 1)
+with socket.create_connection((server, 53), timeout=5) as s:
+    s.sendall(struct.pack("!H", len(q)) + q)
+    buf = b""
+    while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+msg = buf[2:]
+print(".".join(map(str, msg[-4:])) if struct.unpack("!H", msg[6:8])[0] else "none")
+"""
+
+
 def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
     # the box answers queries for phish.example.test with an address nothing in the office or
     # beyond uses (documentation range, off-link: routed through the router, so bridged), and
@@ -185,6 +203,13 @@ def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
             r = testbed.in_ns("utmtb-lan", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w",
                               "%{http_code} %{remote_ip}", fam, "http://phish.example.test/", check=False)
             assert r.stdout.split() == ["403", addr], (fam, r.stdout, r.stderr)
+        # DNS over TCP: answered in the stream with the block address, the connection then closed
+        r = testbed.in_ns("utmtb-lan", sys.executable, "-c", TCP_DNS_QUERY, testbed.ROUTER4, "phish.example.test",
+                          check=False)
+        assert r.stdout.split() == [block4], (r.stdout, r.stderr)
+        r = testbed.in_ns("utmtb-lan", sys.executable, "-c", TCP_DNS_QUERY, testbed.ROUTER4, "www.example.test",
+                          check=False)
+        assert r.stdout.split() == [testbed.HOST_ADDRS["www.example.test"][0]], (r.stdout, r.stderr)
         # another port there is refused at once (a reset, curl exit 7), not left to time out
         r = testbed.in_ns("utmtb-lan", "curl", "-s", "--max-time", "5", "-4", f"http://{block4}:8080/",
                           check=False)

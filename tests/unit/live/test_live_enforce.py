@@ -414,3 +414,31 @@ def test_a_length_framed_body_whose_last_segment_carries_the_fin_is_judged_there
     assert [e["fileinfo"]["verdict"]["verdict"] for e in evs if e["event_type"] == "fileinfo"] == [
         "malicious" if malicious else "clean"]
     assert w.counters.files_judged_live == 1 and w.counters.hold_us_max > 0
+
+
+@pytest.mark.parametrize("name,answered", [("phish.example.test", True), ("www.example.test", False)])
+def test_with_dns_block_answers_a_query_over_tcp_is_answered_in_the_stream(judges, name, answered):
+    from firmware.bench.synth import dns_query
+    q_msg = dns_query(7, name, 1)
+    c = TcpConversation("192.0.2.10", "192.0.2.53", 40800, 53)
+    frames = list(c.handshake()) + list(c.send(struct.pack("!H", len(q_msg)) + q_msg))
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, DNS_CFG, pkts)
+    query = next(p for p in pkts if q_msg in p.payload)
+    by_id = {v.packet_id: v for v in q.sent}
+    if not answered:
+        assert by_id[query.packet_id].verdict is Verdict.ACCEPT and not sender.frames
+        return
+    assert by_id[query.packet_id].verdict is Verdict.DROP           # the resolver never gets it
+    (ifc, to_client), (ifs, to_server) = sender.frames
+    a = parse_tcp(to_client[14:])
+    t = parse_tcp(query.payload)
+    assert (ifc, ifs) == (CLI_PORT, SRV_PORT) and parse_tcp(to_server[14:]).flags & 0x04
+    assert (a.seq, a.ack) == (t.ack, t.seq + t.payload_len) and a.flags & 0x01   # the answer, then FIN
+    answer = to_client[14 + 40:]
+    assert struct.unpack("!H", answer[:2])[0] == len(answer) - 2
+    msg = answer[2:]
+    assert msg[:2] == q_msg[:2] and msg[2] & 0x80 and msg.endswith(bytes([198, 51, 100, 7]))
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")]
+    assert w.counters.dns_answers_sent == 1 and w.counters.block_pages_sent == 0
