@@ -14,10 +14,11 @@ from firmware.cli import inspect as inspect_cmd
 from firmware.cli import net as net_cmd
 from firmware.cli import rules as rules_cmd
 from firmware.cli import run as run_cmd   # `utm run` and `utm reload`
+from firmware.cli import stats as stats_cmd
 from firmware.cli import sanitize as sanitize_cmd
 from firmware.cli import scan as scan_cmd
 
-SUBCOMMANDS = [inspect_cmd, rules_cmd, scan_cmd, categories_cmd, definitions_cmd, sanitize_cmd, net_cmd, run_cmd,
+SUBCOMMANDS = [inspect_cmd, rules_cmd, scan_cmd, categories_cmd, definitions_cmd, sanitize_cmd, net_cmd, run_cmd, stats_cmd,
                cloudlink_cmd, cloud_cmd, bench_cmd, bench_cloud_cmd]
 
 

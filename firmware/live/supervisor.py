@@ -127,6 +127,7 @@ class Supervisor:
         self.announcing: frozenset[int] = frozenset()
         self._stop = False
         self._hup = False
+        self._usr1 = False
 
     # -- processes -----------------------------------------------------------------------------
     def _spawn(self, queue: int, restarts: int, fails: int = 0) -> None:
@@ -224,10 +225,19 @@ class Supervisor:
     def request_reload(self, *_: object) -> None:
         self._hup = True
 
+    def request_stats(self, *_: object) -> None:
+        self._usr1 = True
+
+    def stats(self) -> None:
+        """A SIGUSR1 (`utm stats`): each worker writes its `stats` event now."""
+        for r in self._running.values():
+            _signal(r.proc.pid, signal.SIGUSR1)
+
     def run(self, started: Callable[[], None] | None = None) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
+        signal.signal(signal.SIGUSR1, self.request_stats)
         for q in self.queues:
             self._spawn(q, 0)
         if started is not None:
@@ -238,6 +248,9 @@ class Supervisor:
                 if self._hup:
                     self._hup = False
                     self.reload()
+                if self._usr1:
+                    self._usr1 = False
+                    self.stats()
                 self.check_once()
         finally:
             self.stop_all()
@@ -261,6 +274,7 @@ class Supervisor:
 def _child(target: Callable[[int, Any, int], int], queue: int, beat: Any, restarts: int) -> None:
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)   # until the worker listens: a stats request must not kill it
     _die_with_parent()
     sys.exit(target(queue, beat, restarts))
 

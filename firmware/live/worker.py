@@ -117,6 +117,8 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # the supervisor decides
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
+    stats_wanted = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: stats_wanted.set())     # `utm stats`
     unpack_dir(spec, fresh=True)
     started = time.time()
     fell_back: Exception | None = None
@@ -136,13 +138,13 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     elif spec.definitions is not None:
         record_reload(spec, 0.0, True, live, None)    # what this queue runs with (started_at 0: not a reload)
     try:
-        return _serve(spec, live, heartbeat, restarts, stop, reload_wanted)
+        return _serve(spec, live, heartbeat, restarts, stop, reload_wanted, stats_wanted)
     finally:
         discard(live)
 
 
 def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop: threading.Event,
-           reload_wanted: threading.Event) -> int:
+           reload_wanted: threading.Event, stats_wanted: threading.Event | None = None) -> int:
     try:
         queue = NfQueue(spec.queue, flags=queue_flags(first.policy.fail))   # the network config's, as it is now
     except NfqError as e:
@@ -192,7 +194,11 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                         if live.queue_range != old.queue_range:   # the first queue's worker measures the bypass
                             meter = bypass_meter(replace(spec, queue_range=live.queue_range))
                     record_reload(spec, reloader.started_at, live is not old, live, done[1])
-                if now >= next_stats:
+                asked = stats_wanted is not None and stats_wanted.is_set()
+                if now >= next_stats or asked:
+                    if asked:
+                        stats_wanted.clear()     # type: ignore[union-attr]
+                        next_flush = now          # on its way to the file now
                     next_stats = now + spec.stats_every
                     if meter is not None:
                         meter.poll()        # read beside the loop: this event carries the last reading

@@ -267,3 +267,23 @@ def test_fail_closed_ruleset_stops_traffic_without_a_worker(bed):
     finally:
         bed.apply_rules(ruleset(QUEUE))
     assert not r["ok"]
+
+
+def test_utm_stats_gets_every_workers_counters_on_demand(bed, tmp_path, rules):
+    utm = Utm(bed, tmp_path, rules, "--stats-every", "3600", queues=2)     # no periodic stats meanwhile
+    try:
+        assert fetch(bed, 200_000)["ok"] and not fetch(bed, 1000, "EVIL", timeout=10)["ok"]
+        r = run(sys.executable, "-m", "firmware.cli.main", "stats", "-l", str(tmp_path), "--json",
+                ns=bed.box, check=False)
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        assert sorted(x["queue"] for x in lines) == [QUEUE, QUEUE + 1]
+        assert sum(x["live"]["packets"] for x in lines) > 0 and sum(x["live"]["verdicts"]["drop"] for x in lines) >= 1
+        r = run(sys.executable, "-m", "firmware.cli.main", "stats", "-l", str(tmp_path), ns=bed.box, check=False)
+        assert r.returncode == 0 and "total" in r.stdout and "inspected:" in r.stdout, r.stdout + r.stderr
+        assert len(utm.workers()) == 2          # asking did not disturb them
+    finally:
+        utm.stop()
+    r = subprocess.run([sys.executable, "-m", "firmware.cli.main", "stats", "-l", str(tmp_path)],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and "utm stats:" in r.stderr and r.stderr.count("\n") == 1   # nothing running
