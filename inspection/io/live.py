@@ -22,6 +22,7 @@ from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
+from inspection.io.drops import drop_record
 from inspection.io.holds import SegmentHolds
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
 from inspection.model import IPPROTO_TCP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
@@ -137,6 +138,8 @@ def allowed(hit: object) -> object:
 
 _EARLY_HTTP = ("http", "http2", "doh2")   # parsers with `heads(Direction)`: HTTP/1, h2c (also carrying DoH)
 _FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE, Reason.PAGE_CLOSED)
+_DROP_REASONS = {Reason.BLOCKED_RULE: "rules", Reason.BLOCKED_CATEGORY: "category", Reason.BLOCKED_FILE: "file",
+                 Reason.DNS_ANSWERED: "dns answered"}
 
 
 class LiveStats:
@@ -462,6 +465,10 @@ class LiveWorker:
         hits = [h for f, h in self._hits if f is None or f is flow]
         bypassed = self.policy.counters.bypassed_flows
         d = self.policy.decide(facts, hits)
+        why = None if d.accepted else _DROP_REASONS.get(d.reason)
+        if why is not None:     # the first packet dropped for a flow (the rest go in the kernel)
+            self._emit_out(EngineEvent("drop", now, None, flow, self._direction(flow), drop_record(qp.payload, why),
+                                       packet=self.engine._cur))
         if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
             c.files_unjudged_bypassed += unjudged
             self._released.append((time.monotonic(), flow))   # type: ignore[arg-type]
@@ -489,6 +496,10 @@ class LiveWorker:
             # connmark and drops this and every later packet of the flow in the kernel
             return VerdictMsg(qp.packet_id, Verdict.REPEAT, d.mark)
         return VerdictMsg(qp.packet_id, Verdict.ACCEPT if d.accepted else Verdict.DROP, d.mark)
+
+    def _direction(self, flow: Flow | None) -> Direction:
+        pkt = self.engine._cur
+        return flow.direction_of(pkt) if flow is not None and pkt is not None and pkt.l4_ok else Direction.TO_SERVER
 
     def _block_host(self) -> BlockHost | None:
         """The block host of the DNS answers configured now (they change with a reload)."""

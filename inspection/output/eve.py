@@ -238,6 +238,8 @@ class EveWriter:
             self._fileinfo(out, body)
         elif et == "stats":
             out["stats"] = body.tree()  # type: ignore[attr-defined]
+        elif et == "drop":
+            out["drop"] = body.tree()  # type: ignore[attr-defined]
         else:
             fmt = self._app.get(et)
             if fmt is not None:

@@ -383,6 +383,7 @@ def test_with_dns_block_answers_a_blocked_name_is_answered_by_the_box(judges):
     assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")] * 2
     assert [e["dns"]["queries"][0]["rrname"] for e in evs if e["event_type"] == "dns"][:2] == ["phish.example.test"] * 2
     assert w.counters.dns_answers_sent == 2 and w.policy.counters.by_reason["dns_answered"] == 2
+    assert [e["drop"]["reason"] for e in evs if e["event_type"] == "drop"] == ["dns answered"] * 2
 
 
 def test_without_dns_block_answers_the_query_passes_and_the_alert_says_allowed(judges):

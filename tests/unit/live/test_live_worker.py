@@ -12,6 +12,7 @@ from inspection.io.live import FakeSender, LiveWorker
 from inspection.io.nfqueue import FakeQueue, QueuedPacket, Verdict
 from inspection.io.offline import RunSummary, load_inspector
 from inspection.output.eve import EveWriter
+from inspection.policy.tcpreset import parse_tcp
 from inspection.policy.verdict import FlowPolicy, PolicyConfig
 
 RULES = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; classtype:trojan-activity; sid:1;)\n'
@@ -73,12 +74,22 @@ def test_blocking_rule_drops_marks_and_resets_both_ends(tmp_path):
 def test_later_packets_of_a_blocked_flow_are_dropped(tmp_path):
     c = TcpConversation("192.0.2.10", "192.0.2.20", 40001, 8080)
     frames = list(c.handshake()) + list(c.send(b"EVIL\n")) + list(c.send(b"more\n"))
-    w, q, _, _ = make(tmp_path, PolicyConfig(), queued(frames))
+    pkts = queued(frames)
+    w, q, _, out = make(tmp_path, PolicyConfig(), pkts)
     while w.run_once(0):
         pass
     verdicts = [v.verdict for v in q.sent]
     first = verdicts.index(Verdict.REPEAT)
     assert first == 3 and all(v is Verdict.DROP for v in verdicts[first + 1:]) and len(verdicts) > first + 1
+    # one EVE `drop` event, for the first dropped packet, with its header fields (Suricata's flows: start)
+    [drop] = [e for e in events(out) if e["event_type"] == "drop"]
+    [alert] = [e for e in events(out) if e["event_type"] == "alert"]
+    evil = next(p for p in pkts if b"EVIL" in p.payload)
+    t = parse_tcp(evil.payload)
+    assert drop["flow_id"] == alert["flow_id"] and (drop["src_port"], drop["dest_port"]) == (40001, 8080)
+    assert drop["drop"]["reason"] == "rules" and drop["drop"]["len"] == len(evil.payload)
+    assert (drop["drop"]["tcpseq"], drop["drop"]["tcpack"], drop["drop"]["psh"], drop["drop"]["syn"]) == (
+        t.seq, t.ack, True, False)
 
 
 def test_detect_only_alerts_with_action_allowed_and_blocks_nothing(tmp_path):
