@@ -286,7 +286,8 @@ class Engine:
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
         ins = self.inspector
-        if ins is not None and ins.stream_wanted(flow):
+        wanted = ins is not None and ins.stream_wanted(flow)
+        if wanted:
             for kind, dd, x in out:
                 if kind == DATA:
                     hits = ins.stream(flow, dd, x)
@@ -325,7 +326,7 @@ class Engine:
         parser = app.parser
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
-            if flow.tcp is not None and (ins is None or not ins.stream_wanted(flow)):
+            if flow.tcp is not None and not wanted:
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
 
@@ -419,9 +420,11 @@ class Engine:
         """Live path: files of `flow` whose bodies are whole by their framing are closed and
         judged now (the packet that completed them is still held); returns their records."""
         t = self._trackers.get(flow) if self._trackers else None
+        if t is None:
+            return []   # the common case, asked on every queued packet
         app = flow.app
         complete = getattr(app.parser, "body_complete", None) if app is not None else None
-        if t is None or complete is None:
+        if complete is None:
             return []
         parser = app.parser  # type: ignore[union-attr]
 
