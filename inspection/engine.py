@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
 _BODY_BUFFERS = frozenset({Buffer.FILE_DATA, Buffer.HTTP_REQUEST_BODY})   # rules on what carries files
+# per-packet comparisons read these as globals, not as Enum class attributes (a metaclass lookup each)
+_TCP_CLOSED, _TCP_ESTABLISHED = TcpState.CLOSED, TcpState.ESTABLISHED
+_FLOW_CLOSED, _FLOW_ESTABLISHED = FlowState.CLOSED, FlowState.ESTABLISHED
 AUTO_CHECKSUM_SAMPLE = 1000     # packets looked at before `auto` decides
 AUTO_CHECKSUM_BAD_SHARE = 0.1   # more bad checksums than this: the capture was offloaded
 
@@ -277,10 +280,10 @@ class Engine:
                 self._anomaly(a, flow, pkt)
             sess.anomalies = ()
         st = sess.state
-        if st >= TcpState.CLOSED:
-            flow.state = FlowState.CLOSED
-        elif st >= TcpState.ESTABLISHED:
-            flow.state = FlowState.ESTABLISHED
+        if st >= _TCP_CLOSED:
+            flow.state = _FLOW_CLOSED
+        elif st >= _TCP_ESTABLISHED:
+            flow.state = _FLOW_ESTABLISHED
         if out:
             self._stream_out(flow, out, pkt.ts)
 
