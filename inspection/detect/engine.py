@@ -213,6 +213,12 @@ class Detector:
                                             for p in self._plans)
         # none: a transaction (HTTP, TLS, DNS...) or a body cannot match, its buffers need not be built
         self.has_tx_rules = any(p is not None and p.scope is Scope.TX for p in self._plans)
+        # per direction (to server, to client): a transaction rule runs that way (`scan` skips the others)
+        self.tx_rules_by_direction = tuple(
+            any(p is not None and p.scope is Scope.TX and not ((p.to_server and d is not Direction.TO_SERVER)
+                                                                 or (p.to_client and d is not Direction.TO_CLIENT))
+                for p in self._plans)
+            for d in (Direction.TO_SERVER, Direction.TO_CLIENT))
         self.has_body_rules = any(p is not None and p.buffers & _BODY_BUFFERS for p in self._plans)
         self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
         self.has_stream_rules = bool(self.stream_rules)

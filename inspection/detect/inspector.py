@@ -94,6 +94,7 @@ class RuleInspector:
         self._bare = detector.has_bare_packet_rules
         self.wants_stream = detector.has_stream_rules
         self._tx_rules = detector.has_tx_rules       # else transactions are not inspected at all
+        self._tx_dirs = detector.tx_rules_by_direction   # per direction: else that way is not inspected
         self._body_rules = detector.has_body_rules   # else bodies are not collected
         self._stream_ports = _ports_of(detector.rules[i] for i in detector.stream_rules)
         self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
@@ -242,7 +243,7 @@ class RuleInspector:
                     keep.append((rec, pd))
             st.pending = tuple(keep)
         app = flow.app
-        heads = getattr(app.parser, "heads", None) if app is not None else None
+        heads = getattr(app.parser, "heads", None) if app is not None and self._tx_dirs[d] else None
         if heads is not None:
             for tx in heads(d):
                 key = (tx.tx_id, d)
@@ -398,6 +399,8 @@ class RuleInspector:
               body: tuple[Buffer, bytes] | None = None) -> list[Hit]:
         """A request (`d` to_server) or a response with its request (to_client); with
         `body`, only the rules that inspect that body."""
+        if not self._tx_dirs[d]:
+            return []   # no transaction rule runs this way: no buffers to build
         buffers = http_request_buffers(rec)
         if d is Direction.TO_CLIENT:
             kept = flow.detect.request_bodies if flow.detect is not None else None
