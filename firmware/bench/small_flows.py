@@ -111,11 +111,13 @@ class _Sink:
 class _Judges:
     """The rule, hash list and category db, built once in a temporary folder."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, rule_files: tuple[Path, ...] = ()) -> None:
         from firmware.cli.scan import load_sources
+        from inspection.io.offline import RunSummary, load_inspector
         from signatures.categories.compile import compile_lists
         from signatures.categories.db import encode, write_db
         from signatures.categories.lookup import CategoryDB
+        from signatures.errors import SignatureError
 
         (tmp / "lists" / "phishing").mkdir(parents=True)
         (tmp / "lists" / "phishing" / "domains").write_text(BLOCKED_HOST + "\n")
@@ -124,19 +126,22 @@ class _Judges:
         (tmp / "r.rules").write_text(RULE)
         self.db = CategoryDB.load(tmp / "cat.db")
         self.hashes, self.matchers, _ = load_sources([str(tmp / "h.sha256")], [])
-        self._rules = tmp / "r.rules"
+        try:   # parsed and prepared once: each repetition gets a fresh inspector on the same detector
+            self.detector = load_inspector(list(rule_files) or [tmp / "r.rules"], RunSummary(), 1 << 16).detector
+        except (OSError, SignatureError) as e:
+            raise SmallFlowsError(f"cannot load the rules: {e}") from None
 
     def engine(self, sink: _Sink):
         from inspection.config import ChecksumMode, EngineConfig
         from inspection.engine import Engine
         from inspection.files.scanner import ContentScanner
+        from inspection.detect.inspector import RuleInspector
         from inspection.files.scanner_stream import StreamScanner
-        from inspection.io.offline import RunSummary, load_inspector
         from inspection.output.eve import EveWriter
         from inspection.policy.urlcat import UrlCategorizer
 
         eve = EveWriter(sink)   # type: ignore[arg-type]
-        inspector = load_inspector([self._rules], RunSummary(), 1 << 16)
+        inspector = RuleInspector(self.detector, body_limit=1 << 16)
         engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, inspector,
                         UrlCategorizer(self.db, None))
         engine.files.scanner = StreamScanner(ContentScanner(self.hashes, self.matchers))
@@ -201,14 +206,15 @@ def _best(run: Callable[[], tuple[float, _Sink, object]], repeat: int, n: int, p
 
 
 def run_small_flows(connections: int = DEFAULT_CONNECTIONS, repeat: int = DEFAULT_REPEAT,
-                    paths: tuple[str, ...] = ("worker", "engine")) -> dict[str, Figures]:
+                    paths: tuple[str, ...] = ("worker", "engine"),
+                    rule_files: tuple[Path, ...] = ()) -> dict[str, Figures]:
     if connections < 1 or repeat < 1:
         raise SmallFlowsError("connections and repeat must be at least 1")
     frames = conversations(connections)
     queued = _queued(frames)
     out: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory(prefix="utm-bench-small-") as d:
-        judges = _Judges(Path(d))
+        judges = _Judges(Path(d), rule_files)
         if "worker" in paths:
             out["worker"] = _best(lambda: _run_worker(judges, queued), repeat, connections, len(frames))
         if "engine" in paths:
@@ -216,14 +222,15 @@ def run_small_flows(connections: int = DEFAULT_CONNECTIONS, repeat: int = DEFAUL
     return out
 
 
-def _profile(connections: int, path: str, top: int, sort: str = "tottime") -> str:
+def _profile(connections: int, path: str, top: int, sort: str = "tottime",
+             rule_files: tuple[Path, ...] = ()) -> str:
     import cProfile
     import pstats
 
     frames = conversations(connections)
     queued = _queued(frames)
     with tempfile.TemporaryDirectory(prefix="utm-bench-small-") as d:
-        judges = _Judges(Path(d))
+        judges = _Judges(Path(d), rule_files)
         _run_engine(judges, frames[:200])   # warm up: lazy imports and rule compilation stay out
         prof = cProfile.Profile()
         prof.enable()
@@ -257,14 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--profile", action="store_true", help="one cProfile run of --path (worker if both) instead")
     p.add_argument("--top", type=int, default=40, help="functions shown by --profile (default 40)")
+    p.add_argument("-S", "--rules", type=Path, action="append", default=[], metavar="FILE",
+                   help="rule file(s) to load instead of the one drop rule (e.g. ET Open's)")
     p.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime", help="--profile's order")
     args = p.parse_args(argv)
     paths = ("worker", "engine") if args.path == "both" else (args.path,)
     try:
         if args.profile:
-            print(_profile(args.connections, paths[0], args.top, args.sort))
+            print(_profile(args.connections, paths[0], args.top, args.sort, tuple(args.rules)))
             return 0
-        figs = run_small_flows(args.connections, args.repeat, paths)
+        figs = run_small_flows(args.connections, args.repeat, paths, tuple(args.rules))
     except SmallFlowsError as e:
         print(f"small_flows: {e}", file=sys.stderr)
         return 2

@@ -29,3 +29,12 @@ def test_cli_json_and_bad_arguments(capsys):
     assert list(out) == ["engine"] and out["engine"]["packets"] == 20
     assert small_flows.main(["-n", "0"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_other_rules_can_be_loaded_and_a_missing_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "h.rules").write_text('alert http any any -> any any (msg:"h"; http.host; content:"www.example"; '
+                                      'sid:7;)\n')
+    figs = small_flows.run_small_flows(connections=2, repeat=1, paths=("engine",), rule_files=(tmp_path / "h.rules",))
+    assert figs["engine"].eve_lines == 2 * 4 + 1   # and an alert per connection
+    assert small_flows.main(["-n", "1", "-S", str(tmp_path / "missing.rules")]) == 2
+    assert "missing.rules" in capsys.readouterr().err
