@@ -10,6 +10,7 @@
 #   ./build.sh testbed up|down|status   (root) a small office in network namespaces around the box's bridge
 #   ./build.sh bench-live   setup, then the live path (bridge + utm run) against the plain bridge, in namespaces (root)
 #   ./build.sh bench-cloud  setup, then the cloud link footprint (throughput, agent memory/CPU, bytes a day)
+#   ./build.sh bench-small  setup, then CPU per packet of small connections: live worker and engine (no root)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -106,11 +107,15 @@ case "${1:-}" in
         if [ "${1:-}" = up ]; then setup_debs "${TESTBED_DEBS[@]}"; fi
         setup_venv
         exec "$VENV/bin/python" -m tests.sim.testbed "$@" ;;
+    bench-small)
+        setup
+        shift
+        exec "$VENV/bin/python" -m firmware.bench.small_flows "$@" ;;
     bench-live)
         setup
         shift
         exec "$VENV/bin/python" -m tests.sim.bench_live "$@" ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac

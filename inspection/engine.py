@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
 _BODY_BUFFERS = frozenset({Buffer.FILE_DATA, Buffer.HTTP_REQUEST_BODY})   # rules on what carries files
+# per-packet comparisons read these as globals, not as Enum class attributes (a metaclass lookup each)
+_TCP_CLOSED, _TCP_ESTABLISHED = TcpState.CLOSED, TcpState.ESTABLISHED
+_FLOW_CLOSED, _FLOW_ESTABLISHED = FlowState.CLOSED, FlowState.ESTABLISHED
 AUTO_CHECKSUM_SAMPLE = 1000     # packets looked at before `auto` decides
 AUTO_CHECKSUM_BAD_SHARE = 0.1   # more bad checksums than this: the capture was offloaded
 
@@ -277,16 +280,17 @@ class Engine:
                 self._anomaly(a, flow, pkt)
             sess.anomalies = ()
         st = sess.state
-        if st >= TcpState.CLOSED:
-            flow.state = FlowState.CLOSED
-        elif st >= TcpState.ESTABLISHED:
-            flow.state = FlowState.ESTABLISHED
+        if st >= _TCP_CLOSED:
+            flow.state = _FLOW_CLOSED
+        elif st >= _TCP_ESTABLISHED:
+            flow.state = _FLOW_ESTABLISHED
         if out:
             self._stream_out(flow, out, pkt.ts)
 
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
         ins = self.inspector
-        if ins is not None and ins.stream_wanted(flow):
+        wanted = ins is not None and ins.stream_wanted(flow)
+        if wanted:
             for kind, dd, x in out:
                 if kind == DATA:
                     hits = ins.stream(flow, dd, x)
@@ -325,7 +329,7 @@ class Engine:
         parser = app.parser
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
-            if flow.tcp is not None and (ins is None or not ins.stream_wanted(flow)):
+            if flow.tcp is not None and not wanted:
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
 
@@ -419,9 +423,11 @@ class Engine:
         """Live path: files of `flow` whose bodies are whole by their framing are closed and
         judged now (the packet that completed them is still held); returns their records."""
         t = self._trackers.get(flow) if self._trackers else None
+        if t is None:
+            return []   # the common case, asked on every queued packet
         app = flow.app
         complete = getattr(app.parser, "body_complete", None) if app is not None else None
-        if t is None or complete is None:
+        if complete is None:
             return []
         parser = app.parser  # type: ignore[union-attr]
 

@@ -31,11 +31,14 @@ class Direction(enum.IntEnum):
 
     @property
     def other(self) -> "Direction":
-        return Direction(1 - self)
+        return _OTHER[self]   # not Direction(1 - self): an enum call per use on the packet path
 
     @property
     def eve_name(self) -> str:
         return "to_server" if self is Direction.TO_SERVER else "to_client"
+
+
+_OTHER = (Direction.TO_CLIENT, Direction.TO_SERVER)
 
 
 class AnomalyKind(enum.Enum):

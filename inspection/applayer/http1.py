@@ -106,7 +106,7 @@ class Http1Parser(HeadReader, BodyReader):
     # -- public API ---------------------------------------------------------
 
     def feed(self, direction: Direction, data: bytes, ts: float) -> list[AppOutput]:
-        side = self._sides[Direction(direction)]
+        side = self._sides[direction]   # an IntEnum or 0/1 indexes directly
         if self._closed or not data or side.st in (St.TUNNEL, St.DEAD):
             return []
         self._out = []
@@ -118,7 +118,7 @@ class Http1Parser(HeadReader, BodyReader):
         return self._take()
 
     def gap(self, direction: Direction, length: int, ts: float) -> list[AppOutput]:
-        side = self._sides[Direction(direction)]
+        side = self._sides[direction]   # an IntEnum or 0/1 indexes directly
         if self._closed or length <= 0 or side.st in (St.TUNNEL, St.DEAD):
             return []
         self._out = []
@@ -148,7 +148,7 @@ class Http1Parser(HeadReader, BodyReader):
         if self._closed:
             return []
         self._out = []
-        side = self._sides[Direction(direction)]
+        side = self._sides[direction]   # an IntEnum or 0/1 indexes directly
         if side.st is St.AWAIT_09:
             self._become_09(side)
         if side.st not in (St.TUNNEL, St.DEAD):

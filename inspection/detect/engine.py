@@ -46,6 +46,8 @@ EITHER_BUFFERS = frozenset({
     Buffer.HTTP_CONTENT_TYPE, Buffer.HTTP_CONTENT_LEN, Buffer.HTTP_PROTOCOL, Buffer.HTTP_START,
     Buffer.HTTP2_HEADER, Buffer.HTTP2_HEADER_NAME})
 
+_BODY_BUFFERS = frozenset({Buffer.FILE_DATA, Buffer.HTTP_REQUEST_BODY})   # what `RuleInspector` feeds bodies to
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -209,6 +211,15 @@ class Detector:
         # response rules that also read the request body (``=>`` rules): it must outlive its inspection
         self.request_body_at_response = any(p is not None and p.to_client and Buffer.HTTP_REQUEST_BODY in p.buffers
                                             for p in self._plans)
+        # none: a transaction (HTTP, TLS, DNS...) or a body cannot match, its buffers need not be built
+        self.has_tx_rules = any(p is not None and p.scope is Scope.TX for p in self._plans)
+        # per direction (to server, to client): a transaction rule runs that way (`scan` skips the others)
+        self.tx_rules_by_direction = tuple(
+            any(p is not None and p.scope is Scope.TX and not ((p.to_server and d is not Direction.TO_SERVER)
+                                                                 or (p.to_client and d is not Direction.TO_CLIENT))
+                for p in self._plans)
+            for d in (Direction.TO_SERVER, Direction.TO_CLIENT))
+        self.has_body_rules = any(p is not None and p.buffers & _BODY_BUFFERS for p in self._plans)
         self.stream_rules = frozenset(p.index for p in self._plans if p is not None and p.scope is Scope.STREAM)
         self.has_stream_rules = bool(self.stream_rules)
         self.ip_only = tuple((p.index, p.rule) for p in self._plans if p is not None and p.scope is Scope.IP_ONLY)

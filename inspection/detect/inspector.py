@@ -93,6 +93,9 @@ class RuleInspector:
         self.ip_only = IpOnlyIndex(detector.ip_only) if detector.ip_only else None
         self._bare = detector.has_bare_packet_rules
         self.wants_stream = detector.has_stream_rules
+        self._tx_rules = detector.has_tx_rules       # else transactions are not inspected at all
+        self._tx_dirs = detector.tx_rules_by_direction   # per direction: else that way is not inspected
+        self._body_rules = detector.has_body_rules   # else bodies are not collected
         self._stream_ports = _ports_of(detector.rules[i] for i in detector.stream_rules)
         self.thresholds = ThresholdTable()   # threshold / detection_filter state of every flow
 
@@ -229,6 +232,8 @@ class RuleInspector:
         hits: list[Hit] = []
         if st is not None and st.stream_pending is not None and st.stream_pending[d]:
             hits += self._inspect_stream(flow, st, d)
+        if not self._tx_rules:
+            return hits   # no rule reads a transaction: what follows could only find nothing
         if st is not None and st.pending:
             keep = []
             for rec, pd in st.pending:
@@ -238,7 +243,7 @@ class RuleInspector:
                     keep.append((rec, pd))
             st.pending = tuple(keep)
         app = flow.app
-        heads = getattr(app.parser, "heads", None) if app is not None else None
+        heads = getattr(app.parser, "heads", None) if app is not None and self._tx_dirs[d] else None
         if heads is not None:
             for tx in heads(d):
                 key = (tx.tx_id, d)
@@ -269,7 +274,7 @@ class RuleInspector:
         """A finished application record; `pkt` is the packet that completed it (the
         payload items of a DNS rule look at its payload)."""
         st = flow.detect
-        if st is not None and st.passed:
+        if (st is not None and st.passed) or not self._tx_rules:
             return []
         if isinstance(rec, HttpTransaction):
             st = _state(flow)
@@ -323,6 +328,8 @@ class RuleInspector:
         """Collect decoded body bytes (up to the body limit per message). A body is
         inspected once: when its framing says it is complete (see `progress`) or when
         its stream ends, and once its transaction is known, whichever comes last."""
+        if not self._body_rules:
+            return []   # no rule reads a body: nothing is kept
         st = _state(flow)
         if st.passed:
             return []
@@ -392,6 +399,8 @@ class RuleInspector:
               body: tuple[Buffer, bytes] | None = None) -> list[Hit]:
         """A request (`d` to_server) or a response with its request (to_client); with
         `body`, only the rules that inspect that body."""
+        if not self._tx_dirs[d]:
+            return []   # no transaction rule runs this way: no buffers to build
         buffers = http_request_buffers(rec)
         if d is Direction.TO_CLIENT:
             kept = flow.detect.request_bodies if flow.detect is not None else None

@@ -19,6 +19,8 @@ from typing import Callable, Iterator
 
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
 
+_TO_SERVER, _TO_CLIENT = Direction.TO_SERVER, Direction.TO_CLIENT   # globals: no Enum lookup per packet
+
 
 class FlowState(enum.IntEnum):
     NEW = 0
@@ -99,8 +101,8 @@ class Flow:
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):
-            return Direction.TO_SERVER
-        return Direction.TO_CLIENT
+            return _TO_SERVER
+        return _TO_CLIENT
 
     def swap(self) -> None:
         """Reverse client and server (the first packet came from the server)."""

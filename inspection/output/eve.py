@@ -40,6 +40,14 @@ _TCP_STATE_NAMES = {
 }
 
 
+def _flag_names(fl: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in ((0x01, "fin"), (0x02, "syn"), (0x04, "rst"), (0x08, "psh"),
+                                        (0x10, "ack"), (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr")) if fl & bit)
+
+
+_FLAG_NAMES = tuple(_flag_names(fl) for fl in range(256))   # a flow event's tcp flag names, by the flags byte
+
+
 def _tcp_state_name(sess: TcpSession) -> str:
     """Suricata names a half-closed session from the server's side: the client's FIN
     leaves the server in ``close_wait``, the server's own FIN in ``fin_wait1``."""
@@ -198,10 +206,11 @@ class EveWriter:
     def write(self, ev: EngineEvent) -> None:
         rec = self.to_dict(ev)
         self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
-        line = orjson.dumps(rec)
-        if b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line:
+        line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+        # isascii is one fast pass; the three searches cost ~1.5 us a line and only matter for non-ASCII
+        if not line.isascii() and (b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line):
             line = _escape_line_breaks(line)
-        self._fh.write(line + b"\n")
+        self._fh.write(line)
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
@@ -315,10 +324,8 @@ class EveWriter:
             fl = flow.flags_ts | flow.flags_tc
             tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",
                    "tcp_flags_tc": f"{flow.flags_tc:02x}"}
-            for bit, name in ((0x01, "fin"), (0x02, "syn"), (0x04, "rst"), (0x08, "psh"), (0x10, "ack"),
-                              (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr")):
-                if fl & bit:
-                    tcp[name] = True
+            for name in _FLAG_NAMES[fl] if fl < 256 else _flag_names(fl):
+                tcp[name] = True
             if flow.tcp is not None:
                 tcp["state"] = _tcp_state_name(flow.tcp)
             out["tcp"] = tcp

@@ -38,6 +38,12 @@ class TcpState(enum.IntEnum):
     CLOSED = 5          # both FINs or a RST
 
 
+# the states as plain globals: an Enum class attribute costs a metaclass lookup (~50 ns) and
+# `_packet` reads several per segment
+_NONE, _SYN_SENT, _SYN_RECV, _ESTABLISHED, _CLOSING, _CLOSED = TcpState
+_TO_SERVER = Direction.TO_SERVER
+
+
 @dataclass(slots=True)
 class StreamConfig:
     depth: int = 1 << 20
@@ -121,29 +127,29 @@ class TcpSession:
         s = self.streams[d]
         st = self.state
         if flags & TH_RST:
-            if st != TcpState.NONE and s.base is not None and pkt.payload:
+            if st != _NONE and s.base is not None and pkt.payload:
                 self._data(s, d, pkt.seq, pkt.payload)
-            self.state = TcpState.CLOSED
+            self.state = _CLOSED
             self._eof()  # nothing will be acknowledged now
             return out
         if flags & TH_SYN:
             self._syn(pkt, d, s)
             return out
-        if st == TcpState.SYN_SENT and not self.cfg.async_oneside:
+        if st == _SYN_SENT and not self.cfg.async_oneside:
             return out  # no SYN/ACK yet: like Suricata, data and FIN from here on are not trusted
-        if st == TcpState.NONE:
+        if st == _NONE:
             if not self.cfg.midstream:
                 return out
-            self.state = st = TcpState.ESTABLISHED
+            self.state = st = _ESTABLISHED
             self.midstream = True
         if s.base is None:
-            if st == TcpState.SYN_SENT and not self.cfg.async_oneside and d == Direction.TO_SERVER:
+            if st == _SYN_SENT and not self.cfg.async_oneside and d == _TO_SERVER:
                 return out
             s.base = pkt.seq
             s.next = 0
-        if st in (TcpState.SYN_SENT, TcpState.SYN_RECV) and (flags & TH_ACK or pkt.payload):
-            if st == TcpState.SYN_RECV or self.cfg.async_oneside:
-                self.state = TcpState.ESTABLISHED
+        if st in (_SYN_SENT, _SYN_RECV) and (flags & TH_ACK or pkt.payload):
+            if st == _SYN_RECV or self.cfg.async_oneside:
+                self.state = _ESTABLISHED
         if flags & TH_ACK:
             self._ack(d.other, pkt.ack)
         if pkt.payload:
@@ -153,7 +159,7 @@ class TcpSession:
             if s.fin is None:
                 s.fin = rel
             other = self.streams[d.other]
-            self.state = TcpState.CLOSED if other.fin is not None else TcpState.CLOSING
+            self.state = _CLOSED if other.fin is not None else _CLOSING
         if s.fin_acked and self.streams[d.other].fin_acked and not self.eof_sent:
             self._eof()
         return out
@@ -175,13 +181,13 @@ class TcpSession:
         if pkt.tcp_flags & TH_ACK:  # SYN/ACK from the server
             if s.base is None or s.next == 0:
                 s.base, s.next = isn1, 0
-            if self.state in (TcpState.NONE, TcpState.SYN_SENT):
-                self.state = TcpState.SYN_RECV
+            if self.state in (_NONE, _SYN_SENT):
+                self.state = _SYN_RECV
         else:
-            if s.base is None or (s.next == 0 and self.state <= TcpState.SYN_SENT):
+            if s.base is None or (s.next == 0 and self.state <= _SYN_SENT):
                 s.base, s.next = isn1, 0
-            if self.state == TcpState.NONE:
-                self.state = TcpState.SYN_SENT
+            if self.state == _NONE:
+                self.state = _SYN_SENT
         if pkt.payload:  # TCP Fast Open or data on SYN
             self._data(s, d, isn1, pkt.payload)
 

@@ -45,3 +45,19 @@ def test_response_still_searches_request_buffers_its_rules_read():
     assert det.candidates(body, Scope.TX, direction=Direction.TO_CLIENT, require=Buffer.FILE_DATA) & {1, 3} == {3}
     assert [m.sid for m in det.inspect(body, direction=Direction.TO_CLIENT, scope=Scope.TX,
                                        require=Buffer.FILE_DATA)] == [4]
+
+
+def test_what_the_inspector_may_skip_follows_the_rules_that_run():
+    """No transaction rule running a way: that way's buffers are not built. Only what `scan`
+    would skip anyway is skipped (a rule without a direction runs both ways)."""
+    packet_only = Detector([rule('content:"EVIL";')])
+    assert (packet_only.has_tx_rules, packet_only.has_body_rules) == (False, False)
+    assert packet_only.tx_rules_by_direction == (False, False)
+    request = Detector([rule('http.host; content:"evil.example";', header=HTTP)])
+    assert request.has_tx_rules and not request.has_body_rules
+    assert request.tx_rules_by_direction == (True, False)
+    response = Detector([rule('http.stat_code; content:"404";', header=HTTP)])
+    assert response.tx_rules_by_direction == (False, True)
+    either = Detector([rule('http.cookie; content:"id=";', header=HTTP)])   # a cookie goes both ways
+    assert either.tx_rules_by_direction == (True, True)
+    assert _detector().has_body_rules and _detector().tx_rules_by_direction == (True, True)
