@@ -396,14 +396,13 @@ class LiveWorker:
         if flow is None or pkt is None or flow.proto != IPPROTO_TCP:
             return v
         holds = self.holds
-        d = flow.direction_of(pkt)
         if holds:
-            prev = holds.settle(flow.flow_id, d, v.verdict is not Verdict.ACCEPT)
+            prev = holds.settle(flow.flow_id, flow.direction_of(pkt), v.verdict is not Verdict.ACCEPT)
             if prev is not None:
                 self._freed.append(prev)
-        if v.verdict is Verdict.ACCEPT and v.mark is None and pkt.payload and not self._to_host \
+        if pkt.payload and v.verdict is Verdict.ACCEPT and v.mark is None and not self._to_host \
                 and self.engine.open_ended_file(flow) and self._files_judgeable(flow):
-            holds.hold(flow.flow_id, qp.packet_id, d, time.monotonic(), qp.payload)
+            holds.hold(flow.flow_id, qp.packet_id, flow.direction_of(pkt), time.monotonic(), qp.payload)
             return None
         return v
 
@@ -422,7 +421,9 @@ class LiveWorker:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
             flow = engine.flow
             if flow is not None and flow.app is not None and flow.proto == IPPROTO_TCP:
-                if engine.urlcat is not None and engine.urlcat.db is not None:
+                pkt = engine._cur
+                # a request's head (or a client hello) comes with data: only then can there be a new one
+                if pkt is not None and pkt.payload and engine.urlcat is not None and engine.urlcat.db is not None:
                     self._early_categories(flow)
                 judged = len(engine.judge_complete_files(flow))
                 n = self._fileinfos
@@ -462,7 +463,7 @@ class LiveWorker:
                               file_in_transit=judging,
                               client_close=self.policy.is_paged(flow.flow_id) and self._client_close(flow))
             self._learn(flow, qp)
-        hits = [h for f, h in self._hits if f is None or f is flow]
+        hits = [h for f, h in self._hits if f is None or f is flow] if self._hits else ()
         bypassed = self.policy.counters.bypassed_flows
         d = self.policy.decide(facts, hits)
         why = None if d.accepted else _DROP_REASONS.get(d.reason)
