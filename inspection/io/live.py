@@ -15,13 +15,14 @@ import resource
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import DnsMessage
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from inspection.engine import Engine, EngineEvent
 from inspection.flow.table import Flow
+from inspection.io.answers import PLACEHOLDER_MAC, Answers, FrameSender  # noqa: F401 - FrameSender: re-exported
 from inspection.io.drops import drop_record
 from inspection.io.holds import SegmentHolds
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
@@ -30,10 +31,10 @@ from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
 from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
 from inspection.policy.blockhost import BlockHost
-from inspection.policy.blockpage import block_page, block_page_frames, close_ack_frame
+from inspection.policy.blockpage import block_page
 from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame, dns_stream_answer
 from inspection.policy.filehit import FileBlockHit
-from inspection.policy.tcpreset import ResetError, reset_frames
+from inspection.policy.tcpreset import ResetError
 from inspection.policy.urlcat import CategoryHit
 from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitKind, HitView, Reason
 
@@ -42,12 +43,7 @@ if TYPE_CHECKING:
 
 LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW = 228, 229, 101
 _LINKTYPES = {0x0800: LINKTYPE_IPV4, 0x86DD: LINKTYPE_IPV6}
-PLACEHOLDER_MAC = bytes.fromhex("0275746d0001")   # locally administered ("utm")
 RELEASE_AFTER = 0.05   # seconds from handing a flow back to closing its open files (see _released)
-
-
-class FrameSender(Protocol):
-    def send(self, ifindex: int, frame: bytes) -> None: ...
 
 
 @dataclass
@@ -169,8 +165,6 @@ class LiveWorker:
         self.counters = LiveCounters()
         self.exclusions = ExclusionFilter()      # swapped with the policy on reload (firmware.live)
         self._hits: list[tuple[Flow | None, HitView]] = []
-        # per flow: (MAC, ifindex) of each end, learnt from the packets' source addresses
-        self._ends: dict[int, list[tuple[bytes, int] | None]] = {}
         # per flow: HTTP requests already looked up (at their head) -> the category that blocked them
         self._requests: dict[int, dict[int, CategoryHit | None]] = {}
         self._early = ""   # the app proto ("http", "http2") whose request heads' category hits are being raised
@@ -181,9 +175,7 @@ class LiveWorker:
         self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
         self._dns_stream: bytes | None = None    # the answer to a DNS query over TCP (length first)
         self._fileinfos = 0                      # fileinfo events of packets' own flows (judged files)
-        # frames (resets, block pages) go out after the batch's verdicts: packets of the batch
-        # released before them must reach the client first, or its reset would be out of window
-        self._out: list[tuple[int, bytes]] = []
+        self.answers = Answers(sender, self.counters)   # resets, pages...: sent after the verdicts
         self._block_t: float | None = None       # when the batch's first blocking alert fired
         # flows handed back, with when: their open files are closed and judged RELEASE_AFTER
         # later or when the queue is idle, whichever comes first. Scanning what a file holds
@@ -248,7 +240,7 @@ class LiveWorker:
                 if v is not None:
                     self._freed.append(v)
             self.policy.forget(ev.flow.flow_id)
-            self._ends.pop(ev.flow.flow_id, None)
+            self.answers.forget(ev.flow.flow_id)
             self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
 
@@ -351,7 +343,7 @@ class LiveWorker:
         if holds:
             out += holds.expired(time.monotonic())
         self._send(out)
-        if self._out:
+        if self.answers.out:
             self.flush_frames()
         if self._released and self._released[0][0] + RELEASE_AFTER <= time.monotonic():
             self._release_files(time.monotonic() - RELEASE_AFTER)
@@ -375,7 +367,7 @@ class LiveWorker:
 
     def flush_frames(self) -> None:
         """Send the resets and block pages decided in the last batch (after its verdicts)."""
-        out, self._out = self._out, []
+        out, self.answers.out = self.answers.out, []
         c = self.counters
         for ifindex, frame in out:
             try:
@@ -486,7 +478,7 @@ class LiveWorker:
         elif d.close_ack and flow is not None:
             self._close_ack(flow, qp)
         elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
-            self._out.append(self._dns_frame)
+            self.answers.out.append(self._dns_frame)
             c.dns_answers_sent += 1
         if self._to_host:
             return self._host_rest(flow, qp)
@@ -518,17 +510,9 @@ class LiveWorker:
                 or not pkt.tcp_flags & TH_SYN or pkt.tcp_flags & TH_ACK:
             return False
         self._learn(flow, qp)
-        try:
-            frame, synack = host.answer_syn(qp.payload, qp.hwaddr, PLACEHOLDER_MAC)
-        except ResetError:
-            self.counters.reset_errors += 1
-            return True
-        self._out.append((qp.physin, frame))
-        if synack is None:
-            self.counters.block_host_resets += 1
-            return True
-        self.counters.block_host_handshakes += 1
-        self.engine.process(LINKTYPE_RAW, synack, now, len(synack))
+        synack = self.answers.answer_syn(host, qp)
+        if synack is not None:
+            self.engine.process(LINKTYPE_RAW, synack, now, len(synack))
         return True
 
     def _host_rest(self, flow: Flow | None, qp: QueuedPacket) -> VerdictMsg:
@@ -537,11 +521,7 @@ class LiveWorker:
         pkt = self.engine._cur
         if (self.sender is not None and flow is not None and pkt is not None and pkt.l4_ok and pkt.payload
                 and flow.proto == IPPROTO_TCP and not self.policy.is_paged(flow.flow_id) and len(qp.hwaddr) == 6):
-            try:
-                self._out.append((qp.physin, self._host[1].refuse(qp.payload, qp.hwaddr, PLACEHOLDER_MAC)))  # type: ignore[union-attr]
-                self.counters.block_host_resets += 1
-            except ResetError:
-                self.counters.reset_errors += 1
+            self.answers.refuse(self._host[1], qp)   # type: ignore[arg-type]
         return VerdictMsg(qp.packet_id, Verdict.DROP)
 
     def _files_judgeable(self, flow: Flow) -> bool:
@@ -553,49 +533,11 @@ class LiveWorker:
         return not isinstance(e.files.scanner, NoScanner) or e.rules_judge_files(flow)
 
     def _learn(self, flow: Flow, qp: QueuedPacket) -> None:
-        if len(qp.hwaddr) != 6 or not qp.physin:
-            return
-        ends = self._ends.get(flow.flow_id)
-        if ends is None:
-            ends = self._ends[flow.flow_id] = [None, None]
-        pkt = self.engine._cur
-        d = flow.direction_of(pkt) if pkt is not None and pkt.l4_ok else Direction.TO_SERVER
-        ends[int(d)] = (qp.hwaddr, qp.physin)
+        self.answers.learn(flow, qp, self._direction(flow))
 
     def _reset(self, flow: Flow, qp: QueuedPacket) -> None:
-        """RSTs to both ends: to the sender out of the packet's in-port, to the receiver out of its out-port."""
-        c = self.counters
-        if self.sender is None:
-            return
-        ends = self._ends.get(flow.flow_id) or [None, None]
-        pkt = self.engine._cur
-        d = int(flow.direction_of(pkt)) if pkt is not None and pkt.l4_ok else 0
-        sender_end, receiver_end = ends[d], ends[1 - d]
-        if sender_end is None:
-            c.reset_errors += 1
-            return
-        # the receiver's MAC is known once it has sent a packet; else only the sender is reset,
-        # from a locally administered placeholder address
-        receiver_mac = receiver_end[0] if receiver_end is not None else PLACEHOLDER_MAC
-        try:
-            to_sender, to_receiver = reset_frames(qp.payload, sender_end[0], receiver_mac)
-            held = self.holds.peek(flow.flow_id, Direction(d)) if self.holds else None
-            if held is not None:   # dropped with this packet: the receiver's next byte is the held one's
-                to_receiver = reset_frames(held, sender_end[0], receiver_mac)[1]
-        except ResetError:
-            c.reset_errors += 1
-            return
-        try:
-            self._out.append((qp.physin or sender_end[1], to_sender))
-            c.resets_sent += 1
-            out = qp.physout or (receiver_end[1] if receiver_end is not None else 0)
-            if receiver_end is not None and out:
-                self._out.append((out, to_receiver))
-                c.resets_sent += 1
-            else:
-                c.reset_errors += 1
-        except OSError:
-            c.reset_errors += 1
+        d = self._direction(flow)
+        self.answers.reset(flow, qp, int(d), self.holds.peek(flow.flow_id, d) if self.holds else None)
 
     def _client_close(self, flow: Flow) -> bool:
         pkt = self.engine._cur
@@ -603,58 +545,19 @@ class LiveWorker:
                     and flow.direction_of(pkt) is Direction.TO_SERVER)
 
     def _close_ack(self, flow: Flow, qp: QueuedPacket) -> None:
-        """The client closed after the block page: its FIN is acknowledged as by the server."""
         pkt = self.engine._cur
-        if self.sender is None or pkt is None or not pkt.tcp_flags & TH_FIN or len(qp.hwaddr) != 6:
-            return   # a RST needs no answer
-        server = (self._ends.get(flow.flow_id) or [None, None])[1]
-        try:
-            frame = close_ack_frame(qp.payload, qp.hwaddr, server[0] if server is not None else PLACEHOLDER_MAC)
-        except ResetError:
-            self.counters.reset_errors += 1
-            return
-        self._out.append((qp.physin, frame))
-        self.counters.page_closes_acked += 1
+        if pkt is not None:
+            self.answers.close_ack(flow, qp, pkt)
 
     def _block_page(self, flow: Flow, qp: QueuedPacket, hit: CategoryHit) -> bool:
-        """The page to the client as the server's answer (with FIN), a RST to the server.
-        False if the page could not be sent."""
-        c = self.counters
-        ends = self._ends.get(flow.flow_id) or [None, None]
-        client, server = ends[0], ends[1]
-        if self.sender is None or client is None:
-            c.reset_errors += 1
-            return False
-        dns = isinstance(hit.record, DnsMessage) and self._dns_stream is not None
-        if dns:
-            page = self._dns_stream
-        else:
-            host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
-            cat = hit.category
-            page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
-        server_mac = server[0] if server is not None else PLACEHOLDER_MAC
-        try:
-            to_client, to_server = block_page_frames(qp.payload, client[0], server_mac, page)
-        except (ResetError, ValueError):
-            c.reset_errors += 1
-            return False
-        try:
-            self._out.append((qp.physin or client[1], to_client))
-            if dns:
-                c.dns_answers_sent += 1
-            else:
-                c.block_pages_sent += 1
-            out = qp.physout or (server[1] if server is not None else 0)
-            if self._to_host:
-                pass             # the box was the server: nobody beyond the bridge to reset
-            elif server is not None and out:
-                self._out.append((out, to_server))
-                c.resets_sent += 1
-            else:
-                c.reset_errors += 1
-        except OSError:
-            c.reset_errors += 1
-        return True
+        """The page (or the DNS answer over TCP) to the client, a RST to the server; False if it
+        could not be sent."""
+        if isinstance(hit.record, DnsMessage) and self._dns_stream is not None:
+            return self.answers.page(flow, qp, self._dns_stream, dns=True, to_host=self._to_host)
+        host = getattr(hit.record, "host", None) or hit.target.partition("/")[0]
+        cat = hit.category
+        page = block_page(cat.name, host, cat.label_en or None, cat.label_ja or None)
+        return self.answers.page(flow, qp, page, to_host=self._to_host)
 
     # -- reload and stats ----------------------------------------------------------------------
     def swap_inspector(self, inspector: "RuleInspector | None") -> None:
