@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_live_bridge import EVIL_RULE, PEER, PORT, QUIET_RULE, fetch, wait
-from tests.integration.test_live_reload_sources import ENV, Run
+from tests.integration.test_live_bridge import EVIL_RULE, QUIET_RULE, fetch, wait
+from tests.integration.test_live_reload_sources import ENV, Run, bed  # noqa: F401 - the bed fixture (queue 21)
 from tests.sim.bridgebed import BridgeBed, children, missing_reason, ruleset, run
 
 pytestmark = [pytest.mark.netns]
@@ -43,18 +43,6 @@ outputs:
             payload: no
             packet: no
 """
-
-
-@pytest.fixture(scope="module")
-def bed():
-    b = BridgeBed(queue=QUEUE)
-    b.up()
-    try:
-        b.python(b.server, PEER, "serve", str(PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait(lambda: fetch(b, 10)["ok"], 5)
-        yield b
-    finally:
-        b.close()
 
 
 def _alerts(events: list[dict]) -> list[dict]:
