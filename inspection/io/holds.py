@@ -12,7 +12,10 @@ packet is blocked (the file's end with a malicious verdict). A segment held
 Nagle's algorithm holding a small last chunk back until it is acknowledged),
 and the body is not complete without what follows anyway.
 
-One held segment per flow; the queue keeps it (its verdict comes later, by id).
+One held segment per flow and direction; the queue keeps it (its verdict comes later, by id),
+so held segments take queue slots: at most `max_held` at once (a quarter of the
+default queue length), past that a segment goes with its verdict as before the
+holds existed, counted as `over_limit`.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from inspection.model import Direction
 __all__ = ["HOLD_MAX_AGE", "SegmentHolds"]
 
 HOLD_MAX_AGE = 0.02   # seconds a held segment waits for the next one before it is released
+MAX_HELD = 1024       # held segments at once (the queue holds 4096 packets by default)
 
 
 @dataclass(slots=True)
@@ -32,16 +36,18 @@ class HoldCounters:
     released: int = 0    # ... released when that packet came (or the flow ended)
     dropped: int = 0     # ... dropped with it: the body's end was blocked
     expired: int = 0     # ... released after `max_age` with nothing after them
+    over_limit: int = 0  # segments not held because `max_held` were held already
 
 
 class SegmentHolds:
-    __slots__ = ("max_age", "counters", "_held")
+    __slots__ = ("max_age", "max_held", "counters", "_held")
 
-    def __init__(self, max_age: float = HOLD_MAX_AGE) -> None:
+    def __init__(self, max_age: float = HOLD_MAX_AGE, max_held: int = MAX_HELD) -> None:
         self.max_age = max_age
+        self.max_held = max_held
         self.counters = HoldCounters()
-        # flow id -> (packet id, since, direction, the IP packet)
-        self._held: dict[int, tuple[int, float, Direction, bytes]] = {}
+        # (flow id, direction) -> (packet id, since, the IP packet)
+        self._held: dict[tuple[int, Direction], tuple[int, float, bytes]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -49,45 +55,54 @@ class SegmentHolds:
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, flow_id: int, packet_id: int, direction: Direction, now: float, packet: bytes) -> None:
-        """Keep `packet_id` without a verdict (the caller settled any earlier one first)."""
-        self._held[flow_id] = (packet_id, now, direction, packet)
+    def hold(self, flow_id: int, packet_id: int, direction: Direction, now: float, packet: bytes) -> bool:
+        """Keep `packet_id` without a verdict (the caller settled any earlier one first); False
+        (counted) when `max_held` segments are held already: the caller gives its verdict now."""
+        key = (flow_id, direction)
+        if key in self._held:
+            return False      # not settled first (a caller bug): the held one keeps its place
+        if len(self._held) >= self.max_held:
+            self.counters.over_limit += 1
+            return False
+        self._held[key] = (packet_id, now, packet)
         self.counters.held += 1
+        return True
 
     def peek(self, flow_id: int, direction: Direction) -> bytes | None:
         """The IP packet held for the flow in `direction`: a reset to its receiver must carry its
         sequence number (the first byte the receiver lacks), or the receiver ignores it."""
-        h = self._held.get(flow_id)
-        return h[3] if h is not None and h[2] is direction else None
+        h = self._held.get((flow_id, direction))
+        return h[2] if h is not None else None
 
     def settle(self, flow_id: int, direction: Direction, blocked: bool) -> VerdictMsg | None:
         """The next packet of `direction` came: the held segment's verdict, dropped with a
         blocked packet, else accepted. None if nothing is held for that flow and direction."""
-        h = self._held.get(flow_id)
-        if h is None or h[2] is not direction:
+        h = self._held.pop((flow_id, direction), None)
+        if h is None:
             return None
-        del self._held[flow_id]
         if blocked:
             self.counters.dropped += 1
             return VerdictMsg(h[0], Verdict.DROP)
         self.counters.released += 1
         return VerdictMsg(h[0], Verdict.ACCEPT)
 
-    def forget(self, flow_id: int) -> VerdictMsg | None:
-        """The flow ended (or was handed back): its held segment is released."""
-        h = self._held.pop(flow_id, None)
-        if h is None:
-            return None
-        self.counters.released += 1
-        return VerdictMsg(h[0], Verdict.ACCEPT)
+    def forget(self, flow_id: int) -> list[VerdictMsg]:
+        """The flow ended: its held segments are released."""
+        out = []
+        for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            h = self._held.pop((flow_id, d), None)
+            if h is not None:
+                out.append(VerdictMsg(h[0], Verdict.ACCEPT))
+        self.counters.released += len(out)
+        return out
 
     def expired(self, now: float) -> list[VerdictMsg]:
         """Segments held `max_age` or longer, released."""
         if not self._held:
             return []
         cut = now - self.max_age
-        due = [fid for fid, h in self._held.items() if h[1] <= cut]
-        out = [VerdictMsg(self._held.pop(fid)[0], Verdict.ACCEPT) for fid in due]
+        due = [key for key, h in self._held.items() if h[1] <= cut]
+        out = [VerdictMsg(self._held.pop(key)[0], Verdict.ACCEPT) for key in due]
         self.counters.expired += len(out)
         return out
 

@@ -236,9 +236,7 @@ class LiveWorker:
                 self._bad_files.append(FileBlockHit(f, f.direction, ev.body.record))   # type: ignore[attr-defined]
         elif et == "flow" and ev.flow is not None:
             if self.holds:
-                v = self.holds.forget(ev.flow.flow_id)
-                if v is not None:
-                    self._freed.append(v)
+                self._freed += self.holds.forget(ev.flow.flow_id)
             self.policy.forget(ev.flow.flow_id)
             self.answers.forget(ev.flow.flow_id)
             self._requests.pop(ev.flow.flow_id, None)
@@ -393,8 +391,8 @@ class LiveWorker:
             if prev is not None:
                 self._freed.append(prev)
         if pkt.payload and v.verdict is Verdict.ACCEPT and v.mark is None and not self._to_host \
-                and self.engine.open_ended_file(flow) and self._files_judgeable(flow):
-            holds.hold(flow.flow_id, qp.packet_id, flow.direction_of(pkt), time.monotonic(), qp.payload)
+                and self.engine.open_ended_file(flow) and self._files_judgeable(flow) \
+                and holds.hold(flow.flow_id, qp.packet_id, flow.direction_of(pkt), time.monotonic(), qp.payload):
             return None
         return v
 
