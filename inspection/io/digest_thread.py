@@ -25,6 +25,7 @@ class ThreadDigests:
         self._cond = threading.Condition()
         self._busy = False            # the thread is hashing a job it took
         self._closed = False
+        self.errors = 0               # updates that raised (a digest is then wrong, never a hang)
         self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
         self._thread.start()
 
@@ -60,8 +61,11 @@ class ThreadDigests:
                     return
                 hashers, data = self._jobs.popleft()
                 self._busy = True
-            for h in hashers:
-                h.update(data)         # without the GIL for buffers over 2 KB
+            try:
+                for h in hashers:
+                    h.update(data)     # without the GIL for buffers over 2 KB
+            except Exception:   # noqa: BLE001 - never leave `settle` waiting on a dead thread
+                self.errors += 1
             with cond:
                 self._busy = False
                 if not self._jobs:

@@ -52,3 +52,19 @@ def test_the_tracker_logs_the_same_file_with_either_digests():
         if digests is not None:
             digests.close()
     assert records[0] == records[1] and records[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_an_update_that_raises_does_not_stop_the_thread():
+    class Broken:
+        def update(self, data):
+            raise ValueError("no")
+
+    d = ThreadDigests()
+    try:
+        d.feed((Broken(),), b"x" * 100_000)
+        h = hashlib.sha256()
+        d.feed((h,), b"y" * 100_000)
+        d.settle()                                   # returns: the thread went on
+        assert d.errors == 1 and h.hexdigest() == hashlib.sha256(b"y" * 100_000).hexdigest()
+    finally:
+        d.close()
