@@ -197,6 +197,10 @@ def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
     box.stop()
     folder, args = bed
     block4, block6 = "198.51.100.7", "2001:db8:ff::7"
+    # off-link, so sent to the router: over IPv4 by the DHCP default route; over IPv6 the default
+    # route comes with a router advertisement, which may not have come yet, so the route is given
+    route6 = ["ip", "-6", "route", "replace", "2001:db8:ff::/64", "via", testbed.ROUTER6, "dev", "eth0"]
+    testbed.in_ns("utmtb-lan", *route6)
     dnsbox = lb.LiveBox(folder / "eve-dns", [*args, "--dns-block-answer", f"{block4},{block6}"]).start()
     try:
         for fam, addr in (("-4", block4), ("-6", block6)):
@@ -226,6 +230,7 @@ def test_dns_block_answers_point_a_blocked_name_at_the_block_page(bed, box):
         assert {a["alert"]["action"] for a in http} == {"blocked"} and len(http) >= 2
     finally:
         dnsbox.stop()
+        testbed.in_ns("utmtb-lan", "ip", "-6", "route", "del", "2001:db8:ff::/64", check=False)
 
 
 def test_killing_utm_run_keeps_the_office_online(bed):
