@@ -73,7 +73,9 @@ def render(cfg: NetConfig, family: Family) -> Ruleset:
     target = (f"NFQUEUE --queue-balance {first}:{last}" if last > first else f"NFQUEUE --queue-num {first}")
     if cfg.inspection.fail_mode is FailMode.OPEN:
         target += " --queue-bypass"
-    inspect = [
+    # QUIC is not inspected: dropped, a browser falls back to TCP, where the engine reads the SNI
+    inspect = ["-p udp -m udp --dport 443 -j DROP"] if cfg.inspection.block_quic else []
+    inspect += [
         f"-m connbytes --connbytes 0:{cfg.inspection.ceiling} --connbytes-dir both --connbytes-mode bytes "
         f"-j {target}",
         "-j ACCEPT",

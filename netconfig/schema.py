@@ -83,6 +83,9 @@ class Inspection:
     queue: int = 0
     workers: int = 1
     dns_block_answer: tuple[str, ...] = ()   # one IPv4 and/or one IPv6 address; () = off (docs/live.md)
+    # QUIC (UDP 443) across the bridge is dropped: the engine reads no QUIC, so a browser falls back
+    # to TLS over TCP, whose SNI the categories and rules see (docs/netconfig.md)
+    block_quic: bool = True
 
     @property
     def queues(self) -> tuple[int, int]:
@@ -260,7 +263,7 @@ def _management(t: Mapping[str, Any]) -> Management:
 
 
 def _inspection(t: Mapping[str, Any]) -> Inspection:
-    _only(t, "inspection", ("depth", "ceiling", "fail_mode", "queue", "workers", "dns_block_answer"))
+    _only(t, "inspection", ("depth", "ceiling", "fail_mode", "queue", "workers", "dns_block_answer", "block_quic"))
     depth = _int(t, "depth", "inspection.depth", DEFAULT_DEPTH, 1024, 1 << 31)
     ceiling = _int(t, "ceiling", "inspection.ceiling", max(DEFAULT_CEILING, depth), 1024, 1 << 40)
     if ceiling < depth:
@@ -270,8 +273,11 @@ def _inspection(t: Mapping[str, Any]) -> Inspection:
     if queue + workers - 1 > MAX_QUEUE:
         raise ConfigError("inspection.workers", f"queues {queue}..{queue + workers - 1} pass {MAX_QUEUE}")
     fail = _enum(t, "fail_mode", "inspection.fail_mode", FailMode, FailMode.OPEN)
+    quic = t.get("block_quic", True)
+    if not isinstance(quic, bool):
+        raise ConfigError("inspection.block_quic", f"must be true or false, got {type(quic).__name__}")
     return Inspection(depth=depth, ceiling=ceiling, fail_mode=fail, queue=queue, workers=workers,
-                      dns_block_answer=_dns_block_answer(t.get("dns_block_answer", [])))
+                      dns_block_answer=_dns_block_answer(t.get("dns_block_answer", [])), block_quic=quic)
 
 
 def _dns_block_answer(v: Any) -> tuple[str, ...]:

@@ -256,3 +256,47 @@ def test_mark_contract_block_and_bypass_in_the_kernel(lab, tmp_path):
     assert {"40003 PASSME", "40003 after-pass", "40003 more", "40004 other-flow"} <= set(got)
     assert counter(box, "UTM-FWD", "connmark match  0x2/0x2") >= 2            # BLOCKME and after-block
     assert counter(box, "UTM-FWD", "connmark match  0x1/0x1") >= 2            # after-pass and more skipped the queue
+
+
+UDP_COUNT = ("import socket, sys, time\n"
+             "socks = []\n"
+             "for port in map(int, sys.argv[1:]):\n"
+             "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.0.2.1', port))\n"
+             "    s.setblocking(False); socks.append((port, s))\n"
+             "print('ready', flush=True)\n"
+             "got = {p: 0 for p, _ in socks}\n"
+             "end = time.monotonic() + 4\n"
+             "while time.monotonic() < end:\n"
+             "    for p, s in socks:\n"
+             "        try:\n"
+             "            s.recv(64); got[p] += 1\n"
+             "        except BlockingIOError:\n"
+             "            pass\n"
+             "    time.sleep(0.01)\n"
+             "print(' '.join(f'{p}={n}' for p, n in got.items()))\n")
+UDP_SEND = ("import socket, sys, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for i in range(20):\n"
+            "    for port in (443, 4443):\n"
+            "        s.sendto(b'x', ('192.0.2.1', port))\n"
+            "    time.sleep(0.05)\n")
+
+
+def test_quic_is_dropped_across_the_bridge_other_udp_passes(lab, tmp_path):
+    cfg, state = tmp_path / "net.toml", tmp_path / "state"
+    cfg.write_text(CONFIG)
+    r = utm("apply", "--config", str(cfg), "--netns", lab["box"], "--state-dir", str(state))
+    assert r.returncode == 0, r.stderr
+    counter = subprocess.Popen(["ip", "netns", "exec", lab["wan"], sys.executable, "-c", UDP_COUNT, "443", "4443"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert counter.stdout.readline().strip() == "ready"
+        run("ip", "netns", "exec", lab["lan"], sys.executable, "-c", UDP_SEND)
+        got = dict(kv.split("=") for kv in counter.communicate(timeout=10)[0].split())
+    finally:
+        if counter.poll() is None:
+            counter.kill()
+            counter.wait(5)
+    # no worker is bound: fail-open lets other UDP through; QUIC never reaches the queue or the far end
+    assert int(got["443"]) == 0 and int(got["4443"]) >= 15, got
+    assert any("--dport 443 -j DROP" in ln for ln in rules_of(lab["box"]))

@@ -73,3 +73,13 @@ def test_digest_changes_with_config_and_parse_saved_roundtrip():
     digest, counts = rs.parse_saved(a.text)
     assert digest == a.digest and counts == tuple(sorted(a.rule_counts))
     assert rs.parse_saved("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n") == (None, ())
+
+
+@pytest.mark.parametrize("family", list(rs.Family), ids=lambda f: f.value)
+def test_quic_is_dropped_before_the_queue_unless_allowed(family):
+    inspect = [ln for ln in rs.render(schema.loads(CASES["default"]), family).text.splitlines()
+               if ln.startswith("-A UTM-INSPECT")]
+    assert inspect[0] == "-A UTM-INSPECT -p udp -m udp --dport 443 -j DROP" and "NFQUEUE" in inspect[1]
+    allowed = schema.loads(CASES["default"] + "[inspection]\nblock_quic = false\n")
+    assert not any("--dport 443" in ln for ln in rs.render(allowed, family).text.splitlines()
+                   if ln.startswith("-A UTM-INSPECT"))

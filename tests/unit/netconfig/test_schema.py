@@ -127,3 +127,11 @@ def test_dns_block_answer_is_off_by_default_and_takes_one_address_per_family():
     assert schema.loads(BASE).inspection.dns_block_answer == ()
     c = schema.loads(BASE + '[inspection]\ndns_block_answer = ["198.51.100.7", "2001:DB8::7"]\n')
     assert c.inspection.dns_block_answer == ("198.51.100.7", "2001:db8::7")
+
+
+def test_block_quic_is_on_by_default_and_must_be_a_boolean():
+    base = '[ports]\nwan = "wan0"\nlan = "lan0"\n'
+    assert schema.loads(base).inspection.block_quic is True
+    assert schema.loads(base + "[inspection]\nblock_quic = false\n").inspection.block_quic is False
+    with pytest.raises(ConfigError, match="inspection.block_quic"):
+        schema.loads(base + '[inspection]\nblock_quic = "no"\n')
