@@ -258,7 +258,7 @@ def test_mark_contract_block_and_bypass_in_the_kernel(lab, tmp_path):
     assert counter(box, "UTM-FWD", "connmark match  0x1/0x1") >= 2            # after-pass and more skipped the queue
 
 
-UDP_COUNT = ("import socket, sys, time\n"
+QUIC_COUNT = ("import socket, sys, time\n"
              "socks = []\n"
              "for port in map(int, sys.argv[1:]):\n"
              "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.0.2.1', port))\n"
@@ -274,7 +274,7 @@ UDP_COUNT = ("import socket, sys, time\n"
              "            pass\n"
              "    time.sleep(0.01)\n"
              "print(' '.join(f'{p}={n}' for p, n in got.items()))\n")
-UDP_SEND = ("import socket, sys, time\n"
+QUIC_SEND = ("import socket, sys, time\n"
             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             "for i in range(20):\n"
             "    for port in (443, 4443):\n"
@@ -287,11 +287,11 @@ def test_quic_is_dropped_across_the_bridge_other_udp_passes(lab, tmp_path):
     cfg.write_text(CONFIG)
     r = utm("apply", "--config", str(cfg), "--netns", lab["box"], "--state-dir", str(state))
     assert r.returncode == 0, r.stderr
-    counter = subprocess.Popen(["ip", "netns", "exec", lab["wan"], sys.executable, "-c", UDP_COUNT, "443", "4443"],
+    counter = subprocess.Popen(["ip", "netns", "exec", lab["wan"], sys.executable, "-c", QUIC_COUNT, "443", "4443"],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert counter.stdout.readline().strip() == "ready"
-        run("ip", "netns", "exec", lab["lan"], sys.executable, "-c", UDP_SEND)
+        run("ip", "netns", "exec", lab["lan"], sys.executable, "-c", QUIC_SEND)
         got = dict(kv.split("=") for kv in counter.communicate(timeout=10)[0].split())
     finally:
         if counter.poll() is None:
