@@ -7,8 +7,6 @@ transfers are small and bounded.
 """
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -85,8 +83,9 @@ def _bound(b: BridgeBed) -> dict[int, int]:
     return {int(f[0]): int(f[7]) for f in (ln.split() for ln in r.stdout.splitlines()) if len(f) > 7}
 
 
-class NetRun:
-    """`utm run --net-config` in the box namespace: the queues and fail mode come from the file only."""
+class NetRun(Run):
+    """`utm run --net-config` in the box namespace: the queues and fail mode come from the file only
+    (no --queue; the caller waits for the queues it expects)."""
 
     def __init__(self, b: BridgeBed, logdir: Path, *args: str) -> None:
         self.b, self.logdir = b, logdir
@@ -94,20 +93,6 @@ class NetRun:
         self.err = open(logdir / "stderr.txt", "wb")
         self.proc = b.spawn(b.box, [sys.executable, "-m", "firmware.cli.main", "run", "-l", str(logdir),
                                     "--stats-every", "1", *args], env=ENV, stderr=self.err)
-
-    def stderr(self) -> str:
-        self.err.flush()
-        return (self.logdir / "stderr.txt").read_text(errors="replace")
-
-    def reload(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "firmware.cli.main", "reload", "-l", str(self.logdir),
-                               "--wait", "60"], capture_output=True, text=True, env=ENV, timeout=90)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(15)
-        self.err.close()
 
 
 def test_reload_applies_a_new_queue_range_and_fail_mode_of_the_net_config(bed, tmp_path: Path):

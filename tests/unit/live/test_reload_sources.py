@@ -72,14 +72,19 @@ def worker_for(loaded: Loaded):
     return w, q
 
 
-def reload(spec: WorkerSpec, w, live: Loaded) -> Loaded:
+def build(spec: WorkerSpec) -> tuple[bool, object]:
+    """What a reload of `spec` builds beside the loop, waited for (bounded)."""
     r = _Reloader(spec)
     r.start()
     deadline = time.monotonic() + 60
     while (done := r.poll()) is None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    return _finish_reload(w, spec, done, live)
+    return done
+
+
+def reload(spec: WorkerSpec, w, live: Loaded) -> Loaded:
+    return _finish_reload(w, spec, build(spec), live)
 
 
 def evil_verdicts(w, q, start_id: int) -> list[Verdict]:

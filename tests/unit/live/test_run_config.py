@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from firmware.cli.main import build_parser, main
 from firmware.cli.run import build_spec, wait_reload
 from firmware.live.sources import SourceLoadError, live_engine, load_all
-from firmware.live.worker import RELOAD_RECORD, WorkerSpec, _finish_reload, _Reloader, record_reload
+from firmware.live.worker import RELOAD_RECORD, WorkerSpec, _finish_reload, record_reload
 from inspection.config import ChecksumMode
 from inspection.engine import Engine
 from inspection.io.live import FakeSender, LiveWorker
@@ -21,6 +20,7 @@ from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FlowPolicy, PolicyConfig
 from firmware.bench.frames import TcpConversation
 from tests.unit.live.test_live_worker import queued
+from tests.unit.live.test_reload_sources import build
 
 EVIL = ('drop tcp any any -> $EVIL_NET any (msg:"evil"; content:"EVIL"; classtype:trojan-activity; '
         'metadata: created_at 2026_11_23; sid:1;)\n')
@@ -160,12 +160,7 @@ def _alerts(w, out, start_id):
 
 
 def _reload(spec, w, live, eve):
-    r = _Reloader(spec)
-    r.start()
-    deadline = time.monotonic() + 60
-    while (done := r.poll()) is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    done = build(spec)
     return _finish_reload(w, spec, done, live, eve), done
 
 
