@@ -189,6 +189,7 @@ class LiveWorker:
         self.holds = SegmentHolds()
         self._freed: list[VerdictMsg] = []       # held segments settled by the packet at hand
         self._at: Flow | None = None             # the packet at hand's flow, once the engine took it
+        self._judging = False                    # ... and a file of it is being judged (file_in_transit)
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
 
     # -- events --------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ class LiveWorker:
             prev = holds.settle(flow.flow_id, flow.direction_of(pkt), v.verdict is not Verdict.ACCEPT)
             if prev is not None:
                 self._freed.append(prev)
-        if pkt.payload and v.verdict is Verdict.ACCEPT and v.mark is None and not self._to_host \
+        if self._judging and pkt.payload and v.verdict is Verdict.ACCEPT and v.mark is None and not self._to_host \
                 and self.engine.open_ended_file(flow) and self._files_judgeable(flow) \
                 and holds.hold(flow.flow_id, qp.packet_id, flow.direction_of(pkt), time.monotonic(), qp.payload):
             return None
@@ -405,7 +406,7 @@ class LiveWorker:
         self._hits.clear()
         self._bad_files.clear()
         self._page = None
-        self._qp, self._dns_frame, self._dns_stream, self._at = qp, None, None, None
+        self._qp, self._dns_frame, self._dns_stream, self._at, self._judging = qp, None, None, None, False
         t0 = time.perf_counter()
         try:
             engine.process(_LINKTYPES.get(qp.hw_protocol, LINKTYPE_RAW), qp.payload, now, qp.cap_len or size)
@@ -447,6 +448,7 @@ class LiveWorker:
             judging = engine.file_in_transit(flow)
             if judging and total > self.policy.cfg.inspect_depth and not self._files_judgeable(flow):
                 judging, unjudged = False, True
+            self._judging = judging
             facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
