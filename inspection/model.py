@@ -131,7 +131,9 @@ class BodyChunk:
     `gap` (with empty `data`) says that many body bytes are missing here.
     `method` and `content_type` are the request method and the message's
     Content-Type, which decide whether and how the body is a file (request
-    bodies of POST/PUT, multipart uploads split into parts).
+    bodies of POST/PUT, multipart uploads split into parts). `length` is the
+    body's size as its Content-Length announces it when no content coding
+    changes it (None: not known before the end).
     """
 
     app_proto: str
@@ -144,6 +146,7 @@ class BodyChunk:
     gap: int = 0
     method: str | None = None
     content_type: str | None = None
+    length: int | None = None
 
 
 class AppParser(Protocol):

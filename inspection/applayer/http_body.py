@@ -43,11 +43,14 @@ class BodyReader:
             # happen (a body always belongs to `side.tx`): once logged, that is
             # the side's `LoggedTx`, and the builder can be let go.
             ctype = (tx.resp_map if response else tx.req_map).get(b"content-type")
+            # the first bytes of a counted body: what is still to come is all of it
+            length = side.remaining if side.st is St.BODY_CL and not identity and not codings else None
             body = side.body = BodyStream(tx.tx_id, side.d, tx.filename(response), self._lim.body, codings,
                                           dlimit=self._lim.decompress, lzma_ok=self._lim.lzma,
                                           on_event=lambda name: self._event(side.tx, side.d, name),
                                           method=None if tx.method is None else tx.method.decode("latin-1"),
-                                          content_type=ctype[0].decode("latin-1") if ctype else None)
+                                          content_type=ctype[0].decode("latin-1") if ctype else None,
+                                          length=length)
         else:   # junk came before the head: the head's codings and file name apply from here on
             body.set_codings(codings)
             if not identity:

@@ -313,12 +313,15 @@ class BodyStream:
     """
 
     __slots__ = ("tx_id", "direction", "filename", "room", "codings", "decoder", "opened", "truncated",
-                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type", "app_proto")
+                 "broken", "dlimit", "lzma_ok", "on_event", "headers_seen", "method", "content_type", "app_proto",
+                 "length")
 
     def __init__(self, tx_id: int, direction: Direction, filename: str | None, room: int,
                  codings: list[str], *, dlimit: int, lzma_ok: bool, on_event: Callable[[str], None],
-                 method: str | None = None, content_type: str | None = None, app_proto: str = "http") -> None:
+                 method: str | None = None, content_type: str | None = None, app_proto: str = "http",
+                 length: int | None = None) -> None:
         self.tx_id, self.direction, self.filename, self.room = tx_id, direction, filename, room
+        self.length = length       # announced by Content-Length, identity coding only (BodyChunk.length)
         self.app_proto = app_proto   # "http2" for HTTP/2 streams (fileinfo's app_proto)
         self.method, self.content_type = method, content_type
         self.codings, self.dlimit, self.lzma_ok, self.on_event = codings, dlimit, lzma_ok, on_event
@@ -393,4 +396,4 @@ class BodyStream:
         self.room -= len(data)
         self.opened = True
         out.append(BodyChunk(self.app_proto, self.tx_id, self.direction, data, False, False, self.filename, 0,
-                             self.method, self.content_type))
+                             self.method, self.content_type, self.length))

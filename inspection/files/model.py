@@ -106,6 +106,7 @@ class FileCounters:
     """Limits hit, for the run summary."""
 
     size_limit: int = 0       # files cut at `max_size`
+    announced_large: int = 0  # files whose Content-Length passes `max_size` (never judged whole)
     open_limit: int = 0       # files not tracked because `max_open` were open
     gaps: int = 0             # files with missing bytes
 

@@ -76,12 +76,17 @@ class _OpenFile:
     """One file being received."""
 
     __slots__ = ("app_proto", "tx_id", "direction", "name", "size", "hashed", "gaps", "capped", "head",
-                 "ftype", "md5", "sha1", "sha256", "hashers", "session")
+                 "ftype", "md5", "sha1", "sha256", "hashers", "session", "too_large")
 
-    def __init__(self, ctx: FileContext, app_proto: str, tx_id: int, direction: Direction, name: str) -> None:
+    def __init__(self, ctx: FileContext, app_proto: str, tx_id: int, direction: Direction, name: str,
+                 announced: int | None = None) -> None:
         self.app_proto, self.tx_id, self.direction, self.name = app_proto, tx_id, direction, name
         self.size = self.hashed = 0
         self.gaps = self.capped = False
+        # its Content-Length says it will pass the size limit: it can never be judged whole
+        self.too_large = announced is not None and announced > ctx.limits.max_size
+        if self.too_large:
+            ctx.counters.announced_large += 1
         self.head = bytearray()     # leading bytes until the type is sniffed, then released
         self.ftype: FileType | None = None
         self.session: ScanSession | None = ctx.scanner.open(app_proto, name, int(direction))
@@ -171,8 +176,11 @@ class FileTracker:
 
     def judging(self) -> set[Direction]:
         """Directions with a file open whose bytes still reach the hashes and the scanner (not
-        past the size limit, no gap), or a multipart body that may still start one: the live
-        path keeps such a flow queued until the file is judged."""
+        past the size limit, no gap, not announced larger than it), or a multipart body that
+        may still start one: the live path keeps such a flow queued until the file is judged.
+        A file whose Content-Length passes the limit is not: it would be cut at the limit and
+        its verdict, whatever the first bytes show, would come when the flow is handed back
+        there, too late to hold anything (nor can its whole be hashed)."""
         limit = self._ctx.limits.max_size   # the parser may stop handing on bytes right at it
         out: set[Direction] = set()
         for (_, d), b in self._bodies.items():
@@ -182,7 +190,7 @@ class FileTracker:
             if f is None:
                 if b.splitter is not None:
                     out.add(d)
-            elif not (f.capped or f.gaps or f.hashed >= limit):
+            elif not (f.capped or f.gaps or f.too_large or f.hashed >= limit):
                 out.add(d)
         return out
 
@@ -287,15 +295,15 @@ class FileTracker:
                 return _Body(None, MultipartSplitter(boundary, self._ctx.limits.max_part_header))
         if not chunk.filename:
             return None
-        f = self._new_file(chunk, chunk.filename)
+        f = self._new_file(chunk, chunk.filename, chunk.length)
         return None if f is None else _Body(f, None)
 
-    def _new_file(self, chunk: BodyChunk, name: str) -> _OpenFile | None:
+    def _new_file(self, chunk: BodyChunk, name: str, announced: int | None = None) -> _OpenFile | None:
         open_now = sum(1 for b in self._bodies.values() if b is not None and b.file is not None)
         if open_now >= self._ctx.limits.max_open:
             self._ctx.counters.open_limit += 1
             return None
-        return _OpenFile(self._ctx, chunk.app_proto, chunk.tx_id, chunk.direction, name)
+        return _OpenFile(self._ctx, chunk.app_proto, chunk.tx_id, chunk.direction, name, announced)
 
     def _data(self, body: _Body, chunk: BodyChunk, data: bytes, out: list) -> None:
         if body.splitter is None:

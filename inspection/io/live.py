@@ -584,6 +584,7 @@ class LiveWorker:
             "block_host_handshakes": c.block_host_handshakes, "block_host_resets": c.block_host_resets,
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
+            "files_too_large": e.files.counters.announced_large,
             "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,

@@ -239,6 +239,7 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "defrag.memcap_drops": getattr(dc, "memcap_drops", 0),
         "defrag.timeouts": getattr(dc, "timeouts", 0),
         "files.size_limit": engine.files.counters.size_limit,
+        "files.announced_large": engine.files.counters.announced_large,
         "files.open_limit": engine.files.counters.open_limit,
         "files.gaps": engine.files.counters.gaps,
     }

@@ -3,15 +3,19 @@
 Root only. Builds the three-namespace bed of tests/sim/bridgebed.py, measures
 with no queue rules (plain bridge), then with the docs/live.md ruleset and
 `utm run` bound (default depth 1 MB, one drop rule): one large raw download
-(handed back after its head), one large HTTP download (a file, but nothing
-judges files: handed back at the depth too), sequential small requests
+(handed back after its head), one large HTTP/1.1 download with a Content-Length
+(a file, but nothing judges files: handed back at the depth too), sequential small requests
 (latency p50/p99 with connection setup), and the requests per second of 100
 parallel clients on new connections (closed loop, one process of threads).
 Then the latency again at half load: the sequential requests while the
 clients keep half the inspecting path's requests/s going, the same rate on
-both paths. Last, `utm run` again with a file scanner (a hash list), where the
-same HTTP download stays queued until the file is judged (up to the file size
-limit, 32 MB). Engine CPU and memory come from /proc of the worker.
+both paths. Last, `utm run` again with a file scanner (a hash list) and three
+downloads, each against the plain bridge's time for the same download: the
+large one (its Content-Length passes the file size limit, 32 MB: no verdict
+could hold its end, so it is handed back at the depth as before); the large
+one as an HTTP/0.9 answer whose end only the close shows (queued until it
+passes the limit); and a WHOLE_MB file within the limit, queued until its
+verdict. Engine CPU and memory come from /proc of the worker.
 Everything is removed at the end.
 
     python -m tests.sim.bench_live [--large-mb N] [--small N] [--clients N] [--json]
@@ -39,6 +43,10 @@ SMALL = 1000           # bytes of a small response
 CAPACITY_S = 3.0       # seconds of parallel clients for the requests/s figure
 RULE = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)\n'
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+WHOLE_MB = 24          # a download the scanner judges whole (the file size limit is 32 MB)
+# the scanner's downloads: name -> (tcppeer mode, size or None for --large-mb)
+SCANNED = {"announced": ("sink-http11", None), "unknown_length": ("sink-http", None),
+           "whole": ("sink-http11", WHOLE_MB << 20)}
 
 
 def _peer(bed: BridgeBed, *args: str, timeout: float = 300) -> dict:
@@ -59,8 +67,8 @@ def measure(bed: BridgeBed, large: int, small: int, clients: int) -> dict:
     """Large downloads, sequential small requests (latency with nothing else going on) and the
     requests per second `clients` parallel clients get (closed loop, CAPACITY_S seconds)."""
     out: dict = {}
-    for mode in ("raw", "http"):
-        r = _peer(bed, f"sink-{mode}", SERVER_IP, str(PORT), str(large))
+    for mode, peer in (("raw", "sink-raw"), ("http", "sink-http11")):
+        r = _peer(bed, peer, SERVER_IP, str(PORT), str(large))
         if not r["ok"]:
             raise RuntimeError(f"large {mode} download failed: {r}")
         out[f"{mode}_mbit_s"] = large * 8 / 1e6 / r["seconds"]
@@ -90,6 +98,14 @@ def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dic
     lat = r["latencies_ms"]
     return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"], "failed": r["failed"] + bg["failed"],
             "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
+
+
+def _download(bed: BridgeBed, mode: str, size: int) -> float:
+    """Seconds one download of `size` bytes takes (tcppeer `mode`)."""
+    r = _peer(bed, mode, SERVER_IP, str(PORT), str(size))
+    if not r["ok"]:
+        raise RuntimeError(f"{mode} download of {size} bytes failed: {r}")
+    return r["seconds"]
 
 
 def _cpu_and_rss(pid: int) -> tuple[float, int]:
@@ -133,8 +149,11 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
     try:
         bed.python(bed.server, PEER, "serve", str(PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-        _peer(bed, "raw", SERVER_IP, str(PORT), str(large))   # warm-up: the server makes its bytes once
+        for size in {large, *(size for _, size in SCANNED.values() if size)}:   # warm-up: the server
+            _peer(bed, "raw", SERVER_IP, str(PORT), str(size))                   # makes its bytes once
         report["plain"] = measure(bed, large, small, clients)
+        report["plain"]["scanned_downloads_s"] = {
+            name: _download(bed, mode, size or large) for name, (mode, size) in SCANNED.items()}
         bed.apply_rules(ruleset(QUEUE))
         (tmp / "r.rules").write_text(RULE)
         utm, worker = _start_utm(bed, tmp / "r.rules", tmp)
@@ -158,18 +177,23 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
         (tmp / "h.txt").write_text(f"{EICAR_SHA256}  eicar-test\n")
         scan_log = tmp / "scan"
         utm, worker = _start_utm(bed, tmp / "r.rules", scan_log, "--hashes", str(tmp / "h.txt"))
-        cpu0, _ = _cpu_and_rss(worker)
-        r = _peer(bed, "sink-http", SERVER_IP, str(PORT), str(large))
-        cpu1, _ = _cpu_and_rss(worker)
-        if not r["ok"]:
-            raise RuntimeError(f"large http download (scanner on) failed: {r}")
+        scanning: dict = {}
+        for name, (mode, size) in SCANNED.items():
+            cpu0, _ = _cpu_and_rss(worker)
+            seconds = _download(bed, mode, size or large)
+            cpu1, _ = _cpu_and_rss(worker)
+            scanning[name] = {"mbit_s": (size or large) * 8 / 1e6 / seconds, "cpu_seconds": cpu1 - cpu0,
+                              "ratio": report["plain"]["scanned_downloads_s"][name] / seconds}
         live = _stop_utm(utm, scan_log)
-        report["scanning"] = {"http_mbit_s": large * 8 / 1e6 / r["seconds"], "cpu_seconds": cpu1 - cpu0,
-                              "queued_bytes": live.get("bytes", 0) if live else 0}
+        scanning["queued_bytes"] = live.get("bytes", 0) if live else 0
+        scanning["files_too_large"] = live.get("files_too_large", 0) if live else 0
+        report["scanning"] = scanning
         p, i = report["plain"], report["inspecting"]
         report["ratio"] = {"raw_throughput": i["raw_mbit_s"] / p["raw_mbit_s"],
                            "http_throughput": i["http_mbit_s"] / p["http_mbit_s"],
-                           "http_scanned_throughput": report["scanning"]["http_mbit_s"] / p["http_mbit_s"],
+                           "http_scanned_throughput": scanning["announced"]["ratio"],
+                           "http_scanned_unknown_length": scanning["unknown_length"]["ratio"],
+                           "http_scanned_whole": scanning["whole"]["ratio"],
                            "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
                            "added_p50_ms_half_load": i["half_load"]["p50_ms"] - p["half_load"]["p50_ms"],
                            "added_p99_ms_half_load": i["half_load"]["p99_ms"] - p["half_load"]["p99_ms"],
@@ -199,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'raw download Mbit/s':28}{p['raw_mbit_s']:14.0f}{i['raw_mbit_s']:14.0f}{q['raw_throughput']:14.2f}")
     print(f"{'HTTP download Mbit/s':28}{p['http_mbit_s']:14.0f}{i['http_mbit_s']:14.0f}{q['http_throughput']:14.2f}")
     s = r["scanning"]
-    print(f"{'  with a file scanner':28}{p['http_mbit_s']:14.0f}{s['http_mbit_s']:14.0f}"
-          f"{q['http_scanned_throughput']:14.2f}")
+    for name, label in (("announced", "  with a file scanner"), ("unknown_length", "    length unknown"),
+                        ("whole", f"    {WHOLE_MB} MB, judged whole")):
+        size = SCANNED[name][1] or r["large_mb"] << 20
+        plain = size * 8 / 1e6 / p["scanned_downloads_s"][name]
+        print(f"{label:28}{plain:14.0f}{s[name]['mbit_s']:14.0f}{s[name]['ratio']:14.2f}")
     print(f"{'small request p50 ms':28}{p['p50_ms']:14.2f}{i['p50_ms']:14.2f}{q['added_p50_ms']:+14.2f}")
     print(f"{'small request p99 ms':28}{p['p99_ms']:14.2f}{i['p99_ms']:14.2f}{q['added_p99_ms']:+14.2f}")
     ph, ih = p["half_load"], i["half_load"]
@@ -213,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
           f"RSS {e['rss_kb'] / 1024:.0f} MB; queued {e.get('queued_packets', 0)} packets "
           f"({e.get('queued_bytes', 0) / 1e6:.1f} MB), {e.get('flows_bypassed', 0)} flows handed back, "
           f"ENOBUFS {e.get('enobufs', 0)}")
-    print(f"scanner on: {s['cpu_seconds']:.2f} s CPU for the HTTP download, {s['queued_bytes'] / 1e6:.1f} MB queued")
+    print(f"scanner on: {s['announced']['cpu_seconds']:.2f} / {s['unknown_length']['cpu_seconds']:.2f} / "
+          f"{s['whole']['cpu_seconds']:.2f} s CPU for the three downloads, {s['queued_bytes'] / 1e6:.1f} MB queued, "
+          f"{s['files_too_large']} file(s) announced past the size limit")
     print(f"half load: {ih['rate_asked']:.0f} requests/s asked of {r['clients']} clients in the background "
           f"(done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting)")
     print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "

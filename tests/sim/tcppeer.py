@@ -3,7 +3,10 @@
   tcppeer.py serve PORT                    answer "GET SIZE [WORDS]\\n" with SIZE deterministic bytes, then close
   tcppeer.py fetch HOST PORT SIZE [WORDS]  one request; prints JSON: ok, bytes, sha256, error, seconds
   tcppeer.py raw HOST PORT SIZE [WORDS]    the same with "DATA" instead of "GET" (no HTTP, no file)
-  tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark)
+  tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark); sink-http asks
+                                           "GET SIZE": an HTTP/0.9 answer, its end known only at the close
+  tcppeer.py sink-http11 HOST PORT SIZE    the same as "GET /SIZE HTTP/1.1": answered with a head and a
+                                           Content-Length (the common download)
   tcppeer.py many HOST PORT N SIZE         N sequential small requests; prints JSON latencies (ms)
   tcppeer.py load HOST PORT SECONDS CLIENTS SIZE [RATE]
                                            CLIENTS threads fetching SIZE bytes on new connections for
@@ -28,11 +31,17 @@ def payload(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
+def http_head(size: int) -> bytes:
+    """The head `serve` puts before SIZE bytes asked for as "GET /SIZE HTTP/1.1"."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % size)
+
+
 def _serve_one(conn: socket.socket) -> None:
     with conn:
         conn.settimeout(10)
         buf = b""
-        while b"\n" not in buf:
+        while b"\n" not in buf or (buf.startswith(b"GET /") and b"\r\n\r\n" not in buf):
             try:
                 chunk = conn.recv(4096)
             except OSError:   # reset by the box: expected in the blocking tests
@@ -42,11 +51,14 @@ def _serve_one(conn: socket.socket) -> None:
             buf += chunk
         parts = buf.split(b"\n", 1)[0].split()
         try:
-            size = int(parts[1])
+            size = int(parts[1].removeprefix(b"/"))
         except (IndexError, ValueError):
             return
+        size = min(size, 256 << 20)
         try:
-            conn.sendall(payload(min(size, 256 << 20)))
+            if parts[1].startswith(b"/"):
+                conn.sendall(http_head(size))
+            conn.sendall(payload(size))
         except OSError:
             return
 
@@ -81,14 +93,19 @@ def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.
 
 
 def sink(host: str, port: int, size: int, verb: str, timeout: float = 60.0) -> dict:
-    """Download and count only (the benchmark: no hashing in the measured loop)."""
+    """Download and count only (the benchmark: no hashing in the measured loop). `verb` "HTTP/1.1":
+    the request is "GET /SIZE HTTP/1.1" and the head counts too."""
     buf = bytearray(1 << 20)
     n = 0
     started = time.perf_counter()
     err = ""
+    request = f"{verb} {size}\n"
+    if verb == "HTTP/1.1":
+        request = f"GET /{size} HTTP/1.1\r\nHost: bench.example.test\r\n\r\n"
+        size += len(http_head(size))
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(f"{verb} {size}\n".encode())
+            s.sendall(request.encode())
             while True:
                 k = s.recv_into(buf)
                 if not k:
@@ -152,8 +169,9 @@ def main(argv: list[str]) -> int:
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]))))
     elif cmd == "raw":   # not HTTP: the engine finds no protocol, no file is in transit
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]), verb="DATA")))
-    elif cmd in ("sink-raw", "sink-http"):
-        print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), "DATA" if cmd == "sink-raw" else "GET")))
+    elif cmd in ("sink-raw", "sink-http", "sink-http11"):
+        verb = {"sink-raw": "DATA", "sink-http": "GET", "sink-http11": "HTTP/1.1"}[cmd]
+        print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), verb)))
     elif cmd == "many":
         print(json.dumps(many(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
     elif cmd == "load":

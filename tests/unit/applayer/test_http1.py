@@ -169,6 +169,21 @@ def test_body_chunks_carry_filename_from_content_disposition_or_path():
     assert [(o.filename, o.method) for o in out if isinstance(o, BodyChunk)] == [("/up", "PUT")]
 
 
+def test_body_chunks_carry_the_announced_length_only_when_it_is_the_files_size():
+    def lengths(response: bytes, cut: int = 0) -> set:
+        p = Http1Parser()
+        out = p.feed(C, req("/f.bin"), 0)
+        step = cut or len(response)
+        for i in range(0, len(response), step):
+            out += p.feed(S, response[i:i + step], 0)
+        return {o.length for o in out if isinstance(o, BodyChunk) and o.data}
+
+    assert lengths(resp(b"x" * 5000), cut=700) == {5000}            # every chunk: the whole body's length
+    assert lengths(resp(gzip.compress(b"x" * 5000), b"Content-Encoding: gzip\r\n")) == {None}   # decoded: unknown
+    assert lengths(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"x" * 50)) == {None}
+    assert lengths(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 50) == {None}
+
+
 def test_keep_alive_assigns_tx_ids_in_order():
     r = run(CONVERSATIONS["keepalive"])
     assert [(t.tx_id, t.uri, r.body(t.tx_id)) for t in r.txs] == [(0, "/1", b"one"), (1, "/2", b"two"),

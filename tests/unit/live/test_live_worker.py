@@ -157,9 +157,11 @@ def test_stats_event_has_the_live_branch(tmp_path):
     assert live["memory_max_rss_kb"] > 0
 
 
-def _http_download(size: int, port: int = 40003, body: bytes | None = None):
+def _http_download(size: int, port: int = 40003, body: bytes | None = None, counted: bool = True):
+    """`counted`: the response has a Content-Length; else its body ends at the close."""
     c = TcpConversation("192.0.2.10", "192.0.2.20", port, 80)
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size
+    framing = b"Content-Length: %d" % size if counted else b"Connection: close"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" + framing + b"\r\n\r\n"
     return (list(c.handshake()) + list(c.send(b"GET /f.bin HTTP/1.1\r\nHost: a\r\n\r\n"))
             + list(c.send(head + (body if body is not None else b"\x00" * size), from_client=False)))
 
@@ -174,23 +176,39 @@ def scanner(tmp_path: Path):
     return StreamScanner(ContentScanner(hashes, matchers))
 
 
-def test_a_file_keeps_its_flow_queued_until_the_size_limit(tmp_path):
-    inspector = None
+def _size_limited(tmp_path: Path, counted: bool):
+    """A 60,000-byte download through a worker with a scanner, a 30,000-byte file size limit and
+    a 2,000-byte depth: the bytes queued before the flow was handed back, the worker, the EVE."""
     out = io.BytesIO()
     eve = EveWriter(out)
     engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True, file_size_limit=30000),
-                    eve.write, inspector)
+                    eve.write, None)
     engine.files.scanner = scanner(tmp_path)
-    q = FakeQueue(queued(_http_download(60000)))
+    pkts = queued(_http_download(60000, counted=counted))
+    q = FakeQueue(list(pkts))
     w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=2000)), FakeSender(), eve.write,
                    clock=lambda: 1_700_000_000.0)
     while w.run_once(0):
         pass
-    marks = [v.mark for v in q.sent]
-    first = marks.index(0x1)
+    first = [v.mark for v in q.sent].index(0x1)
+    engine.finish()
+    return sum(len(p.payload) for p in pkts[:first]), w, [json.loads(x) for x in out.getvalue().splitlines()]
+
+
+def test_a_file_of_unknown_size_keeps_its_flow_queued_until_the_size_limit(tmp_path):
+    queued_before, _, _ = _size_limited(tmp_path, counted=False)
     # handed back only once the file passed its 30,000-byte limit, not at the 2,000-byte depth
-    queued_before = sum(len(p.payload) for p in queued(_http_download(60000))[:first])
     assert 30000 < queued_before < 45000
+
+
+def test_a_file_announced_past_the_size_limit_is_handed_back_at_the_depth(tmp_path):
+    # its Content-Length says it will be cut at the limit: no verdict could hold its end, so
+    # queueing it there would only slow the download
+    queued_before, w, evs = _size_limited(tmp_path, counted=True)
+    assert 2000 - 1600 < queued_before <= 2000
+    assert w.stats_event().body.tree()["live"]["files_too_large"] == 1
+    [fi] = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    assert fi["state"] == "TRUNCATED" and fi["verdict"]["verdict"] == "unscanned"
 
 
 def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
