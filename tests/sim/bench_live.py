@@ -3,10 +3,12 @@
 Root only. Builds the three-namespace bed of tests/sim/bridgebed.py, measures
 with no queue rules (plain bridge), then with the docs/live.md ruleset and
 `utm run` bound (default depth 1 MB, one drop rule): one large raw download
-(handed back after its head), one large HTTP/1.1 download with a Content-Length
-(a file, but nothing judges files: handed back at the depth too), sequential small requests
-(latency p50/p99 with connection setup), and the requests per second of 100
-parallel clients on new connections (closed loop, one process of threads).
+(handed back after its head), one large HTTP/1.1 download with a
+Content-Length (a file, but nothing judges files: handed back at the depth
+too), sequential small requests (latency p50/p99 with connection setup), the
+same on one open connection (request and answer only), and the requests per
+second of 100 parallel clients on new connections (closed loop, one process
+of threads).
 Then the latency again at half load: the sequential requests while the
 clients keep half the inspecting path's requests/s going, the same rate on
 both paths. Last, `utm run` again with a file scanner (a hash list) and three
@@ -75,20 +77,30 @@ def measure(bed: BridgeBed, large: int, small: int, clients: int) -> dict:
     r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), str(SMALL))
     lat = r["latencies_ms"]
     out.update(small_ok=len(lat), small_failed=r["failed"], p50_ms=_pct(lat, 0.5), p99_ms=_pct(lat, 0.99))
+    out.update(_reuse(bed, small))
     r = _peer(bed, "load", SERVER_IP, str(PORT), str(CAPACITY_S), str(clients), str(SMALL))
     out.update(parallel_requests_per_s=r["done"] / r["seconds"], parallel_failed=r["failed"])
     return out
 
 
+def _reuse(bed: BridgeBed, small: int) -> dict:
+    """Latency of sequential small requests on one open connection (no handshake, no close)."""
+    r = _peer(bed, "reuse", SERVER_IP, str(PORT), str(small), str(SMALL))
+    lat = r["latencies_ms"]
+    return {"reuse_p50_ms": _pct(lat, 0.5), "reuse_p99_ms": _pct(lat, 0.99), "reuse_failed": r["failed"]}
+
+
 def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dict:
-    """Sequential small requests while `clients` others keep `rate` requests/s going."""
-    seconds = 2.0 + small * 0.004
+    """Sequential small requests, on new connections then on one open connection, while
+    `clients` others keep `rate` requests/s going on new connections."""
+    seconds = 2.0 + small * 0.006
     load = subprocess.Popen(["ip", "netns", "exec", bed.client, sys.executable, PEER, "load", SERVER_IP,
                              str(PORT), f"{seconds:.1f}", str(clients), str(SMALL), f"{rate:.1f}"],
                             stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)          # the load is up to its rate before the first probe
         r = _peer(bed, "many", SERVER_IP, str(PORT), str(small), str(SMALL))
+        reuse = _reuse(bed, small)
         so, _ = load.communicate(timeout=seconds + 60)
     finally:
         if load.poll() is None:
@@ -96,8 +108,9 @@ def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dic
             load.wait()
     bg = json.loads(so)
     lat = r["latencies_ms"]
-    return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"], "failed": r["failed"] + bg["failed"],
-            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
+    return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"],
+            "failed": r["failed"] + bg["failed"] + reuse["reuse_failed"],
+            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), **reuse}
 
 
 def _download(bed: BridgeBed, mode: str, size: int) -> float:
@@ -197,6 +210,12 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
                            "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
                            "added_p50_ms_half_load": i["half_load"]["p50_ms"] - p["half_load"]["p50_ms"],
                            "added_p99_ms_half_load": i["half_load"]["p99_ms"] - p["half_load"]["p99_ms"],
+                           "added_reuse_p50_ms": i["reuse_p50_ms"] - p["reuse_p50_ms"],
+                           "added_reuse_p99_ms": i["reuse_p99_ms"] - p["reuse_p99_ms"],
+                           "added_reuse_p50_ms_half_load": i["half_load"]["reuse_p50_ms"]
+                           - p["half_load"]["reuse_p50_ms"],
+                           "added_reuse_p99_ms_half_load": i["half_load"]["reuse_p99_ms"]
+                           - p["half_load"]["reuse_p99_ms"],
                            "requests_per_s": i["parallel_requests_per_s"] / p["parallel_requests_per_s"]}
     finally:
         bed.close()
@@ -233,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     ph, ih = p["half_load"], i["half_load"]
     print(f"{'  at half load p50 ms':28}{ph['p50_ms']:14.2f}{ih['p50_ms']:14.2f}{q['added_p50_ms_half_load']:+14.2f}")
     print(f"{'  at half load p99 ms':28}{ph['p99_ms']:14.2f}{ih['p99_ms']:14.2f}{q['added_p99_ms_half_load']:+14.2f}")
+    for load, label in (("", "open connection"), ("_half_load", "  at half load")):
+        for q_ in ("p50", "p99"):
+            pv = (p[f"reuse_{q_}_ms"] if not load else ph[f"reuse_{q_}_ms"])
+            iv = (i[f"reuse_{q_}_ms"] if not load else ih[f"reuse_{q_}_ms"])
+            print(f"{label + ' ' + q_ + ' ms':28}{pv:14.2f}{iv:14.2f}{q[f'added_reuse_{q_}_ms{load}']:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
           f"{q['requests_per_s']:14.2f}")
     e = r["engine"]

@@ -8,6 +8,7 @@
   tcppeer.py sink-http11 HOST PORT SIZE    the same as "GET /SIZE HTTP/1.1": answered with a head and a
                                            Content-Length (the common download)
   tcppeer.py many HOST PORT N SIZE         N sequential small requests; prints JSON latencies (ms)
+  tcppeer.py reuse HOST PORT N SIZE        the same on one open connection ("GET SIZE keep\\n" each)
   tcppeer.py load HOST PORT SECONDS CLIENTS SIZE [RATE]
                                            CLIENTS threads fetching SIZE bytes on new connections for
                                            SECONDS, as fast as they can or RATE requests/s in all;
@@ -41,26 +42,30 @@ def _serve_one(conn: socket.socket) -> None:
     with conn:
         conn.settimeout(10)
         buf = b""
-        while b"\n" not in buf or (buf.startswith(b"GET /") and b"\r\n\r\n" not in buf):
+        while True:   # one request, or more while each ends with the word "keep"
+            while b"\n" not in buf or (buf.startswith(b"GET /") and b"\r\n\r\n" not in buf):
+                try:
+                    chunk = conn.recv(4096)
+                except OSError:   # reset by the box: expected in the blocking tests
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            parts = line.split()
             try:
-                chunk = conn.recv(4096)
-            except OSError:   # reset by the box: expected in the blocking tests
+                size = int(parts[1].removeprefix(b"/"))
+            except (IndexError, ValueError):
                 return
-            if not chunk:
+            size = min(size, 256 << 20)
+            try:
+                if parts[1].startswith(b"/"):
+                    conn.sendall(http_head(size))
+                conn.sendall(payload(size))
+            except OSError:
                 return
-            buf += chunk
-        parts = buf.split(b"\n", 1)[0].split()
-        try:
-            size = int(parts[1].removeprefix(b"/"))
-        except (IndexError, ValueError):
-            return
-        size = min(size, 256 << 20)
-        try:
-            if parts[1].startswith(b"/"):
-                conn.sendall(http_head(size))
-            conn.sendall(payload(size))
-        except OSError:
-            return
+            if parts[-1] != b"keep":
+                return
 
 
 def serve(port: int) -> None:
@@ -128,6 +133,33 @@ def many(host: str, port: int, count: int, size: int) -> dict:
     return {"latencies_ms": lat, "failed": failed}
 
 
+def reuse(host: str, port: int, count: int, size: int) -> dict:
+    """`count` sequential requests of `size` bytes on one open connection; latencies in ms."""
+    lat: list[float] = []
+    failed = 0
+    want = payload(size)
+    buf = bytearray(size)
+    try:
+        with socket.create_connection((host, port), timeout=5.0) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(count):
+                started = time.perf_counter()
+                s.sendall(f"GET {size} keep\n".encode())
+                view, n = memoryview(buf), 0
+                while n < size:
+                    k = s.recv_into(view[n:])
+                    if not k:
+                        raise ConnectionError("closed")
+                    n += k
+                if bytes(buf) == want:
+                    lat.append((time.perf_counter() - started) * 1000)
+                else:
+                    failed += 1
+    except OSError:
+        failed += count - len(lat) - failed
+    return {"latencies_ms": lat, "failed": failed}
+
+
 def load(host: str, port: int, seconds: float, clients: int, size: int, rate: float = 0.0) -> dict:
     """Closed loop (rate 0: each client starts its next request when one ends) or open loop
     (each client keeps to its share of `rate`, starting late rather than skipping)."""
@@ -174,6 +206,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(sink(argv[1], int(argv[2]), int(argv[3]), verb)))
     elif cmd == "many":
         print(json.dumps(many(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
+    elif cmd == "reuse":
+        print(json.dumps(reuse(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
     elif cmd == "load":
         rate = float(argv[6]) if len(argv) > 6 else 0.0
         print(json.dumps(load(argv[1], int(argv[2]), float(argv[3]), int(argv[4]), int(argv[5]), rate)))
