@@ -3,6 +3,7 @@
   tcppeer.py serve PORT                    answer "GET SIZE [WORDS]\\n" with SIZE deterministic bytes, then close
   tcppeer.py fetch HOST PORT SIZE [WORDS]  one request; prints JSON: ok, bytes, sha256, error, seconds
   tcppeer.py raw HOST PORT SIZE [WORDS]    the same with "DATA" instead of "GET" (no HTTP, no file)
+  tcppeer.py fetch11 HOST PORT SIZE        the same as "GET /SIZE HTTP/1.1" (a head with a Content-Length)
   tcppeer.py sink-raw|sink-http HOST PORT SIZE   download and count only (benchmark); sink-http asks
                                            "GET SIZE": an HTTP/0.9 answer, its end known only at the close
   tcppeer.py sink-http11 HOST PORT SIZE    the same as "GET /SIZE HTTP/1.1": answered with a head and a
@@ -81,9 +82,12 @@ def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.
     h = hashlib.sha256()
     n = 0
     err = ""
+    request, want = f"{verb} {size} {words}\n", payload(size)
+    if verb == "HTTP/1.1":
+        request, want = f"GET /{size} HTTP/1.1\r\nHost: peer.example.test\r\n\r\n", http_head(size) + want
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(f"{verb} {size} {words}\n".encode())
+            s.sendall(request.encode())
             while True:
                 chunk = s.recv(1 << 16)
                 if not chunk:
@@ -93,7 +97,7 @@ def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.
     except OSError as e:
         err = type(e).__name__
     seconds = time.perf_counter() - started
-    ok = not err and n == size and h.hexdigest() == hashlib.sha256(payload(size)).hexdigest()
+    ok = not err and n == len(want) and h.hexdigest() == hashlib.sha256(want).hexdigest()
     return {"ok": ok, "bytes": n, "sha256": h.hexdigest(), "error": err, "seconds": seconds}
 
 
@@ -199,6 +203,8 @@ def main(argv: list[str]) -> int:
         serve(int(argv[1]))
     elif cmd == "fetch":
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]))))
+    elif cmd == "fetch11":   # "GET /SIZE HTTP/1.1": a head with a Content-Length, then the bytes
+        print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), verb="HTTP/1.1")))
     elif cmd == "raw":   # not HTTP: the engine finds no protocol, no file is in transit
         print(json.dumps(fetch(argv[1], int(argv[2]), int(argv[3]), " ".join(argv[4:]), verb="DATA")))
     elif cmd in ("sink-raw", "sink-http", "sink-http11"):
