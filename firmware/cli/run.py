@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detect-only", action="append", default=[], metavar="CLASS",
                    help="class that alerts without blocking: a rule classtype, 'rules' (every rule), "
                         "'category', 'file'; '*' for all")
-    p.add_argument("--no-resets", action="store_true", help="drop blocked flows without sending TCP resets")
+    p.add_argument("--no-resets", action="store_true",
+                   help="drop blocked flows without answering them (TCP resets, ICMP port unreachable to UDP)")
     p.add_argument("--dns-block-answer", action="append", default=[], metavar="ADDR",
                    help="answer DNS queries for blocked names with this IPv4 and/or IPv6 address "
                         "(where the block page is reached; off by default, docs/live.md)")

@@ -1,6 +1,7 @@
 """The frames the box sends on its own behalf, for the live worker.
 
-Resets to both ends of a blocked flow, the block page (or a DNS answer over
+Resets to both ends of a blocked flow (ICMP port unreachable to the sender of
+a blocked UDP flow), the block page (or a DNS answer over
 TCP) to the client with a reset to the server, the ACK of the client's FIN
 after it, and the block host's SYN-ACK or reset. Each is built from the
 queued packet it answers and the ends' MAC addresses and bridge ports, learnt
@@ -17,6 +18,7 @@ from inspection.io.nfqueue import QueuedPacket
 from inspection.model import TH_FIN, Direction
 from inspection.policy.blockhost import BlockHost
 from inspection.policy.blockpage import block_page_frames, close_ack_frame
+from inspection.policy.icmpreject import unreachable_frame
 from inspection.policy.tcpreset import ResetError, reset_frames
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ class FrameSender(Protocol):
 class Counters(Protocol):      # the worker's LiveCounters, as far as answers count
     reset_errors: int
     resets_sent: int
+    unreachables_sent: int
+    unreachable_errors: int
     block_pages_sent: int
     page_closes_acked: int
     dns_answers_sent: int
@@ -92,6 +96,24 @@ class Answers:
             c.resets_sent += 1
         else:
             c.reset_errors += 1
+
+    def unreachable(self, flow: Flow, qp: QueuedPacket, d: int) -> None:
+        """ICMP port unreachable to the sender of a blocked UDP flow's datagram, out of its in-port,
+        as if from the other end (its MAC once it has sent something, else the placeholder)."""
+        c = self.counters
+        if self.sender is None:
+            return
+        other = (self.ends.get(flow.flow_id) or [None, None])[1 - d]
+        try:
+            frame = unreachable_frame(qp.payload, qp.hwaddr, other[0] if other is not None else PLACEHOLDER_MAC)
+        except ResetError:
+            c.unreachable_errors += 1
+            return
+        if not qp.physin:
+            c.unreachable_errors += 1
+            return
+        self.out.append((qp.physin, frame))
+        c.unreachables_sent += 1
 
     def close_ack(self, flow: Flow, qp: QueuedPacket, pkt: Packet) -> None:
         """The client closed after the block page: its FIN is acknowledged as by the server."""

@@ -26,7 +26,7 @@ from inspection.io.answers import PLACEHOLDER_MAC, Answers, FrameSender  # noqa:
 from inspection.io.drops import drop_record
 from inspection.io.holds import SegmentHolds
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
-from inspection.model import IPPROTO_TCP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
+from inspection.model import IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
 from inspection.files.model import VerdictKind
 from inspection.files.scan import NoScanner
 from inspection.policy.exclusions import ExcludedHit, ExclusionFilter
@@ -82,6 +82,8 @@ class LiveCounters:
     engine_errors: int = 0           # packets the engine failed on (accepted, counted)
     resets_sent: int = 0
     reset_errors: int = 0            # a reset could not be built or sent (no MAC known yet, ...)
+    unreachables_sent: int = 0       # ICMP port unreachable to the sender of a blocked UDP flow
+    unreachable_errors: int = 0      # ... not sent: not a datagram to answer (broadcast, ...), no port
     reloads: int = 0
     reload_errors: int = 0
     block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
@@ -449,7 +451,8 @@ class LiveWorker:
             if judging and total > self.policy.cfg.inspect_depth and not self._files_judgeable(flow):
                 judging, unjudged = False, True
             self._judging = judging
-            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, bytes_total=total,
+            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, is_udp=flow.proto == IPPROTO_UDP,
+                              bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
                               file_in_transit=judging,
@@ -477,6 +480,8 @@ class LiveWorker:
             self._reset(flow, qp)
         elif d.close_ack and flow is not None:
             self._close_ack(flow, qp)
+        elif d.unreachable and flow is not None:
+            self.answers.unreachable(flow, qp, int(self._direction(flow)))
         elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
             self.answers.out.append(self._dns_frame)
             c.dns_answers_sent += 1
@@ -578,6 +583,7 @@ class LiveWorker:
                                                                       for k, v in pc.by_reason.items()}},
             "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(),
             "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
+            "unreachables_sent": c.unreachables_sent, "unreachable_errors": c.unreachable_errors,
             "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked,
             "dns_answers_sent": c.dns_answers_sent, "dns_answer_errors": c.dns_answer_errors,
             "files_blocked": c.files_blocked, "segments_held": dataclasses.asdict(self.holds.counters),

@@ -60,7 +60,7 @@ class PolicyConfig:
     inspect_depth: int = 1 << 20        # bytes both ways; past it a flow without a file is handed back
     detect_only: frozenset[str] = field(default_factory=frozenset)   # classtypes, or {"*"}
     fail: FailMode = FailMode.OPEN
-    resets: bool = True                 # TCP resets to both ends when a flow is blocked
+    resets: bool = True                 # TCP resets to both ends (ICMP to a UDP sender) when a flow is blocked
     # classtypes and "category:NAME"s whose own mode is block while the broader class (every rule,
     # every category) is detect-only: the narrower mode wins (netconfig's [classtypes], modes.phishing)
     enforce: frozenset[str] = field(default_factory=frozenset)
@@ -108,6 +108,7 @@ class FlowFacts:
     file_in_transit: bool
     closed: bool = False
     client_close: bool = False  # the packet is the client's FIN or RST
+    is_udp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class PacketDecision:
     reset: bool = False         # send TCP resets to both ends
     block_page: bool = False    # answer the client with the HTTP block page, reset the server
     close_ack: bool = False     # acknowledge the client's FIN after the block page (as the server)
+    unreachable: bool = False   # answer the sender with ICMP port unreachable (a blocked UDP flow)
 
     @property
     def accepted(self) -> bool:
@@ -207,7 +209,7 @@ class FlowPolicy:
                 self._paged.add(fid)
             return PacketDecision(Action.DROP, Reason.BLOCKED_CATEGORY if page else _REASONS[first.kind],
                                   cfg.block_mark, reset=cfg.resets and facts.is_tcp and not page,
-                                  block_page=page and cfg.resets)
+                                  block_page=page and cfg.resets, unreachable=cfg.resets and facts.is_udp)
         if fid in self._bypassed:   # packets already queued before the kernel saw the mark
             return PacketDecision(Action.BYPASS, Reason.DEPTH, cfg.bypass_mark)
         reason = None

@@ -170,6 +170,50 @@ def test_a_drop_rule_resets_the_connection_and_logs_blocked(bed, tmp_path, rules
     assert live["resets_sent"] == 2 and live["flows_blocked"] == 1
 
 
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 9999))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)
+"""
+UDP_CLIENT = """
+import json, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect((sys.argv[1], 9999))
+s.send(b"hello")
+first = s.recv(100).decode()
+s.send(b"EVIL datagram")
+t0 = time.monotonic()
+try:
+    s.recv(100)
+    second = "answered"
+except ConnectionRefusedError:
+    second = "refused"
+except socket.timeout:
+    second = "timeout"
+print(json.dumps({"first": first, "second": second, "seconds": time.monotonic() - t0}))
+"""
+
+
+def test_a_blocked_udp_flow_is_refused_at_once_not_left_to_time_out(bed, tmp_path):
+    # an echo server listens, so only the box's ICMP port unreachable can refuse the datagram
+    (tmp_path / "udp.rules").write_text('drop udp any any -> any any (msg:"evil udp"; content:"EVIL"; sid:9;)\n')
+    echo = bed.spawn(bed.server, [sys.executable, "-c", UDP_ECHO, SERVER_IP])
+    utm = Utm(bed, tmp_path, tmp_path / "udp.rules")
+    try:
+        r = run(sys.executable, "-c", UDP_CLIENT, SERVER_IP, ns=bed.client, timeout=20)
+    finally:
+        events = utm.stop()
+        echo.terminate()
+        echo.wait(5)
+    got = json.loads(r.stdout)
+    assert got["first"] == "hello" and got["second"] == "refused" and got["seconds"] < 1, got
+    assert last_stats(events)["unreachables_sent"] == 1
+
+
 def test_ipv6_passes_and_is_blocked_the_same_way(bed, tmp_path, rules):
     utm = Utm(bed, tmp_path, rules)
     try:

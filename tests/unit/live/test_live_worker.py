@@ -5,8 +5,9 @@ import io
 import json
 from pathlib import Path
 
-from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation
+from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation, udp_packet
 from inspection.config import ChecksumMode, EngineConfig
+from inspection.decode import decode_frame
 from inspection.engine import Engine
 from inspection.io.live import FakeSender, LiveWorker
 from inspection.io.nfqueue import FakeQueue, QueuedPacket, Verdict
@@ -225,3 +226,30 @@ def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
         pass
     first = [v.mark for v in q.sent].index(0x1)
     assert 17000 < sum(len(p.payload) for p in pkts[:first]) < 25000   # the segment crossing 20,000 is marked
+
+
+UDP_RULE = 'drop udp any any -> any any (msg:"evil datagram"; content:"EVIL"; sid:9;)\n'
+
+
+def _udp_flow():
+    return queued([(0.0, udp_packet("192.0.2.10", "192.0.2.20", 40000, 9999, b"hello")),
+                   (0.1, udp_packet("192.0.2.10", "192.0.2.20", 40000, 9999, b"EVIL one")),
+                   (0.2, udp_packet("192.0.2.10", "192.0.2.20", 40000, 9999, b"EVIL two"))])
+
+
+def test_a_blocked_udp_flow_gets_its_sender_one_port_unreachable(tmp_path):
+    w, q, sender, _ = make(tmp_path, PolicyConfig(block_mark=0x2), _udp_flow(), rules=UDP_RULE)
+    while w.run_once(0):
+        pass
+    assert [v.verdict for v in q.sent] == [Verdict.ACCEPT, Verdict.REPEAT, Verdict.DROP]
+    [(port, frame)] = sender.frames      # the later datagram goes in the kernel (block mark): no second one
+    p = decode_frame(1, frame, 0.0, 1, len(frame), True)
+    assert port == CLI_PORT and (p.icmp_type, p.icmp_code) == (3, 3) and p.checksum_ok
+    assert w.stats_event().body.tree()["live"]["unreachables_sent"] == 1
+
+
+def test_no_resets_sends_no_port_unreachable_either(tmp_path):
+    w, q, sender, _ = make(tmp_path, PolicyConfig(block_mark=0x2, resets=False), _udp_flow(), rules=UDP_RULE)
+    while w.run_once(0):
+        pass
+    assert Verdict.REPEAT in [v.verdict for v in q.sent] and sender.frames == []
