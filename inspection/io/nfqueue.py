@@ -370,6 +370,9 @@ class FakeQueue:
     counters: QueueCounters = field(default_factory=QueueCounters)
     closed: bool = False
 
+    def __post_init__(self) -> None:
+        self.pending = list(self.pending)   # its own: receiving takes packets off it
+
     def receive(self, max_packets: int, timeout: float) -> list[QueuedPacket]:
         batch = self.pending[:max_packets]
         del self.pending[:max_packets]   # in place: no copy of what is left (a long replay is not quadratic)
