@@ -151,10 +151,13 @@ def from_dict(doc: Mapping[str, Any]) -> NetConfig:
     both = sorted(set(isolated) & set(excl.devices))
     if both:
         raise ConfigError("exclusions.devices", f"{both[0]} is also in isolation.devices; a device is either")
+    management = _management(_table(doc.get("management", {}), "management"))
+    inspection = _inspection(_table(doc.get("inspection", {}), "inspection"))
+    _block_answer_off_link(inspection.dns_block_answer, management)
     return NetConfig(
         ports=ports,
-        management=_management(_table(doc.get("management", {}), "management")),
-        inspection=_inspection(_table(doc.get("inspection", {}), "inspection")),
+        management=management,
+        inspection=inspection,
         modes=_modes(_table(doc.get("modes", {}), "modes")),
         isolated=isolated,
         exclusions=excl,
@@ -292,9 +295,26 @@ def _dns_block_answer(v: Any) -> tuple[str, ...]:
             raise ConfigError(f"{key}[{i}]", f"{a!r} is not an IP address") from None
         if addr.version in versions:
             raise ConfigError(f"{key}[{i}]", f"one IPv{addr.version} address only")
+        if addr.is_multicast or addr.is_unspecified or addr.is_loopback or addr.is_link_local \
+                or (addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255")):
+            raise ConfigError(f"{key}[{i}]", f"{addr} cannot be a host's address beyond the router")
         versions.add(addr.version)
         out.append(str(addr))
     return tuple(out)
+
+
+def _block_answer_off_link(answers: tuple[str, ...], mgmt: Management) -> None:
+    """The block address must be reached through the router: on the office's own subnet the
+    devices would ask for its MAC, which nobody gives, and the box's own address is not bridged."""
+    key = "inspection.dns_block_answer"
+    for i, a in enumerate(answers):
+        addr = ipaddress.ip_address(a)
+        if mgmt.address is not None and addr == mgmt.address.ip:
+            raise ConfigError(f"{key}[{i}]", f"{addr} is the box's own address; traffic to the box is not inspected")
+        if mgmt.address is not None and addr in mgmt.address.network:
+            raise ConfigError(f"{key}[{i}]", f"{addr} is on the office subnet {mgmt.address.network}: devices "
+                                             "would look for it there and nobody answers; use an unused address "
+                                             "beyond the router")
 
 
 def _modes(t: Mapping[str, Any]) -> tuple[tuple[str, Action], ...]:

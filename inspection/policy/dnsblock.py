@@ -63,6 +63,9 @@ class DnsBlockConfig:
                 addr = ipaddress.ip_address(item)
             except ValueError:
                 raise ConfigError("--dns-block-answer", f"not an IP address: {item!r}") from None
+            if addr.is_multicast or addr.is_unspecified or addr.is_loopback or addr.is_link_local \
+                    or (addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255")):
+                raise ConfigError("--dns-block-answer", f"{addr} cannot be a host's address beyond the router")
             if addr.version == 4:
                 if v4 is not None:
                     raise ConfigError("--dns-block-answer", "one IPv4 address only")

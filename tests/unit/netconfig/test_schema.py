@@ -70,6 +70,12 @@ def test_full_config():
     (BASE + "[inspection]\ndns_block_answer = [\"blockpage\"]\n", "inspection.dns_block_answer[0]"),
     (BASE + "[inspection]\ndns_block_answer = [\"192.0.2.1\", \"192.0.2.2\"]\n", "inspection.dns_block_answer[1]"),
     (BASE + "[inspection]\ndns_block_answer = \"192.0.2.1\"\n", "inspection.dns_block_answer"),
+    (BASE + "[inspection]\ndns_block_answer = [\"224.0.0.1\"]\n", "inspection.dns_block_answer[0]"),
+    (BASE + "[inspection]\ndns_block_answer = [\"198.51.100.7\", \"fe80::7\"]\n", "inspection.dns_block_answer[1]"),
+    (BASE + "[management]\nipv4 = \"static\"\naddress = \"192.0.2.2/24\"\n"
+     "[inspection]\ndns_block_answer = [\"192.0.2.77\"]\n", "inspection.dns_block_answer[0]"),   # on-link
+    (BASE + "[management]\nipv4 = \"static\"\naddress = \"192.0.2.2/24\"\n"
+     "[inspection]\ndns_block_answer = [\"192.0.2.2\"]\n", "inspection.dns_block_answer[0]"),    # the box
     (BASE + "[modes]\nspam = \"block\"\n", "modes.spam"),
     (BASE + "[modes]\nmalware = \"allow\"\n", "modes.malware"),
     (BASE + "[isolation]\ndevices = [\"02:00:00:00:00\"]\n", "isolation.devices[0]"),
@@ -127,6 +133,10 @@ def test_dns_block_answer_is_off_by_default_and_takes_one_address_per_family():
     assert schema.loads(BASE).inspection.dns_block_answer == ()
     c = schema.loads(BASE + '[inspection]\ndns_block_answer = ["198.51.100.7", "2001:DB8::7"]\n')
     assert c.inspection.dns_block_answer == ("198.51.100.7", "2001:db8::7")
+    # beyond a static management subnet it is fine
+    c = schema.loads(BASE + '[management]\nipv4 = "static"\naddress = "192.0.2.2/24"\n'
+                     '[inspection]\ndns_block_answer = ["198.51.100.7"]\n')
+    assert c.inspection.dns_block_answer == ("198.51.100.7",)
 
 
 def test_block_quic_is_on_by_default_and_must_be_a_boolean():

@@ -93,3 +93,10 @@ def test_config_from_the_option(values, v4, v6):
 def test_bad_config_is_a_config_error(v4, v6):
     with pytest.raises(ConfigError):
         DnsBlockConfig(v4, v6)
+
+
+@pytest.mark.parametrize("value", ["224.0.0.1", "255.255.255.255", "0.0.0.0", "127.0.0.1", "fe80::1", "ff02::1",
+                                   "198.51.100.7,198.51.100.8", "a.b.c.d"])
+def test_an_address_no_host_beyond_the_router_can_have_is_refused(value):
+    with pytest.raises(ConfigError):
+        DnsBlockConfig.parse([value])
