@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from inspection.files.digests import Digests, InlineDigests
-from inspection.files.model import UNSCANNED, FileCounters, FileLimits, FileRecord, FileState
+from inspection.files.model import UNSCANNED, FileCounters, FileLimits, FileRecord, FileState, Verdict, VerdictKind
 from inspection.files.multipart import MultipartSplitter, PartData, PartEnd, PartEvent, PartStart, multipart_boundary
 from inspection.files.scan import NoScanner, Scanner, ScanSession
 from inspection.files.sniff import SNIFF_BYTES, FileType, sniff
@@ -55,6 +55,9 @@ class FileEvent:
     @property
     def direction(self) -> Direction:
         return self.file.direction
+
+
+TOO_LARGE = "unscanned: too large (its Content-Length passes the file size limit)"
 
 
 class FileContext:
@@ -141,6 +144,8 @@ class _OpenFile:
         )
         if self.session is not None:
             verdict = self.session.finish(rec)
+            if self.too_large and verdict.kind is VerdictKind.UNSCANNED:   # say why first
+                verdict = Verdict(VerdictKind.UNSCANNED, TOO_LARGE, (TOO_LARGE, *verdict.reasons))
             if verdict is not UNSCANNED:
                 rec = replace(rec, verdict=verdict)
         return rec

@@ -141,6 +141,7 @@ def test_with_a_scanner_only_a_download_of_unknown_size_stays_queued_to_the_size
     assert live["files_too_large"] == 1 and live["bytes"] < 400_000
     [fi] = [e["fileinfo"] for e in events if e["event_type"] == "fileinfo"]
     assert fi["state"] == "TRUNCATED" and fi["verdict"]["verdict"] == "unscanned"
+    assert fi["verdict"]["reason"].startswith("unscanned: too large")
     unknown_log = tmp_path / "unknown"
     unknown_log.mkdir()
     unknown = Utm(bed, unknown_log, rules, "--depth", "64kb", "--hashes", str(tmp_path / "h.txt"),

@@ -210,6 +210,7 @@ def test_a_file_announced_past_the_size_limit_is_handed_back_at_the_depth(tmp_pa
     assert w.stats_event().body.tree()["live"]["files_too_large"] == 1
     [fi] = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
     assert fi["state"] == "TRUNCATED" and fi["verdict"]["verdict"] == "unscanned"
+    assert fi["verdict"]["reason"].startswith("unscanned: too large")
 
 
 def test_a_file_past_the_stream_depth_no_longer_keeps_its_flow_queued(tmp_path):
