@@ -24,9 +24,12 @@ from inspection.policy.tcpreset import ResetError, reset_frames
 if TYPE_CHECKING:
     from inspection.model import Packet
 
-__all__ = ["PLACEHOLDER_MAC", "Answers", "FrameSender"]
+__all__ = ["PLACEHOLDER_MAC", "UNREACHABLE_PER_S", "Answers", "FrameSender"]
 
 PLACEHOLDER_MAC = bytes.fromhex("0275746d0001")   # locally administered ("utm")
+# ICMP errors sent per second at most: a UDP source can be forged, and a flood of blocked flows
+# must not turn the box into a reflector (the kernel limits its own errors the same way)
+UNREACHABLE_PER_S = 100
 
 
 class FrameSender(Protocol):
@@ -38,6 +41,7 @@ class Counters(Protocol):      # the worker's LiveCounters, as far as answers co
     resets_sent: int
     unreachables_sent: int
     unreachable_errors: int
+    unreachables_limited: int
     block_pages_sent: int
     page_closes_acked: int
     dns_answers_sent: int
@@ -46,11 +50,12 @@ class Counters(Protocol):      # the worker's LiveCounters, as far as answers co
 
 
 class Answers:
-    __slots__ = ("sender", "counters", "out", "ends")
+    __slots__ = ("sender", "counters", "out", "ends", "_icmp_second", "_icmp_sent")
 
     def __init__(self, sender: FrameSender | None, counters: Counters) -> None:
         self.sender = sender
         self.counters = counters
+        self._icmp_second, self._icmp_sent = -1, 0   # the whole second (monotonic) and its errors
         self.out: list[tuple[int, bytes]] = []        # (bridge port ifindex, frame), sent after the verdicts
         # per flow: (MAC, ifindex) of each end, learnt from the packets' source addresses
         self.ends: dict[int, list[tuple[bytes, int] | None]] = {}
@@ -97,11 +102,18 @@ class Answers:
         else:
             c.reset_errors += 1
 
-    def unreachable(self, flow: Flow, qp: QueuedPacket, d: int) -> None:
+    def unreachable(self, flow: Flow, qp: QueuedPacket, d: int, now: float) -> None:
         """ICMP port unreachable to the sender of a blocked UDP flow's datagram, out of its in-port,
-        as if from the other end (its MAC once it has sent something, else the placeholder)."""
+        as if from the other end (its MAC once it has sent something, else the placeholder).
+        At most UNREACHABLE_PER_S in a second (`now`, monotonic); past that, counted only."""
         c = self.counters
         if self.sender is None:
+            return
+        second = int(now)
+        if second != self._icmp_second:
+            self._icmp_second, self._icmp_sent = second, 0
+        if self._icmp_sent >= UNREACHABLE_PER_S:
+            c.unreachables_limited += 1
             return
         other = (self.ends.get(flow.flow_id) or [None, None])[1 - d]
         try:
@@ -113,6 +125,7 @@ class Answers:
             c.unreachable_errors += 1
             return
         self.out.append((qp.physin, frame))
+        self._icmp_sent += 1
         c.unreachables_sent += 1
 
     def close_ack(self, flow: Flow, qp: QueuedPacket, pkt: Packet) -> None:

@@ -84,6 +84,7 @@ class LiveCounters:
     reset_errors: int = 0            # a reset could not be built or sent (no MAC known yet, ...)
     unreachables_sent: int = 0       # ICMP port unreachable to the sender of a blocked UDP flow
     unreachable_errors: int = 0      # ... not sent: not a datagram to answer (broadcast, ...), no port
+    unreachables_limited: int = 0    # ... not sent: UNREACHABLE_PER_S were sent in that second
     reloads: int = 0
     reload_errors: int = 0
     block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
@@ -481,7 +482,7 @@ class LiveWorker:
         elif d.close_ack and flow is not None:
             self._close_ack(flow, qp)
         elif d.unreachable and flow is not None:
-            self.answers.unreachable(flow, qp, int(self._direction(flow)))
+            self.answers.unreachable(flow, qp, int(self._direction(flow)), time.monotonic())
         elif d.reason is Reason.DNS_ANSWERED and self._dns_frame is not None:
             self.answers.out.append(self._dns_frame)
             c.dns_answers_sent += 1
@@ -584,6 +585,7 @@ class LiveWorker:
             "detect_only_hits": pc.detect_only_hits, "excluded": self.exclusions.tree(),
             "resets_sent": c.resets_sent, "reset_errors": c.reset_errors,
             "unreachables_sent": c.unreachables_sent, "unreachable_errors": c.unreachable_errors,
+            "unreachables_limited": c.unreachables_limited,
             "block_pages_sent": c.block_pages_sent, "page_closes_acked": c.page_closes_acked,
             "dns_answers_sent": c.dns_answers_sent, "dns_answer_errors": c.dns_answer_errors,
             "files_blocked": c.files_blocked, "segments_held": dataclasses.asdict(self.holds.counters),

@@ -254,3 +254,19 @@ def test_no_resets_sends_no_port_unreachable_either(tmp_path):
     while w.run_once(0):
         pass
     assert Verdict.REPEAT in [v.verdict for v in q.sent] and sender.frames == []
+
+
+def test_port_unreachables_are_limited_per_second(tmp_path, monkeypatch):
+    # a flood of blocked UDP flows (forgeable sources) must not make the box a reflector
+    import inspection.io.live as live_module
+    from inspection.io.answers import UNREACHABLE_PER_S
+    monkeypatch.setattr(live_module.time, "monotonic", lambda: 1000.25)   # all within one second
+    n = UNREACHABLE_PER_S + 30
+    frames = [(0.0, udp_packet("192.0.2.10", "192.0.2.20", 20000 + i, 9999, b"EVIL")) for i in range(n)]
+    w, q, sender, _ = make(tmp_path, PolicyConfig(block_mark=0x2), queued(frames), rules=UDP_RULE)
+    while w.run_once(0):
+        pass
+    assert [v.verdict for v in q.sent] == [Verdict.REPEAT] * n     # every flow is still blocked
+    live = w.stats_event().body.tree()["live"]
+    assert len(sender.frames) == live["unreachables_sent"] == UNREACHABLE_PER_S
+    assert live["unreachables_limited"] == 30
