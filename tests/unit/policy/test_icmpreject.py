@@ -4,6 +4,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.bench.frames import tcp_packet, udp_packet
 from inspection.decode import decode_frame
@@ -55,3 +57,32 @@ def test_a_later_fragment_gets_no_error():
     ip[6:8] = (185).to_bytes(2, "big")      # fragment offset 185 * 8
     with pytest.raises(ResetError):
         unreachable_frame(bytes(ip), CLIENT_MAC, SERVER_MAC)
+
+
+@given(st.binary(max_size=120), st.sampled_from([0x45, 0x46, 0x60]))
+@settings(max_examples=400, deadline=None)
+def test_hostile_bytes_give_a_frame_or_a_reset_error_never_a_crash(tail, first):
+    try:
+        frame = unreachable_frame(bytes([first]) + tail, CLIENT_MAC, SERVER_MAC)
+    except ResetError:
+        return
+    p = decode_frame(1, frame, 0.0, 1, len(frame), True)
+    assert p.checksum_ok and p.proto in (1, 58)
+
+
+@given(st.sampled_from(["192.0.2.10", "2001:db8::10"]), st.lists(st.tuples(st.integers(0, 47), st.integers(0, 255)),
+                                                                  max_size=6), st.integers(0, 60))
+@settings(max_examples=400, deadline=None)
+def test_a_datagram_with_damaged_header_fields_never_crashes(src, edits, cut):
+    dst = "198.51.100.53" if ":" not in src else "2001:db8:1::53"
+    ip = bytearray(udp_packet(src, dst, 40000, 53, b"q" * 20)[14:])
+    for pos, val in edits:
+        if pos not in (9, 6):    # keep it UDP (IPv4 protocol, IPv6 next header) to reach the quoting
+            ip[pos] = val
+    ip = ip[:len(ip) - cut] if cut < len(ip) else ip
+    try:
+        frame = unreachable_frame(bytes(ip), CLIENT_MAC, SERVER_MAC)
+    except ResetError:
+        return
+    p = decode_frame(1, frame, 0.0, 1, len(frame), True)
+    assert p.checksum_ok and not [a for a in p.anomalies if "checksum" in a.event]
