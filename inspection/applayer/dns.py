@@ -411,7 +411,9 @@ class DnsTcpParser:
     """DNS over TCP: in-order stream bytes, two-byte length framing.
 
     Buffers at most one message (65537 bytes) per direction. A message that
-    fails to parse ends parsing of the whole flow, as in Suricata.
+    fails to parse ends parsing of the whole flow, as in Suricata. `last_query`
+    is the latest whole message from the client (the live path answers a blocked
+    query that came in several segments from it).
     """
 
     app_proto = APP_PROTO
@@ -421,6 +423,7 @@ class DnsTcpParser:
         self._buf = {Direction.TO_SERVER: bytearray(), Direction.TO_CLIENT: bytearray()}
         self._gap = False       # one flag for both directions, as in Suricata
         self._failed = False
+        self.last_query = b""
 
     def feed(self, direction: Direction, data: bytes, ts: float) -> list[AppOutput]:
         if self._failed or not data:
@@ -445,7 +448,10 @@ class DnsTcpParser:
                 continue
             if n - pos < size + 2:
                 break
-            keep, produced = self._txs.handle(direction, bytes(buf[pos + 2:pos + 2 + size]), tcp=True)
+            msg = bytes(buf[pos + 2:pos + 2 + size])
+            if direction is Direction.TO_SERVER:
+                self.last_query = msg
+            keep, produced = self._txs.handle(direction, msg, tcp=True)
             out.extend(produced)
             if not keep:
                 self._fail()

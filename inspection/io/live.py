@@ -249,8 +249,9 @@ class LiveWorker:
     def _dns_answer(self, flow: Flow | None) -> str | None:
         """Can the box answer the query at hand (--dns-block-answer on, a query it can parse)?
         "udp": its answer frame is built now (only the query is dropped). "tcp": the query came
-        whole in this segment; its answer goes to the client in the stream like the block page
-        (with the server's FIN; the resolver is reset). None: it passes as without the option."""
+        whole in this segment, or this segment ended it; its answer goes to the client in the
+        stream like the block page (with the server's FIN; the resolver is reset). None: it
+        passes as without the option."""
         cfg = self.policy.cfg.dns_block
         qp = self._qp
         self._dns_pending = self._dns_stream = None
@@ -258,7 +259,8 @@ class LiveWorker:
             return None
         try:
             if flow.proto == IPPROTO_TCP:
-                self._dns_stream = dns_stream_answer(qp.payload, cfg)
+                parser = flow.app.parser if flow.app is not None else None
+                self._dns_stream = dns_stream_answer(qp.payload, cfg, getattr(parser, "last_query", b""))
                 return "tcp"
             frame = dns_answer_frame(qp.payload, qp.hwaddr, PLACEHOLDER_MAC, cfg)
         except (DnsAnswerError, ResetError):

@@ -166,12 +166,19 @@ def dns_answer_frame(query_packet: bytes, client_mac: bytes, resolver_mac: bytes
     return receiver_mac_to(client_mac, resolver_mac, ethertype) + ip
 
 
-def dns_stream_answer(query_packet: bytes, cfg: DnsBlockConfig) -> bytes:
+def dns_stream_answer(query_packet: bytes, cfg: DnsBlockConfig, reassembled: bytes = b"") -> bytes:
     """The answer, length first, to a DNS query over TCP that came whole in the segment
-    `query_packet` (an IP packet as NFQUEUE delivered it); what follows goes in the stream."""
+    `query_packet` (an IP packet as NFQUEUE delivered it), or else to `reassembled`: the query
+    as the stream put it together when it came in several segments, this one ending it.
+    What follows goes in the stream."""
     t = parse_tcp(query_packet)
     data = query_packet[len(query_packet) - t.payload_len:] if t.payload_len else b""
-    if len(data) < 2 or struct.unpack_from("!H", data)[0] != len(data) - 2:
-        raise DnsAnswerError("not one whole query in the segment")
-    msg = answer_message(bytes(data[2:]), cfg)
+    if len(data) >= 2 and struct.unpack_from("!H", data)[0] == len(data) - 2:
+        query = bytes(data[2:])
+    elif reassembled and data and len(data) <= len(reassembled) + 2 and \
+            (struct.pack("!H", len(reassembled)) + reassembled).endswith(bytes(data)):
+        query = reassembled
+    else:
+        raise DnsAnswerError("not one whole query in the segment, nor the end of one")
+    msg = answer_message(query, cfg)
     return struct.pack("!H", len(msg)) + msg

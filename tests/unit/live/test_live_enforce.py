@@ -443,3 +443,26 @@ def test_with_dns_block_answers_a_query_over_tcp_is_answered_in_the_stream(judge
     alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
     assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")]
     assert w.counters.dns_answers_sent == 1 and w.counters.block_pages_sent == 0
+
+
+@pytest.mark.parametrize("cut", [2, 9])    # the length prefix alone first; or part of the message too
+def test_with_dns_block_answers_a_query_over_tcp_in_two_segments_is_answered_at_its_end(judges, cut):
+    from firmware.bench.synth import dns_query
+    q_msg = dns_query(9, "phish.example.test", 1)
+    framed = struct.pack("!H", len(q_msg)) + q_msg
+    c = TcpConversation("192.0.2.10", "192.0.2.53", 40801, 53)
+    frames = list(c.handshake()) + list(c.send(framed[:cut])) + list(c.send(framed[cut:]))
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, DNS_CFG, pkts)
+    first = next(p for p in pkts if p.payload.endswith(framed[:cut]))
+    last = next(p for p in pkts if p.payload.endswith(framed[cut:]))
+    by_id = {v.packet_id: v for v in q.sent}
+    assert by_id[first.packet_id].verdict is Verdict.ACCEPT     # nothing to judge yet: on to the resolver
+    assert by_id[last.packet_id].verdict is Verdict.DROP        # the end never reaches it
+    (ifc, to_client), (_, to_server) = sender.frames
+    a, t = parse_tcp(to_client[14:]), parse_tcp(last.payload)
+    assert ifc == CLI_PORT and parse_tcp(to_server[14:]).flags & 0x04
+    assert (a.seq, a.ack) == (t.ack, t.seq + t.payload_len)
+    msg = to_client[14 + 40 + 2:]
+    assert msg[:2] == q_msg[:2] and msg[2] & 0x80 and msg.endswith(bytes([198, 51, 100, 7]))
+    assert w.counters.dns_answers_sent == 1 and w.counters.dns_answer_errors == 0

@@ -100,3 +100,16 @@ def test_bad_config_is_a_config_error(v4, v6):
 def test_an_address_no_host_beyond_the_router_can_have_is_refused(value):
     with pytest.raises(ConfigError):
         DnsBlockConfig.parse([value])
+
+
+def test_a_tcp_query_is_answered_from_the_stream_only_when_this_segment_ends_it():
+    from firmware.bench.frames import ACK, PSH, tcp_packet
+    from inspection.policy.dnsblock import dns_stream_answer
+    q = dns_query(5, "phish.example.test", 1)
+    framed = struct.pack("!H", len(q)) + q
+    seg = lambda data: tcp_packet("192.0.2.10", "192.0.2.53", 40000, 53, 100, 1, ACK | PSH, data)[14:]  # noqa: E731
+    answer = dns_stream_answer(seg(framed[7:]), CFG, q)           # the end of the reassembled query
+    assert answer[2:4] == q[:2] and answer.endswith(bytes([198, 51, 100, 7]))
+    for data, reassembled in ((framed[:7], q), (b"\xff" + framed[7:], q), (framed[7:], b"")):
+        with pytest.raises(DnsAnswerError):
+            dns_stream_answer(seg(data), CFG, reassembled)
