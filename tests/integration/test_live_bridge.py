@@ -124,34 +124,29 @@ def test_clean_transfer_is_byte_identical_and_handed_back_after_its_head(bed, tm
     assert not [e for e in events if e["event_type"] == "alert"]
 
 
-def test_with_a_scanner_only_a_download_of_unknown_size_stays_queued_to_the_size_limit(bed, tmp_path, rules):
-    # a 1 MB file size limit, a 64 KB depth: a 3 MB file with a Content-Length can never be judged
-    # whole, so it goes back to the kernel at the depth; the same bytes as HTTP/0.9 (their end
-    # known only at the close) are queued until they pass the limit
-    (tmp_path / "h.txt").write_text("ab" * 32 + "  some-malware\n")
-    size = 3_000_000
-    counted = Utm(bed, tmp_path, rules, "--depth", "64kb", "--hashes", str(tmp_path / "h.txt"),
-                  "--set", "files.max-size=1mb")
+def _scanned_download(bed: BridgeBed, logdir: Path, rules: Path, mode: str, size: int) -> tuple[dict, list[dict]]:
+    """One download through `utm run` with a hash list, a 64 KB depth and a 1 MB file size limit."""
+    (logdir / "h.txt").write_text("ab" * 32 + "  some-malware\n")
+    utm = Utm(bed, logdir, rules, "--depth", "64kb", "--hashes", str(logdir / "h.txt"), "--set", "files.max-size=1mb")
     try:
-        r = fetch(bed, size, mode="fetch11")
+        r = fetch(bed, size, mode=mode)
     finally:
-        events = counted.stop()
+        events = utm.stop()
     assert r["ok"], r
-    live = last_stats(events)
+    return last_stats(events), events
+
+
+def test_with_a_scanner_only_a_download_of_unknown_size_stays_queued_to_the_size_limit(bed, tmp_path, rules):
+    # a 3 MB file with a Content-Length can never be judged whole under a 1 MB limit, so it goes
+    # back to the kernel at the depth; the same bytes as HTTP/0.9 (their end known only at the
+    # close) are queued until they pass the limit
+    live, events = _scanned_download(bed, tmp_path, rules, "fetch11", 3_000_000)
     assert live["files_too_large"] == 1 and live["bytes"] < 400_000
     [fi] = [e["fileinfo"] for e in events if e["event_type"] == "fileinfo"]
     assert fi["state"] == "TRUNCATED" and fi["verdict"]["verdict"] == "unscanned"
     assert fi["verdict"]["reason"].startswith("unscanned: too large")
-    unknown_log = tmp_path / "unknown"
-    unknown_log.mkdir()
-    unknown = Utm(bed, unknown_log, rules, "--depth", "64kb", "--hashes", str(tmp_path / "h.txt"),
-                  "--set", "files.max-size=1mb")
-    try:
-        r = fetch(bed, size, mode="fetch")
-    finally:
-        events = unknown.stop()
-    assert r["ok"], r
-    live = last_stats(events)
+    (tmp_path / "unknown").mkdir()
+    live, _ = _scanned_download(bed, tmp_path / "unknown", rules, "fetch", 3_000_000)
     assert live["files_too_large"] == 0 and 1_000_000 < live["bytes"] < 2_000_000
 
 
