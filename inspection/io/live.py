@@ -454,8 +454,8 @@ class LiveWorker:
             if judging and total > self.policy.cfg.inspect_depth and not self._files_judgeable(flow):
                 judging, unjudged = False, True
             self._judging = judging
-            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP, is_udp=flow.proto == IPPROTO_UDP,
-                              bytes_total=total,
+            facts = FlowFacts(flow_id=flow.flow_id, is_tcp=flow.proto == IPPROTO_TCP,
+                              is_udp=flow.proto == IPPROTO_UDP, bytes_total=total,
                               tls_handshake_done=bool(app is not None and app.proto == "tls"
                                                       and getattr(parser, "done", False)),
                               file_in_transit=judging,
