@@ -168,7 +168,7 @@ def test_a_drop_rule_resets_the_connection_and_logs_blocked(bed, tmp_path, rules
 
 UDP_ECHO = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 9999))
 while True:
     data, peer = s.recvfrom(2048)
@@ -176,7 +176,7 @@ while True:
 """
 UDP_CLIENT = """
 import json, socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
 s.connect((sys.argv[1], 9999))
 s.send(b"hello")
@@ -194,13 +194,14 @@ print(json.dumps({"first": first, "second": second, "seconds": time.monotonic() 
 """
 
 
-def test_a_blocked_udp_flow_is_refused_at_once_not_left_to_time_out(bed, tmp_path):
+@pytest.mark.parametrize("server", [SERVER_IP, SERVER_IP6])
+def test_a_blocked_udp_flow_is_refused_at_once_not_left_to_time_out(bed, tmp_path, server):
     # an echo server listens, so only the box's ICMP port unreachable can refuse the datagram
     (tmp_path / "udp.rules").write_text('drop udp any any -> any any (msg:"evil udp"; content:"EVIL"; sid:9;)\n')
-    echo = bed.spawn(bed.server, [sys.executable, "-c", UDP_ECHO, SERVER_IP])
+    echo = bed.spawn(bed.server, [sys.executable, "-c", UDP_ECHO, server])
     utm = Utm(bed, tmp_path, tmp_path / "udp.rules")
     try:
-        r = run(sys.executable, "-c", UDP_CLIENT, SERVER_IP, ns=bed.client, timeout=20)
+        r = run(sys.executable, "-c", UDP_CLIENT, server, ns=bed.client, timeout=20)
     finally:
         events = utm.stop()
         echo.terminate()
