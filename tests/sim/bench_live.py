@@ -252,11 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ph, ih = p["half_load"], i["half_load"]
     print(f"{'  at half load p50 ms':28}{ph['p50_ms']:14.2f}{ih['p50_ms']:14.2f}{q['added_p50_ms_half_load']:+14.2f}")
     print(f"{'  at half load p99 ms':28}{ph['p99_ms']:14.2f}{ih['p99_ms']:14.2f}{q['added_p99_ms_half_load']:+14.2f}")
-    for load, label in (("", "open connection"), ("_half_load", "  at half load")):
-        for q_ in ("p50", "p99"):
-            pv = (p[f"reuse_{q_}_ms"] if not load else ph[f"reuse_{q_}_ms"])
-            iv = (i[f"reuse_{q_}_ms"] if not load else ih[f"reuse_{q_}_ms"])
-            print(f"{label + ' ' + q_ + ' ms':28}{pv:14.2f}{iv:14.2f}{q[f'added_reuse_{q_}_ms{load}']:+14.2f}")
+    for load, label, pr, ir in (("", "open connection", p, i), ("_half_load", "  at half load", ph, ih)):
+        for pq in ("p50", "p99"):
+            print(f"{label + ' ' + pq + ' ms':28}{pr[f'reuse_{pq}_ms']:14.2f}{ir[f'reuse_{pq}_ms']:14.2f}"
+                  f"{q[f'added_reuse_{pq}_ms{load}']:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
           f"{q['requests_per_s']:14.2f}")
     e = r["engine"]

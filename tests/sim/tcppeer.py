@@ -33,6 +33,11 @@ def payload(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
+def http_request(size: int) -> str:
+    """The HTTP/1.1 request `serve` answers with `http_head(size)` and SIZE bytes."""
+    return f"GET /{size} HTTP/1.1\r\nHost: peer.example.test\r\n\r\n"
+
+
 def http_head(size: int) -> bytes:
     """The head `serve` puts before SIZE bytes asked for as "GET /SIZE HTTP/1.1"."""
     return (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"
@@ -84,7 +89,7 @@ def fetch(host: str, port: int, size: int, words: str = "", timeout: float = 15.
     err = ""
     request, want = f"{verb} {size} {words}\n", payload(size)
     if verb == "HTTP/1.1":
-        request, want = f"GET /{size} HTTP/1.1\r\nHost: peer.example.test\r\n\r\n", http_head(size) + want
+        request, want = http_request(size), http_head(size) + want
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.sendall(request.encode())
@@ -110,7 +115,7 @@ def sink(host: str, port: int, size: int, verb: str, timeout: float = 60.0) -> d
     err = ""
     request = f"{verb} {size}\n"
     if verb == "HTTP/1.1":
-        request = f"GET /{size} HTTP/1.1\r\nHost: bench.example.test\r\n\r\n"
+        request = http_request(size)
         size += len(http_head(size))
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
