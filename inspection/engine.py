@@ -101,6 +101,9 @@ class Engine:
         self._file_hits: dict[Flow, dict[tuple[int, Direction], list[str]]] = {}
         self._body_rules: tuple[object, bool] | None = None   # (inspector, it has body rules)
         self._next_expire = 0.0
+        # flows time out once a second of packet time, inside `process`; the live worker turns
+        # this off and ends them itself, a slice after each batch's verdicts
+        self.expire_inline = True
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None
         self._started = 0.0
@@ -131,7 +134,8 @@ class Engine:
         self._cur = pkt
         if ts >= self._next_expire:
             self._next_expire = ts + 1.0
-            self.flows.expire(ts)
+            if self.expire_inline:
+                self.flows.expire(ts)
             for a in self.defrag.expire(ts):
                 self._anomaly(a, None, pkt)
         self._handle(pkt)

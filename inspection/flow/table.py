@@ -197,11 +197,35 @@ class FlowTable:
         h = zlib.crc32(pkt.src + pkt.dst + pkt.sport.to_bytes(2, "big") + pkt.dport.to_bytes(2, "big"))
         return ((h & 0xFFFFF) << 31 | n) & ((1 << 51) - 1)
 
-    def expire(self, now: float) -> None:
-        """End every flow idle for longer than its state's timeout."""
-        seconds = self._seconds
+    def next_due(self) -> int | None:
+        """The second at which the oldest flows may time out (look then), None if no flow."""
+        return self._seconds[0] if self._seconds else None
+
+    def expire(self, now: float, budget: int | None = None) -> bool:
+        """End every flow idle for longer than its state's timeout; with a `budget`, look at no
+        more than that many due flows and leave the rest for the next call.
+
+        Returns True when due flows are left. A second's bucket can hold every flow that
+        started in one second (thousands in a busy office), each ending with its flow event:
+        tens of milliseconds at once, in which the live path's packets would wait."""
+        seconds, buckets = self._seconds, self._buckets
+        left = budget
         while seconds and seconds[0] <= now:
-            for flow in self._buckets.pop(heapq.heappop(seconds)):
+            bucket = buckets[seconds[0]]
+            if left is not None:
+                if left <= 0:
+                    return True
+                if left < len(bucket):    # oldest first; the rest stays (nothing joins a due bucket)
+                    due = bucket[:left]
+                    del bucket[:left]
+                    left = 0
+                else:
+                    due, left = bucket, left - len(bucket)
+            else:
+                due = bucket
+            if due is bucket:
+                del buckets[heapq.heappop(seconds)]
+            for flow in due:
                 if flow.ended:
                     continue
                 deadline = flow.last + self.timeout_of(flow)
@@ -212,6 +236,7 @@ class FlowTable:
                     self._schedule(flow, deadline, now)
         if self._emergency and len(self._flows) * FLOW_COST < self._memcap * (1 - self._recovery):
             self._emergency = False
+        return False
 
     def _prune(self, now: float) -> None:
         """Memory cap reached: emergency timeouts, then drop the oldest idle flows."""

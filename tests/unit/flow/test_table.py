@@ -72,3 +72,32 @@ def test_shutdown_ends_everything():
     t.shutdown()
     assert len(ended) == 5 and len(t) == 0
     assert {r for _, r in ended} == {EndReason.SHUTDOWN}
+
+
+def test_a_budget_ends_the_oldest_due_flows_and_leaves_the_rest_for_later():
+    t, ended = table()
+    flows = []
+    for i in range(40):          # one second's bucket of new UDP flows, due 30 s later
+        p = udp(0.5, 10000 + i)
+        flows.append(t.create(flow_key(p), p, False))
+    t.expire(29.0, budget=10)
+    assert ended == [] and t.next_due() == 30
+    assert t.expire(31.0, budget=15) is True          # due flows are left
+    assert [f for f, _ in ended] == flows[:15]
+    assert t.expire(31.0, budget=15) is True
+    assert t.expire(31.0, budget=15) is False         # the last ten: nothing is left
+    assert [f for f, _ in ended] == flows and len(t) == 0 and t.next_due() is None
+
+
+def test_a_budget_counts_flows_looked_at_and_keeps_those_not_due_yet():
+    t, ended = table()
+    busy = udp(0.0, 2222)
+    fb = t.create(flow_key(busy), busy, False)
+    idle = udp(0.0, 1111)
+    fi = t.create(flow_key(idle), idle, False)
+    fb.last = 20.0                # seen again: due at 50 s, not at 30 s
+    assert t.expire(31.0, budget=1) is True      # looked at the busy one (rescheduled) only
+    assert ended == []
+    assert t.expire(31.0, budget=1) is False
+    assert [f for f, _ in ended] == [fi]
+    assert t.next_due() == 50 and t.get(flow_key(busy)) is fb
