@@ -103,6 +103,7 @@ class LiveCounters:
     block_us_max: int = 0
     block_us_total: int = 0
     files_unjudged_bypassed: int = 0  # flows handed back at the depth with a file nothing could judge
+    expiry_behind: int = 0           # batches followed by timed-out flows: the queue left no gap (run_once)
 
 
 class AllowedHit:
@@ -369,6 +370,7 @@ class LiveWorker:
         if flows_due is not None and flows_due <= now - EXPIRE_LAG:
             # no gap for a while: a new flow takes at least one packet, so ending as many
             # (and a slice more) after each batch keeps up
+            c.expiry_behind += 1
             self._expire(now, len(batch) + EXPIRE_SLICE)
         self._block_t = None
         return len(batch)
@@ -624,6 +626,7 @@ class LiveWorker:
             "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
+            "expiry_behind": c.expiry_behind,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},
             "kernel_queue": kernel_view(kernel_stats(queue_num), qc.received) if queue_num is not None else None,

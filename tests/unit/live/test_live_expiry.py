@@ -69,6 +69,7 @@ def test_a_waiting_packet_goes_before_flows_that_are_barely_due():
     assert w.engine.flows.counters.timeouts == 0      # the packet had the worker to itself
     w.run_once(0)                                     # the gap after it
     assert w.engine.flows.counters.timeouts == EXPIRE_SLICE
+    assert w.counters.expiry_behind == 0
 
 
 def test_with_no_gap_for_the_lag_slices_follow_the_batches():
@@ -82,3 +83,6 @@ def test_with_no_gap_for_the_lag_slices_follow_the_batches():
     q.pending += busy[3:5]
     w.run_once(0)
     assert w.engine.flows.counters.timeouts == 3 + 2 + 2 * EXPIRE_SLICE
+    # counted and reported: an operator sees a queue that leaves the worker no gaps
+    assert w.counters.expiry_behind == 2
+    assert w.stats_event().body.tree()["live"]["expiry_behind"] == 2
