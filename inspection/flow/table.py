@@ -225,12 +225,17 @@ class FlowTable:
                 due = bucket
             if due is bucket:
                 del buckets[heapq.heappop(seconds)]
-            for flow in due:
+            for i, flow in enumerate(due):
                 if flow.ended:
                     continue
                 deadline = flow.last + self.timeout_of(flow)
                 if deadline <= now:
-                    self._end(flow, EndReason.TIMEOUT)
+                    try:
+                        self._end(flow, EndReason.TIMEOUT)
+                    except BaseException:
+                        for rest in due[i + 1:]:   # back on the wheel: looked at by the next call
+                            self._schedule(rest, rest.last + self.timeout_of(rest), now)
+                        raise
                     self.counters.timeouts += 1
                 else:
                     self._schedule(flow, deadline, now)

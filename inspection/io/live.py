@@ -377,7 +377,10 @@ class LiveWorker:
 
     def _expire(self, now: float, budget: int) -> None:
         """End at most `budget` flows past their timeout (after the verdicts: no packet waits)."""
-        self.engine.flows.expire(now, budget)
+        try:
+            self.engine.flows.expire(now, budget)
+        except Exception:   # noqa: BLE001 - a flow's end (its parsers' last bytes) must not stop the worker
+            self.counters.engine_errors += 1
         if self._freed:       # held segments of the flows that ended
             self._send(self._freed[:])
             self._freed.clear()

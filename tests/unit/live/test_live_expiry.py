@@ -86,3 +86,23 @@ def test_with_no_gap_for_the_lag_slices_follow_the_batches():
     # counted and reported: an operator sees a queue that leaves the worker no gaps
     assert w.counters.expiry_behind == 2
     assert w.stats_event().body.tree()["live"]["expiry_behind"] == 2
+
+
+def test_a_flow_end_that_fails_is_counted_and_the_other_flows_still_end():
+    w, q, now, out = worker_with(EXPIRE_SLICE)
+    engine = w.engine
+    real_end, calls = engine._end_flow, []
+
+    def end_flow(flow, reason):
+        calls.append(flow)
+        if len(calls) == 3:
+            raise ValueError("a parser failed on its last bytes")
+        real_end(flow, reason)
+
+    engine._end_flow = end_flow
+    now[0] = T0 + CLOSED_TIMEOUT + 2
+    for _ in range(5):
+        w.run_once(0)              # never raises: the worker keeps its queue
+    assert len(engine.flows) == 0  # none lost from the timing wheel behind the one that failed
+    assert w.counters.engine_errors == 1
+    assert len(calls) == EXPIRE_SLICE and timed_out(out) == EXPIRE_SLICE - 1
