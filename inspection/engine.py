@@ -102,7 +102,7 @@ class Engine:
         self._body_rules: tuple[object, bool] | None = None   # (inspector, it has body rules)
         self._next_expire = 0.0
         # flows time out once a second of packet time, inside `process`; the live worker turns
-        # this off and ends them itself, a slice after each batch's verdicts
+        # this off and ends them itself, a slice at a time between its batches
         self.expire_inline = True
         self._cur: Packet | None = None
         self._frame: tuple[int, bytes] | None = None

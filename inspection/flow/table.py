@@ -201,30 +201,26 @@ class FlowTable:
         """The second at which the oldest flows may time out (look then), None if no flow."""
         return self._seconds[0] if self._seconds else None
 
-    def expire(self, now: float, budget: int | None = None) -> bool:
+    def expire(self, now: float, budget: int | None = None) -> None:
         """End every flow idle for longer than its state's timeout; with a `budget`, look at no
-        more than that many due flows and leave the rest for the next call.
+        more than that many due flows (oldest first) and leave the rest for the next call.
 
-        Returns True when due flows are left. A second's bucket can hold every flow that
-        started in one second (thousands in a busy office), each ending with its flow event:
-        tens of milliseconds at once, in which the live path's packets would wait."""
+        A second's bucket can hold every flow that started in one second (thousands in a busy
+        office), each ending with its flow event: tens of milliseconds at once, in which the
+        live path's packets would wait."""
         seconds, buckets = self._seconds, self._buckets
-        left = budget
         while seconds and seconds[0] <= now:
+            if budget is not None and budget <= 0:
+                return
             bucket = buckets[seconds[0]]
-            if left is not None:
-                if left <= 0:
-                    return True
-                if left < len(bucket):    # oldest first; the rest stays (nothing joins a due bucket)
-                    due = bucket[:left]
-                    del bucket[:left]
-                    left = 0
-                else:
-                    due, left = bucket, left - len(bucket)
-            else:
-                due = bucket
-            if due is bucket:
-                del buckets[heapq.heappop(seconds)]
+            if budget is None or budget >= len(bucket):
+                due = buckets.pop(heapq.heappop(seconds))
+                if budget is not None:
+                    budget -= len(due)
+            else:                       # the rest stays: nothing joins a bucket that is due
+                due = bucket[:budget]
+                del bucket[:budget]
+                budget = 0
             for i, flow in enumerate(due):
                 if flow.ended:
                     continue
@@ -241,7 +237,6 @@ class FlowTable:
                     self._schedule(flow, deadline, now)
         if self._emergency and len(self._flows) * FLOW_COST < self._memcap * (1 - self._recovery):
             self._emergency = False
-        return False
 
     def _prune(self, now: float) -> None:
         """Memory cap reached: emergency timeouts, then drop the oldest idle flows."""

@@ -82,10 +82,11 @@ def test_a_budget_ends_the_oldest_due_flows_and_leaves_the_rest_for_later():
         flows.append(t.create(flow_key(p), p, False))
     t.expire(29.0, budget=10)
     assert ended == [] and t.next_due() == 30
-    assert t.expire(31.0, budget=15) is True          # due flows are left
-    assert [f for f, _ in ended] == flows[:15]
-    assert t.expire(31.0, budget=15) is True
-    assert t.expire(31.0, budget=15) is False         # the last ten: nothing is left
+    t.expire(31.0, budget=15)
+    assert [f for f, _ in ended] == flows[:15] and t.next_due() == 30   # due flows are left
+    t.expire(31.0, budget=15)
+    assert len(ended) == 30
+    t.expire(31.0, budget=15)                          # the last ten
     assert [f for f, _ in ended] == flows and len(t) == 0 and t.next_due() is None
 
 
@@ -96,8 +97,8 @@ def test_a_budget_counts_flows_looked_at_and_keeps_those_not_due_yet():
     idle = udp(0.0, 1111)
     fi = t.create(flow_key(idle), idle, False)
     fb.last = 20.0                # seen again: due at 50 s, not at 30 s
-    assert t.expire(31.0, budget=1) is True      # looked at the busy one (rescheduled) only
-    assert ended == []
-    assert t.expire(31.0, budget=1) is False
+    t.expire(31.0, budget=1)      # looked at the busy one (rescheduled) only
+    assert ended == [] and t.next_due() == 30
+    t.expire(31.0, budget=1)
     assert [f for f, _ in ended] == [fi]
     assert t.next_due() == 50 and t.get(flow_key(busy)) is fb
