@@ -11,7 +11,8 @@ second of 100 parallel clients on new connections (closed loop, one process
 of threads).
 Then the latency again at half load: the sequential requests while the
 clients keep half the inspecting path's requests/s going, the same rate on
-both paths. Last, `utm run` again with a file scanner (a hash list) and three
+both paths, and again at OFFICE_RATE requests/s (a busy office of about a
+hundred devices). Last, `utm run` again with a file scanner (a hash list) and three
 downloads, each against the plain bridge's time for the same download: the
 large one (its Content-Length passes the file size limit, 32 MB: no verdict
 could hold its end, so it is handed back at the depth as before); the large
@@ -48,6 +49,8 @@ PLAIN = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:
 SMALL = 1000           # bytes of a small response
 STEADY = ("--set", "flow-timeouts.tcp.new=1", "--set", "flow-timeouts.tcp.closed=1")   # see the docstring
 CAPACITY_S = 3.0       # seconds of parallel clients for the requests/s figure
+OFFICE_RATE = 200.0    # requests/s on new connections of a busy office (~100 devices), for the latency
+LOADS = ("half_load", "office_load")
 RULE = 'drop tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)\n'
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 WHOLE_MB = 24          # a download the scanner judges whole (the file size limit is 32 MB)
@@ -185,9 +188,11 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
         # half load: half the requests/s the inspecting path managed, the same rate on both paths
         rate = report["inspecting"]["parallel_requests_per_s"] / 2
         report["inspecting"]["half_load"] = loaded_latency(bed, small, clients, rate)
+        report["inspecting"]["office_load"] = loaded_latency(bed, small, clients, OFFICE_RATE)
         live = _stop_utm(utm, tmp)
         bed.apply_rules(PLAIN)
         report["plain"]["half_load"] = loaded_latency(bed, small, clients, rate)
+        report["plain"]["office_load"] = loaded_latency(bed, small, clients, OFFICE_RATE)
         bed.apply_rules(ruleset(QUEUE))
         if live:
             report["engine"].update(queued_packets=live["packets"], queued_bytes=live["bytes"],
@@ -212,16 +217,11 @@ def bench(large_mb: int, small: int, clients: int) -> dict:
                            "http_scanned_throughput": scanning["announced"]["ratio"],
                            "http_scanned_unknown_length": scanning["unknown_length"]["ratio"],
                            "http_scanned_whole": scanning["whole"]["ratio"],
-                           "added_p50_ms": i["p50_ms"] - p["p50_ms"], "added_p99_ms": i["p99_ms"] - p["p99_ms"],
-                           "added_p50_ms_half_load": i["half_load"]["p50_ms"] - p["half_load"]["p50_ms"],
-                           "added_p99_ms_half_load": i["half_load"]["p99_ms"] - p["half_load"]["p99_ms"],
-                           "added_reuse_p50_ms": i["reuse_p50_ms"] - p["reuse_p50_ms"],
-                           "added_reuse_p99_ms": i["reuse_p99_ms"] - p["reuse_p99_ms"],
-                           "added_reuse_p50_ms_half_load": i["half_load"]["reuse_p50_ms"]
-                           - p["half_load"]["reuse_p50_ms"],
-                           "added_reuse_p99_ms_half_load": i["half_load"]["reuse_p99_ms"]
-                           - p["half_load"]["reuse_p99_ms"],
                            "requests_per_s": i["parallel_requests_per_s"] / p["parallel_requests_per_s"]}
+        for key in ("p50_ms", "p99_ms", "reuse_p50_ms", "reuse_p99_ms"):
+            report["ratio"][f"added_{key}"] = i[key] - p[key]
+            for load in LOADS:
+                report["ratio"][f"added_{key}_{load}"] = i[load][key] - p[load][key]
     finally:
         bed.close()
     return report
@@ -252,15 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         size = SCANNED[name][1] or r["large_mb"] << 20
         plain = size * 8 / 1e6 / p["scanned_downloads_s"][name]
         print(f"{label:28}{plain:14.0f}{s[name]['mbit_s']:14.0f}{s[name]['ratio']:14.2f}")
-    print(f"{'small request p50 ms':28}{p['p50_ms']:14.2f}{i['p50_ms']:14.2f}{q['added_p50_ms']:+14.2f}")
-    print(f"{'small request p99 ms':28}{p['p99_ms']:14.2f}{i['p99_ms']:14.2f}{q['added_p99_ms']:+14.2f}")
-    ph, ih = p["half_load"], i["half_load"]
-    print(f"{'  at half load p50 ms':28}{ph['p50_ms']:14.2f}{ih['p50_ms']:14.2f}{q['added_p50_ms_half_load']:+14.2f}")
-    print(f"{'  at half load p99 ms':28}{ph['p99_ms']:14.2f}{ih['p99_ms']:14.2f}{q['added_p99_ms_half_load']:+14.2f}")
-    for load, label, pr, ir in (("", "open connection", p, i), ("_half_load", "  at half load", ph, ih)):
-        for pq in ("p50", "p99"):
-            print(f"{label + ' ' + pq + ' ms':28}{pr[f'reuse_{pq}_ms']:14.2f}{ir[f'reuse_{pq}_ms']:14.2f}"
-                  f"{q[f'added_reuse_{pq}_ms{load}']:+14.2f}")
+    labels = {"half_load": "  at half load", "office_load": f"  at {OFFICE_RATE:.0f} requests/s"}
+    for reuse in ("", "reuse_"):
+        if reuse:
+            print("on one open connection:")
+        for load in ("", *LOADS):
+            pr, ir = (p, i) if not load else (p[load], i[load])
+            for pq in ("p50", "p99"):
+                key = f"{reuse}{pq}_ms"
+                label = f"{labels.get(load, 'small request')} {pq} ms"
+                print(f"{label:28}{pr[key]:14.2f}{ir[key]:14.2f}{q['added_' + key + ('_' + load if load else '')]:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
           f"{q['requests_per_s']:14.2f}")
     e = r["engine"]
@@ -271,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scanner on: {s['announced']['cpu_seconds']:.2f} / {s['unknown_length']['cpu_seconds']:.2f} / "
           f"{s['whole']['cpu_seconds']:.2f} s CPU for the three downloads, {s['queued_bytes'] / 1e6:.1f} MB queued, "
           f"{s['files_too_large']} file(s) announced past the size limit")
-    print(f"half load: {ih['rate_asked']:.0f} requests/s asked of {r['clients']} clients in the background "
-          f"(done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting)")
+    for load in LOADS:
+        ph, ih = p[load], i[load]
+        print(f"{load.replace('_', ' ')}: {ih['rate_asked']:.0f} requests/s asked of {r['clients']} clients in the "
+              f"background (done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting)")
     print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "
           "2 shared vCPUs over veth: compare the columns, not with hardware)")
     return 0
