@@ -12,8 +12,8 @@ of threads).
 Then the latency again at half load: the sequential requests while the
 clients keep half the inspecting path's requests/s going, the same rate on
 both paths, and again at OFFICE_RATE requests/s (a busy office of about a
-hundred devices). Last, `utm run` again with a file scanner (a hash list) and three
-downloads, each against the plain bridge's time for the same download: the
+hundred devices). Last, `utm run` again with a file scanner (a hash list) and
+three downloads, each against the plain bridge's time for the same download: the
 large one (its Content-Length passes the file size limit, 32 MB: no verdict
 could hold its end, so it is handed back at the depth as before); the large
 one as an HTTP/0.9 answer whose end only the close shows (queued until it
@@ -257,11 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         if reuse:
             print("on one open connection:")
         for load in ("", *LOADS):
-            pr, ir = (p, i) if not load else (p[load], i[load])
+            pr, ir = (p[load], i[load]) if load else (p, i)
             for pq in ("p50", "p99"):
                 key = f"{reuse}{pq}_ms"
+                added = q[f"added_{key}_{load}" if load else f"added_{key}"]
                 label = f"{labels.get(load, 'small request')} {pq} ms"
-                print(f"{label:28}{pr[key]:14.2f}{ir[key]:14.2f}{q['added_' + key + ('_' + load if load else '')]:+14.2f}")
+                print(f"{label:28}{pr[key]:14.2f}{ir[key]:14.2f}{added:+14.2f}")
     print(f"{'parallel requests/s':28}{p['parallel_requests_per_s']:14.0f}{i['parallel_requests_per_s']:14.0f}"
           f"{q['requests_per_s']:14.2f}")
     e = r["engine"]
