@@ -198,7 +198,9 @@ class LiveWorker:
         self._judging = False                    # ... and a file of it is being judged (file_in_transit)
         engine._emit = self._on_event   # the engine was built with a placeholder; events pass through here
         engine.expire_inline = False    # flows end in slices between batches (run_once)
-        self._now = 0.0                          # the clock at the latest batch (or empty receive)
+        # the clock at the latest batch or empty receive: how long the next receive may wait
+        # for due flows, without reading the clock once more per batch
+        self._now = 0.0
 
     # -- events --------------------------------------------------------------------------------
     def _on_event(self, ev: EngineEvent) -> None:
