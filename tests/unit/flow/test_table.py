@@ -1,7 +1,7 @@
 """Flow table: direction, per-state timeouts, memcap pruning, shutdown."""
 from __future__ import annotations
 
-from inspection.flow.table import FLOW_COST, EndReason, FlowState, FlowTable, Timeouts, flow_key
+from inspection.flow.table import FLOW_COST, PRUNE_LOOK, EndReason, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
 
 
@@ -62,6 +62,75 @@ def test_memcap_prunes_the_oldest_idle_flows_and_counts_them():
     assert all(r == EndReason.MEMCAP for _, r in ended)
     oldest = min(f.last for f in t)
     assert all(f.last <= oldest for f, _ in ended)
+
+
+def fill(t, n, ts=0.0):
+    flows = []
+    for i in range(n):
+        p = udp(ts + i * 1e-4, 10000 + i)
+        flows.append(t.create(flow_key(p), p, False))
+    return flows
+
+
+def test_a_create_over_the_cap_ends_one_flow_not_a_share_of_the_table():
+    # ending 5% of a full table at once (with each flow's event) paused the live path
+    t, ended = table(memcap=FLOW_COST * 2000)
+    flows = fill(t, 2000)
+    p = udp(1.0, 50000)
+    t.create(flow_key(p), p, False)
+    assert [(f, r) for f, r in ended] == [(flows[0], EndReason.MEMCAP)]
+    assert len(t) == 2000 and t.counters.memcap_prunes == 1 and t.counters.emergency_entered == 1
+
+
+def test_a_prune_passes_over_flows_active_since_and_evicts_the_oldest_idle_one():
+    t, ended = table(memcap=FLOW_COST * 100)
+    flows = fill(t, 100)
+    for f in flows[:10]:
+        f.last = 5.0                   # seen again since they were put on the wheel
+    p = udp(6.0, 50000)
+    t.create(flow_key(p), p, False)
+    assert [f for f, _ in ended] == [flows[10]]
+    assert all(t.get(f.key) is f for f in flows[:10])
+
+
+def test_when_every_flow_looked_at_is_active_the_least_recent_goes():
+    t, ended = table(memcap=FLOW_COST * 100)
+    flows = fill(t, 100)
+    for i, f in enumerate(flows):
+        f.last = 10.0 - i * 0.01        # all seen again, the later ones longer ago
+    p = udp(11.0, 50000)
+    t.create(flow_key(p), p, False)
+    assert [f for f, _ in ended] == [flows[PRUNE_LOOK - 1]]   # the oldest of those looked at
+    assert len(t) == 100
+
+
+def test_emergency_timeouts_end_idle_flows_before_their_second_comes():
+    t, ended = table(memcap=FLOW_COST * 100)
+    flows = fill(t, 100)               # new UDP: due at 30 s; emergency: 10 s
+    p = udp(5.0, 50000)
+    t.create(flow_key(p), p, False)    # the cap: emergency
+    t.expire(9.0)
+    assert len(ended) == 1
+    t.expire(12.0, budget=20)          # the emergency front keeps to the budget
+    assert len(ended) == 21 and all(r is EndReason.TIMEOUT for _, r in ended[1:])
+    t.expire(12.0)
+    assert {f for f, _ in ended} == set(flows)   # the one from 5.0 s stays until 15 s
+    assert len(t) == 1 and t.counters.timeouts == 99
+    # below the recovery mark the configured timeouts are back: the last flow waits for 30 s
+    t.expire(12.0)
+    q = udp(12.0, 50001)
+    t.create(flow_key(q), q, False)
+    t.expire(25.0)
+    assert len(t) == 2
+
+
+def test_emergency_timeouts_never_lengthen_shorter_configured_ones():
+    ended = []
+    t = FlowTable(lambda f, r: ended.append(f), memcap=FLOW_COST * 10,
+                  timeouts={IPPROTO_UDP: Timeouts(1, 1, 0), IPPROTO_TCP: Timeouts(1, 1, 1), 0: Timeouts(1, 1, 0)})
+    fill(t, 11)                        # emergency (10 s for new UDP) is longer than 1 s
+    t.expire(2.0)
+    assert len(t) == 0
 
 
 def test_shutdown_ends_everything():
