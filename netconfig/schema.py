@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
+from firmware.base.addresses import routable_host
 from netconfig.errors import ConfigError
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -295,8 +296,7 @@ def _dns_block_answer(v: Any) -> tuple[str, ...]:
             raise ConfigError(f"{key}[{i}]", f"{a!r} is not an IP address") from None
         if addr.version in versions:
             raise ConfigError(f"{key}[{i}]", f"one IPv{addr.version} address only")
-        if addr.is_multicast or addr.is_unspecified or addr.is_loopback or addr.is_link_local \
-                or (addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255")):
+        if not routable_host(addr):
             raise ConfigError(f"{key}[{i}]", f"{addr} cannot be a host's address beyond the router")
         versions.add(addr.version)
         out.append(str(addr))

@@ -21,6 +21,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from firmware.base.addresses import routable_host
 from inspection.policy.tcpreset import ETH_IPV4, ETH_IPV6, ResetError, _csum, parse_tcp, receiver_mac_to
 
 TTL = 10                  # seconds: the client asks again soon after the policy changes
@@ -63,8 +64,7 @@ class DnsBlockConfig:
                 addr = ipaddress.ip_address(item)
             except ValueError:
                 raise ConfigError("--dns-block-answer", f"not an IP address: {item!r}") from None
-            if addr.is_multicast or addr.is_unspecified or addr.is_loopback or addr.is_link_local \
-                    or (addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255")):
+            if not routable_host(addr):
                 raise ConfigError("--dns-block-answer", f"{addr} cannot be a host's address beyond the router")
             if addr.version == 4:
                 if v4 is not None:
