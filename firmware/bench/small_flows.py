@@ -16,7 +16,11 @@ and the worker shows. Deterministic input and clock: the digest of the EVE
 output is printed too, so a change that should not alter the output can be
 checked to leave it byte-for-byte the same.
 
-    python -m firmware.bench.small_flows [--connections N] [--repeat R] [--json] [--profile]
+    python -m firmware.bench.small_flows [--connections N] [--repeat R] [--json] [--profile] [--by-kind]
+
+`--by-kind` times the packets one at a time instead (wall-clock medians per
+kind of packet: SYN, SYN-ACK, request, response, the other ACKs and FINs), so
+it shows which packets the cost is in.
 
 Not root, no sockets. Figures, not assertions: nothing here fails on speed.
 """
@@ -244,6 +248,69 @@ def _profile(connections: int, path: str, top: int, sort: str = "tottime",
     return s.getvalue()
 
 
+KINDS = ("SYN", "SYN-ACK", "request", "response", "ACK, FIN")
+
+
+def packet_kind(frame: bytes) -> str:
+    """Which of KINDS an Ethernet/IPv4/TCP frame of `conversations` is."""
+    ip = frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    tcp = ip[ihl:]
+    flags = tcp[13]
+    payload = int.from_bytes(ip[2:4], "big") - ihl - (tcp[12] >> 4) * 4
+    if flags & 0x02:
+        return "SYN-ACK" if flags & 0x10 else "SYN"
+    if payload > 0:
+        return "request" if frame[6:12] == CLIENT_MAC else "response"
+    return "ACK, FIN"
+
+
+def by_kind(connections: int = DEFAULT_CONNECTIONS,
+            rule_files: tuple[Path, ...] = ()) -> dict[str, dict[str, float]]:
+    """Median microseconds (wall clock, `time.perf_counter`) per kind of packet: path -> kind -> us.
+    The worker's `handle` (verdict included, no queue) and the bare `Engine.process`, one packet
+    at a time, the clock moving with the packets."""
+    from inspection.io.live import LINKTYPE_IPV4, FakeSender, LiveWorker
+    from inspection.io.nfqueue import FakeQueue
+    from inspection.policy.verdict import FlowPolicy, PolicyConfig
+
+    if connections < 1:
+        raise SmallFlowsError("connections must be at least 1")
+    frames = conversations(connections)
+    queued = _queued(frames)
+    kinds = [packet_kind(f) for _, f in frames]
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="utm-bench-small-") as d:
+        judges = _Judges(Path(d), rule_files)
+        for path in ("worker", "engine"):
+            engine, eve = judges.engine(_Sink())
+            times: dict[str, list[float]] = {k: [] for k in KINDS}
+            clock = time.perf_counter
+            gc.collect()
+            if path == "worker":
+                w = LiveWorker(FakeQueue([]), engine, FlowPolicy(PolicyConfig()), FakeSender(), eve.write,
+                               clock=lambda: START)
+                for (ts, _), qp, kind in zip(frames, queued, kinds):
+                    t0 = clock()
+                    w.handle(qp, ts)
+                    times[kind].append(clock() - t0)
+            else:
+                for (ts, frame), kind in zip(frames, kinds):
+                    data = frame[14:]
+                    t0 = clock()
+                    engine.process(LINKTYPE_IPV4, data, ts, len(data))
+                    times[kind].append(clock() - t0)
+            out[path] = {k: sorted(v)[len(v) // 2] * 1e6 for k, v in times.items() if v}
+    return out
+
+
+def format_kinds(medians: dict[str, dict[str, float]]) -> str:
+    rows = ["median us per packet   " + "".join(f"{k:>10}" for k in KINDS)]
+    for path, m in medians.items():
+        rows.append(f"{path:<23}" + "".join(f"{m.get(k, float('nan')):>10.1f}" for k in KINDS))
+    return "\n".join(rows)
+
+
 def format_table(figs: dict[str, Figures]) -> str:
     rows = ["path     packets  conns   best CPU s  us/packet  us/connection  EVE lines  EVE sha256"]
     for name, f in figs.items():
@@ -267,11 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-S", "--rules", type=Path, action="append", default=[], metavar="FILE",
                    help="rule file(s) to load instead of the one drop rule (e.g. ET Open's)")
     p.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime", help="--profile's order")
+    p.add_argument("--by-kind", action="store_true",
+                   help="median time per kind of packet (SYN, SYN-ACK, request, response, ACK/FIN) instead")
     args = p.parse_args(argv)
     paths = ("worker", "engine") if args.path == "both" else (args.path,)
     try:
         if args.profile:
             print(_profile(args.connections, paths[0], args.top, args.sort, tuple(args.rules)))
+            return 0
+        if args.by_kind:
+            medians = by_kind(args.connections, tuple(args.rules))
+            print(json.dumps(medians, indent=2) if args.json else format_kinds(medians))
             return 0
         figs = run_small_flows(args.connections, args.repeat, paths, tuple(args.rules))
     except SmallFlowsError as e:

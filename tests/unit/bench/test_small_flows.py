@@ -38,3 +38,19 @@ def test_other_rules_can_be_loaded_and_a_missing_file_is_one_line(tmp_path, caps
     assert figs["engine"].eve_lines == 2 * 4 + 1   # and an alert per connection
     assert small_flows.main(["-n", "1", "-S", str(tmp_path / "missing.rules")]) == 2
     assert "missing.rules" in capsys.readouterr().err
+
+
+def test_each_packet_of_a_connection_has_its_kind():
+    kinds = [small_flows.packet_kind(f) for _, f in small_flows.conversations(1)]
+    assert kinds == ["SYN", "SYN-ACK", "ACK, FIN", "request", "ACK, FIN", "response"] + ["ACK, FIN"] * 4
+
+
+def test_by_kind_reports_a_median_per_kind_for_both_paths(capsys):
+    assert small_flows.main(["-n", "3", "--by-kind", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"worker", "engine"}
+    for medians in out.values():
+        assert list(medians) == list(small_flows.KINDS) and all(v > 0 for v in medians.values())
+    assert small_flows.main(["-n", "2", "--by-kind"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-2:] == ["ACK,", "FIN"] and [r.split()[0] for r in table[1:]] == ["worker", "engine"]
