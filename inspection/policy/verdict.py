@@ -173,7 +173,8 @@ class FlowPolicy:
     def decide(self, facts: FlowFacts | None, hits: Iterable[HitView]) -> PacketDecision:
         d = self._decide(facts, hits)
         c = self.counters
-        c.by_reason[d.reason.value] = c.by_reason.get(d.reason.value, 0) + 1
+        key = d.reason.value
+        c.by_reason[key] = c.by_reason.get(key, 0) + 1
         if d.action is Action.DROP:
             c.dropped += 1
         else:
@@ -186,7 +187,7 @@ class FlowPolicy:
         if facts is None:
             if blocking:
                 return PacketDecision(Action.DROP, _REASONS[blocking[0].kind])
-            return PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
+            return _NOT_TRACKED
         fid = facts.flow_id
         if blocking and all(h.dns_answer for h in blocking) and fid not in self._blocked:
             # only this query is dropped: the next one on the same ports (the AAAA after the A,
@@ -218,7 +219,7 @@ class FlowPolicy:
         elif facts.bytes_total > cfg.inspect_depth and not facts.file_in_transit:
             reason = Reason.DEPTH
         if reason is None:
-            return PacketDecision(Action.ACCEPT, Reason.INSPECTING)
+            return _INSPECTING
         self._bypassed.add(fid)
         self.counters.bypassed_flows += 1
         return PacketDecision(Action.BYPASS, reason, cfg.bypass_mark)
@@ -245,5 +246,8 @@ class FlowPolicy:
         return len(self._blocked) + len(self._bypassed)
 
 
+# the decisions of most packets, made once (decisions are frozen): one fewer object per packet
+_INSPECTING = PacketDecision(Action.ACCEPT, Reason.INSPECTING)
+_NOT_TRACKED = PacketDecision(Action.ACCEPT, Reason.NOT_TRACKED)
 _REASONS = {HitKind.RULE: Reason.BLOCKED_RULE, HitKind.CATEGORY: Reason.BLOCKED_CATEGORY,
             HitKind.FILE: Reason.BLOCKED_FILE}
