@@ -58,6 +58,7 @@ case "${1:-}" in
         setup
         shift
         "$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
+        "$VENV/bin/mypy" --no-incremental >/dev/null || "$VENV/bin/mypy" --no-incremental
         exec "$VENV/bin/python" -m pytest "$@" ;;
     demo)
         setup

@@ -562,7 +562,7 @@ def encode(msg: Any) -> bytes:
     return orjson.dumps({"type": type_, "v": VERSION, **msg.to_json()})
 
 
-def decode(data: bytes, kind: type) -> Any:
+def decode(data: bytes, kind: type[Any]) -> Any:
     """Parse and validate untrusted bytes as message `kind`; a ProtocolError on anything wrong."""
     type_ = _TYPES.get(kind)
     if type_ is None:

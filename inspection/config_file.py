@@ -39,7 +39,7 @@ def read_config_file(path: Path) -> ConfigFile:
     return out
 
 
-def apply_config_file(path: Path, base: EngineConfig, sets: list[str] = ()) -> tuple[EngineConfig, ConfigFile]:
+def apply_config_file(path: Path, base: EngineConfig, sets: Sequence[str] = ()) -> tuple[EngineConfig, ConfigFile]:
     """`base` with the file's settings, then `sets` (the command line wins); the
     returned `ConfigFile.ignored` also holds unknown ``--set`` keys."""
     cf = read_config_file(path)

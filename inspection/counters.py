@@ -43,9 +43,9 @@ class EngineCounters:
         for (fam, proto), n in self.families.items():
             if fam in (4, 6):
                 decoder[f"ipv{fam}"] += n
-            name = _L4_NAMES.get(proto)
-            if name is not None and fam:
-                decoder[name] = decoder.get(name, 0) + n
+            l4 = _L4_NAMES.get(proto)
+            if l4 is not None and fam:
+                decoder[l4] = decoder.get(l4, 0) + n
         flow = {"total": sum(self.flows.values()), **self.flow_counters}
         for proto, n in self.flows.items():
             flow[_L4_NAMES.get(proto, f"proto_{proto}")] = n

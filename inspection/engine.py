@@ -7,7 +7,7 @@ through the `emit` callable; the clock is the packet timestamp.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
 from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
@@ -294,7 +294,7 @@ class Engine:
     def _stream_out(self, flow: Flow, out: list, ts: float) -> None:
         ins = self.inspector
         wanted = ins is not None and ins.stream_wanted(flow)
-        if wanted:
+        if wanted and ins is not None:
             for kind, dd, x in out:
                 if kind == DATA:
                     hits = ins.stream(flow, dd, x)
@@ -311,6 +311,7 @@ class Engine:
         ports = (flow.cport, flow.sport)
         may_reverse = flow.tcp is not None and flow.tcp.midstream and app.proto is None
         flip = False
+        res: list | None
         for kind, dd, x in out:
             if flip:
                 dd = dd.other
@@ -433,16 +434,16 @@ class Engine:
         complete = getattr(app.parser, "body_complete", None) if app is not None else None
         if complete is None:
             return []
-        parser = app.parser  # type: ignore[union-attr]
+        heads: Any = getattr(app.parser, "heads", None)   # type: ignore[union-attr]
 
         def snapshot(tx_id: int):  # the open transaction as it stands, for the file's event
             for d in (Direction.TO_CLIENT, Direction.TO_SERVER):
-                for tx in parser.heads(d):
+                for tx in heads(d):
                     if tx.tx_id == tx_id:
                         return tx.record()
             return None
         out, judged = t.close_complete(lambda tx_id, d: complete(d, tx_id),
-                                       snapshot if hasattr(parser, "heads") else None)
+                                       snapshot if heads is not None else None)
         if out or judged:
             self._file_outputs(flow, t, out)
         return judged

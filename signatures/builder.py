@@ -500,7 +500,7 @@ class OptionBuilder:
 
     def _check_protocols(self, blocks: list[_Block]) -> None:
         header = self.protocol.app_proto
-        seen = {b.buffer.app_proto for b in blocks} - {None}
+        seen = {p for b in blocks if (p := b.buffer.app_proto) is not None}
         if header == "smb":
             seen.discard("dcerpc")
         if header is not None and seen - {header}:

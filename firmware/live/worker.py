@@ -125,13 +125,13 @@ def run_worker(spec: WorkerSpec, heartbeat: Any, restarts: int) -> int:
     try:
         live = load_all(spec, starting=True)
     except Exception as e:   # noqa: BLE001 - reported, the supervisor counts the exit
-        live = _fall_back(spec, e)
-        if live is None:
+        fallback = _fall_back(spec, e)
+        if fallback is None:
             print(f"utm run: worker {spec.queue}: rules: {e}", file=sys.stderr)
             if spec.announce:
                 record_reload(spec, started, False, Loaded(Judges(None), spec.policy), e)
             return 3
-        fell_back = e
+        live, fell_back = fallback, e
     settle_heap()
     if spec.announce:   # a queue this reload added: its outcome for `utm reload --wait`
         record_reload(spec, started, fell_back is None, live, fell_back)

@@ -16,9 +16,14 @@ import math
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Direction, Packet
+
+if TYPE_CHECKING:
+    from inspection.applayer.dispatch import AppState
+    from inspection.detect.inspector import FlowDetectState
+    from inspection.stream.tcp import TcpSession
 
 _TO_SERVER, _TO_CLIENT = Direction.TO_SERVER, Direction.TO_CLIENT   # globals: no Enum lookup per packet
 
@@ -92,13 +97,13 @@ class Flow:
         # counters per direction as plain slots: idle flows are many, lists cost 72 bytes each
         self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
         self.state = FlowState.NEW
-        self.tcp = None          # inspection.stream.tcp.TcpSession, created lazily
-        self.app = None          # inspection.applayer.dispatch.AppState, created on first payload
+        self.tcp: TcpSession | None = None   # created lazily
+        self.app: AppState | None = None     # created on first payload
         self.alerted = False
         self.flags_ts = self.flags_tc = 0     # TCP flags seen each way
         self.ended = False
         self.icmp: list | None = None   # ICMP type and code seen first each way
-        self.detect = None   # inspection.detect.inspector.FlowDetectState, only when rules are loaded
+        self.detect: FlowDetectState | None = None   # only when rules are loaded
 
     def direction_of(self, pkt: Packet) -> Direction:
         if pkt.src == self.cli and pkt.sport == self.cport and (pkt.src != pkt.dst or pkt.dport == self.sport):

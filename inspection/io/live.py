@@ -172,7 +172,7 @@ class LiveWorker:
         self.exclusions = ExclusionFilter()      # swapped with the policy on reload (firmware.live)
         self._hits: list[tuple[Flow | None, HitView]] = []
         # per flow: HTTP requests already looked up (at their head) -> the category that blocked them
-        self._requests: dict[int, dict[int, CategoryHit | None]] = {}
+        self._requests: dict[int, dict[int | str, CategoryHit | None]] = {}
         self._early = ""   # the app proto ("http", "http2") whose request heads' category hits are being raised
         self._bad_files: list[FileBlockHit] = []  # malicious files finished on the packet at hand
         self._page: CategoryHit | None = None    # the category whose page answers the packet at hand
@@ -293,9 +293,11 @@ class LiveWorker:
         if hello is None:
             return
         seen["tls"] = None
-        sni = hello.sni.decode("ascii", "replace") if hello.sni else None
-        db = self.engine.urlcat.db   # type: ignore[union-attr]
-        cats = db.lookup(sni, None) if sni else []
+        db = self.engine.urlcat.db if self.engine.urlcat is not None else None
+        if not hello.sni or db is None:
+            return
+        sni = hello.sni.decode("ascii", "replace")
+        cats = db.lookup(sni, None)
         if cats and cats[0].blocked:
             others = tuple(x.name for x in cats[1:] if x.blocked)
             self.engine.raise_alerts(flow, [CategoryHit(cats[0], sni, Direction.TO_SERVER, None, others)])
@@ -309,7 +311,7 @@ class LiveWorker:
             self._early_sni(flow, parser)
             return
         heads = getattr(parser, "heads", None)
-        if heads is None or app.proto not in _EARLY_HTTP:   # type: ignore[union-attr]
+        if heads is None or app is None or app.proto not in _EARLY_HTTP:
             return
         seen = self._requests.setdefault(flow.flow_id, {})
         for tx in heads(Direction.TO_SERVER):
@@ -319,7 +321,7 @@ class LiveWorker:
             _, hits = self.engine.urlcat.record(tx.record(), count=False)   # type: ignore[union-attr]
             seen[tx.tx_id] = hits[0] if hits else None
             if hits:
-                self._early = app.proto   # type: ignore[union-attr]
+                self._early = app.proto or ""
                 try:
                     self.engine.raise_alerts(flow, hits)
                 finally:

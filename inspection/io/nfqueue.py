@@ -352,6 +352,7 @@ class QueueCounters:
 
 
 class PacketQueue(Protocol):
+    queue: int                  # the queue number
     counters: QueueCounters
 
     def receive(self, max_packets: int, timeout: float) -> list[QueuedPacket]: ...
@@ -369,6 +370,7 @@ class FakeQueue:
     sent: list[VerdictMsg] = field(default_factory=list)
     counters: QueueCounters = field(default_factory=QueueCounters)
     closed: bool = False
+    queue: int = 0
 
     def __post_init__(self) -> None:
         self.pending = list(self.pending)   # its own: receiving takes packets off it

@@ -118,7 +118,7 @@ def _read_pcapng(p: Path, fh: BinaryIO, first: bytes) -> Iterator[Frame]:
     offset = 0
     endian = "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
-    block_type_raw = first
+    block_type_raw: bytes | None = first
     while True:
         if block_type_raw is None:
             block_type_raw = fh.read(4)

@@ -322,7 +322,7 @@ class EveWriter:
                     out[key] = p
         if flow.tcp is not None or flow.proto == 6:
             fl = flow.flags_ts | flow.flags_tc
-            tcp = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",
+            tcp: dict[str, str | bool] = {"tcp_flags": f"{fl:02x}", "tcp_flags_ts": f"{flow.flags_ts:02x}",
                    "tcp_flags_tc": f"{flow.flags_tc:02x}"}
             for name in _FLAG_NAMES[fl] if fl < 256 else _flag_names(fl):
                 tcp[name] = True

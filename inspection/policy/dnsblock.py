@@ -102,7 +102,7 @@ def _udp(ip: bytes) -> tuple[int, bytes, bytes, int, int, bytes]:
     return v, bytes(src), bytes(dst), sport, dport, bytes(ip[off + 8:min(end, len(ip))])
 
 
-def _question(msg: bytes) -> tuple[int, int, int, bytes]:
+def _question(msg: bytes) -> tuple[int, int, int, int]:
     """(id, flags, end of the first question, qtype) of a query with one question."""
     if len(msg) < 12:
         raise DnsAnswerError("short DNS header")

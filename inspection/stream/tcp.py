@@ -26,7 +26,8 @@ MASK = 0xFFFFFFFF
 HALF = 0x80000000
 TAIL_KEEP = 16 * 1024           # delivered bytes kept to compare retransmissions against
 DATA, GAP, EOF = 0, 1, 2        # kinds of reassembly output (EOF: the direction is closed)
-_NO_OUT: tuple = ()              # placeholder between calls: appending outside a call is a bug
+# placeholder between calls: a tuple, so that appending outside a call is an error
+_NO_OUT: list[tuple[int, Direction, object]] = ()   # type: ignore[assignment]
 
 
 class TcpState(enum.IntEnum):
@@ -116,7 +117,8 @@ class TcpSession:
     # -- packets -------------------------------------------------------------------------------
     def packet(self, pkt: Packet, d: Direction) -> list[tuple[int, Direction, object]]:
         """Process one segment; return (kind, direction, bytes-or-gap-length) items in order."""
-        self.out = out = []
+        out: list[tuple[int, Direction, object]] = []
+        self.out = out
         try:
             return self._packet(pkt, d, out)
         finally:
@@ -390,7 +392,8 @@ class TcpSession:
     # -- end of flow ---------------------------------------------------------------------------
     def flush(self) -> list[tuple[int, Direction, object]]:
         """Flow ends: deliver what waits behind holes, declaring the holes as gaps."""
-        self.out = out = []
+        out: list[tuple[int, Direction, object]] = []
+        self.out = out
         try:
             self._flush()
         finally:
@@ -411,7 +414,7 @@ class TcpSession:
                 self._release(s, d, s.next)
 
     def _anomaly(self, a: Anomaly) -> None:
-        if self.anomalies:
+        if isinstance(self.anomalies, list):
             self.anomalies.append(a)
         else:
             self.anomalies = [a]

@@ -122,9 +122,10 @@ class CategoryDB:
             # ports, brackets, trailing dots and IDN need the full normaliser; leading junk ("*.", ".")
             # does not: the walk from the right never reaches it before the listed names
             if last == "." or ":" in h or not h.isascii():
-                h = normalize_host(host)
-                if h is None:
+                normal = normalize_host(host)
+                if normal is None:
                     return NONE
+                h = normal
                 last = h[-1]
             found = NONE
             if last.isdigit():               # an IP address matches exactly
