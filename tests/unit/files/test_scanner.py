@@ -302,6 +302,27 @@ def test_scanner_never_raises_on_garbage(magic, blob):
     assert identify(magic + blob)
 
 
+def _first_in_table(data: bytes) -> str | None:
+    """The magic table walked in order, as identify did before it looked by first byte."""
+    from inspection.files.unpack import _MAGIC
+    return next((kind for offset, magic, kind in _MAGIC if data.startswith(magic, offset)), None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_magic_lookup_finds_what_the_table_in_order_finds(data):
+    from inspection.files.unpack import _MAGIC, _magic_kind
+    # signatures at their offsets, over each other and over random bytes: the first in the table wins
+    buf = bytearray(data.draw(st.binary(max_size=0x9100)))
+    for offset, magic, _ in data.draw(st.lists(st.sampled_from(_MAGIC), max_size=3)):
+        if len(buf) < offset + len(magic):
+            buf += bytes(offset + len(magic) - len(buf))
+        buf[offset:offset + len(magic)] = magic
+    cut = data.draw(st.integers(min_value=0, max_value=len(buf)))
+    for b in (bytes(buf), bytes(buf[:cut])):
+        assert _magic_kind(b) == _first_in_table(b)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=0, max_value=2000), st.integers(min_value=0, max_value=255))
 def test_truncated_and_flipped_zip_never_raises(cut, flip):
