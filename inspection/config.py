@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 from inspection.errors import ConfigError
 
@@ -154,7 +154,7 @@ def parse_ports(key: str, value: str) -> frozenset[int]:
 def _field(name: str, conv: Callable[[str, str], object]) -> Callable[[EngineConfig, str, str], EngineConfig]:
     """A setter for one field; a converter returning None leaves the field as it was."""
     def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
-        v = conv(key, value)
+        v: Any = conv(key, value)      # the field's own type: `conv` was chosen for it
         return cfg if v is None else replace(cfg, **{name: v})
     return set_
 
@@ -163,7 +163,8 @@ def _timeout(name: str, idx: int) -> Callable[[EngineConfig, str, str], EngineCo
     def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
         t = list(getattr(cfg, name))
         t[idx] = parse_seconds(key, value)
-        return replace(cfg, **{name: tuple(t)})
+        timeouts: Any = tuple(t)
+        return replace(cfg, **{name: timeouts})
     return set_
 
 
@@ -203,7 +204,8 @@ def _both_dns_ports(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
 def _xff(name: str, conv: Callable[[str, str], object]) -> Callable[[EngineConfig, str, str], EngineConfig]:
     def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
         try:
-            xff = replace(cfg.xff or XffConfig(), **{name: conv(key, value)})
+            v: Any = conv(key, value)
+            xff = replace(cfg.xff or XffConfig(), **{name: v})
         except ConfigError as e:
             raise ConfigError(key, str(e).partition(": ")[2]) from None
         return replace(cfg, xff=xff)
@@ -214,7 +216,7 @@ def _var(kind: str) -> Callable[[EngineConfig, str, str], EngineConfig]:
     """``vars.address-groups.NAME`` / ``vars.port-groups.NAME``: a later value replaces an earlier one."""
     def set_(cfg: EngineConfig, key: str, value: str) -> EngineConfig:
         name = key.rpartition(".")[2]
-        pairs = tuple(p for p in getattr(cfg, kind) if p[0] != name) + ((name, value),)
+        pairs: Any = tuple(p for p in getattr(cfg, kind) if p[0] != name) + ((name, value),)
         return replace(cfg, **{kind: pairs})
     return set_
 

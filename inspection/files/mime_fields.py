@@ -58,8 +58,7 @@ def parse_field(raw: bytes) -> Field:
         else:
             value = m.group(3).strip()
         params.setdefault(name, value)
-    value = _COMMENT.sub(b"", main).strip().lower().decode("latin-1")
-    return Field(value, params)
+    return Field(_COMMENT.sub(b"", main).strip().lower().decode("latin-1"), params)
 
 
 def _extended(params: dict[str, bytes], name: str) -> bytes | None:

@@ -161,8 +161,8 @@ class ContentScanner:
         elif kind in UNPACKERS:
             reasons.extend(self._unpack(kind, data, path, name, depth, job, members))
         verdict = _own_verdict(reasons)
-        for m in members:
-            verdict = worst(verdict, m.verdict)
+        for member in members:
+            verdict = worst(verdict, member.verdict)
         return ScanResult(path, kind, len(data), sha256, verdict, tuple(dict.fromkeys(reasons)), tuple(members))
 
     def _unpack(self, kind: str, data: bytes, path: str, name: str, depth: int, job: _Job,

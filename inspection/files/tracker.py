@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from inspection.files.digests import Digests, InlineDigests
 from inspection.files.model import UNSCANNED, FileCounters, FileLimits, FileRecord, FileState, Verdict, VerdictKind
@@ -133,7 +133,7 @@ class _OpenFile:
         state = FileState.TRUNCATED if truncated or self.gaps or self.capped else FileState.CLOSED
         closed = state is FileState.CLOSED
         ftype = self.ftype or sniff(bytes(self.head))
-        fields = dict(
+        fields: dict[str, Any] = dict(
             app_proto=self.app_proto, tx_id=self.tx_id, direction=self.direction, filename=self.name,
             size=self.size, state=state, gaps=self.gaps,
             md5=self.md5.hexdigest() if closed and self.md5 is not None else None,

@@ -1,9 +1,8 @@
 """What every unpacker shares: the member it yields, its one error, bounded reads."""
 from __future__ import annotations
 
-import io
-import tarfile
 from dataclasses import dataclass
+from typing import IO
 
 __all__ = ["Member", "UnpackError", "read_capped"]
 
@@ -29,7 +28,7 @@ class Member:
             raise ValueError("a member has either data or a reason")
 
 
-def read_capped(stream: io.BufferedIOBase | io.RawIOBase | tarfile.ExFileObject, cap: int) -> bytes | None:
+def read_capped(stream: IO[bytes], cap: int) -> bytes | None:
     """Up to `cap` bytes of `stream`; None if it has more (the caller says "too large")."""
     buf = bytearray()
     while True:

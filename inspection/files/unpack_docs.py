@@ -15,6 +15,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
+from typing import Literal
 
 import msoffcrypto
 import olefile
@@ -445,7 +446,7 @@ def unpack_cpio(data: bytes, name: str, cap: int) -> Iterator[Member]:
             data_at = name_at + namesize
             nxt = data_at + size
         elif magic[:2] in (b"\xc7\x71", b"\x71\xc7"):
-            order = "little" if magic[:2] == b"\xc7\x71" else "big"
+            order: Literal["little", "big"] = "little" if magic[:2] == b"\xc7\x71" else "big"
             hdr = data[pos:pos + 26]
             if len(hdr) < 26:
                 raise UnpackError("corrupt cpio: short header")

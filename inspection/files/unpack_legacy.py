@@ -211,7 +211,7 @@ def unpack_binhex(data: bytes, name: str, cap: int) -> Iterator[Member]:
         pos += length + 2
 
 
-def _rle90(packed: bytes, limit: int) -> bytes:
+def _rle90(packed: bytes | bytearray, limit: int) -> bytes:
     """BinHex run-length: 0x90 n repeats the previous byte n-1 more times; 0x90 0 is 0x90."""
     out = bytearray()
     i = 0

@@ -132,8 +132,7 @@ def load_yara(roots: list[Path], cache_dir: Path | None = None, clock=None) -> Y
     if cache_dir is not None:
         cached = _load_cache(cache_dir, digest)
         if cached is not None:
-            rules, loaded, skipped = cached
-            return YaraRules(rules, loaded, skipped, True, now() - started)
+            return YaraRules(*cached, True, now() - started)
     good: dict[str, str] = {}
     skipped: list[YaraSkip] = []
     for ns, p in sources.items():

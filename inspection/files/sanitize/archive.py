@@ -128,6 +128,6 @@ def sanitize_tar(data: bytes, name: str, ctx: Context) -> Outcome:
         return Outcome(data)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:", format=tarfile.PAX_FORMAT) as out:
-        for info, body in members:
-            out.addfile(info, io.BytesIO(body) if body is not None else None)
+        for info, member in members:
+            out.addfile(info, io.BytesIO(member) if member is not None else None)
     return Outcome(buf.getvalue(), tuple(actions))

@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Callable
 
-from inspection.files.sanitize.model import Action, LimitKind, SanitizeLimits
+from inspection.files.sanitize.model import Action, LimitKind, SanitizeLimits, SanitizeResult
 
 __all__ = ["Budget", "Context", "LimitExceeded", "Outcome", "SanitizeError", "Unsafe", "notice_text"]
 
@@ -65,7 +65,7 @@ class Context:
     limits: SanitizeLimits
     budget: Budget
     depth: int = 0
-    recurse: Callable[..., object] | None = field(default=None, compare=False)
+    recurse: Callable[[bytes, str, Context], SanitizeResult] | None = field(default=None, compare=False)
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")

@@ -47,7 +47,7 @@ def _flip(raw: bytes) -> bytes:
 
 def _stream_spans(data: bytes) -> list[tuple[int, int, int]]:
     """(dict_start, data_start, data_end) for each stream, data_end at 'endstream'."""
-    spans = []
+    spans: list[tuple[int, int, int]] = []
     pos = 0
     while True:
         m = _STREAM.search(data, pos)
