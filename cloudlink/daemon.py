@@ -122,7 +122,7 @@ class Agent:
     def heartbeat_message(self) -> Heartbeat:
         q = self.queue.stats()
         ok = self.status.last_error is None or (self.status.last_heartbeat_ok or 0) >= (self.status.last_error_at or 0)
-        counters = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
+        counters: tuple[tuple[str, int], ...] = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
                     ("queue.duplicates", q.duplicates), ("queue.lost_disk_full", q.lost_disk_full),
                     ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
                     ("upload.failures", self.status.upload_failures))
@@ -268,6 +268,9 @@ class Agent:
             return None
 
     async def _follow(self, stop: asyncio.Event) -> None:
+        follower = self.follower
+        if follower is None:         # started only with a live box to follow
+            return
         failures = 0
         while not stop.is_set():
             n = self.follow_once()
@@ -275,7 +278,7 @@ class Agent:
             if n is None:
                 delay = backoff_delay(failures, self.config.backoff_base_s, self.config.backoff_max_s, self.rng)
             else:                          # a backlog is read in slices, letting uploads and heartbeats run
-                delay = 0 if n >= self.follower.per_poll_bytes else self.config.poll_interval_s
+                delay = 0 if n >= follower.per_poll_bytes else self.config.poll_interval_s
             if delay:
                 await self._sleep(stop, delay)
             else:

@@ -49,6 +49,12 @@ def idempotency_key(rec: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(ident)).hexdigest()[:32]
 
 
+def _branch(rec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """An object member of the record; empty when it is missing or not an object."""
+    v = rec.get(key)
+    return v if isinstance(v, dict) else {}
+
+
 def detection_from_eve(rec: Mapping[str, Any]) -> Detection | None:
     """The detection for an EVE `alert` record, None for other event types; ProtocolError if unusable."""
     if rec.get("event_type") != "alert":
@@ -56,9 +62,7 @@ def detection_from_eve(rec: Mapping[str, Any]) -> Detection | None:
     alert = rec.get("alert")
     if not isinstance(alert, dict):
         raise ProtocolError("alert event without an alert object")
-    ether = rec.get("ether") if isinstance(rec.get("ether"), dict) else {}
-    finfo = rec.get("fileinfo") if isinstance(rec.get("fileinfo"), dict) else {}
-    flow = rec.get("flow") if isinstance(rec.get("flow"), dict) else {}
+    ether, finfo, flow = (_branch(rec, k) for k in ("ether", "fileinfo", "flow"))
     sha256 = finfo.get("sha256")
     meta = alert.get("metadata")
     if sha256 is None and isinstance(meta, dict) and isinstance(meta.get("sha256"), list) \

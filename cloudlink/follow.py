@@ -122,8 +122,10 @@ def stats_sample(rec: Mapping[str, Any]) -> StatsSample | None:
         when = datetime.fromisoformat(ts).timestamp()
     except ValueError:
         return None
-    verdicts = live.get("verdicts") if isinstance(live.get("verdicts"), dict) else {}
-    kq = live.get("kernel_queue") if isinstance(live.get("kernel_queue"), dict) else {}
+    verdicts = live.get("verdicts")
+    verdicts = verdicts if isinstance(verdicts, dict) else {}
+    kq = live.get("kernel_queue")
+    kq = kq if isinstance(kq, dict) else {}
     return StatsSample(ts=when, packets=_int(live.get("packets")), drops=_int(verdicts.get("drop")),
                        kernel_dropped=_int(kq.get("queue_dropped")) + _int(kq.get("user_dropped")),
                        worker_restarts=_int(live.get("worker_restarts")),

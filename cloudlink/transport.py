@@ -11,7 +11,7 @@ import hmac
 import os
 import ssl
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from cryptography import x509
@@ -64,9 +64,10 @@ async def _post(session: aiohttp.ClientSession, endpoints: tuple[str, ...], path
     last: TransportError = CloudUnreachableError("no endpoint")
     for ep in endpoints:
         try:
+            extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
             async with session.request(method, ep + path, data=body, ssl=ssl_ctx,
                                        headers={"Content-Type": content_type} if body is not None else None,
-                                       **({"timeout": timeout} if timeout is not None else {})) as resp:
+                                       **extra) as resp:
                 data = await _read_limited(resp, MAX_MESSAGE_BYTES)
                 if resp.status not in (200, 204):
                     raise _refusal(resp.status, data)

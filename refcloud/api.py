@@ -47,7 +47,7 @@ STATS_LOCK = web.AppKey("stats_lock", asyncio.Lock)
 API_DIR = web.AppKey("api_dir", Path)
 API_TOKEN = web.AppKey("api_token", bytes)
 API_CONFIG = web.AppKey("api_config", ApiConfig)
-API_CLOCK = web.AppKey("api_clock", Clock)  # type: ignore[arg-type]
+API_CLOCK: web.AppKey[Clock] = web.AppKey("api_clock")
 
 
 def api_token(folder: Path) -> str:

@@ -51,7 +51,7 @@ class CloudConfig:
 STATE_DIR = web.AppKey("state_dir", Path)
 STATE = web.AppKey("state", CloudState)
 CONFIG = web.AppKey("config", CloudConfig)
-CLOCK = web.AppKey("clock", Clock)  # type: ignore[arg-type]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 CLOSING = web.AppKey("closing", asyncio.Event)   # set at shutdown: long polls answer at once
 
 

@@ -131,7 +131,8 @@ def _device_row(r: tuple) -> DeviceRow:
         else:
             if not isinstance(hb, dict):
                 hb, err = None, "stored heartbeat is not an object"
-    return DeviceRow(*r[:6], hb, r[7], err)
+    return DeviceRow(id=r[0], serial=r[1], enrolled=r[2], firmware=r[3], last_seen=r[4], heartbeats=r[5],
+                     heartbeat=hb, customer=r[7], heartbeat_error=err)
 
 
 class CloudStore:
@@ -220,7 +221,8 @@ class CloudStore:
     def ingest(self, device_id: str, events: tuple[Detection, ...], now: float) -> tuple[list[str], list[str]]:
         """Store new events; return (accepted, duplicates) keys. A repeated key stores nothing."""
         def _ingest() -> tuple[list[str], list[str]]:
-            acc, dup = [], []
+            acc: list[str] = []
+            dup: list[str] = []
             for d in events:
                 body = orjson.dumps({**d.to_json(), "device_id": device_id}).decode()
                 cur = self._db.execute(
@@ -246,7 +248,8 @@ class CloudStore:
     def detections_page(self, device_id: str, *, limit: int, since: float | None = None,
                         before_id: int | None = None) -> list[StoredDetection]:
         """Newest first: at most `limit` rows received at or after `since`, with ids below `before_id`."""
-        q, args = "SELECT id, device_id, received, body FROM detections WHERE device_id = ?", [device_id]
+        q = "SELECT id, device_id, received, body FROM detections WHERE device_id = ?"
+        args: list[object] = [device_id]
         if since is not None:
             q, args = q + " AND received >= ?", args + [since]
         if before_id is not None:
