@@ -96,7 +96,7 @@ def generate_lists(root: Path, seed: int = 1, domains: int = GENERATED_DOMAINS, 
     """A UT1-layout tree of `domains` names and `urls` URLs over a few categories (block and record)."""
     rnd = random.Random(seed)
     cats = {"malware": 0.35, "phishing": 0.05, "redirector": 0.2, "games": 0.15, "shopping": 0.15, "vpn": 0.1}
-    files = {c: ([], []) for c in cats}
+    files: dict[str, tuple[list[str], list[str]]] = {c: ([], []) for c in cats}
     names = list(cats)
     weights = list(cats.values())
     # shaped like UT1: ~8% IPs, ~75% registrable names, the rest under shared hosting parents

@@ -53,7 +53,7 @@ def run(size: int, rounds: int) -> dict:
     code = _run("cloud", "enroll-code", "--state", str(cloud)).strip()
     serve = subprocess.Popen(_utm("cloud", "serve", "--state", str(cloud), "--listen", "127.0.0.1:0"),
                              stdout=subprocess.PIPE, text=True)
-    procs = [serve]
+    procs: list[subprocess.Popen] = [serve]
     proxy = None
     try:
         line = serve.stdout.readline() if serve.stdout else ""

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -169,7 +170,7 @@ def source_hash() -> str:
     """Changes whenever the synthesizer, the frame builders or the pcap writer change."""
     h = hashlib.sha256(b"synth-v%d\0" % synth.SYNTH_VERSION)
     for mod in (frames, synth, pcap_io):
-        h.update(Path(mod.__file__).read_bytes())
+        h.update(Path(str(mod.__file__)).read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -391,7 +392,7 @@ def run_bench(args: argparse.Namespace, *, progress: Callable[[str], None] | Non
     for shape in synth.IDLE_SHAPES:
         idle_caps[shape] = tuple(
             ensure_capture(workdir, f"idle-{shape}-{n}-s{seed}",
-                           lambda p, n=n, shape=shape: synth.write_idle_flows(p, flows=n, seed=seed, shape=shape))[0]
+                           functools.partial(synth.write_idle_flows, flows=n, seed=seed, shape=shape))[0]
             for n in (flows, 1))
 
     et_open, rule_files = _rule_rows_wanted(args, notes)

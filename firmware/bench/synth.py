@@ -410,7 +410,7 @@ def _segments_bound(n: int) -> int:
 def _parts(kind: FlowKind, rng: random.Random, size_bytes: int) -> tuple[tuple[tuple[int, Body], ...], int]:
     """Body sizes of one flow and the lower bound of its capture bytes."""
     if kind is FlowKind.HTTP:
-        parts = []
+        parts: list[tuple[int, Body]] = []
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
             mode = rng.choices((Body.PLAIN, Body.CHUNKED, Body.GZIP), (6, 2, 2))[0]
             parts.append((_log_uniform(rng, 200, 64_000), mode))
@@ -423,8 +423,8 @@ def _parts(kind: FlowKind, rng: random.Random, size_bytes: int) -> tuple[tuple[t
         mode = Body.MULTIPART if rng.random() < 0.5 else Body.PLAIN
         return ((n, mode),), _segments_bound(n)
     if kind is FlowKind.TLS:
-        parts = tuple((_log_uniform(rng, 2_000, 400_000), Body.PLAIN) for _ in range(rng.choice((1, 1, 2, 3))))
-        return parts, sum(_segments_bound(n) for n, _ in parts)
+        tls = tuple((_log_uniform(rng, 2_000, 400_000), Body.PLAIN) for _ in range(rng.choice((1, 1, 2, 3))))
+        return tls, sum(_segments_bound(n) for n, _ in tls)
     count = rng.choice((1, 1, 2))
     return ((0, Body.PLAIN),) * count, count * 2 * (16 + 14 + 20 + 8 + 12)
 

@@ -238,10 +238,10 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"device: {out['device_id']}")
         print(f"endpoints: {', '.join(out['endpoints'])}")
         print(f"certificate expires: {out['cert_expires']}")
-    q = out.get("queue")
-    if q:
-        print(f"queue: {q['depth']} waiting ({q['bytes']} bytes), {q['enqueued']} queued in all, "
-              f"{q['acked']} delivered, {q['dropped']} dropped by the cap, {q['duplicates']} duplicates ignored")
+    qs = out.get("queue")
+    if qs:
+        print(f"queue: {qs['depth']} waiting ({qs['bytes']} bytes), {qs['enqueued']} queued in all, "
+              f"{qs['acked']} delivered, {qs['dropped']} dropped by the cap, {qs['duplicates']} duplicates ignored")
     else:
         print("queue: none yet")
     fo = out.get("follow")

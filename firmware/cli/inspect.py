@@ -155,8 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     except BundleError as e:
         print(f"utm inspect: bundle refused: {e}", file=sys.stderr)
         return 2
-    for e in summary.capture_errors:
-        print(f"utm inspect: error: {e}", file=sys.stderr)
+    for err in summary.capture_errors:
+        print(f"utm inspect: error: {err}", file=sys.stderr)
     if not args.quiet:
         print_summary(summary, Path(args.logdir) / "eve.json")
         if file_scanner is not None:

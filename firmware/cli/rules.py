@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from typing import TextIO
+from typing import Any, TextIO
 
 from firmware.cli import rules_compile
 from signatures.classification import load_classification_file
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except (VariableError, ClassificationError, ValueError) as e:
         print(f"utm rules check: {e}", file=sys.stderr)
         return 2
-    kwargs = {"classifications": table} if table is not None else {}
+    kwargs: dict[str, Any] = {"classifications": table} if table is not None else {}
     started = time.perf_counter()
     try:
         result = load_rules(args.rules, variables=variables, **kwargs)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from firmware.base.atomic import write_atomic
 from signatures.classification import load_classification_file
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         table = load_classification_file(args.classification_file) if args.classification_file else None
     except (VariableError, ClassificationError, ValueError) as e:
         return fail(str(e))
-    kwargs = {"classifications": table} if table is not None else {}
+    kwargs: dict[str, Any] = {"classifications": table} if table is not None else {}
     started = time.perf_counter()
     try:
         loaded = load_rules(args.rules, variables=variables, require_msg=False, **kwargs)
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         return fail(f"{args.output}: cannot write bundle: {e.strerror or e}")
     written = time.perf_counter()
-    skipped = Counter(s.keyword for s in (*loaded.skipped, *detector.skipped))
+    skipped = Counter([s.keyword for s in loaded.skipped] + [s.keyword for s in detector.skipped])
     w = sys.stdout.write
     w(f"loaded: {len(loaded.rules) - len(detector.skipped)}\n")
     w(f"skipped: {sum(skipped.values())}"

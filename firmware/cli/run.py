@@ -288,9 +288,12 @@ def run(args: argparse.Namespace) -> int:
                      on_reload=net_reload(args, logdir, say) if args.net_config is not None else None)
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
+    def started() -> None:
+        write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode())
+        write_atomic(pidfile, f"{os.getpid()}\n".encode())
+
     try:
-        return sup.run(started=lambda: (write_atomic(logdir / QUEUESFILE, "".join(f"{q}\n" for q in queues).encode()),
-                                         write_atomic(pidfile, f"{os.getpid()}\n".encode())))
+        return sup.run(started=started)
     finally:
         for f in (pidfile, logdir / QUEUESFILE):
             try:
