@@ -122,10 +122,11 @@ class Agent:
     def heartbeat_message(self) -> Heartbeat:
         q = self.queue.stats()
         ok = self.status.last_error is None or (self.status.last_heartbeat_ok or 0) >= (self.status.last_error_at or 0)
-        counters: tuple[tuple[str, int], ...] = (("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
-                    ("queue.duplicates", q.duplicates), ("queue.lost_disk_full", q.lost_disk_full),
-                    ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
-                    ("upload.failures", self.status.upload_failures))
+        counters: tuple[tuple[str, int], ...] = (
+            ("queue.depth", q.depth), ("queue.dropped", q.dropped), ("queue.enqueued", q.enqueued),
+            ("queue.duplicates", q.duplicates), ("queue.lost_disk_full", q.lost_disk_full),
+            ("queue.unreadable", q.unreadable), ("upload.sent", self.status.uploaded),
+            ("upload.failures", self.status.upload_failures))
         share = None                 # no live box followed: unknown, not guessed
         if self.follower is not None:
             live = self.follower.tracker.report(self.clock())

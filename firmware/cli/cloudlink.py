@@ -241,7 +241,8 @@ def run_status(args: argparse.Namespace) -> int:
     qs = out.get("queue")
     if qs:
         print(f"queue: {qs['depth']} waiting ({qs['bytes']} bytes), {qs['enqueued']} queued in all, "
-              f"{qs['acked']} delivered, {qs['dropped']} dropped by the cap, {qs['duplicates']} duplicates ignored")
+              f"{qs['acked']} delivered, {qs['dropped']} dropped by the cap, "
+              f"{qs['duplicates']} duplicates ignored")
     else:
         print("queue: none yet")
     fo = out.get("follow")

@@ -81,9 +81,9 @@ _ELSEWHERE = tuple((i, offset, magic, kind) for i, (offset, magic, kind) in enum
 
 
 def _magic_kind(data: bytes) -> str | None:
-    """The kind of the first entry of _MAGIC that `data` matches (as a walk of the whole table
-    would find it, without trying the three dozen signatures at offset 0 one by one: a file closes while the
-    live path holds its last packet)."""
+    """The kind of the first entry of _MAGIC that `data` matches, as a walk of the whole table
+    would find it, without trying the three dozen signatures at offset 0 one by one (a file
+    closes while the live path holds its last packet)."""
     first, kind = len(_MAGIC), None
     for i, magic, k in _AT_START.get(data[0], ()) if data else ():
         if data.startswith(magic):

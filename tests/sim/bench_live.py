@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({e.get('queued_bytes', 0) / 1e6:.1f} MB), {e.get('flows_bypassed', 0)} flows handed back, "
           f"ENOBUFS {e.get('enobufs', 0)}")
     print(f"scanner on: {s['announced']['cpu_seconds']:.2f} / {s['unknown_length']['cpu_seconds']:.2f} / "
-          f"{s['whole']['cpu_seconds']:.2f} s CPU per download of each kind, {s['queued_bytes'] / 1e6:.1f} MB queued, "
+          f"{s['whole']['cpu_seconds']:.2f} s CPU per download of each kind, "
+          f"{s['queued_bytes'] / 1e6:.1f} MB queued, "
           f"{s['files_too_large']} file(s) announced past the size limit")
     for load in LOADS:
         ph, ih = p[load], i[load]
