@@ -115,13 +115,13 @@ class Answers:
         if self._icmp_sent >= UNREACHABLE_PER_S:
             c.unreachables_limited += 1
             return
+        if not qp.physin:         # no port to send it out of: nothing to build
+            c.unreachable_errors += 1
+            return
         other = (self.ends.get(flow.flow_id) or [None, None])[1 - d]
         try:
             frame = unreachable_frame(qp.payload, qp.hwaddr, other[0] if other is not None else PLACEHOLDER_MAC)
         except ResetError:
-            c.unreachable_errors += 1
-            return
-        if not qp.physin:
             c.unreachable_errors += 1
             return
         self.out.append((qp.physin, frame))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from firmware.base.addresses import single_host
 from inspection.policy.tcpreset import ETH_IPV4, ETH_IPV6, ResetError, _csum, receiver_mac_to
 
 __all__ = ["unreachable_frame"]
@@ -26,6 +27,7 @@ __all__ = ["unreachable_frame"]
 QUOTE_V4 = 576 - 20 - 8      # bytes of the datagram an IPv4 error quotes at most
 QUOTE_V6 = 1280 - 40 - 8     # ... an IPv6 error
 IPPROTO_UDP = 17
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def unreachable_frame(ip_packet: bytes, sender_mac: bytes, from_mac: bytes) -> bytes:
@@ -53,7 +55,7 @@ def _v4(ip: bytes) -> bytes:
     if struct.unpack_from("!H", ip, 6)[0] & 0x1FFF:
         raise ResetError("a fragment other than the first")
     src, dst = ipaddress.IPv4Address(ip[12:16]), ipaddress.IPv4Address(ip[16:20])
-    if dst.is_multicast or dst == ipaddress.IPv4Address("255.255.255.255") or not _single_host(src):
+    if dst.is_multicast or dst == _BROADCAST or not single_host(src):
         raise ResetError("not to or from a single host")
     total = struct.unpack_from("!H", ip, 2)[0]
     quote = bytes(ip[:min(total or len(ip), len(ip), QUOTE_V4)])
@@ -69,7 +71,7 @@ def _v6(ip: bytes) -> bytes:
     if ip[6] != IPPROTO_UDP:
         raise ResetError("not UDP (or IPv6 extension headers)")
     src, dst = ipaddress.IPv6Address(ip[8:24]), ipaddress.IPv6Address(ip[24:40])
-    if dst.is_multicast or not _single_host(src):
+    if dst.is_multicast or not single_host(src):
         raise ResetError("not to or from a single host")
     end = 40 + struct.unpack_from("!H", ip, 4)[0]
     quote = bytes(ip[:min(end, len(ip), QUOTE_V6)])
@@ -78,7 +80,3 @@ def _v6(ip: bytes) -> bytes:
     icmp = icmp[:2] + struct.pack("!H", _csum(pseudo + icmp)) + icmp[4:]
     return struct.pack("!IHBB16s16s", 6 << 28, len(icmp), 58, 64, dst.packed, src.packed) + icmp
 
-
-def _single_host(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not (addr.is_multicast or addr.is_unspecified or
-                (addr.version == 4 and (addr == ipaddress.IPv4Address("255.255.255.255") or addr.packed[0] == 0)))
