@@ -411,9 +411,10 @@ class DnsTcpParser:
     """DNS over TCP: in-order stream bytes, two-byte length framing.
 
     Buffers at most one message (65537 bytes) per direction. A message that
-    fails to parse ends parsing of the whole flow, as in Suricata. `last_query`
-    is the latest whole message from the client (the live path answers a blocked
-    query that came in several segments from it).
+    fails to parse ends parsing of the whole flow, as in Suricata. `queries` are
+    the client's messages that its latest data completed, in order, and `pending`
+    the bytes it left of the next one: the live path answers a blocked query
+    itself, whether it came in several segments or several came in one.
     """
 
     app_proto = APP_PROTO
@@ -423,12 +424,14 @@ class DnsTcpParser:
         self._buf = {Direction.TO_SERVER: bytearray(), Direction.TO_CLIENT: bytearray()}
         self._gap = False       # one flag for both directions, as in Suricata
         self._failed = False
-        self.last_query = b""
+        self.queries: list[bytes] = []
 
     def feed(self, direction: Direction, data: bytes, ts: float) -> list[AppOutput]:
         if self._failed or not data:
             return []
         direction = Direction(direction)
+        if direction is Direction.TO_SERVER:
+            self.queries = []
         buf = self._buf[direction]
         buf += data
         if self._gap:
@@ -450,7 +453,7 @@ class DnsTcpParser:
                 break
             msg = bytes(buf[pos + 2:pos + 2 + size])
             if direction is Direction.TO_SERVER:
-                self.last_query = msg
+                self.queries.append(msg)
             keep, produced = self._txs.handle(direction, msg, tcp=True)
             out.extend(produced)
             if not keep:
@@ -459,6 +462,11 @@ class DnsTcpParser:
             pos += size + 2
         del buf[:pos]
         return out
+
+    @property
+    def pending(self) -> int:
+        """Bytes of the client's next message received so far."""
+        return len(self._buf[Direction.TO_SERVER])
 
     def _fail(self) -> None:
         self._failed = True

@@ -179,7 +179,7 @@ class LiveWorker:
         self._qp: QueuedPacket | None = None     # the packet at hand
         self._dns_pending: tuple[int, bytes] | None = None   # (port, frame) answering its DNS query
         self._dns_frame: tuple[int, bytes] | None = None     # the same, once the query is blocked
-        self._dns_stream: bytes | None = None    # the answer to a DNS query over TCP (length first)
+        self._dns_stream: bytes | None = None    # answers to the segment's blocked DNS queries over TCP
         self._fileinfos = 0                      # fileinfo events of packets' own flows (judged files)
         self.answers = Answers(sender, self.counters)   # resets, pages...: sent after the verdicts
         self._block_t: float | None = None       # when the batch's first blocking alert fired
@@ -217,7 +217,7 @@ class LiveWorker:
                 # with --dns-block-answer the box answers the query itself (the block page's
                 # address); else it passes: the connection that follows gets the block page (HTTP)
                 # or the resets (TLS), and dropping the query would only look like an outage
-                dns_answer = self._dns_answer(ev.flow)
+                dns_answer = self._dns_answer(ev.flow, hit.record.id)
                 if dns_answer is None:
                     hit = ev.body = dataclasses.replace(hit, blocked=False)
             # an HTTP/2 client would not read an HTTP/1.1 block page: its flow is reset both ways
@@ -253,21 +253,25 @@ class LiveWorker:
             self._requests.pop(ev.flow.flow_id, None)
         self._emit_out(ev)
 
-    def _dns_answer(self, flow: Flow | None) -> str | None:
+    def _dns_answer(self, flow: Flow | None, qid: int) -> str | None:
         """Can the box answer the query at hand (--dns-block-answer on, a query it can parse)?
-        "udp": its answer frame is built now (only the query is dropped). "tcp": the query came
-        whole in this segment, or this segment ended it; its answer goes to the client in the
-        stream like the block page (with the server's FIN; the resolver is reset). None: it
+        "udp": its answer frame is built now (only the query is dropped). "tcp": the query ended
+        in this segment (whole, or the end of one, or among several); its answer joins those of the
+        segment's other blocked queries, which go to the client in the stream like the block page
+        (with the server's FIN; the resolver is reset; a query of the segment that was not blocked
+        goes unanswered, and the client asks it again on a new connection, RFC 7766). None: it
         passes as without the option."""
         cfg = self.policy.cfg.dns_block
         qp = self._qp
-        self._dns_pending = self._dns_stream = None
+        self._dns_pending = None
         if cfg is None or qp is None or flow is None or len(qp.hwaddr) != 6:
             return None
         try:
             if flow.proto == IPPROTO_TCP:
                 parser = flow.app.parser if flow.app is not None else None
-                self._dns_stream = dns_stream_answer(qp.payload, cfg, getattr(parser, "last_query", b""))
+                answer = dns_stream_answer(qp.payload, cfg, getattr(parser, "queries", ()), qid,
+                                           getattr(parser, "pending", 0))
+                self._dns_stream = (self._dns_stream or b"") + answer
                 return "tcp"
             frame = dns_answer_frame(qp.payload, qp.hwaddr, PLACEHOLDER_MAC, cfg)
         except (DnsAnswerError, ResetError):

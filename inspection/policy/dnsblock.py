@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Sequence
 
 from firmware.base.addresses import routable_host
 from inspection.policy.tcpreset import ETH_IPV4, ETH_IPV6, ResetError, _csum, parse_tcp, receiver_mac_to
@@ -166,19 +167,40 @@ def dns_answer_frame(query_packet: bytes, client_mac: bytes, resolver_mac: bytes
     return receiver_mac_to(client_mac, resolver_mac, ethertype) + ip
 
 
-def dns_stream_answer(query_packet: bytes, cfg: DnsBlockConfig, reassembled: bytes = b"") -> bytes:
-    """The answer, length first, to a DNS query over TCP that came whole in the segment
-    `query_packet` (an IP packet as NFQUEUE delivered it), or else to `reassembled`: the query
-    as the stream put it together when it came in several segments, this one ending it.
+def dns_stream_answer(query_packet: bytes, cfg: DnsBlockConfig, completed: Sequence[bytes] = (),
+                      qid: int | None = None, pending: int = 0) -> bytes:
+    """The answer, length first, to the DNS query over TCP with id `qid` (None: the last one) among
+    those the segment `query_packet` (an IP packet as NFQUEUE delivered it) ends. `completed` are
+    the queries the stream completed with this segment, `pending` the bytes of the next one it
+    left unfinished (the DNS parser's `queries` and `pending`): one that began in earlier segments,
+    several in one (a stub's A and AAAA). Without them, the segment must hold whole queries only.
     What follows goes in the stream."""
     t = parse_tcp(query_packet)
-    data = query_packet[len(query_packet) - t.payload_len:] if t.payload_len else b""
-    if len(data) >= 2 and struct.unpack_from("!H", data)[0] == len(data) - 2:
-        query = bytes(data[2:])
-    elif reassembled and data and len(data) <= len(reassembled) + 2 and \
-            (struct.pack("!H", len(reassembled)) + reassembled).endswith(bytes(data)):
-        query = reassembled
+    data = bytes(query_packet[len(query_packet) - t.payload_len:]) if t.payload_len else b""
+    if completed:
+        if not 0 <= pending < len(data):
+            raise DnsAnswerError("the segment ends no query")
+        framed = b"".join(struct.pack("!H", len(q)) + q for q in completed)
+        if not framed.endswith(data[:len(data) - pending]):
+            raise DnsAnswerError("the segment does not end the queries the stream put together")
     else:
-        raise DnsAnswerError("not one whole query in the segment, nor the end of one")
-    msg = answer_message(query, cfg)
-    return struct.pack("!H", len(msg)) + msg
+        completed = _whole_messages(data)
+    for query in reversed(completed):
+        if qid is None or (len(query) >= 2 and struct.unpack_from("!H", query)[0] == qid):
+            msg = answer_message(query, cfg)
+            return struct.pack("!H", len(msg)) + msg
+    raise DnsAnswerError(f"no query with id {qid} ends in the segment")
+
+
+def _whole_messages(data: bytes) -> list[bytes]:
+    """The length-framed messages that make up `data` exactly."""
+    out, pos = [], 0
+    while pos + 2 <= len(data):
+        size = struct.unpack_from("!H", data, pos)[0]
+        if size == 0 or pos + 2 + size > len(data):
+            break
+        out.append(data[pos + 2:pos + 2 + size])
+        pos += 2 + size
+    if not out or pos != len(data):
+        raise DnsAnswerError("not whole queries in the segment, nor the end of one")
+    return out

@@ -445,6 +445,39 @@ def test_with_dns_block_answers_a_query_over_tcp_is_answered_in_the_stream(judge
     assert w.counters.dns_answers_sent == 1 and w.counters.block_pages_sent == 0
 
 
+@pytest.mark.parametrize("names,first_cut", [
+    (("phish.example.test", "phish.example.test"), 0),    # a stub's A and AAAA, pipelined
+    (("www.example.test", "phish.example.test"), 0),      # one of them not blocked: asked again later
+    (("phish.example.test", "phish.example.test"), 9)])   # the first began in the segment before
+def test_with_dns_block_answers_several_tcp_queries_in_one_segment_get_their_answers(judges, names, first_cut):
+    from firmware.bench.synth import dns_query
+    msgs = [dns_query(20 + i, name, (1, 28)[i]) for i, name in enumerate(names)]
+    framed = b"".join(struct.pack("!H", len(m)) + m for m in msgs)
+    c = TcpConversation("192.0.2.10", "192.0.2.53", 40802, 53)
+    frames = list(c.handshake())
+    if first_cut:
+        frames += list(c.send(framed[:first_cut]))
+    frames += list(c.send(framed[first_cut:]))
+    pkts = queued(frames)
+    w, q, sender, evs = make(judges, DNS_CFG, pkts)
+    last = next(p for p in pkts if p.payload.endswith(framed[first_cut:]))
+    assert {v.packet_id: v.verdict for v in q.sent}[last.packet_id] is Verdict.DROP
+    (ifc, to_client), (_, to_server) = sender.frames
+    assert ifc == CLI_PORT and parse_tcp(to_server[14:]).flags & 0x04 and parse_tcp(to_client[14:]).flags & 0x01
+    stream, answers = to_client[14 + 40:], []
+    while stream:
+        size = struct.unpack_from("!H", stream)[0]
+        answers.append(stream[2:2 + size])
+        stream = stream[2 + size:]
+    blocked = [m for m, name in zip(msgs, names) if name.startswith("phish")]
+    assert [a[:2] for a in answers] == [m[:2] for m in blocked] and all(a[2] & 0x80 for a in answers)
+    if len(blocked) == 2:
+        assert answers[0].endswith(bytes([198, 51, 100, 7]))
+    alerts = [e["alert"] for e in evs if e["event_type"] == "alert"]
+    assert [(x["action"], x["category"]) for x in alerts] == [("blocked", "phishing")] * len(blocked)
+    assert w.counters.dns_answer_errors == 0 and w.counters.dns_answers_sent == 1
+
+
 @pytest.mark.parametrize("cut", [2, 9])    # the length prefix alone first; or part of the message too
 def test_with_dns_block_answers_a_query_over_tcp_in_two_segments_is_answered_at_its_end(judges, cut):
     from firmware.bench.synth import dns_query

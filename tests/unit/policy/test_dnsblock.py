@@ -102,14 +102,38 @@ def test_an_address_no_host_beyond_the_router_can_have_is_refused(value):
         DnsBlockConfig.parse([value])
 
 
-def test_a_tcp_query_is_answered_from_the_stream_only_when_this_segment_ends_it():
+def _seg(data: bytes) -> bytes:
     from firmware.bench.frames import ACK, PSH, tcp_packet
+    return tcp_packet("192.0.2.10", "192.0.2.53", 40000, 53, 100, 1, ACK | PSH, data)[14:]
+
+
+def _framed(*msgs: bytes) -> bytes:
+    return b"".join(struct.pack("!H", len(m)) + m for m in msgs)
+
+
+def test_a_tcp_query_is_answered_from_the_stream_only_when_this_segment_ends_it():
     from inspection.policy.dnsblock import dns_stream_answer
     q = dns_query(5, "phish.example.test", 1)
-    framed = struct.pack("!H", len(q)) + q
-    seg = lambda data: tcp_packet("192.0.2.10", "192.0.2.53", 40000, 53, 100, 1, ACK | PSH, data)[14:]  # noqa: E731
-    answer = dns_stream_answer(seg(framed[7:]), CFG, q)           # the end of the reassembled query
+    framed = _framed(q)
+    answer = dns_stream_answer(_seg(framed[7:]), CFG, [q])           # the end of the reassembled query
     assert answer[2:4] == q[:2] and answer.endswith(bytes([198, 51, 100, 7]))
-    for data, reassembled in ((framed[:7], q), (b"\xff" + framed[7:], q), (framed[7:], b"")):
+    for data, completed in ((framed[:7], [q]), (b"\xff" + framed[7:], [q]), (framed[7:], [])):
         with pytest.raises(DnsAnswerError):
-            dns_stream_answer(seg(data), CFG, reassembled)
+            dns_stream_answer(_seg(data), CFG, completed)
+
+
+def test_of_several_tcp_queries_in_one_segment_the_one_with_the_id_is_answered():
+    from inspection.policy.dnsblock import dns_stream_answer
+    a, aaaa, other = (dns_query(6, "phish.example.test", 1), dns_query(7, "phish.example.test", 28),
+                      dns_query(8, "www.example.test", 1))
+    for completed, pending, data in (([], 0, _framed(a, aaaa, other)),          # whole queries only
+                                     ([a, aaaa, other], 0, _framed(a, aaaa, other)[5:]),   # a began earlier
+                                     ([a, aaaa], 4, _framed(a, aaaa, other)[:-len(other) + 2])):   # more follows
+        first = dns_stream_answer(_seg(data), CFG, completed, 6, pending)
+        second = dns_stream_answer(_seg(data), CFG, completed, 7, pending)
+        assert first[2:4] == b"\x00\x06" and first.endswith(bytes([198, 51, 100, 7]))
+        assert second[2:4] == b"\x00\x07" and second.endswith(bytes.fromhex("20010db8000000000000000000000007"))
+        with pytest.raises(DnsAnswerError):
+            dns_stream_answer(_seg(data), CFG, completed, 9, pending)   # no such query here
+    with pytest.raises(DnsAnswerError):   # the segment does not end the queries the stream completed
+        dns_stream_answer(_seg(_framed(aaaa)), CFG, [a], 6)
