@@ -165,7 +165,8 @@ def _queued(frames: list[tuple[float, bytes]]) -> list:
 
 
 def _run_worker(judges: _Judges, queued: list) -> tuple[float, _Sink, object]:
-    from inspection.io.live import FakeSender, LiveWorker
+    from inspection.io.live import LiveWorker
+    from inspection.io.senders import FakeSender
     from inspection.io.nfqueue import FakeQueue
     from inspection.policy.verdict import FlowPolicy, PolicyConfig
 
@@ -270,7 +271,8 @@ def by_kind(connections: int = DEFAULT_CONNECTIONS,
     """Median microseconds (wall clock, `time.perf_counter`) per kind of packet: path -> kind -> us.
     The worker's `handle` (verdict included, no queue) and the bare `Engine.process`, one packet
     at a time, the clock moving with the packets."""
-    from inspection.io.live import LINKTYPE_IPV4, FakeSender, LiveWorker
+    from inspection.io.live import LINKTYPE_IPV4, LiveWorker
+    from inspection.io.senders import FakeSender
     from inspection.io.nfqueue import FakeQueue
     from inspection.policy.verdict import FlowPolicy, PolicyConfig
 

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
 from inspection.io.digest_thread import ThreadDigests
-from inspection.io.live import AfPacketSender, LiveStats, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.live_stats import LiveStats
+from inspection.io.senders import AfPacketSender
 from inspection.io.nfqueue import DEFAULT_FLAGS, Flag, NfqError, NfQueue
 from inspection.files.scan import NoScanner
 from inspection.output.eve import EveWriter

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
-import socket
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import DnsMessage
@@ -25,6 +23,7 @@ from inspection.flow.table import Flow
 from inspection.io.answers import PLACEHOLDER_MAC, Answers, FrameSender  # noqa: F401 - FrameSender: re-exported
 from inspection.io.drops import drop_record
 from inspection.io.holds import SegmentHolds
+from inspection.io.live_stats import LiveCounters, LiveStats
 from inspection.io.nfqueue import PacketQueue, QueuedPacket, Verdict, VerdictMsg, kernel_stats, kernel_view
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_RST, TH_SYN, Direction
 from inspection.files.model import VerdictKind
@@ -34,9 +33,10 @@ from inspection.policy.blockhost import BlockHost
 from inspection.policy.blockpage import block_page
 from inspection.policy.dnsblock import DnsAnswerError, dns_answer_frame, dns_stream_answer
 from inspection.policy.filehit import FileBlockHit
+from inspection.policy.hits import allowed, hit_view
 from inspection.policy.tcpreset import ResetError
 from inspection.policy.urlcat import CategoryHit
-from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitKind, HitView, Reason
+from inspection.policy.verdict import Action, FlowFacts, FlowPolicy, HitView, Reason
 
 if TYPE_CHECKING:
     from inspection.detect.inspector import RuleInspector
@@ -48,111 +48,10 @@ EXPIRE_SLICE = 16      # flows looked at in one gap between batches (about 13 µ
 EXPIRE_LAG = 1.0       # seconds flows may stay due before slices follow every batch (see run_once)
 
 
-@dataclass
-class FakeSender:
-    """Records frames instead of sending them (tests)."""
-
-    frames: list[tuple[int, bytes]] = field(default_factory=list)
-
-    def send(self, ifindex: int, frame: bytes) -> None:
-        self.frames.append((ifindex, frame))
-
-
-class AfPacketSender:
-    """Raw Ethernet frames out of one interface each, through one AF_PACKET socket."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        self._names: dict[int, str] = {}
-
-    def send(self, ifindex: int, frame: bytes) -> None:
-        name = self._names.get(ifindex)
-        if name is None:
-            name = self._names[ifindex] = socket.if_indextoname(ifindex)
-        self._sock.sendto(frame, (name, 0))
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-@dataclass(slots=True)
-class LiveCounters:
-    batches: int = 0
-    packets: int = 0
-    bytes: int = 0
-    bytes_bypassed_marked: int = 0   # bytes of packets whose verdict handed their flow back
-    engine_errors: int = 0           # packets the engine failed on (accepted, counted)
-    resets_sent: int = 0
-    reset_errors: int = 0            # a reset could not be built or sent (no MAC known yet, ...)
-    unreachables_sent: int = 0       # ICMP port unreachable to the sender of a blocked UDP flow
-    unreachable_errors: int = 0      # ... not sent: not a datagram to answer (broadcast, ...), no port
-    unreachables_limited: int = 0    # ... not sent: UNREACHABLE_PER_S were sent in that second
-    reloads: int = 0
-    reload_errors: int = 0
-    block_pages_sent: int = 0        # HTTP block pages injected for blocked categories
-    page_closes_acked: int = 0       # clients' FINs after a block page, acknowledged
-    dns_answers_sent: int = 0        # queries for blocked names answered with the block address
-    dns_answer_errors: int = 0       # such queries that could not be answered (passed as without it)
-    block_host_handshakes: int = 0   # SYNs to the block address answered by the box (port 80)
-    block_host_resets: int = 0       # anything else sent there that the page did not answer: reset
-    files_blocked: int = 0           # malicious files whose completing packet was dropped
-    files_judged_live: int = 0       # files closed and judged at the packet that completed them
-    hold_us_max: int = 0             # longest engine time on a packet that completed a file (its hold)
-    hold_us_total: int = 0
-    blocks_timed: int = 0            # blocks whose frames went out: time from the alert to the last frame
-    block_us_max: int = 0
-    block_us_total: int = 0
-    files_unjudged_bypassed: int = 0  # flows handed back at the depth with a file nothing could judge
-    expiry_behind: int = 0           # batches followed by timed-out flows: the queue left no gap (run_once)
-
-
-class AllowedHit:
-    """A blocking rule's hit in detect-only mode: logged the same, with ``action: allowed``."""
-
-    __slots__ = ("_hit",)
-
-    def __init__(self, hit: object) -> None:
-        self._hit = hit
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._hit, name)
-
-    @property
-    def blocked(self) -> bool:
-        return False
-
-
-def hit_view(hit: object, http_request: bool = False) -> HitView:
-    """What the policy needs from an alert body: a rule hit, a blocked category, a malicious file."""
-    if isinstance(hit, CategoryHit):
-        return HitView(hit.blocked, None, HitKind.CATEGORY, http_request, (hit.category.name, *hit.others))
-    if isinstance(hit, FileBlockHit):
-        return HitView(hit.blocked, None, HitKind.FILE)
-    return HitView(hit.blocked, hit.rule.classtype)  # type: ignore[attr-defined]
-
-
-def allowed(hit: object) -> object:
-    """The same hit logged with ``action: allowed`` (detect-only)."""
-    if isinstance(hit, (CategoryHit, FileBlockHit)):
-        return dataclasses.replace(hit, blocked=False)
-    return AllowedHit(hit)
-
-
 _EARLY_HTTP = ("http", "http2", "doh2")   # parsers with `heads(Direction)`: HTTP/1, h2c (also carrying DoH)
 _FIRST_BLOCK = (Reason.BLOCKED_RULE, Reason.BLOCKED_CATEGORY, Reason.BLOCKED_FILE, Reason.PAGE_CLOSED)
 _DROP_REASONS = {Reason.BLOCKED_RULE: "rules", Reason.BLOCKED_CATEGORY: "category", Reason.BLOCKED_FILE: "file",
                  Reason.DNS_ANSWERED: "dns answered"}
-
-
-class LiveStats:
-    """The `stats` event body: the engine's tree plus a ``live`` branch."""
-
-    def __init__(self, engine_tree: dict, live: dict) -> None:
-        self._tree = engine_tree
-        self._live = live
-
-    def tree(self) -> dict:
-        return {**self._tree, "live": self._live}
 
 
 class LiveWorker:

@@ -17,7 +17,8 @@ from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
 from inspection.files.scanner import ContentScanner
 from inspection.files.scanner_stream import StreamScanner
-from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.output.eve import EveWriter
 from inspection.policy.dnsblock import DnsBlockConfig

@@ -13,7 +13,8 @@ import io
 from firmware.bench.frames import TcpConversation
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
-from inspection.io.live import EXPIRE_LAG, EXPIRE_SLICE, FakeSender, LiveWorker
+from inspection.io.live import EXPIRE_LAG, EXPIRE_SLICE, LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue
 from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FlowPolicy, PolicyConfig

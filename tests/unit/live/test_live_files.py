@@ -6,7 +6,8 @@ import json
 
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
-from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.io.offline import RunSummary, load_inspector
 from inspection.output.eve import EveWriter

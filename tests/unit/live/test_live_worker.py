@@ -9,7 +9,8 @@ from firmware.bench.frames import CLIENT_MAC, SERVER_MAC, TcpConversation, udp_p
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.decode import decode_frame
 from inspection.engine import Engine
-from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue, QueuedPacket, Verdict
 from inspection.io.offline import RunSummary, load_inspector
 from inspection.output.eve import EveWriter

@@ -16,7 +16,8 @@ from firmware.live.worker import WorkerSpec, _finish_reload, _Reloader, stats_ev
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.detect.bundle import compile_bundle, encode_bundle
 from inspection.engine import Engine
-from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue, Verdict
 from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FlowPolicy

@@ -14,7 +14,8 @@ from firmware.live.sources import SourceLoadError, live_engine, load_all
 from firmware.live.worker import RELOAD_RECORD, WorkerSpec, _finish_reload, record_reload
 from inspection.config import ChecksumMode
 from inspection.engine import Engine
-from inspection.io.live import FakeSender, LiveWorker
+from inspection.io.live import LiveWorker
+from inspection.io.senders import FakeSender
 from inspection.io.nfqueue import FakeQueue
 from inspection.output.eve import EveWriter
 from inspection.policy.verdict import FlowPolicy, PolicyConfig
