@@ -110,11 +110,18 @@ class Packet:
 
 class AppRecord(Protocol):
     """A finished (or flushed) application-layer record: an HTTP transaction,
-    a TLS handshake summary, a DNS message. `event_type` names the EVE type."""
+    a TLS handshake summary, a DNS message. `event_type` names the EVE type.
 
-    event_type: str
-    tx_id: int
-    direction: Direction
+    Read-only members: records are frozen, and most name their type in a ClassVar."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def tx_id(self) -> int: ...
+
+    @property
+    def direction(self) -> Direction: ...
 
 
 AppOutput = Union["AppRecord", Anomaly, "BodyChunk"]
