@@ -247,8 +247,9 @@ class Http2Parser:
 
     def _decode(self, side: _Side, sid: int, promised: int, block: bytes, end_stream: bool) -> None:
         d = side.d
+        fields: list[hpack.HeaderTuple] | None   # hpack's decode returns a list, annotated only as Iterable
         try:
-            fields = side.decoder.decode(block, raw=True)
+            fields = side.decoder.decode(block, raw=True)  # type: ignore[assignment]
         except (HPACKError, ValueError, IndexError, UnicodeDecodeError):
             self._event("invalid_header", d)
             fields = None
@@ -436,8 +437,8 @@ class Http2Parser:
         method = _get(st.req or [], b":method") if up is None else _b(up.method)
         ctype = _get(msg, b"content-type")
         norm = _b(up.normalized_uri) if up is not None else (normalize_uri(path)[0] if path else None)
-        name = norm.partition(b"?")[0].decode("latin-1") or None if norm else None
-        return BodyStream(st.tx_id, d, name, self._body_limit, codings, dlimit=self._dlimit, lzma_ok=False,
+        filename = norm.partition(b"?")[0].decode("latin-1") or None if norm else None
+        return BodyStream(st.tx_id, d, filename, self._body_limit, codings, dlimit=self._dlimit, lzma_ok=False,
                           on_event=lambda n: self._event(n.lower(), d),
                           method=method.decode("latin-1") if method else None,
                           content_type=ctype.decode("latin-1") if ctype else None, app_proto=APP)

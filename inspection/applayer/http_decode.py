@@ -24,9 +24,13 @@ from __future__ import annotations
 import enum
 import lzma
 import zlib
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from inspection.model import BodyChunk, Direction
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+    _Inflater: TypeAlias = zlib._Decompress | lzma.LZMADecompressor   # zlib's class has no public name
 
 BLOCK = 8192                 # inflater input granularity (bytes of compressed input)
 _MAX_GZIP_HEADER = 1 << 16   # FEXTRA/FNAME/FCOMMENT beyond this: not gzip
@@ -91,7 +95,7 @@ class _Layer:
         self.lzma_ok = lzma_ok
         self.events = events
         self._mode = ""
-        self._inflater: object | None = None
+        self._inflater: _Inflater | None = None   # made with each candidate mode
         self._held = bytearray()      # raw input kept until the first block decodes
         self._pending = bytearray()   # compressed input not yet a full block
         self._block0 = True
@@ -207,17 +211,17 @@ class _Layer:
         return b"".join(out)
 
     def _inflate(self, block: bytes, last: bool) -> bytes | None:
-        inflater = self._inflater
+        inflater: _Inflater = self._inflater  # type: ignore[assignment]  # RUN: a candidate made it
         room = self.limit - self._out
         if room <= 0:
             self._state = _Ls.DONE
             return b""
         try:
-            data = inflater.decompress(block, room)  # type: ignore[attr-defined]
+            data = inflater.decompress(block, room)
         except (zlib.error, lzma.LZMAError, EOFError):
             return None
         self._out += len(data)
-        if inflater.eof:  # type: ignore[attr-defined]
+        if inflater.eof:
             self._state = _Ls.DONE
         elif self._out >= self.limit:
             self.events.append("COMPRESSION_BOMB")

@@ -405,10 +405,10 @@ class TlsParser:
                 self._ch = hello
                 self._resumed = self._resumed or hello.session_ticket
         elif msg_type == HS_SERVER_HELLO and not to_server:
-            hello, events = parse_server_hello(body)
+            sh, events = parse_server_hello(body)
             self._events(d, events)
-            if hello is not None:
-                self._server_hello(hello)
+            if sh is not None:
+                self._server_hello(sh)
         elif msg_type == HS_CERTIFICATE:
             self._certificate(d, body)
         elif msg_type == HS_CERTIFICATE_REQUEST and not to_server:
