@@ -17,7 +17,7 @@ the protocol run on that packet, as in Suricata).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Literal
 
 from inspection.applayer.dns import DnsTcpParser, DnsUdpParser, probe_dns_tcp
 from inspection.applayer.http1 import Http1Parser, probe_http
@@ -32,8 +32,10 @@ from inspection.model import Anomaly, AnomalyKind, AppOutput, AppParser, BodyChu
 FAILED = "failed"
 MISMATCH_EVENT = "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"   # Suricata's protocol-detection event
 _MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
-_NOTHING_PENDING: tuple = ()   # after detection nothing is buffered; a shared empty stands in
-_NEITHER_FAILED = (False, False)
+# After detection nothing is buffered and no direction has failed: shared tuples stand in, typed as the
+# lists they replace (nothing writes to them once detection is over)
+_NOTHING_PENDING: list[tuple[Direction, bytes]] = ()   # type: ignore[assignment]
+_NEITHER_FAILED: list[bool] = (False, False)   # type: ignore[assignment]
 
 
 class AppState:
@@ -120,7 +122,7 @@ class TcpDetector:
         app.parser = factory()
         decided_dir = d.other if app.reversed and d == Direction.TO_SERVER else d
         app.decided(decided_dir, proto)
-        out: list[AppOutput] = []
+        out = []
         for dd, chunk in app.pending:
             if app.dir_proto[dd] is None:
                 mismatch = self._name_direction(app, dd, chunk, ports)
@@ -179,7 +181,7 @@ class TcpDetector:
         return out
 
     def _probe(self, d: Direction, buf: bytes, ports: tuple[int, int], other: bytes = b""
-               ) -> tuple[str, Callable[[], AppParser]] | None | bool:
+               ) -> tuple[str, Callable[[], AppParser]] | None | Literal[False]:
         undecided = False
         for proto, probe, factory in self._candidates(ports, other):
             r = probe(buf, d)
@@ -247,9 +249,10 @@ class HttpDatagramParser:
         for o in p.feed(direction, data, ts) + p.close(ts):
             if isinstance(o, BodyChunk):
                 continue   # SSDP carries no bodies worth keeping
-            if o.tx_id is not None:
-                o = replace(o, tx_id=base + o.tx_id)
-                self._next_tx = max(self._next_tx, o.tx_id + 1)
+            tx_id = o.tx_id
+            if tx_id is not None:   # AppRecord does not say it, but Http1Parser's records are dataclasses
+                o = replace(o, tx_id=base + tx_id)  # type: ignore[type-var]
+                self._next_tx = max(self._next_tx, base + tx_id + 1)
             out.append(o)
         return out
 
