@@ -9,11 +9,16 @@ parser's own state (`_out`, `_lim`) and call back into it (`_event`, `_goto`,
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from inspection.applayer import http_headers as hh
 from inspection.applayer.http_decode import BodyStream, parse_content_encoding
 from inspection.applayer.http_state import Side, St
 from inspection.applayer.http_tx import NON_WS, LoggedTx, TxBuilder
-from inspection.model import Direction
+from inspection.model import AppOutput, Direction
+
+if TYPE_CHECKING:
+    from inspection.applayer.http1 import _Limits
 
 __all__ = ["BodyReader"]
 
@@ -25,6 +30,17 @@ class BodyReader:
     """Body-state handlers, mixed into `Http1Parser` (see the module docstring)."""
 
     __slots__ = ()
+
+    # The parser's state and methods this uses, for the type checker only: an annotation without a value
+    # makes no class attribute (the parser's slots hold them), and the stubs do not exist at run time.
+    _lim: _Limits
+    _out: list[AppOutput]
+
+    if TYPE_CHECKING:
+        def _event(self, tx: TxBuilder | LoggedTx | None, d: Direction, name: str) -> None: ...
+        def _goto(self, side: Side, st: St) -> None: ...
+        def _finish(self, side: Side, complete: bool) -> None: ...
+        def _abort(self, side: Side) -> None: ...
 
     def _body_for(self, side: Side, tx: TxBuilder | LoggedTx, identity: bool) -> BodyStream:
         body = side.body

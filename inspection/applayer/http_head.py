@@ -10,10 +10,15 @@ into it (`_event`, `_goto`, `_need_more`, `_too_long`, `_finish`, `_run`,
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from inspection.applayer import http_headers as hh
 from inspection.applayer.http_state import BODY, Side, St
-from inspection.applayer.http_tx import TxBuilder
+from inspection.applayer.http_tx import LoggedTx, TxBuilder
 from inspection.model import Direction
+
+if TYPE_CHECKING:
+    from inspection.applayer.http1 import _Limits
 
 __all__ = ["HeadReader"]
 
@@ -24,6 +29,21 @@ class HeadReader:
     """Head-state handlers, mixed into `Http1Parser` (see the module docstring)."""
 
     __slots__ = ()
+
+    # The parser's state and methods this uses, for the type checker only: an annotation without a value
+    # makes no class attribute (the parser's slots hold them), and the stubs do not exist at run time.
+    _lim: _Limits
+    _sides: tuple[Side, Side]
+
+    if TYPE_CHECKING:
+        def _event(self, tx: TxBuilder | LoggedTx | None, d: Direction, name: str) -> None: ...
+        def _goto(self, side: Side, st: St) -> None: ...
+        def _need_more(self, side: Side, resume: int) -> None: ...
+        def _too_long(self, side: Side, partial: bool = True) -> bool: ...
+        def _finish(self, side: Side, complete: bool) -> None: ...
+        def _run(self, side: Side, final: bool) -> None: ...
+        def _tunnel(self, tx: TxBuilder) -> None: ...
+        def _body_complete(self, side: Side) -> None: ...
 
     def _head(self, side: Side, final: bool) -> bool:
         buf, response = side.buf, side.d is _TC
