@@ -10,9 +10,10 @@ lives here too: dispatch asks it before any parser exists.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from inspection.applayer import http_headers as hh
 from inspection.model import Direction
@@ -88,7 +89,17 @@ class HttpTransaction:
 
 
 # Shared, read-only stand-in for the header maps of a logged transaction.
-NO_MAP = MappingProxyType({})
+NO_MAP: MappingProxyType[bytes, list[bytes]] = MappingProxyType({})
+
+
+class _Named(Protocol):
+    """What `TxBuilder.filename` reads, which `LoggedTx` (sharing the method) has too."""
+
+    @property
+    def resp_map(self) -> Mapping[bytes, list[bytes]]: ...
+
+    @property
+    def norm_uri(self) -> bytes | None: ...
 
 
 class TxBuilder:
@@ -99,6 +110,16 @@ class TxBuilder:
                  "resp_seen", "status", "resp_protocol", "response_line", "resp_fields", "resp_map", "resp_done",
                  "resp_complete", "resp_body_len", "resp_message_len", "resp_truncated", "events", "emitted",
                  "request_seen")
+
+    # Typed here: `__init__` sets them to None in chains, which cannot carry annotations.
+    method: bytes | None
+    uri: bytes | None
+    protocol: bytes | None
+    request_line: bytes | None
+    host: bytes | None
+    norm_uri: bytes | None
+    resp_protocol: bytes | None
+    response_line: bytes | None
 
     def __init__(self, tx_id: int) -> None:
         self.tx_id = tx_id
@@ -116,7 +137,7 @@ class TxBuilder:
         self.req_body_len = self.resp_body_len = self.resp_message_len = 0
         self.events: set[str] | None = None   # anomaly names already raised (created on first)
 
-    def filename(self, response: bool) -> str | None:
+    def filename(self: _Named, response: bool) -> str | None:
         """A body's file name as Suricata gives it: a response's Content-Disposition
         filename, else (and always for a request body) the request path."""
         cd = self.resp_map.get(b"content-disposition") if response else None
@@ -146,18 +167,21 @@ class TxBuilder:
         )
 
 
-class _Dropped:
+_T = TypeVar("_T")
+
+
+class _Dropped(Generic[_T]):
     """Class attribute of `LoggedTx` that reads as `value` and ignores writes."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value: object) -> None:
+    def __init__(self, value: _T) -> None:
         self.value = value
 
-    def __get__(self, obj: object, owner: type | None = None) -> object:
+    def __get__(self, obj: object, owner: type | None = None) -> _T:
         return self.value
 
-    def __set__(self, obj: object, value: object) -> None:
+    def __set__(self, obj: object, value: _T) -> None:
         pass
 
 
@@ -176,7 +200,7 @@ class LoggedTx:
 
     __slots__ = ("tx_id", "norm_uri", "events")
 
-    emitted = True
+    emitted: Literal[True] = True   # so where `emitted` is false, mypy knows the transaction is a TxBuilder
     method = None
     is09 = False
     req_map = resp_map = NO_MAP
