@@ -52,6 +52,9 @@ MAX_AWAITING = 1 << 16        # flushed requests still holding their place in th
 _JUNK_BEFORE_STATUS = 4096    # junk before a status line after which it is a headerless body
 _HTTP09_MAX_JUNK = 16         # libhtp: whitespace allowed after a protocol-less request line
 _EOL = re.compile(rb"[\r\n]")
+# The shared empty tuple that stands in for the transaction lists while nothing is in them, typed as
+# such a list (as stream.tcp types its idle output): the parser appends only to lists it made.
+_NO_TXS: list[TxBuilder] = ()   # type: ignore[assignment]
 _RESYNC = {
     _TS: re.compile(rb"\n(?=[ \t]*(?:" + b"|".join(re.escape(m) for m in sorted(hh.KNOWN_METHODS)) + rb")[ \t])"),
     _TC: re.compile(rb"\n(?=[ \t]*HTTP/)", re.I),
@@ -94,10 +97,10 @@ class Http1Parser(HeadReader, BodyReader):
         # An idle connection is the common case (up to ~100k per box): the lists
         # below are made when something goes in and dropped for a shared empty
         # tuple when the last thing leaves.
-        self._txs: list[TxBuilder] | tuple[()] = ()       # not yet emitted, in order
-        self._awaiting: list[TxBuilder] | tuple[()] = ()  # requests whose response has not started (short: a list)
+        self._txs = _NO_TXS        # not yet emitted, in order
+        self._awaiting = _NO_TXS   # requests whose response has not started (short: a list)
         self._next_id = 0
-        self._out: list[AppOutput] | tuple[()] = ()       # output of the call in progress
+        self._out: list[AppOutput] = ()  # type: ignore[assignment]  # output of the call in progress
         self._closed = False
         self.tunnel = False
         self.tunnel_data: list[tuple[Direction, bytes]] | tuple = ()   # bytes after the tunnel opened
@@ -189,8 +192,8 @@ class Http1Parser(HeadReader, BodyReader):
     # -- plumbing ---------------------------------------------------------
 
     def _take(self) -> list[AppOutput]:
-        out, self._out = self._out, ()
-        return out  # type: ignore[return-value]
+        out, self._out = self._out, ()  # type: ignore[assignment]  # (a literal: this runs on every call)
+        return out
 
     def _event(self, tx: TxBuilder | LoggedTx | None, d: Direction, name: str) -> None:
         if tx is not None:
@@ -242,10 +245,10 @@ class Http1Parser(HeadReader, BodyReader):
         if awaiting and tx in self._awaiting:
             self._awaiting.remove(tx)
             if not self._awaiting:
-                self._awaiting = ()
+                self._awaiting = _NO_TXS
         self._txs.remove(tx)
         if not self._txs:
-            self._txs = ()
+            self._txs = _NO_TXS
 
     def _run(self, side: Side, final: bool) -> None:
         handlers = _HANDLERS
@@ -456,7 +459,7 @@ class Http1Parser(HeadReader, BodyReader):
         req = self._sides[_TS]
         tx = self._awaiting.pop(0) if self._awaiting else None
         if not self._awaiting:
-            self._awaiting = ()
+            self._awaiting = _NO_TXS
         if tx is not None and tx.emitted:     # its request was flushed early: answer on a fresh record
             tx = self._new_tx()
             tx.req_done, tx.request_seen = True, False

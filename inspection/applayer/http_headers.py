@@ -15,6 +15,7 @@ values and event names, never an exception.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # Sentinel returned by `next_line` when the line end cannot be decided yet.
 NEED_MORE = -1
@@ -322,7 +323,8 @@ def parse_header_block(block: bytes, response: bool) -> tuple[list[tuple[bytes, 
     return fields, events, False
 
 
-def parse_header_lines(lines: list[bytes], response: bool) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+def parse_header_lines(lines: Iterable[bytes], response: bool
+                       ) -> tuple[list[tuple[bytes, bytes]], list[str]]:
     """Turn the physical lines of a header block into (name, value) fields.
 
     Continuation lines (leading SP, HT or NUL, as libhtp) are folded into the
