@@ -264,7 +264,7 @@ class Http1Parser(HeadReader, BodyReader):
         if type(buf) is bytes:    # `feed` lent the caller's bytes: keep our own copy of the unread rest
             side.buf = bytearray(memoryview(buf)[pos:])
         elif pos:
-            del buf[:pos]
+            del buf[:pos]  # type: ignore[union-attr]  # not lent: our own bytearray
         else:
             return
         side.scan = max(0, side.scan - pos)
@@ -344,7 +344,8 @@ class Http1Parser(HeadReader, BodyReader):
             side.pos = nxt
             if hh.is_blank(line):
                 continue
-            tx = side.tx = side.tx or self._start_request()
+            tx: TxBuilder   # a side's transaction in LINE is a builder (see `Side.tx`)
+            tx = side.tx = side.tx or self._start_request()  # type: ignore[assignment]
             side.head_len, side.lines, side.fast = nxt - pos, (), True
             method, uri, proto, events = hh.split_request_line(line)
             tx.request_line, tx.method, tx.uri, tx.protocol = line, method, uri, proto
@@ -384,8 +385,8 @@ class Http1Parser(HeadReader, BodyReader):
 
     def _become_09(self, side: Side) -> None:
         tx = side.tx
-        if tx is not None:
-            tx.is09, tx.protocol = True, None
+        if tx is not None:   # in AWAIT_09: a builder (see `Side.tx`)
+            tx.is09, tx.protocol = True, None  # type: ignore[union-attr]
         self._finish(side, complete=True)
 
     def _status_line(self, side: Side, final: bool) -> bool:
@@ -420,7 +421,8 @@ class Http1Parser(HeadReader, BodyReader):
                     return True
                 side.pos = nxt
                 continue
-            tx = side.tx or self._bind_response(side)
+            tx: TxBuilder   # a side's transaction in LINE is a builder (see `Side.tx`)
+            tx = side.tx or self._bind_response(side)  # type: ignore[assignment]
             if tx.is09:
                 continue
             if not hh.looks_like_status_line(line, 0, True):
@@ -560,10 +562,10 @@ class Http1Parser(HeadReader, BodyReader):
         st, tx = side.st, side.tx
         if tx is None:
             return
-        if st in (St.HEADERS, St.TRAILERS):
-            self._apply_head(side, tx, None)
+        if st in (St.HEADERS, St.TRAILERS):   # reading a head: `tx` is a builder (see `Side.tx`)
+            self._apply_head(side, tx, None)  # type: ignore[arg-type]
             if st is St.HEADERS and side.d is _TS:
-                self._resolve_request(tx)
+                self._resolve_request(tx)  # type: ignore[arg-type]
         done = st in (St.AFTER, St.TRAILERS)
         if side.d is _TC:
             done = done or st is St.BODY_CLOSE or (st is St.LINE and side.junk > 0)

@@ -92,7 +92,8 @@ class HeadReader:
         return self._head_done(side, block)
 
     def _head_done(self, side: Side, block: bytes | None = None) -> bool:
-        response, tx = side.d is _TC, side.tx
+        tx: TxBuilder | None   # a side's transaction while it reads a head is a builder (see `Side.tx`)
+        response, tx = side.d is _TC, side.tx  # type: ignore[assignment]
         assert tx is not None
         side.head_len = 0   # counted only while a head is read (and an idle side keeps no int over 256)
         self._apply_head(side, tx, block)

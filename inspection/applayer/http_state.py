@@ -74,6 +74,8 @@ class Side:
         self.scan = 0          # no line end in buf[pos:scan] (keeps line search linear)
         self.crs = 0           # request side: CRs ending buf[:scan], maybe the coming line end
         self.fast = True       # the one-shot fast head split may still be tried
+        # A LoggedTx only in AFTER (and DEAD reached from it): in the states that read start lines and heads
+        # the transaction is a builder, which mypy cannot see (hence a few ignores in http1 and http_head).
         self.tx: TxBuilder | LoggedTx | None = None
         self.lines: list[bytes] | tuple[()] = ()
         self.head_len = self.remaining = self.junk = 0
