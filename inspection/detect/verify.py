@@ -171,16 +171,17 @@ def compile_block(block: BufferBlock, *, base64_block: BufferBlock | None = None
     for i, it in enumerate(items):
         _check_supported(it)
         kind = _KINDS[type(it)]
-        if kind is _Kind.CONTENT:
-            c = it  # type: ignore[assignment]
+        # isinstance, not `kind`, so mypy narrows `it`: the same test, the match classes being disjoint
+        if isinstance(it, ContentMatch):
+            c = it
             single = c.negated and not (c.relative or within_next[i] or distance_next[i] or c.depth is not None
                                         or c.offset is not None or c.startswith)
             steps.append(Step(kind, c, retry=within_next[i], single=single,
                               needle=c.pattern.lower() if c.nocase else c.pattern))
-        elif kind is _Kind.PCRE:
-            rx = _regex(it, regexes)  # type: ignore[arg-type]
+        elif isinstance(it, PcreMatch):
+            rx = _regex(it, regexes)
             steps.append(Step(kind, it, retry=within_next[i], regex=rx,
-                              captures=() if it.negated else pcre_captures(it, rx)))  # type: ignore[union-attr]
+                              captures=() if it.negated else pcre_captures(it, rx)))
         else:
             steps.append(Step(kind, it))
     b64 = None
@@ -278,6 +279,7 @@ class _Search:
             raise _OutOfBudget
         st = self.steps[i]
         kind = st.kind
+        # `kind` fixes the type of `st.item`, which mypy cannot see: hence the ignores here and in the methods
         if kind is _Kind.CONTENT:
             return self.content(st, i, cursor)
         if kind is _Kind.PCRE:
