@@ -22,7 +22,7 @@ import enum
 
 from signatures.buffers import Buffer
 from signatures.model import FlowbitCommand, FlowOption, Protocol, Rule, TcpFlagMode
-from signatures.netspec import intervals_contain
+from signatures.netspec import Intervals, intervals_contain
 
 from inspection.detect.errors import UnsupportedRule
 from inspection.flow.table import Flow, FlowState
@@ -112,6 +112,15 @@ class _Header:
     __slots__ = ("app", "l4", "alps", "flow_opts", "pkt_checks", "sports", "dports", "src4", "src6", "dst4", "dst6",
                  "bidir", "tx_both", "pd", "any_http")
 
+    # None means any (nothing to check). An address's "any" is told by its v4 set alone: the v6 set is
+    # read only when the v4 one is set, so it stays a plain set and the per-packet check tests one None.
+    sports: Intervals | None
+    dports: Intervals | None
+    src4: Intervals | None
+    src6: Intervals
+    dst4: Intervals | None
+    dst6: Intervals
+
     def __init__(self, rule: Rule) -> None:
         p = rule.protocol
         self.app = "http2" if p is Protocol.HTTP2 else p.app_proto
@@ -123,8 +132,10 @@ class _Header:
                            or rule.ip_proto is not None)
         self.sports = None if rule.src_ports.is_any else rule.src_ports.ranges
         self.dports = None if rule.dst_ports.is_any else rule.dst_ports.ranges
-        self.src4, self.src6 = (None, None) if rule.src.is_any else (rule.src.ipv4, rule.src.ipv6)
-        self.dst4, self.dst6 = (None, None) if rule.dst.is_any else (rule.dst.ipv4, rule.dst.ipv6)
+        self.src4 = None if rule.src.is_any else rule.src.ipv4
+        self.src6 = rule.src.ipv6
+        self.dst4 = None if rule.dst.is_any else rule.dst.ipv4
+        self.dst6 = rule.dst.ipv6
         self.bidir = rule.bidirectional
         self.tx_both = rule.transactional   # ``=>``: the header names the request's direction
         self.pd = pd_only(rule)
