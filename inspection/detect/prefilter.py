@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import hyperscan
 
@@ -123,7 +123,8 @@ def choose_fast_pattern(rule: Rule) -> FastPatternChoice | None:
                 continue
             fp = c.fast_pattern
             if fp is not None and explicit is None:
-                pattern = c.pattern if fp.offset is None else c.pattern[fp.offset:fp.offset + fp.length]
+                off, length = fp.offset, fp.length   # a chop has both or neither (FastPattern checks it)
+                pattern = c.pattern if off is None or length is None else c.pattern[off:off + length]
                 explicit = FastPatternChoice(key, pattern, c.nocase, True)
             rank = (0 if block.buffer in _PACKET_BUFFERS else 1, len(c.pattern), pattern_strength(c.pattern),
                     -order)
@@ -174,8 +175,10 @@ def load_database(blob: bytes, key: str = "?") -> hyperscan.Database:
     return db
 
 
-def _collect(pid: int, start: int, end: int, flags: int, hits: list[int]) -> None:
-    """Hyperscan's match callback: one module-level function, not a closure made per scan."""
+def _collect(pid: int, start: int, end: int, flags: int, hits: Any) -> None:
+    """Hyperscan's match callback: one module-level function, not a closure made per scan.
+
+    `hits` is the scan's `context`, the list[int] `Prefilter.scan` passes; the binding types it `object`."""
     hits.append(pid)
 
 
