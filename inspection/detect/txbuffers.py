@@ -6,9 +6,18 @@ this module only says what its buffers hold.
 """
 from __future__ import annotations
 
+from typing import overload
+
 from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.tls import TlsRecord
 from signatures.buffers import Buffer
+
+
+# A str always gives bytes: callers that pass one need no None test
+@overload
+def field_bytes(s: str) -> bytes: ...
+@overload
+def field_bytes(s: str | None) -> bytes | None: ...
 
 
 def field_bytes(s: str | None) -> bytes | None:
@@ -17,12 +26,12 @@ def field_bytes(s: str | None) -> bytes | None:
 
 
 def _headers(pairs: tuple[tuple[str, str], ...], skip: frozenset[str] = frozenset()) -> bytes:
-    return b"".join(field_bytes(f"{n}: {v}\r\n") for n, v in pairs if n.lower() not in skip)  # type: ignore[misc]
+    return b"".join(field_bytes(f"{n}: {v}\r\n") for n, v in pairs if n.lower() not in skip)
 
 
 def _names(pairs: tuple[tuple[str, str], ...]) -> bytes | None:
     """``http.header_names``: CRLF, then each name and CRLF, then CRLF."""
-    return b"\r\n" + b"".join(field_bytes(n) + b"\r\n" for n, _ in pairs) + b"\r\n" if pairs else None  # type: ignore[operator]
+    return b"\r\n" + b"".join(field_bytes(n) + b"\r\n" for n, _ in pairs) + b"\r\n" if pairs else None
 
 
 class _Fields:
@@ -33,7 +42,7 @@ class _Fields:
 
     def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
         self.pairs = pairs
-        self.raw: bytes = field_bytes("".join(f"{n}: {v}\r\n" for n, v in pairs))  # type: ignore[assignment]
+        self.raw: bytes = field_bytes("".join(f"{n}: {v}\r\n" for n, v in pairs))
         first: dict[str, str] = {}
         for n, v in pairs:
             first.setdefault(n.lower(), v)
@@ -48,7 +57,7 @@ class _Fields:
 
     def start(self, line: str | None) -> bytes | None:
         """``http.start``: the start line and the headers, as Suricata builds it."""
-        return None if line is None else field_bytes(line) + b"\r\n" + self.raw + b"\r\n"  # type: ignore[operator]
+        return None if line is None else field_bytes(line) + b"\r\n" + self.raw + b"\r\n"
 
 
 def http_request_buffers(tx: HttpTransaction) -> dict[Buffer, bytes]:
