@@ -178,7 +178,7 @@ class RuleInspector:
         pending[d].append(data)
         st.stream_pending_len += len(data)
         if st.stream_pending_len > STREAM_PENDING_MAX:
-            return self._inspect_stream(flow, st, d)
+            return self._inspect_stream(flow, st, pending, d)
         return []
 
     def stream_gap(self, flow: Flow, d: Direction, length: int) -> None:
@@ -189,15 +189,16 @@ class RuleInspector:
                 st.stream_pending = [[], []]
             st.stream_pending[d].append(length)
 
-    def _inspect_stream(self, flow: Flow, st: FlowDetectState, d: Direction, timeout: bool = False) -> list[Hit]:
-        """The pending stream data of direction `d`. The last `STREAM_OVERLAP` bytes
-        are inspected again with the next data, so a pattern split across segments
-        (or across chunks inspected on different packets) is found; a gap starts
-        afresh. Each rule alerts once per flow direction, as the same bytes are seen
-        more than once."""
-        items = st.stream_pending[d]  # type: ignore[index]
-        st.stream_pending[d] = []      # type: ignore[index]
-        st.stream_pending_len = sum(len(x) for x in st.stream_pending[1 - d] if not isinstance(x, int))  # type: ignore[index]
+    def _inspect_stream(self, flow: Flow, st: FlowDetectState, pending: list[list[bytes | int]], d: Direction,
+                        timeout: bool = False) -> list[Hit]:
+        """The pending stream data of direction `d` (`pending` is ``st.stream_pending``, passed
+        by the caller that found it set). The last `STREAM_OVERLAP` bytes are inspected again
+        with the next data, so a pattern split across segments (or across chunks inspected on
+        different packets) is found; a gap starts afresh. Each rule alerts once per flow
+        direction, as the same bytes are seen more than once."""
+        items = pending[d]
+        pending[d] = []
+        st.stream_pending_len = sum(len(x) for x in pending[1 - d] if not isinstance(x, int))
         tail = st.stream_tail
         if tail is None:
             tail = st.stream_tail = [b"", b""]
@@ -231,7 +232,7 @@ class RuleInspector:
             return []
         hits: list[Hit] = []
         if st is not None and st.stream_pending is not None and st.stream_pending[d]:
-            hits += self._inspect_stream(flow, st, d)
+            hits += self._inspect_stream(flow, st, st.stream_pending, d)
         if not self._tx_rules:
             return hits   # no rule reads a transaction: what follows could only find nothing
         if st is not None and st.pending:
@@ -261,10 +262,11 @@ class RuleInspector:
         if st is None or st.passed:
             return []
         hits: list[Hit] = []
-        if st.stream_pending is not None:
+        pending = st.stream_pending
+        if pending is not None:
             for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
-                if st.stream_pending[d]:
-                    hits += self._inspect_stream(flow, st, d, timeout=True)
+                if pending[d]:
+                    hits += self._inspect_stream(flow, st, pending, d, timeout=True)
         for rec, d in st.pending:
             hits += self._http(flow, d, rec)
         st.pending = ()
@@ -314,7 +316,7 @@ class RuleInspector:
         if isinstance(rec, DnsMessage):
             if rec.direction is not Direction.TO_SERVER:
                 return []
-            hits: list[Hit] = []
+            hits = []
             payload = pkt.payload if pkt is not None and pkt.payload else None
             for q in rec.queries:
                 buffers = {Buffer.DNS_QUERY: q.rrname}
