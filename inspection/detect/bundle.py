@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeGuard
 
 from signatures.model import Rule
 from signatures.parser import SkippedRule as ParseSkipped
@@ -53,6 +53,9 @@ from inspection.detect.errors import (
 )
 from inspection.detect.prefilter import PrefilterImage, compile_database
 from inspection.detect.verify import DEFAULT_BUDGET
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 MAGIC = b"UTMRULES"
 FORMAT_VERSION = 2   # 2: pcre captures (PcreMatch.captures)
@@ -133,7 +136,8 @@ def python_version() -> str:
 @lru_cache(maxsize=1)
 def hyperscan_version() -> str:
     """The Hyperscan library's version, as its databases report it (the binding does not expose it)."""
-    info = compile_database([(b"version", False)], "version").info().decode(errors="replace")
+    db = compile_database([(b"version", False)], "version")
+    info = db.info().decode(errors="replace")  # type: ignore[attr-defined]  # typed str, but returns bytes
     for part in info.split("Features:")[0].split():
         if part[:1].isdigit():
             return part
@@ -246,13 +250,13 @@ def _restore(cls: type, values: tuple) -> object:
     setters = _setters(cls)
     if len(values) != len(setters):
         raise pickle.UnpicklingError(f"{cls.__name__}: {len(values)} values for {len(setters)} fields")
-    obj = object.__new__(cls)
+    obj: object = object.__new__(cls)
     for put, value in zip(setters, values):
         put(obj, value)
     return obj
 
 
-def _is_model_class(cls: object) -> bool:
+def _is_model_class(cls: object) -> TypeGuard[type[DataclassInstance]]:
     return isinstance(cls, type) and cls.__module__ in _ALLOWED_MODULES and dataclasses.is_dataclass(cls) \
         and "__slots__" in cls.__dict__
 
@@ -277,7 +281,7 @@ class _ModelPickler(pickle.Pickler):
         self._canon: dict[object, object] = {}
         self._keys: dict[int, object] = {}
 
-    def reducer_override(self, obj: object) -> object:
+    def reducer_override(self, obj: object) -> tuple[Callable[..., object], tuple[object, ...]]:
         cls = type(obj)
         if _is_model_class(cls):
             return _restore, (cls, tuple(self._canonical(getattr(obj, f.name)) for f in dataclasses.fields(cls)))
