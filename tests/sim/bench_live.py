@@ -101,6 +101,7 @@ def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dic
     """Sequential small requests, on new connections then on one open connection, while
     `clients` others keep `rate` requests/s going on new connections."""
     seconds = 2.0 + small * 0.006
+    cpu0 = _machine_cpu()
     load = subprocess.Popen(["ip", "netns", "exec", bed.client, sys.executable, PEER, "load", SERVER_IP,
                              str(PORT), f"{seconds:.1f}", str(clients), str(SMALL), f"{rate:.1f}"],
                             stdout=subprocess.PIPE, text=True)
@@ -113,9 +114,10 @@ def loaded_latency(bed: BridgeBed, small: int, clients: int, rate: float) -> dic
         if load.poll() is None:
             load.kill()
             load.wait()
+    busy, total = (b - a for a, b in zip(cpu0, _machine_cpu()))
     bg = json.loads(so)
     lat = r["latencies_ms"]
-    return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"],
+    return {"rate_asked": rate, "rate_done": bg["done"] / bg["seconds"], "cpu_busy": busy / total if total else 0.0,
             "failed": r["failed"] + bg["failed"] + reuse["reuse_failed"],
             "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), **reuse}
 
@@ -130,6 +132,14 @@ def _download(bed: BridgeBed, mode: str, size: int) -> float:
             raise RuntimeError(f"{mode} download of {size} bytes failed: {r}")
         times.append(r["seconds"])
     return sorted(times)[len(times) // 2]
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, all) clock ticks of every CPU since boot (/proc/stat): over a loaded run, how close
+    the VM was to full, with the peers, the kernel's forwarding and the worker sharing its cores."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]   # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def _cpu_and_rss(pid: int) -> tuple[float, int]:
@@ -281,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     for load in LOADS:
         ph, ih = p[load], i[load]
         print(f"{load.replace('_', ' ')}: {ih['rate_asked']:.0f} requests/s asked of {r['clients']} clients in the "
-              f"background (done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting)")
+              f"background (done: {ph['rate_done']:.0f} plain, {ih['rate_done']:.0f} inspecting; "
+              f"CPUs busy {ph['cpu_busy']:.0%} plain, {ih['cpu_busy']:.0%} inspecting)")
     print(f"({r['large_mb']} MB downloads, {r['small_requests']} small requests, {r['clients']} parallel clients; "
           "2 shared vCPUs over veth: compare the columns, not with hardware)")
     return 0
