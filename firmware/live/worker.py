@@ -15,9 +15,10 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
@@ -156,7 +157,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
     spec.logdir.mkdir(parents=True, exist_ok=True)
     sender = AfPacketSender() if spec.resets else None
     live = first
-    with open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16) as fh:
+    with open_log(spec) as fh:
         cfg = live.engine if live.engine is not None else spec.engine   # the -c file as it is at this start
         eve = EveWriter.for_config(fh, cfg)
         judges = live.judges
@@ -170,6 +171,7 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
         meter = bypass_meter(replace(spec, queue_range=live.queue_range or spec.queue_range))
         now = time.monotonic()
         next_stats, next_flush = now + spec.stats_every, now + FLUSH_EVERY
+        told_lost = 0
         try:
             while not stop.is_set():
                 worker.run_once(HEARTBEAT_EVERY)
@@ -204,15 +206,18 @@ def _serve(spec: WorkerSpec, first: Loaded, heartbeat: Any, restarts: int, stop:
                     next_stats = now + spec.stats_every
                     if meter is not None:
                         meter.poll()        # read beside the loop: this event carries the last reading
-                    eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
+                    worker.log(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
+                    told_lost = tell_lost_events(spec, worker, told_lost)
                 if now >= next_flush:
                     next_flush = now + FLUSH_EVERY
-                    fh.flush()
+                    flush_log(fh, worker)
                     gc.freeze()     # see settle_heap: the flows of the last second leave the collector's scans
         finally:
             queue.close()   # unbound first: the kernel bypasses while we write the last events
             engine.finish()
-            eve.write(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
+            worker.log(stats_event(worker, restarts, spec.queue, live, meter.meter if meter else None))
+            flush_log(fh, worker)
+            tell_lost_events(spec, worker, told_lost)
             digests.close()
             if sender is not None:
                 sender.close()
@@ -276,6 +281,40 @@ def rebind(worker: LiveWorker, fail: FailMode, bind: Any = NfQueue) -> Any:
     print(f"utm run: worker {old.queue}: queue bound again for fail mode {fail.value} "
           f"(unbound {unbound * 1000:.1f} ms)", file=sys.stderr)
     return new
+
+
+@contextmanager
+def open_log(spec: WorkerSpec) -> Iterator[BinaryIO]:
+    """The queue's EVE file. Closing it on a full disk loses the lines still buffered: said, not
+    raised, as the worker is stopping anyway."""
+    fh = open(spec.logdir / f"eve.q{spec.queue}.json", "ab", buffering=1 << 16)
+    try:
+        yield fh
+    finally:
+        try:
+            fh.close()
+        except OSError as e:
+            print(f"utm run: worker {spec.queue}: {spec.logdir}: {e.strerror}: "
+                  "the last buffered EVE events are lost", file=sys.stderr)
+
+
+def flush_log(fh: BinaryIO, worker: LiveWorker) -> None:
+    """Push the buffered EVE lines to the file. A full disk keeps them buffered (written once
+    there is room) and is noted as the log's error; the loop goes on."""
+    try:
+        fh.flush()
+    except OSError as e:
+        worker.counters.log_error = e.strerror or str(e)
+
+
+def tell_lost_events(spec: WorkerSpec, worker: LiveWorker, told: int) -> int:
+    """Say on stderr (the journal), at most once a stats period, how many events the EVE log lost
+    since the last time; returns the count told so far."""
+    c = worker.counters
+    if c.events_lost > told:
+        print(f"utm run: worker {spec.queue}: {spec.logdir}: {c.log_error}: "
+              f"{c.events_lost - told} EVE event(s) not written (verdicts unaffected)", file=sys.stderr)
+    return c.events_lost
 
 
 def stats_event(worker: LiveWorker, restarts: int, queue: int, live: Loaded,

@@ -150,7 +150,17 @@ class LiveWorker:
             self.policy.forget(ev.flow.flow_id)
             self.answers.forget(ev.flow.flow_id)
             self._requests.pop(ev.flow.flow_id, None)
-        self._emit_out(ev)
+        self.log(ev)
+
+    def log(self, ev: EngineEvent) -> None:
+        """Write `ev` to the EVE log. A log that cannot be written (its disk full, say) loses the
+        event, counted as `events_lost` with the error, and never the verdict: blocking goes on."""
+        try:
+            self._emit_out(ev)
+        except OSError as e:
+            c = self.counters
+            c.events_lost += 1
+            c.log_error = e.strerror or str(e)
 
     def _dns_answer(self, flow: Flow | None, qid: int) -> str | None:
         """Can the box answer the query at hand (--dns-block-answer on, a query it can parse)?
@@ -404,7 +414,7 @@ class LiveWorker:
         d = self.policy.decide(facts, hits)
         why = None if d.accepted else _DROP_REASONS.get(d.reason)
         if why is not None:     # the first packet dropped for a flow (the rest go in the kernel)
-            self._emit_out(EngineEvent("drop", now, None, flow, self._direction(flow), drop_record(qp.payload, why),
+            self.log(EngineEvent("drop", now, None, flow, self._direction(flow), drop_record(qp.payload, why),
                                        packet=self.engine._cur))
         if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
             c.files_unjudged_bypassed += unjudged
@@ -536,6 +546,7 @@ class LiveWorker:
             "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,
+            "events_lost": c.events_lost, "log_error": c.log_error,
             "expiry_behind": c.expiry_behind,
             "queue": {"received": qc.received, "verdicts": qc.verdicts, "enobufs": qc.enobufs,
                       "decode_errors": qc.decode_errors, "send_errors": qc.send_errors},

@@ -38,6 +38,8 @@ class LiveCounters:
     block_us_total: int = 0
     files_unjudged_bypassed: int = 0  # flows handed back at the depth with a file nothing could judge
     expiry_behind: int = 0           # batches followed by timed-out flows: the queue left no gap (run_once)
+    events_lost: int = 0             # EVE events that could not be written (LiveWorker.log): not logged
+    log_error: str = ""              # ... the latest reason ("No space left on device")
 
 
 class LiveStats:

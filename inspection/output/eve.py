@@ -205,12 +205,12 @@ class EveWriter:
 
     def write(self, ev: EngineEvent) -> None:
         rec = self.to_dict(ev)
-        self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
         line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
         # isascii is one fast pass; the three searches cost ~1.5 us a line and only matter for non-ASCII
         if not line.isascii() and (b"\xc2\x85" in line or b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line):
             line = _escape_line_breaks(line)
-        self._fh.write(line)
+        self._fh.write(line)   # an OSError (disk full) leaves the line out whole, and uncounted
+        self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
 
     def to_dict(self, ev: EngineEvent) -> dict:
         et = ev.event_type
