@@ -155,6 +155,10 @@ def _run(args: argparse.Namespace) -> int:
     except BundleError as e:
         print(f"utm inspect: bundle refused: {e}", file=sys.stderr)
         return 2
+    except OSError as e:   # the captures' own read errors are in the summary: this is the log side
+        print(f"utm inspect: cannot write the logs to {e.filename or args.logdir}: {e.strerror or e} "
+              "(what is there is incomplete)", file=sys.stderr)
+        return 2
     for err in summary.capture_errors:
         print(f"utm inspect: error: {err}", file=sys.stderr)
     if not args.quiet:

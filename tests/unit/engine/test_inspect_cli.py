@@ -202,3 +202,12 @@ def test_half_closed_session_is_named_from_the_servers_side(tmp_path, closer, st
     rc, ev = run(tmp_path, pkts)
     (flow,) = of(ev, "flow")
     assert flow["tcp"]["state"] == state
+
+
+def test_a_full_log_disk_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    pcap = write_pcap(tmp_path / "in.pcap", http_conversation())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "eve.json").symlink_to("/dev/full")   # every write: ENOSPC
+    assert main(["inspect", "-q", "-l", str(tmp_path / "out"), "-r", str(pcap)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("utm inspect: cannot write the logs") and "No space left on device" in err
