@@ -7,7 +7,7 @@ through the `emit` callable; the clock is the packet timestamp.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
 from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
@@ -16,14 +16,14 @@ from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
 from inspection.decode.defrag import Defragmenter, OverlapPolicy, rebuild_frame
 from inspection.decode.transport import decode_l4
+from inspection.engine_files import BODY_BUFFERS, LiveFileQuestions
 from inspection.files.model import FileLimits, FileRecord, with_signature_hits
 from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
-from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_SYN, Anomaly,
+from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
                               BodyChunk, Direction, Packet)
 from inspection.stream.policy import HostPolicies
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
-from signatures.buffers import Buffer
 
 if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
     from inspection.detect.inspector import RuleInspector
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the engine runs without rules; detection is handed in
 
 # IP protocols that get a flow, as in Suricata (IGMP, OSPF, ... are decoded but not tracked).
 FLOW_PROTOS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, 50, 132})
-_BODY_BUFFERS = frozenset({Buffer.FILE_DATA, Buffer.HTTP_REQUEST_BODY})   # rules on what carries files
 # per-packet comparisons read these as globals, not as Enum class attributes (a metaclass lookup each)
 _TCP_CLOSED, _TCP_ESTABLISHED = TcpState.CLOSED, TcpState.ESTABLISHED
 _FLOW_CLOSED, _FLOW_ESTABLISHED = FlowState.CLOSED, FlowState.ESTABLISHED
@@ -65,7 +64,7 @@ class EngineStats:
     alerts: int = 0
 
 
-class Engine:
+class Engine(LiveFileQuestions):
     def __init__(self, cfg: EngineConfig, emit: Callable[[EngineEvent], None],
                  inspector: "RuleInspector | None" = None, urlcat: "UrlCategorizer | None" = None) -> None:
         self.cfg = cfg
@@ -388,102 +387,7 @@ class Engine:
                 if tracker is not None:
                     self._file_outputs(flow, tracker, tracker.record(r))
 
-    # -- files ---------------------------------------------------------------------------------
-    def file_in_transit(self, flow: Flow) -> bool:
-        """A file is on its way in this flow and can still be judged (not past the file size
-        limit or its direction's stream depth): the live path keeps such a flow queued."""
-        t = self._trackers.get(flow) if self._trackers else None
-        if t is None:
-            return False
-        dirs = t.judging()
-        tcp = flow.tcp
-        if not dirs or tcp is None:
-            return bool(dirs)
-        # past the stream depth no more of the file reaches the tracker: it cannot be judged further
-        return any(tcp.streams[d].reassemble and not tcp.streams[d].depth_hit for d in dirs)
-
-    def rules_judge_files(self, flow: Flow) -> bool:
-        """Rules may still make a file of `flow` malicious: a body rule matched it already, or
-        the loaded rules read bodies (they run on a body once it is complete, so a file's
-        verdict by rule is known only at its end)."""
-        if self._file_hits and self._file_hits.get(flow):
-            return True
-        ins = self.inspector
-        if ins is None:
-            return False
-        known = self._body_rules
-        if known is None or known[0] is not ins:
-            reads = any(b.buffer in _BODY_BUFFERS for r in ins.detector.rules for b in r.buffers)
-            known = self._body_rules = (ins, reads)
-        return known[1]
-
-    def release_files(self, flow: Flow) -> None:
-        """Live path: `flow` was handed back to the kernel; its open files close and are logged
-        now (TRUNCATED) rather than holding their scan buffers until the flow times out."""
-        tracker = self._trackers.get(flow) if self._trackers else None
-        if tracker is not None:
-            self._file_outputs(flow, tracker, tracker.release())
-
-    def judge_complete_files(self, flow: Flow) -> list:
-        """Live path: files of `flow` whose bodies are whole by their framing are closed and
-        judged now (the packet that completed them is still held); returns their records."""
-        t = self._trackers.get(flow) if self._trackers else None
-        if t is None:
-            return []   # the common case, asked on every queued packet
-        app = flow.app
-        complete = getattr(app.parser, "body_complete", None) if app is not None else None
-        if complete is None:
-            return []
-        heads: Any = getattr(app.parser, "heads", None)   # type: ignore[union-attr]
-
-        def snapshot(tx_id: int):  # the open transaction as it stands, for the file's event
-            for d in (Direction.TO_CLIENT, Direction.TO_SERVER):
-                for tx in heads(d):
-                    if tx.tx_id == tx_id:
-                        return tx.record()
-            return None
-        out, judged = t.close_complete(lambda tx_id, d: complete(d, tx_id),
-                                       snapshot if heads is not None else None)
-        if out or judged:
-            self._file_outputs(flow, t, out)
-        return judged
-
-    def open_ended_file(self, flow: Flow) -> bool:
-        """Live path: the packet at hand carried bytes of a file still being judged whose body
-        no count ends (chunked, or up to the close): its end may come alone, so this packet is
-        the one the live path holds (see inspection.io.live, `_hold`)."""
-        pkt, app = self._cur, flow.app
-        if pkt is None or app is None or not pkt.payload or flow.tcp is None:
-            return False
-        open_ended = getattr(app.parser, "body_open_ended", None)
-        t = self._trackers.get(flow) if self._trackers else None
-        if open_ended is None or t is None:
-            return False
-        d = flow.direction_of(pkt)
-        return d in t.judging() and open_ended(d)
-
-    def end_at_fin(self, flow: Flow) -> bool:
-        """Live path: the packet at hand carries the FIN of its direction with every byte before
-        it read, and a file is open in that direction. The stream is over now, not when the FIN
-        is acknowledged: a body delimited by the close (no length, not chunked) is complete, so
-        its file is closed and judged while this packet (the FIN) is held. True if it ended."""
-        pkt, tcp, app = self._cur, flow.tcp, flow.app
-        if pkt is None or tcp is None or app is None or not pkt.tcp_flags & TH_FIN or tcp.eof_sent:
-            return False
-        d = flow.direction_of(pkt)
-        t = self._trackers.get(flow) if self._trackers else None
-        s = tcp.streams[d]
-        if t is None or d not in t.judging() or s.fin is None or s.fin != s.next or s.ooo \
-                or not s.reassemble or s.depth_hit:
-            return False
-        eos = getattr(app.parser, "end_of_stream", None)
-        if eos is None:
-            return False
-        res = eos(d, pkt.ts)
-        if res:
-            self._app_outputs(flow, res)
-        return True
-
+    # -- files (the live path's questions about them: inspection.engine_files) ------------------
     def raise_alerts(self, flow: Flow | None, hits: list) -> None:
         """Alerts decided outside the engine (the live path's file and early category checks)."""
         if hits:
@@ -499,7 +403,7 @@ class Engine:
         """A rule that read a body (``file.data``, ``http.request_body``) matched: the files
         that body carried are malicious by signature (``signature:gid:sid``)."""
         rule = getattr(hit, "rule", None)
-        if rule is None or not any(b.buffer in _BODY_BUFFERS for b in rule.buffers):
+        if rule is None or not any(b.buffer in BODY_BUFFERS for b in rule.buffers):
             return
         key = (hit.record.tx_id, hit.direction)  # type: ignore[attr-defined]
         self._file_hits.setdefault(flow, {}).setdefault(key, []).append(f"signature:{rule.gid}:{rule.sid}")
