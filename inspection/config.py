@@ -65,6 +65,7 @@ class EngineConfig:
     http_decompress_layers: int = 3     # content codings undone per body
     http2: bool = True                  # HTTP/2 in clear (prior knowledge, Upgrade: h2c) is parsed
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
+    file_scan_memcap: int = 128 << 20   # bytes of open files held for the scanner, all flows together
     # digests in fileinfo: sha256 always; md5 and sha1 cost CPU on every file byte (`utm run` logs md5)
     file_hashes: tuple[str, ...] = ("md5", "sha1", "sha256")
     http_log_headers: bool = False
@@ -120,6 +121,12 @@ def parse_size(key: str, value: str) -> int:
     if not m:
         raise ConfigError(key, f"expected a size like 1mb, got {value!r}")
     return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
+def _at_least_one(key: str, n: int) -> int:
+    if n < 1:
+        raise ConfigError(key, "must be at least 1 byte")
+    return n
 
 
 def parse_seconds(key: str, value: str) -> float:
@@ -267,6 +274,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
     "app-layer.protocols.http2.enabled": _field("http2", parse_bool),
     "files.max-size": _field("file_size_limit", parse_size),
+    "files.scan-memcap": _field("file_scan_memcap", lambda k, v: _at_least_one(k, parse_size(k, v))),
     "files.hashes": _field("file_hashes", _hashes),
     "outputs.eve.files.force-hash": _field("file_hashes", _hashes),
     "outputs.eve.alert.packet": _field("alert_packet", parse_bool),

@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
             except OSError as e:
                 print(f"utm inspect: --sanitize-dir {args.sanitize_dir}: {e.strerror or e}", file=sys.stderr)
                 return 2
-        file_scanner = StreamScanner(content, disarmer)
+        file_scanner = StreamScanner(content, disarmer, max_held=cfg.file_scan_memcap)
 
         def use_scanner(engine) -> None:
             engine.files.scanner = file_scanner

@@ -283,7 +283,7 @@ def load_judges(spec: "WorkerSpec") -> Judges:
         from inspection.files.scanner import ContentScanner
         from inspection.files.scanner_stream import StreamScanner
         hashes, matchers, _ = load_sources(list(spec.hashes), list(spec.yara), bundle=spec.scan_bundle)
-        scanner = StreamScanner(ContentScanner(hashes, matchers))
+        scanner = StreamScanner(ContentScanner(hashes, matchers), max_held=spec.engine.file_scan_memcap)
     return Judges(inspector, urlcat, scanner)
 
 

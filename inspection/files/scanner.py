@@ -116,11 +116,12 @@ class ContentScanner:
         return ScanResult(path, kind, size, sha256, _own_verdict(reasons), tuple(reasons))
 
     def oversized(self, path: str, size: int, sha256: str | None, md5: str | None = None,
-                  sha1: str | None = None) -> ScanResult:
-        """A file past `max_file_size`: only its hashes are looked up (the
-        caller hashed it while streaming); otherwise "too large"."""
-        self.counters.too_large += 1
-        reasons = [UNSCANNED_PREFIX + "too large"]
+                  sha1: str | None = None, why: str = "too large") -> ScanResult:
+        """A file past `max_file_size` (or that the caller could not hold: `why`): only its
+        hashes are looked up (the caller hashed it while streaming); otherwise unscanned."""
+        if why == "too large":
+            self.counters.too_large += 1
+        reasons = [UNSCANNED_PREFIX + why]
         kind = VerdictKind.UNSCANNED
         hit = self.hashes.lookup(sha256, size, md5, sha1) if sha256 else None
         if hit:

@@ -543,6 +543,10 @@ class LiveWorker:
             "files_judged_live": c.files_judged_live, "file_hold_us_max": c.hold_us_max,
             "file_hold_us_total": c.hold_us_total, "files_unjudged_bypassed": c.files_unjudged_bypassed,
             "files_too_large": e.files.counters.announced_large,
+            # bytes of open files held for the scanner now, their peak, files that passed the cap
+            "scan_held_bytes": getattr(e.files.scanner, "held", 0),
+            "scan_held_peak": getattr(e.files.scanner, "held_peak", 0),
+            "scan_memcap_files": getattr(e.files.scanner, "memcap_files", 0),
             "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,

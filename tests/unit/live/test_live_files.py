@@ -114,3 +114,33 @@ def test_a_handed_back_flow_logs_its_open_file_when_idle_and_takes_no_new_one(tm
     engine.finish()
     assert len(fileinfos()) == 1 and sum(scan.verdicts.values()) == 1
     assert not engine._trackers   # the released tracker went with its flow
+
+
+def test_many_downloads_at_once_hold_no_more_than_the_scan_memcap(tmp_path):
+    import random
+    import zipfile
+    from itertools import zip_longest
+
+    from tests.unit.files.test_scanner import zip_of
+    # a container, held whole for the scan; 14 segments each, all four open at once
+    body = zip_of({"a.bin": random.Random(5).randbytes(20000)}, zipfile.ZIP_STORED)
+    downloads = [queued(_http_download(len(body), port=41000 + i, body=body), start_id=1 + 1000 * i)
+                 for i in range(4)]
+    interleaved = [p for group in zip_longest(*downloads) for p in group if p is not None]
+    out = io.BytesIO()
+    eve = EveWriter(out)
+    engine = Engine(EngineConfig(checksum=ChecksumMode.NONE, stream_inline=True), eve.write, None)
+    engine.files.scanner = sc = scanner(tmp_path)
+    sc.max_held = 2 * len(body) + len(body) // 2               # room for two and a half
+    q = FakeQueue(interleaved)
+    w = LiveWorker(q, engine, FlowPolicy(PolicyConfig(inspect_depth=DEPTH)), FakeSender(), eve.write,
+                   clock=lambda: 1_700_000_000.0)
+    while w.run_once(0):
+        pass
+    engine.finish()
+    live = w.stats_event().body.tree()["live"]
+    assert live["scan_held_peak"] <= sc.max_held and live["scan_held_bytes"] == 0
+    assert live["scan_memcap_files"] == 2 and all(v.verdict is Verdict.ACCEPT for v in q.sent)
+    reasons = sorted(e["fileinfo"]["verdict"]["reason"] for e in map(json.loads, out.getvalue().splitlines())
+                     if e["event_type"] == "fileinfo")
+    assert reasons == ["no detection"] * 2 + ["unscanned: memory cap (files held for scanning)"] * 2
