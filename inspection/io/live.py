@@ -547,6 +547,7 @@ class LiveWorker:
             "scan_held_bytes": getattr(e.files.scanner, "held", 0),
             "scan_held_peak": getattr(e.files.scanner, "held_peak", 0),
             "scan_memcap_files": getattr(e.files.scanner, "memcap_files", 0),
+            "digest_waits": getattr(e.files.digests, "waits", 0),   # the digest thread fell behind
             "blocks_timed": c.blocks_timed,
             "block_us_max": c.block_us_max, "block_us_total": c.block_us_total,
             "engine_errors": c.engine_errors, "reloads": c.reloads, "reload_errors": c.reload_errors,

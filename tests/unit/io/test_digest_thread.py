@@ -68,3 +68,41 @@ def test_an_update_that_raises_does_not_stop_the_thread():
         assert d.errors == 1 and h.hexdigest() == hashlib.sha256(b"y" * 100_000).hexdigest()
     finally:
         d.close()
+
+
+def test_a_thread_that_falls_behind_makes_feed_wait_instead_of_queueing_without_end():
+    import threading
+
+    release = threading.Event()
+
+    class Slow:
+        def __init__(self) -> None:
+            self.h = hashlib.sha256()
+
+        def update(self, data):
+            release.wait(5)            # the thread cannot keep up until released
+            self.h.update(data)
+
+    d = ThreadDigests(max_queued=100_000)
+    slow, chunk = Slow(), b"z" * 30_000
+    fed = []
+
+    def feeder():
+        for _ in range(20):
+            d.feed((slow,), chunk)
+            fed.append(d._queued)
+
+    t = threading.Thread(target=feeder)
+    try:
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and len(fed) < 20              # feed waits for the thread
+        assert max(fed) <= 100_000 + len(chunk)             # the queue stopped at its bound
+        release.set()
+        t.join(5)
+        d.settle()
+        assert len(fed) == 20 and d.waits >= 1
+        assert slow.h.hexdigest() == hashlib.sha256(chunk * 20).hexdigest()   # all of it, in order
+    finally:
+        release.set()
+        d.close()
