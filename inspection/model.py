@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
+from firmware.base.values import value
+
 # IP protocol numbers the engine tracks as flows.
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -127,7 +129,7 @@ class AppRecord(Protocol):
 AppOutput = Union["AppRecord", Anomaly, "BodyChunk"]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BodyChunk:
     """Decoded message-body bytes of one transaction, in order.
 

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
+from firmware.base.values import value
 from inspection.errors import InspectionError
 
 NETLINK_NETFILTER = 12
@@ -87,7 +88,7 @@ class NfqDecodeError(NfqError):
     """A netlink message from the kernel is truncated or malformed."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class QueuedPacket:
     """One packet the kernel handed to userspace; ifindexes are 0 when absent."""
 
@@ -108,7 +109,7 @@ class QueuedPacket:
     queue: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class VerdictMsg:
     """A verdict for one packet: `mark` (None keeps the packet's mark) and `ct_mark`
     (None leaves the connection's mark alone; set through NFQA_CT)."""

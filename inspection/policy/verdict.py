@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from firmware.base.values import value
 from inspection.errors import ConfigError
 from inspection.policy.dnsblock import DnsBlockConfig
 
@@ -97,7 +98,7 @@ class PolicyConfig:
         return kind.value in d
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class FlowFacts:
     """What the engine knows about the flow of the packet at hand."""
 
