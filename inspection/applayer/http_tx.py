@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
+from firmware.base.values import value
 from inspection.applayer import http_headers as hh
 from inspection.model import Direction
 
@@ -44,7 +45,7 @@ class Http2Info:
     response_fields: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HttpTransaction:
     """One HTTP request/response pair, as logged in EVE "http" events.
 

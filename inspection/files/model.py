@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from firmware.base.values import value
 from inspection.model import Direction
 
 __all__ = ["FileCounters", "FileLimits", "FileRecord", "FileState", "SanitisedCopy", "Verdict", "VerdictKind",
@@ -111,7 +112,7 @@ class FileCounters:
     gaps: int = 0             # files with missing bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class FileRecord:
     """One finished file, as logged in EVE ``fileinfo``.
 
