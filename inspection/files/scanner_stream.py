@@ -137,7 +137,8 @@ def _truncated(res: ScanResult) -> ScanResult:
 class StreamScanner:
     """`Scanner` for the file tracker: one buffering session per file."""
 
-    def __init__(self, content: ContentScanner, disarmer: Disarmer | None = None, max_held: int = MAX_HELD) -> None:
+    def __init__(self, content: ContentScanner, disarmer: Disarmer | None = None,
+                 max_held: int = MAX_HELD) -> None:
         self.content = content
         self.disarmer = disarmer
         self.verdicts: dict[str, int] = {}     # verdict kind -> files, for the run summary

@@ -415,7 +415,7 @@ class LiveWorker:
         why = None if d.accepted else _DROP_REASONS.get(d.reason)
         if why is not None:     # the first packet dropped for a flow (the rest go in the kernel)
             self.log(EngineEvent("drop", now, None, flow, self._direction(flow), drop_record(qp.payload, why),
-                                       packet=self.engine._cur))
+                                 packet=self.engine._cur))
         if self.policy.counters.bypassed_flows > bypassed:   # handed back by this verdict
             c.files_unjudged_bypassed += unjudged
             self._released.append((time.monotonic(), flow))   # type: ignore[arg-type]
