@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from inspection.errors import ConfigError
 from inspection.policy.filehit import FileBlockHit
+from inspection.policy.hits import AllowedHit
 from inspection.policy.urlcat import CategoryHit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -174,23 +175,16 @@ def _addresses(flow: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address
     return tuple(out)
 
 
-class ExcludedHit:
+class ExcludedHit(AllowedHit):
     """An alert an exclusion covers: logged the same, with ``action: allowed`` and ``excluded``."""
 
-    __slots__ = ("_hit", "excluded")
+    __slots__ = ("excluded",)
 
     def __init__(self, hit: object, reason: str) -> None:
         if isinstance(hit, (CategoryHit, FileBlockHit)):
             hit = dataclasses.replace(hit, blocked=False)
-        self._hit = hit
+        super().__init__(hit)
         self.excluded = reason
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._hit, name)
-
-    @property
-    def blocked(self) -> bool:
-        return False
 
     @property
     def inner(self) -> object:
