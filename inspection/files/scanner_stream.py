@@ -53,15 +53,14 @@ class _Session:
     def data(self, chunk: bytes) -> None:
         if self._over:
             return
-        owner = self._owner
-        if self._size + len(chunk) > owner.content.limits.max_file_size:
+        owner, n = self._owner, len(chunk)
+        if self._size + n > owner.content.limits.max_file_size:
             self._drop("too large")     # release now: nothing more will be scanned
             return
-        self._size += len(chunk)
+        self._size += n
         buf = self._buf
         if buf is None:
             return
-        n = len(chunk)
         if owner.held + n > owner.max_held:
             owner.memcap_files += 1
             self._drop(MEMCAP)
