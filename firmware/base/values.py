@@ -4,10 +4,10 @@ A frozen dataclass sets each field through `object.__setattr__`: one with eight
 fields takes 1.3 us to build against 0.5 us, and the live path builds several
 per packet (the queued packet, its verdict, the flow's facts, a body chunk)
 and, per connection, an HTTP transaction's record (29 fields) more than once
-and a file's: together about 6% of the worker's time per packet. The whole project is type-checked
-(`./build.sh test` runs mypy), which refuses an assignment to a field of a
-`value` as it would to a frozen dataclass's; `unsafe_hash` keeps them hashable
-by their fields, as frozen ones are. Use it only where the construction cost
+and a file's: together about 6% of the worker's time per packet. The whole
+project is type-checked (`./build.sh test` runs mypy), which refuses an
+assignment to a field of a `value` as it would to a frozen dataclass's;
+`unsafe_hash` keeps them hashable by their fields, as frozen ones are. Use it only where the construction cost
 shows; elsewhere `@dataclass(frozen=True, slots=True)` also stops a mutation at
 run time.
 """
