@@ -66,6 +66,7 @@ class EngineConfig:
     http2: bool = True                  # HTTP/2 in clear (prior knowledge, Upgrade: h2c) is parsed
     file_size_limit: int = 32 << 20     # bytes hashed/scanned per file; past it the file is TRUNCATED
     file_scan_memcap: int = 128 << 20   # bytes of open files held for the scanner, all flows together
+    app_layer_memcap: int = 64 << 20    # bytes parsers hold for unfinished messages, all flows together
     # digests in fileinfo: sha256 always; md5 and sha1 cost CPU on every file byte (`utm run` logs md5)
     file_hashes: tuple[str, ...] = ("md5", "sha1", "sha256")
     http_log_headers: bool = False
@@ -273,6 +274,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit":
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
     "app-layer.protocols.http2.enabled": _field("http2", parse_bool),
+    "app-layer.memcap": _field("app_layer_memcap", parse_size),
     "files.max-size": _field("file_size_limit", parse_size),
     "files.scan-memcap": _field("file_scan_memcap", lambda k, v: _at_least_one(k, parse_size(k, v))),
     "files.hashes": _field("file_hashes", _hashes),

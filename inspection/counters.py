@@ -33,6 +33,7 @@ class EngineCounters:
     app_flows: dict[str, int] = field(default_factory=dict)
     app_txs: dict[str, int] = field(default_factory=dict)
     app_errors: dict[str, int] = field(default_factory=dict)
+    app_memcap: dict[str, int] = field(default_factory=dict)   # held, held_peak, sheds (applayer.memory)
 
     def tree(self) -> dict:
         decoder: dict[str, int] = {"pkts": self.packets, "bytes": self.bytes, "invalid": self.invalid,
@@ -56,5 +57,6 @@ class EngineCounters:
             "tcp": dict(self.tcp),
             "defrag": dict(self.defrag),
             "detect": {"alert": self.alerts},
-            "app_layer": {"flow": dict(self.app_flows), "tx": dict(self.app_txs), "error": self.app_errors},
+            "app_layer": {"flow": dict(self.app_flows), "tx": dict(self.app_txs), "error": self.app_errors,
+                          "memcap": dict(self.app_memcap)},
         }

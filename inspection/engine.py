@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from inspection.applayer.dns import probe_dns_is_request
-from inspection.applayer.dispatch import FAILED, AppState, TcpDetector, udp_parser_for
+from inspection.applayer.dispatch import FAILED, HOLDERS, AppState, TcpDetector, udp_parser_for
+from inspection.applayer.memory import MEMCAP_EVENT, AppMemory
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.counters import EngineCounters
 from inspection.decode import decode_frame
@@ -21,7 +22,7 @@ from inspection.files.model import FileLimits, FileRecord, with_signature_hits
 from inspection.files.tracker import FileContext, FileEvent, FileTracker
 from inspection.flow.table import EndReason, Flow, FlowState, FlowTable, Timeouts, flow_key
 from inspection.model import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, Anomaly,
-                              BodyChunk, Direction, Packet)
+                              AnomalyKind, BodyChunk, Direction, HoldsBytes, Packet)
 from inspection.stream.policy import HostPolicies
 from inspection.stream.tcp import DATA, GAP, StreamConfig, StreamCounters, TcpSession, TcpState
 
@@ -93,6 +94,7 @@ class Engine(LiveFileQuestions):
                                      http_body_limit=max(cfg.http_body_limit, cfg.file_size_limit),
                                      http_lzma=cfg.http_lzma, http_layers=cfg.http_decompress_layers,
                                      http2=cfg.http2)
+        self.app_memory: AppMemory[Flow] = AppMemory(cfg.app_layer_memcap)
         self.files = FileContext(FileLimits(max_size=cfg.file_size_limit, hashes=cfg.file_hashes))
         # flow -> its file tracker, only while a file is on its way (idle flows pay nothing)
         self._trackers: dict[Flow, FileTracker] = {}
@@ -331,11 +333,34 @@ class Engine(LiveFileQuestions):
             if app.done:
                 break
         parser = app.parser
+        if type(parser) in HOLDERS and self.app_memory.account(flow, parser.held()):   # type: ignore[union-attr]
+            self._shed()
         if app.done or (parser is not None and getattr(parser, "done", False)):
             app.done = True
             if flow.tcp is not None and not wanted:
                 flow.tcp.stop(Direction.TO_SERVER)
                 flow.tcp.stop(Direction.TO_CLIENT)
+
+    def _shed(self) -> None:
+        """Past the app-layer memcap: the flows that have held bytes the longest forget them
+        (inspection.applayer.memory), each with an anomaly event; their events belong to no
+        packet, as a flow's end does."""
+        mem = self.app_memory
+        cur, self._cur = self._cur, None
+        try:
+            for flow in mem.victims():
+                app = flow.app
+                parser: HoldsBytes | None = app.parser if app is not None else None   # type: ignore[assignment]
+                if parser is None or type(parser) not in HOLDERS:   # switched (a tunnel): holds nothing
+                    mem.account(flow, 0)
+                    continue
+                self._anomaly(Anomaly(AnomalyKind.APPLAYER, MEMCAP_EVENT, parser.app_proto), flow, None)
+                res = parser.shed(flow.last)
+                mem.account(flow, parser.held())
+                if res:
+                    self._app_outputs(flow, res)
+        finally:
+            self._cur = cur
 
     def _udp(self, flow: Flow, pkt: Packet, d: Direction) -> None:
         app = flow.app
@@ -470,6 +495,7 @@ class Engine(LiveFileQuestions):
             res = app.parser.close(flow.last)
             if res:
                 self._app_outputs(flow, res)
+        self.app_memory.release(flow)
         if self.inspector is not None:   # before the files: a body rule's match marks its file
             hits = self.inspector.flush(flow)
             if hits:
@@ -495,7 +521,7 @@ class Engine(LiveFileQuestions):
     def counters(self) -> EngineCounters:
         """A snapshot of every counter (packets, decoder families, flows, stream, defrag, alerts, app layer)."""
         st = self.stats
-        fc, sc, dc = self.flows.counters, self.stream_counters, self.defrag.counters
+        fc, sc, dc, am = self.flows.counters, self.stream_counters, self.defrag.counters, self.app_memory
         invalid = sum(n for (fam, _), n in self._families.items() if not fam)
         return EngineCounters(
             uptime=st.last_ts - self._started if self._started else 0.0,
@@ -509,7 +535,8 @@ class Engine(LiveFileQuestions):
                  "invalid_checksum": st.bad_checksum},
             defrag={k: getattr(dc, k) for k in ("fragments", "reassembled", "timeouts", "overlaps",
                                                "memcap_evictions", "memcap_drops")},
-            alerts=st.alerts, app_flows=dict(self._app_flows), app_txs=dict(self._app_txs))
+            alerts=st.alerts, app_flows=dict(self._app_flows), app_txs=dict(self._app_txs),
+            app_memcap={"held": am.held, "held_peak": am.peak, "sheds": am.sheds})
 
     def emit_stats(self) -> None:
         """Write a `stats` event with `counters()` (at the end of a capture; periodically when live)."""

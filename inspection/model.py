@@ -175,3 +175,14 @@ class AppParser(Protocol):
     def gap(self, direction: Direction, length: int, ts: float) -> list[AppOutput]: ...
 
     def close(self, ts: float) -> list[AppOutput]: ...
+
+
+class HoldsBytes(AppParser, Protocol):
+    """A parser that keeps bytes of unfinished messages between calls (HTTP/1 and HTTP/2
+    heads, DNS over TCP): `held` counts them for the app-layer memcap, `shed` forgets
+    them as if they were a gap (what it finished on the way is returned) and leaves
+    `held` at 0 (inspection.applayer.memory)."""
+
+    def held(self) -> int: ...
+
+    def shed(self, ts: float) -> list[AppOutput]: ...

@@ -479,6 +479,17 @@ class DnsTcpParser:
             self._buf[Direction(direction)].clear()
         return []
 
+    def held(self) -> int:
+        """Bytes of unfinished messages kept (both directions)."""
+        return len(self._buf[Direction.TO_SERVER]) + len(self._buf[Direction.TO_CLIENT])
+
+    def shed(self, ts: float) -> list[AppOutput]:
+        """Forget what `held` counts (the app-layer memcap), as after a gap in both directions."""
+        if not self._failed and self.held():
+            self._gap = True
+        self._buf = {Direction.TO_SERVER: bytearray(), Direction.TO_CLIENT: bytearray()}   # freed, not kept
+        return []
+
     def close(self, ts: float) -> list[AppOutput]:
         for b in self._buf.values():
             b.clear()

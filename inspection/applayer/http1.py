@@ -159,6 +159,24 @@ class Http1Parser(HeadReader, BodyReader):
             self._close_side(side)
         return self._take()
 
+    def held(self) -> int:
+        """Bytes kept for unfinished messages: unread data and the head lines read so far."""
+        ts, tc = self._sides
+        return len(ts.buf) + ts.head_len + len(tc.buf) + tc.head_len
+
+    def shed(self, ts: float) -> list[AppOutput]:
+        """Forget what `held` counts (the app-layer memcap): those bytes become a gap, so the
+        message in progress ends incomplete and the side looks for the next start line."""
+        self._out = []
+        for side in self._sides:
+            n = len(side.buf) - side.pos + side.head_len
+            if not n or side.st in (St.TUNNEL, St.DEAD):
+                continue
+            side.buf, side.pos, side.scan, side.lines = NO_BYTES, 0, 0, ()
+            self._gap(side, n)
+            side.head_len = 0
+        return self._take()
+
     def heads(self, direction: Direction) -> list[TxBuilder]:
         """Open transactions whose head in `direction` has been read (its body may
         still be arriving): detection inspects a request or response as soon as its

@@ -154,6 +154,25 @@ class Http2Parser:
             self._finish(self._streams[sid], complete=False)
         return self._take()
 
+    def held(self) -> int:
+        """Bytes kept: partial frames and header blocks, and the open streams' headers."""
+        n = self._held
+        for side in self._sides:
+            r = side.reader
+            n += len(r.buf) + len(r.payload) + (len(side.block[2]) if side.block is not None else 0)
+        return n
+
+    def shed(self, ts: float) -> list[AppOutput]:
+        """Forget what `held` counts (the app-layer memcap). The framing cannot be found again
+        (as after a gap): both directions stop and the open streams end incomplete."""
+        out: list[AppOutput] = []
+        for d in (_TS, _TC):
+            out += self.gap(d, 1, ts)
+            side = self._sides[d]
+            side.reader.buf, side.reader.payload = bytearray(), bytearray()   # freed (clear() keeps the memory)
+            side.block = None
+        return out + self.close(ts)
+
     def heads(self, direction: Direction) -> list["_Head"]:
         """Open streams whose headers in `direction` are known: detection inspects a
         request or response then, not only when the stream ends (as for HTTP/1)."""
