@@ -17,7 +17,7 @@ from typing import Callable
 
 from firmware.base.atomic import write_atomic
 from firmware.cli.definitions import add_definitions_options
-from inspection.config import EngineConfig
+from inspection.config import EngineConfig, parse_size
 from inspection.errors import ConfigError
 from inspection.policy.dnsblock import DnsBlockConfig
 from inspection.policy.verdict import FailMode, PolicyConfig
@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="answer DNS queries for blocked names with this IPv4 and/or IPv6 address "
                         "(where the block page is reached; off by default, docs/live.md)")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
+    p.add_argument("--memory-max", default="auto", metavar="SIZE",
+                   help="resident memory a worker may use before it is replaced (auto: half of the box's "
+                        "memory shared by the workers; off: no limit)")
     p.add_argument("-c", "--config", default=None, metavar="FILE", type=Path,
                    help="Suricata YAML config, as for `utm inspect -c` (keys not honoured are named once on "
                         "stderr); re-read at each reload; --set wins over it. Checksums stay unchecked and the "
@@ -240,13 +243,14 @@ def run(args: argparse.Namespace) -> int:
     """The package of `--definitions` is not unpacked here: each worker opens, verifies and unpacks
     it itself, at start and at every reload (firmware.live.sources)."""
     from firmware.live.sources import SourceLoadError, discard, load_all
-    from firmware.live.supervisor import Supervisor
+    from firmware.live.supervisor import Supervisor, Watchdog
     from firmware.live.worker import run_worker, with_queue
 
     try:
         from_net_config(args)
         queues = _queues(args)
         spec = build_spec(args, say=lambda m: print(f"utm run: {m}", file=sys.stderr))
+        memory_max = worker_memory_max(args.memory_max, len(queues))
     except ConfigError as e:
         return _fail(str(e))
     for r in args.rules:
@@ -284,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         return run_worker(replace(with_queue(spec, queue), announce=queue in sup.announcing), beat, restarts)
 
     say = lambda m: print(f"utm run: {m}", file=sys.stderr, flush=True)   # noqa: E731
-    sup = Supervisor(queues, target, log=say,
+    sup = Supervisor(queues, target, Watchdog(memory_max=memory_max), log=say,
                      on_reload=net_reload(args, logdir, say) if args.net_config is not None else None)
     print(f"utm run: queues {queues[0]}" + (f"-{queues[-1]}" if len(queues) > 1 else "")
           + f", eve in {logdir}/eve.qN.json, pid {os.getpid()}", file=sys.stderr, flush=True)
@@ -302,6 +306,24 @@ def run(args: argparse.Namespace) -> int:
                 pass
         if spec.unpack_root is not None:
             shutil.rmtree(spec.unpack_root, ignore_errors=True)
+
+
+def worker_memory_max(value: str, workers: int, meminfo: str = "/proc/meminfo") -> int | None:
+    """`--memory-max`: bytes, None for "off"; "auto" is half of MemTotal shared by the workers (the
+    rest is the kernel's, dnsmasq's, the agent's and the web page's). Raises ConfigError."""
+    if value == "off":
+        return None
+    if value != "auto":
+        n = parse_size("--memory-max", value)
+        if n < 1 << 20:
+            raise ConfigError("--memory-max", f"{value} is less than 1 MB: no worker would start")
+        return n
+    try:
+        with open(meminfo) as f:
+            total_kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        raise ConfigError("--memory-max", f"auto: cannot read MemTotal from {meminfo}; give a size or off") from None
+    return (total_kb << 10) // 2 // max(1, workers)
 
 
 def running_pid(logdir: Path) -> tuple[int | None, str]:

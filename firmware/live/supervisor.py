@@ -6,6 +6,13 @@ replaces a dead worker at once and kills (SIGKILL) and replaces a worker whose
 heartbeat is older than `hang_after` seconds; both within 5 seconds. The
 decision logic (`Watchdog.check`) is pure and tested with a fake clock;
 `Supervisor` does the process work.
+
+Memory: a worker whose resident memory passes `memory_max` is stopped (SIGTERM:
+it unbinds and writes what it has) and replaced before the kernel runs out,
+and each worker volunteers to be the out-of-memory killer's first choice
+(`OOM_SCORE_ADJ`): a worker is replaced within a second while its queue is
+bypassed, but dnsmasq (the office's DHCP and DNS) or the cloud agent killed
+in its place would not come back.
 """
 from __future__ import annotations
 
@@ -21,9 +28,12 @@ from typing import Any, Callable, Protocol
 HANG_AFTER = 3.0        # seconds without a heartbeat before a running worker counts as hung
 START_GRACE = 120.0     # a starting worker (loading rules, queue not bound yet) may take this long
 CHECK_EVERY = 0.25
+PAGE = os.sysconf("SC_PAGE_SIZE")
 QUICK_DEATH = 5.0       # a worker that dies this soon after its start is retried with a pause...
 RETRY_MAX = 2.0         # ...of at most this (dead workers are bypassed meanwhile, PLATFORM.md)
 LEAVE_WAIT = 5.0        # a worker of a queue a reload removed has this long to unbind before SIGKILL
+STOP_WAIT = 2.0         # a worker replaced for its memory has this long to unbind before SIGKILL
+OOM_SCORE_ADJ = 500     # -1000..1000: the workers go before the box's other processes
 
 
 class Health(enum.Enum):
@@ -31,6 +41,7 @@ class Health(enum.Enum):
     STARTING = "starting"
     DEAD = "dead"
     HUNG = "hung"
+    TOO_BIG = "too big"      # resident memory past the limit
 
 
 @dataclass(slots=True)
@@ -42,18 +53,23 @@ class Slot:
     heartbeat: float = 0.0      # 0.0 until the worker's loop has run once
     alive: bool = True
     restarts: int = 0
+    rss: int = 0                # bytes resident, as last read
 
 
 class Watchdog:
     """Pure: which workers are dead or hung, given the clock and their heartbeats."""
 
-    def __init__(self, hang_after: float = HANG_AFTER, start_grace: float = START_GRACE) -> None:
+    def __init__(self, hang_after: float = HANG_AFTER, start_grace: float = START_GRACE,
+                 memory_max: int | None = None) -> None:
         self.hang_after = hang_after
         self.start_grace = start_grace
+        self.memory_max = memory_max   # bytes resident per worker; None: no limit
 
     def check(self, slot: Slot, now: float) -> Health:
         if not slot.alive:
             return Health.DEAD
+        if self.memory_max is not None and slot.rss > self.memory_max:
+            return Health.TOO_BIG
         if slot.heartbeat == 0.0:
             return Health.HUNG if now - slot.started > self.start_grace else Health.STARTING
         return Health.HUNG if now - slot.heartbeat > self.hang_after else Health.OK
@@ -91,6 +107,7 @@ class SupervisorCounters:
     started: int = 0
     restarts_dead: int = 0
     restarts_hung: int = 0
+    restarts_memory: int = 0
     queues_added: int = 0
     queues_removed: int = 0
 
@@ -195,20 +212,17 @@ class Supervisor:
         for q, r in list(self._running.items()):
             r.slot.heartbeat = r.beat.value
             r.slot.alive = r.proc.is_alive()
+            if self.watchdog.memory_max is not None:
+                r.slot.rss = resident_bytes(r.proc.pid)
             health = self.watchdog.check(r.slot, now)
             if health is Health.DEAD:
                 if r.retry_at is None:
                     r.proc.join(0)
                     self.counters.restarts_dead += 1
-                    # one that dies right after starting (queue taken, rules gone) is retried with
-                    # a growing pause, at most RETRY_MAX, instead of a restart storm
-                    quick = now - r.slot.started < QUICK_DEATH
-                    r.fails = r.fails + 1 if quick else 0
-                    delay = min(RETRY_MAX, CHECK_EVERY * 2 ** r.fails) if quick else 0.0
-                    r.retry_at = now + delay
+                    delay = self._retry_after(r, now)
                     self.log(f"worker {q} (pid {r.proc.pid}) exited with {r.proc.exitcode}; restarting"
                              + (f" in {delay:.1f} s" if delay else ""))
-                if now >= r.retry_at:
+                if r.retry_at is not None and now >= r.retry_at:
                     self._spawn(q, r.slot.restarts + 1, r.fails)
             elif health is Health.HUNG:
                 self.counters.restarts_hung += 1
@@ -217,6 +231,32 @@ class Supervisor:
                 _kill(r.proc.pid)
                 r.proc.join(2.0)
                 self._spawn(q, r.slot.restarts + 1, r.fails)
+            elif health is Health.TOO_BIG:
+                self.counters.restarts_memory += 1
+                _signal(r.proc.pid, signal.SIGTERM)   # unbinds its queue and writes its buffered events
+                r.proc.join(STOP_WAIT)
+                if r.proc.is_alive():
+                    _kill(r.proc.pid)
+                    r.proc.join(1.0)
+                delay = self._retry_after(r, now)
+                self.log(f"worker {q} (pid {r.proc.pid}) used {r.slot.rss >> 20} MB, past its limit of "
+                         f"{(self.watchdog.memory_max or 0) >> 20} MB; stopped, replacing it"
+                         + (f" in {delay:.1f} s (right after its start: is the limit below what its "
+                            "rules need?)" if delay else ""))
+                if delay:
+                    r.slot.alive = False    # the DEAD branch starts the next one when it is due
+                else:
+                    self._spawn(q, r.slot.restarts + 1, r.fails)
+
+    def _retry_after(self, r: _Running, now: float) -> float:
+        """Seconds before a stopped worker's successor starts (sets `retry_at`): one that ends right
+        after starting (queue taken, rules gone, over its memory limit at once) is retried with a
+        growing pause, at most RETRY_MAX, instead of a restart storm."""
+        quick = now - r.slot.started < QUICK_DEATH
+        r.fails = r.fails + 1 if quick else 0
+        delay = min(RETRY_MAX, CHECK_EVERY * 2 ** r.fails) if quick else 0.0
+        r.retry_at = now + delay
+        return delay
 
     # -- signals and the main loop -------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -276,7 +316,27 @@ def _child(target: Callable[[int, Any, int], int], queue: int, beat: Any, restar
         signal.signal(s, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)   # until the worker listens: a stats request must not kill it
     _die_with_parent()
+    _oom_first()
     sys.exit(target(queue, beat, restarts))
+
+
+def _oom_first(path: str = "/proc/self/oom_score_adj") -> None:
+    """Be the out-of-memory killer's first choice (see the module docstring). Raising one's own
+    score needs no privilege; where /proc is not there the worker runs as before."""
+    try:
+        with open(path, "w") as f:
+            f.write(f"{OOM_SCORE_ADJ}\n")
+    except OSError:
+        pass
+
+
+def resident_bytes(pid: int | None) -> int:
+    """Resident memory of `pid` (/proc/PID/statm), 0 if it cannot be read (gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _die_with_parent() -> None:

@@ -21,6 +21,8 @@ from firmware.cli.run import PIDFILE
     (["-S", "/nonexistent/x.rules"], "no such rule file"),
     (["--dns-block-answer", "blockpage.example"], "--dns-block-answer"),
     (["--dns-block-answer", "192.0.2.1", "--dns-block-answer", "192.0.2.2"], "one IPv4 address"),
+    (["--memory-max", "lots"], "--memory-max"),
+    (["--memory-max", "64k"], "less than 1 MB"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, msg, capsys, tmp_path):
     assert main(["run", "-l", str(tmp_path), *args]) == 2
@@ -118,3 +120,15 @@ def test_the_dns_block_address_comes_from_the_network_config_and_a_reload_reread
                                       "--dns-block-answer", "198.51.100.9"])
     with pytest.raises(ConfigError):
         from_net_config(args)
+
+
+def test_worker_memory_limit_auto_off_and_sizes(tmp_path):
+    from firmware.cli.run import worker_memory_max
+    from inspection.errors import ConfigError
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        2048000 kB\nMemFree:          100000 kB\n")
+    assert worker_memory_max("auto", 2, str(meminfo)) == 2048000 * 1024 // 2 // 2
+    assert worker_memory_max("off", 2, str(meminfo)) is None
+    assert worker_memory_max("512mb", 2, str(meminfo)) == 512 << 20
+    with pytest.raises(ConfigError, match="MemTotal"):
+        worker_memory_max("auto", 1, str(tmp_path / "missing"))
