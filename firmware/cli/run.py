@@ -61,8 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(where the block page is reached; off by default, docs/live.md)")
     p.add_argument("--stats-every", type=float, default=30.0, metavar="S", help="seconds between stats events")
     p.add_argument("--memory-max", default="auto", metavar="SIZE",
-                   help="resident memory a worker may use before it is replaced (auto: half of the box's "
-                        "memory shared by the workers; off: no limit)")
+                   help="resident memory a worker may use before it is replaced (auto: three quarters of "
+                        "the box's memory shared by the workers; off: no limit)")
     p.add_argument("-c", "--config", default=None, metavar="FILE", type=Path,
                    help="Suricata YAML config, as for `utm inspect -c` (keys not honoured are named once on "
                         "stderr); re-read at each reload; --set wins over it. Checksums stay unchecked and the "
@@ -309,8 +309,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def worker_memory_max(value: str, workers: int, meminfo: str = "/proc/meminfo") -> int | None:
-    """`--memory-max`: bytes, None for "off"; "auto" is half of MemTotal shared by the workers (the
-    rest is the kernel's, dnsmasq's, the agent's and the web page's). Raises ConfigError."""
+    """`--memory-max`: bytes, None for "off"; "auto" is three quarters of MemTotal shared by the
+    workers (the rest is the kernel's, dnsmasq's, the agent's and the web page's): a guard against
+    a worker running away, above what a reload (old and new rules side by side) needs on a box
+    sized for its rules. Raises ConfigError."""
     if value == "off":
         return None
     if value != "auto":
@@ -323,7 +325,7 @@ def worker_memory_max(value: str, workers: int, meminfo: str = "/proc/meminfo") 
             total_kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
     except (OSError, StopIteration, ValueError, IndexError):
         raise ConfigError("--memory-max", f"auto: cannot read MemTotal from {meminfo}; give a size or off") from None
-    return (total_kb << 10) // 2 // max(1, workers)
+    return (total_kb << 10) * 3 // 4 // max(1, workers)
 
 
 def running_pid(logdir: Path) -> tuple[int | None, str]:

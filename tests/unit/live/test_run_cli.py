@@ -127,7 +127,7 @@ def test_worker_memory_limit_auto_off_and_sizes(tmp_path):
     from inspection.errors import ConfigError
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:        2048000 kB\nMemFree:          100000 kB\n")
-    assert worker_memory_max("auto", 2, str(meminfo)) == 2048000 * 1024 // 2 // 2
+    assert worker_memory_max("auto", 2, str(meminfo)) == 2048000 * 1024 * 3 // 4 // 2
     assert worker_memory_max("off", 2, str(meminfo)) is None
     assert worker_memory_max("512mb", 2, str(meminfo)) == 512 << 20
     with pytest.raises(ConfigError, match="MemTotal"):
