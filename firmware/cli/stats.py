@@ -141,4 +141,33 @@ def render(got: dict[int, dict]) -> str:
                      f"started ({offered - judged} passed or dropped by the kernel without a verdict)")
     lines.append("flows handed back (bypassed) after the inspection depth or a TLS handshake are not offered: "
                  "by design")
+    lines.append(limits_line(got))
     return "\n".join(lines)
+
+
+# (what was hit, where its counter is in a worker's stats event, what each count is)
+LIMITS = (
+    ("flow.memcap", ("flow", "memcap_prunes"), "flows ended early"),
+    ("stream.memcap", ("tcp", "memcap_drops"), "segments not reassembled"),
+    ("defrag.memcap", ("defrag", "memcap_drops"), "fragments dropped"),
+    ("app-layer.memcap", ("app_layer", "memcap", "sheds"), "flows' unfinished messages forgotten"),
+    ("files.scan-memcap", ("live", "scan_memcap_files"), "files judged by their digests only"),
+    ("files.max-size", ("live", "files_too_large"), "downloads announced too large to judge"),
+    ("log", ("live", "events_lost"), "events not written"),
+)
+
+
+def limits_line(got: dict[int, dict]) -> str:
+    """The caps the workers met since they started, summed over the queues: what could not be
+    inspected or logged in full, said, never silent (the counters are in `--json` too)."""
+    hit = []
+    for name, path, what in LIMITS:
+        n = 0
+        for q in got:
+            v: object = got[q]["stats"]
+            for k in path:
+                v = v.get(k, 0) if isinstance(v, dict) else 0
+            n += v if isinstance(v, int) else 0
+        if n:
+            hit.append(f"{name} {n} ({what})")
+    return "limits hit: " + ("; ".join(hit) if hit else "none")

@@ -352,6 +352,7 @@ def test_utm_stats_gets_every_workers_counters_on_demand(bed, tmp_path, rules):
         assert sum(x["live"]["packets"] for x in lines) > 0 and sum(x["live"]["verdicts"]["drop"] for x in lines) >= 1
         r = run(sys.executable, "-m", "firmware.cli.main", "stats", "-l", str(tmp_path), ns=bed.box, check=False)
         assert r.returncode == 0 and "total" in r.stdout and "inspected:" in r.stdout, r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1] == "limits hit: none", r.stdout
         assert len(utm.workers()) == 2          # asking did not disturb them
     finally:
         utm.stop()
