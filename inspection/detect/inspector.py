@@ -16,6 +16,7 @@ from inspection.applayer.http_tx import HttpTransaction
 from inspection.applayer.ssh import SshRecord
 from inspection.applayer.tls import TlsRecord
 from inspection.detect.engine import Detector
+from inspection.detect.flowbits import apply_flowbits, flowbits_ok
 from inspection.detect.header import HeaderCheck, Scope, anomaly_key, established
 from inspection.detect.iponly import IpOnlyIndex
 from inspection.detect.thresholds import Outcome, ThresholdTable
@@ -24,7 +25,7 @@ from inspection.detect.vars import keep_vars
 from inspection.flow.table import Flow, FlowState
 from inspection.model import IPPROTO_TCP, IPPROTO_UDP, Anomaly, BodyChunk, Direction, Packet
 from signatures.buffers import Buffer
-from signatures.model import Action, Flowbit, FlowbitCommand, Rule
+from signatures.model import Action, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,12 +485,12 @@ class RuleInspector:
         out: list[tuple[int, Rule, tuple]] = []
 
         def check(rule: Rule) -> bool:
-            return header(rule, flow, d, pkt, est) and (not rule.flowbits or _flowbits_ok(rule, bits))
+            return header(rule, flow, d, pkt, est) and (not rule.flowbits or flowbits_ok(rule, bits))
 
         def matched(rule: Rule) -> None:
             nonlocal bits
             if rule.flowbits:
-                bits = _state(flow).flowbits = _apply_flowbits(rule, bits)
+                bits = _state(flow).flowbits = apply_flowbits(rule, bits)
 
         for m in self.detector.inspect(buffers, direction=d, header_check=check, packet_size=size, scope=scope,
                                        on_match=matched, require=require, only=only, extra=extra):
@@ -572,34 +573,6 @@ def _shown_stream(items: list[bytes | int]) -> bytes:
 
 STREAM_PENDING_MAX = 256 << 10   # stream bytes that may wait for a packet in their direction
 STREAM_OVERLAP = 1024   # bytes of a stream inspected again with the next data (longest split pattern found)
-
-
-def _flowbits_ok(rule: Rule, bits: "set[str] | frozenset[str]") -> bool:
-    for fb in rule.flowbits:
-        cmd = fb.command
-        if cmd is FlowbitCommand.ISSET and not _any_or_all(fb, bits, True):
-            return False
-        if cmd is FlowbitCommand.ISNOTSET and not _any_or_all(fb, bits, False):
-            return False
-    return True
-
-
-def _any_or_all(fb: Flowbit, bits: "set[str] | frozenset[str]", present: bool) -> bool:
-    hits = [(n in bits) == present for n in fb.names]
-    return any(hits) if fb.any_of else all(hits)
-
-
-def _apply_flowbits(rule: Rule, bits: "set[str] | frozenset[str]") -> set[str]:
-    bits = set(bits)
-    for fb in rule.flowbits:
-        for n in fb.names:
-            if fb.command is FlowbitCommand.SET:
-                bits.add(n)
-            elif fb.command is FlowbitCommand.UNSET:
-                bits.discard(n)
-            elif fb.command is FlowbitCommand.TOGGLE:
-                bits ^= {n}
-    return bits
 
 
 # -- buffers of each transaction type ----------------------------------------------------------
