@@ -32,8 +32,8 @@ from inspection.model import Anomaly, AnomalyKind, AppOutput, AppParser, BodyChu
 FAILED = "failed"
 MISMATCH_EVENT = "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"   # Suricata's protocol-detection event
 # parsers that keep bytes of unfinished messages between calls (model.HoldsBytes, the app-layer memcap);
-# the others hold a line or a record header at most
-HOLDERS: frozenset[type] = frozenset({Http1Parser, Http2Parser, DnsTcpParser})
+# the others (SSH, IMAP, POP3) hold a line or a few KB at most
+HOLDERS: frozenset[type] = frozenset({Http1Parser, Http2Parser, DnsTcpParser, TlsParser, SmtpParser})
 _MAIL_PEEK = 16   # bytes of the other direction a mail probe looks at (a greeting, a first command)
 # After detection nothing is buffered and no direction has failed: shared tuples stand in, typed as the
 # lists they replace (nothing writes to them once detection is over)

@@ -1,11 +1,11 @@
 """The bytes app-layer parsers hold for unfinished messages, all flows together, capped.
 
 Each parser bounds what one flow may hold (an HTTP/1 head 64 KB a side, an
-HTTP/2 frame and header block, a DNS-over-TCP message 64 KB), but nothing
-bounded the sum: a host that opens thousands of connections and leaves a
-partial head on each made the worker grow by 64-128 KB a flow until the
-flows timed out, far past the other memory caps (`app-layer.memcap`, default
-64 MB).
+HTTP/2 frame and header block, a DNS-over-TCP message 64 KB, a TLS handshake
+message 256 KB, an SMTP client's bytes after DATA 64 KB), but nothing bounded
+the sum: a host that opens thousands of connections and leaves a partial
+head on each made the worker grow by 64-128 KB a flow until the flows timed
+out, far past the other memory caps (`app-layer.memcap`, default 64 MB).
 
 Holders are kept in the order they began to hold. Past the cap the oldest
 are shed first (`HoldsBytes.shed`: the parser forgets those bytes as if they

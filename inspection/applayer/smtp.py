@@ -149,6 +149,23 @@ class SmtpParser:
             self._cl.take()
         return out
 
+    def held(self) -> int:
+        """Bytes kept: the client's bytes after DATA waiting for the reply, partial lines."""
+        return len(self._wait) + len(self._data) + len(self._cl.buf) + len(self._sv.buf)
+
+    def shed(self, ts: float) -> list[AppOutput]:
+        """Forget what `held` counts (the app-layer memcap), as after gaps of that many bytes."""
+        out: list[AppOutput] = []
+        n = len(self._wait) + len(self._data) + len(self._cl.buf)
+        if n:
+            out += self.gap(_TS, n, ts)
+        if self._sv.buf:
+            out += self.gap(_TC, len(self._sv.buf), ts)
+        self._wait, self._data = bytearray(), bytearray()   # freed (clear() keeps the memory)
+        self._cl.take()
+        self._sv.take()
+        return out
+
     def close(self, ts: float) -> list[AppOutput]:
         out: list[AppOutput] = []
         if self._mode is _Mode.DATA_WAIT:     # no reply seen: the client's bytes decide

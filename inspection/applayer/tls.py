@@ -217,6 +217,22 @@ class TlsParser:
         self._maybe_emit()
         return out
 
+    def held(self) -> int:
+        """Bytes kept: partial records and handshake messages, both directions."""
+        a, b = self._sides
+        return len(a.buf) + len(a.hs) + len(b.buf) + len(b.hs)
+
+    def shed(self, ts: float) -> list[AppOutput]:
+        """Forget what `held` counts (the app-layer memcap), as after a gap of that many bytes."""
+        out: list[AppOutput] = []
+        for d in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            side = self._sides[d]
+            n = len(side.buf) + len(side.hs)
+            if n:
+                out += self.gap(d, n, ts)
+                side.buf, side.hs = bytearray(), bytearray()   # freed (clear() keeps the memory)
+        return out
+
     def close(self, ts: float) -> list[AppOutput]:
         out: list[AppOutput] = []
         if self._closed:

@@ -9,6 +9,8 @@ from firmware.bench.frames import TcpConversation
 from inspection.applayer.dns import DnsTcpParser
 from inspection.applayer.http1 import Http1Parser
 from inspection.applayer.http2 import PREFACE, Http2Parser
+from inspection.applayer.smtp import SmtpParser
+from inspection.applayer.tls import TlsParser
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
 from inspection.io.live import LINKTYPE_IPV4
@@ -123,10 +125,25 @@ def test_http2_frames_are_capped_too():
     assert shed and {a.app_proto for a in shed} == {"http2"}
 
 
+def test_tls_handshakes_are_capped_too():
+    eng, events = engine()
+    message = b"\x01\x00\xff\xfc" + b"\x00" * 40_000            # the first 40 KB of a 64 KB ClientHello,
+    hello = b"".join(b"\x16\x03\x01\x3f\xfc" + message[i:i + 0x3FFC]   # in records of 16 KB
+                     for i in range(0, len(message), 0x3FFC))
+    held = feed(eng, slow_heads(8, port=443, payload=hello))
+    assert max(held) <= CAP
+    shed = [e.body for e in of(events, "anomaly") if e.body.event == "APPLAYER_MEMCAP"]
+    assert shed and {a.app_proto for a in shed} == {"tls"}
+
+
 @pytest.mark.parametrize("make, data, least", [
     (Http1Parser, {TS: PARTIAL, TC: b"HTTP/1.1 200 OK\r\nServer: " + b"s" * 3000}, len(PARTIAL) + 3000),
     (DnsTcpParser, {TS: (900).to_bytes(2, "big") + b"\x00" * 500, TC: (900).to_bytes(2, "big") + b"\x01" * 300},
      800),
+    (TlsParser, {TS: b"\x16\x03\x01\x3f\xfc\x01\x00\xff\xfc" + b"\x00" * 9000,         # a 64 KB ClientHello,
+                 TC: b"\x16\x03\x03\x00\x40" + b"\x02" * 30}, 9000),                     # partial records
+    (SmtpParser, {TC: b"220 hi\r\n250 ok\r\n250 ok\r\n", TS: b"EHLO a\r\nMAIL FROM:<a@b>\r\nDATA\r\n" + b"m" * 5000},
+     5000),                                                                            # DATA not answered yet
     (Http2Parser, {TS: PREFACE + b"\x00\x10\x00\x01\x04\x00\x00\x00\x01" + b"h" * 2000,     # HEADERS frames
                    TC: b"\x00\x10\x00\x01\x04\x00\x00\x00\x01" + b"r" * 1000}, 3000),       # of 4 KB, partial
 ])
