@@ -12,6 +12,9 @@ are shed first (`HoldsBytes.shed`: the parser forgets those bytes as if they
 were a gap), so bytes left waiting on purpose make room for a head that is
 arriving now, and a flood of slow partial heads cannot push out the flows
 behind it. Every shed is counted and logged (an `APPLAYER_MEMCAP` anomaly).
+The trade: a host that fills the cap can have its own oldest flow shed, whose
+head then goes unparsed (logged, with the flow); refusing the newest instead
+would let it blind the box to every other device's next multi-segment head.
 """
 from __future__ import annotations
 
