@@ -179,9 +179,9 @@ class AppParser(Protocol):
 
 class HoldsBytes(AppParser, Protocol):
     """A parser that keeps bytes of unfinished messages between calls (HTTP/1 and HTTP/2
-    heads, DNS over TCP, TLS handshakes, SMTP after DATA): `held` counts them for the app-layer memcap, `shed` forgets
-    them as if they were a gap (what it finished on the way is returned) and leaves
-    `held` at 0 (inspection.applayer.memory)."""
+    heads, DNS over TCP, TLS handshakes, SMTP after DATA): `held` counts them for the
+    app-layer memcap, `shed` forgets them as if they were a gap (what it finished on the
+    way is returned) and leaves `held` at 0 (inspection.applayer.memory)."""
 
     def held(self) -> int: ...
 

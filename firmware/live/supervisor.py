@@ -243,9 +243,7 @@ class Supervisor:
                          f"{(self.watchdog.memory_max or 0) >> 20} MB; stopped, replacing it"
                          + (f" in {delay:.1f} s (right after its start: is the limit below what its "
                             "rules need?)" if delay else ""))
-                if delay:
-                    r.slot.alive = False    # the DEAD branch starts the next one when it is due
-                else:
+                if not delay:   # else the DEAD branch starts the next one when it is due
                     self._spawn(q, r.slot.restarts + 1, r.fails)
 
     def _retry_after(self, r: _Running, now: float) -> float:

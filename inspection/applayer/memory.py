@@ -68,8 +68,8 @@ class AppMemory(Generic[K]):
             key = next(iter(self._holders))
             self.sheds += 1
             yield key
-            if self._holders.get(key):   # shedding freed nothing: never offered again
-                self.held -= self._holders.pop(key)
+            if self._holders.get(key):   # still holding after its shed (a parser bug): not offered
+                self.held -= self._holders.pop(key)   # again, or this loop would never end
 
     def __len__(self) -> int:
         return len(self._holders)
