@@ -274,7 +274,7 @@ _SETTERS: dict[str, Callable[[EngineConfig, str, str], EngineConfig]] = {
     "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit":
         _field("http_decompress_layers", lambda k, v: _positive(k, v, 16)),
     "app-layer.protocols.http2.enabled": _field("http2", parse_bool),
-    "app-layer.memcap": _field("app_layer_memcap", parse_size),
+    "app-layer.memcap": _field("app_layer_memcap", lambda k, v: _at_least_one(k, parse_size(k, v))),
     "files.max-size": _field("file_size_limit", parse_size),
     "files.scan-memcap": _field("file_scan_memcap", lambda k, v: _at_least_one(k, parse_size(k, v))),
     "files.hashes": _field("file_hashes", _hashes),

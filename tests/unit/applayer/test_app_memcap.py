@@ -13,6 +13,7 @@ from inspection.applayer.smtp import SmtpParser
 from inspection.applayer.tls import TlsParser
 from inspection.config import ChecksumMode, EngineConfig
 from inspection.engine import Engine
+from inspection.errors import ConfigError
 from inspection.io.live import LINKTYPE_IPV4
 from inspection.model import Direction
 
@@ -162,3 +163,5 @@ def test_the_cap_is_a_setting():
     cfg, unknown = EngineConfig.from_sets(["app-layer.memcap=16mb"])
     assert cfg.app_layer_memcap == 16 << 20 and not unknown
     assert EngineConfig().app_layer_memcap == 64 << 20
+    with pytest.raises(ConfigError, match="at least"):    # 0 would forget every head in several segments
+        EngineConfig.from_sets(["app-layer.memcap=0"])
