@@ -242,6 +242,8 @@ def inspect_files(paths: list[Path], cfg: EngineConfig, logdir: Path,
         "files.announced_large": engine.files.counters.announced_large,
         "files.open_limit": engine.files.counters.open_limit,
         "files.gaps": engine.files.counters.gaps,
+        "files.scan_memcap": getattr(engine.files.scanner, "memcap_files", 0),
+        "app_layer.memcap_sheds": engine.app_memory.sheds,
     }
     disarmer = engine.files.disarmer
     if disarmer is not None:   # --sanitize-dir: the copy folder's limits (kept suspicious when hit)

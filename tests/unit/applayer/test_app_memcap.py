@@ -165,3 +165,14 @@ def test_the_cap_is_a_setting():
     assert EngineConfig().app_layer_memcap == 64 << 20
     with pytest.raises(ConfigError, match="at least"):    # 0 would forget every head in several segments
         EngineConfig.from_sets(["app-layer.memcap=0"])
+
+
+def test_utm_inspect_counts_the_sheds_in_its_summary(tmp_path):
+    from inspection.io.offline import inspect_files
+    from tests.unit.engine.test_inspect_cli import write_pcap
+
+    pcap = write_pcap(tmp_path / "slow.pcap", slow_heads(6))
+    cfg, _ = EngineConfig.from_sets(["app-layer.memcap=100kb"], EngineConfig(checksum=ChecksumMode.NONE))
+    summary = inspect_files([pcap], cfg, tmp_path)
+    assert summary.limits["app_layer.memcap_sheds"] >= 3
+    assert (tmp_path / "eve.json").read_text().count("APPLAYER_MEMCAP") == summary.limits["app_layer.memcap_sheds"]
